@@ -1,0 +1,119 @@
+"""Every error shadowroute raises, with a message a user can act on.
+
+    ShadowrouteError
+    ├── ConfigError              bad or missing configuration (names the key and the file)
+    ├── ProviderError            a model call failed; ``kind`` classifies it
+    │   ├── ProviderTimeout      no answer within the model's timeout            kind="timeout"
+    │   ├── ProviderUnavailable  connection refused / reset, DNS, protocol error kind="connection"
+    │   ├── RateLimited          HTTP 429; ``retry_after`` seconds when sent     kind="rate_limited"
+    │   ├── ServerError          HTTP 5xx                                        kind="server_error"
+    │   ├── ClientError          HTTP 4xx other than 429                         kind="client_error"
+    │   └── BadResponse          2xx whose body is not a usable completion      kind="bad_response"
+    ├── CircuitOpen              a candidate failed too often; calls are paused  kind="circuit_open"
+    ├── BudgetExceeded           a task's daily candidate budget is spent        kind="budget"
+    └── StoreError               the database could not be read or written
+
+Lower-level exceptions (httpx, SQLAlchemy, pydantic) are translated with ``raise ... from exc``.
+None of these ever reach production code through ``shadow()`` or ``ShadowTransport``: there they
+are counted in :class:`shadowroute.Stats` and reported through the ``on_error`` hook.
+"""
+
+from __future__ import annotations
+
+__all__ = [
+    "BadResponse",
+    "BudgetExceeded",
+    "CircuitOpen",
+    "ClientError",
+    "ConfigError",
+    "ProviderError",
+    "ProviderTimeout",
+    "ProviderUnavailable",
+    "RateLimited",
+    "ServerError",
+    "ShadowrouteError",
+    "StoreError",
+]
+
+
+class ShadowrouteError(Exception):
+    """Base class of every error shadowroute raises on purpose."""
+
+
+class ConfigError(ShadowrouteError):
+    """The configuration is invalid; the message names the file and the key."""
+
+    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+        self.path = path
+        self.key = key
+        where = ""
+        if path and key:
+            where = f"{path}: {key}: "
+        elif path:
+            where = f"{path}: "
+        elif key:
+            where = f"{key}: "
+        super().__init__(f"{where}{message}")
+
+
+class ProviderError(ShadowrouteError):
+    """A call to a model failed. ``kind`` is a short stable label used in stats and storage."""
+
+    kind = "provider_error"
+    retryable = False
+
+    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+        self.model = model
+        self.status = status
+        super().__init__(f"{model}: {message}" if model else message)
+
+
+class ProviderTimeout(ProviderError):
+    kind = "timeout"
+    retryable = True
+
+
+class ProviderUnavailable(ProviderError):
+    kind = "connection"
+    retryable = True
+
+
+class RateLimited(ProviderError):
+    kind = "rate_limited"
+    retryable = True
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = 429,
+        retry_after: float | None = None,
+    ) -> None:
+        self.retry_after = retry_after
+        super().__init__(message, model=model, status=status)
+
+
+class ServerError(ProviderError):
+    kind = "server_error"
+    retryable = True
+
+
+class ClientError(ProviderError):
+    kind = "client_error"
+
+
+class BadResponse(ProviderError):
+    kind = "bad_response"
+
+
+class CircuitOpen(ShadowrouteError):
+    kind = "circuit_open"
+
+
+class BudgetExceeded(ShadowrouteError):
+    kind = "budget"
+
+
+class StoreError(ShadowrouteError):
+    """The database could not be reached or written; captures go to the spool instead."""

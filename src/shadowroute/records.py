@@ -1,0 +1,98 @@
+"""Plain dataclasses that flow between the pipeline stages.
+
+capture -> queue -> mirror -> store: a :class:`Capture` (what production did) becomes an
+:class:`ExchangeRecord` with one :class:`CandidateOutputRecord` per candidate, which the store
+writes in batches. :class:`Completion` is what a provider call returns, in canonical form.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+__all__ = [
+    "CandidateOutputRecord",
+    "Completion",
+    "ExchangeRecord",
+    "TrafficRecord",
+    "new_id",
+    "utcnow",
+]
+
+
+def new_id() -> str:
+    """A random 32-hex-digit id, generated client-side so spool replays are idempotent."""
+    return uuid.uuid4().hex
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+@dataclass(slots=True)
+class Completion:
+    """One model answer in the canonical (OpenAI chat-completion) shape."""
+
+    model: str
+    text: str | None
+    response: dict[str, Any]
+    input_tokens: int = 0
+    output_tokens: int = 0
+    latency_ms: float = 0.0
+    cost_usd: float = 0.0
+    finish_reason: str | None = None
+
+
+@dataclass(slots=True)
+class CandidateOutputRecord:
+    """A candidate's answer (or its failure) for one exchange."""
+
+    exchange_id: str
+    model: str
+    output: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    error_kind: str | None = None
+    """``timeout``, ``rate_limited``, ``server_error``, ``client_error``, ``connection``,
+    ``bad_response`` or ``internal``; ``None`` when the call succeeded."""
+    error: str | None = None
+    attempts: int = 1
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class ExchangeRecord:
+    """A sampled production call and the candidates' answers to the same request."""
+
+    task_type: str
+    primary_model: str
+    request: dict[str, Any]
+    primary_output: str | None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    latency_ms: float | None = None
+    cost_usd: float | None = None
+    metadata: dict[str, Any] = field(default_factory=dict)
+    outputs: list[CandidateOutputRecord] = field(default_factory=list)
+    id: str = field(default_factory=new_id)
+    created_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(slots=True)
+class TrafficRecord:
+    """How many production calls a task type saw on a UTC day, sampled or not.
+
+    Written as increments: the store adds ``requests`` and ``sampled`` to the row for
+    (day, task_type, primary_model), so the report knows volume without storing every call.
+    """
+
+    day: date
+    task_type: str
+    primary_model: str
+    requests: int = 0
+    sampled: int = 0

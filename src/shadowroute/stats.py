@@ -1,0 +1,55 @@
+"""Counters for everything shadowroute did, skipped or dropped: failures are visible, never silent."""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+__all__ = ["Stats"]
+
+
+@dataclass
+class Stats:
+    """Process-wide counters of one :class:`~shadowroute.Shadow`.
+
+    Every capture offered ends in exactly one of: not sampled, primary error, dropped (queue
+    full or shutdown), capture error, or stored / spooled. ``candidate_errors`` counts failed
+    candidate calls by kind; those are stored too, as part of the exchange.
+    """
+
+    offered: int = 0
+    """Production calls seen."""
+    sampled: int = 0
+    not_sampled: int = 0
+    primary_errors: int = 0
+    """The primary call raised; it was re-raised to the caller and not mirrored."""
+    enqueued: int = 0
+    dropped_queue_full: int = 0
+    dropped_shutdown: int = 0
+    capture_errors: int = 0
+    """A capture could not be built or mirrored because of an internal error (see ``on_error``)."""
+    mirrored: int = 0
+    candidate_calls: int = 0
+    candidate_errors: Counter[str] = field(default_factory=Counter)
+    skipped_budget: int = 0
+    skipped_circuit_open: int = 0
+    stored_exchanges: int = 0
+    stored_outputs: int = 0
+    spooled_exchanges: int = 0
+    replayed_exchanges: int = 0
+    store_errors: int = 0
+    spool_pending: int = 0
+    """Exchanges waiting in the spool for the database to come back (a gauge)."""
+    queue_depth: int = 0
+    """Captures waiting for a mirror worker (a gauge)."""
+
+    @property
+    def dropped(self) -> int:
+        return self.dropped_queue_full + self.dropped_shutdown
+
+    def snapshot(self) -> dict[str, Any]:
+        data = asdict(self)
+        data["candidate_errors"] = dict(self.candidate_errors)
+        data["dropped"] = self.dropped
+        return data
