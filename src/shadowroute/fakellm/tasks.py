@@ -1,0 +1,270 @@
+"""Task simulators: realistic requests for the demo, and right or wrong answers for the server.
+
+A request names its task type with a marker at the start of its system prompt, e.g.
+``[task:classify_intent] You are ...``. Every simulator derives the ground truth from the
+request's own text (keyword rules or the fixed phrasing of its templates), so the server needs no
+hidden state: :func:`simulate` draws from an rng seeded by (seed, model, messages) whether the
+model answers correctly, then asks the simulator for the right answer or a plausible wrong one.
+Requests without a known marker get the generic simulator (a paragraph about the last user
+message).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import math
+import random
+import re
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import _vocab as V
+from ._base import TaskSimulator, pick_other, task_marker
+from ._order import EXTRACT_ORDER_SCHEMA, ExtractOrder
+from ._ticket import SummarizeTicket
+
+__all__ = [
+    "EXTRACT_ORDER_SCHEMA",
+    "GENERIC",
+    "TASK_SIMULATORS",
+    "ClassifyIntent",
+    "DemoRequest",
+    "ExtractOrder",
+    "Generic",
+    "Sentiment",
+    "SimulatedAnswer",
+    "SummarizeTicket",
+    "TaskSimulator",
+    "count_tokens",
+    "detect_task",
+    "ground_truth",
+    "last_user_text",
+    "make_request",
+    "request_rng",
+    "sample_requests",
+    "simulate",
+    "task_marker",
+]
+
+_MARKER = re.compile(r"^\s*\[task:([A-Za-z0-9_.\-]+)\]")
+
+
+def count_tokens(text: str) -> int:
+    """Deterministic token estimate: ``ceil(chars / 4)``, at least 1 for non-empty text."""
+    return math.ceil(len(text) / 4)
+
+
+def request_rng(seed: int, model: str, messages: Sequence[Mapping[str, Any]]) -> random.Random:
+    """An rng that is a pure function of (seed, model, canonical JSON of messages)."""
+    canonical = json.dumps(
+        [seed, model, list(messages)], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+    )
+    digest = hashlib.sha256(canonical.encode()).digest()
+    return random.Random(int.from_bytes(digest[:8], "big"))
+
+
+def detect_task(messages: Sequence[Mapping[str, Any]]) -> str | None:
+    """The task named by the first system message's marker, if any."""
+    for message in messages:
+        if message.get("role") in ("system", "developer"):
+            match = _MARKER.match(str(message.get("content") or ""))
+            return match.group(1) if match else None
+    return None
+
+
+def last_user_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    for message in reversed(messages):
+        if message.get("role") == "user":
+            return str(message.get("content") or "")
+    return ""
+
+
+class ClassifyIntent(TaskSimulator):
+    name = "classify_intent"
+    instructions = (
+        "Classify the customer's message into exactly one intent: refund, cancel, shipping, "
+        "billing, technical or other. Answer with the label only."
+    )
+    max_tokens = 8
+    labels = ("refund", "cancel", "shipping", "billing", "technical", "other")
+    # Checked in this order; the first label whose pattern matches wins.
+    _rules = tuple((label, re.compile(V.INTENT_PATTERNS[label], re.I)) for label in labels[:-1])
+    _confusions = {
+        "refund": ("cancel", "billing"), "cancel": ("refund", "billing"),
+        "shipping": ("other", "refund"), "billing": ("refund", "technical"),
+        "technical": ("other", "billing"), "other": ("shipping", "technical"),
+    }
+
+    def generate(self, rng: random.Random) -> tuple[str, str]:
+        label = rng.choice(self.labels)
+        template = rng.choice(V.INTENT_TEMPLATES[label])
+        return V.fill(template, rng), label
+
+    def expected(self, text: str) -> str:
+        for label, pattern in self._rules:
+            if pattern.search(text):
+                return label
+        return "other"
+
+    def wrong(self, text: str, rng: random.Random) -> str:
+        return pick_other(rng, self.labels, self.expected(text), self._confusions)
+
+
+class Sentiment(TaskSimulator):
+    name = "sentiment"
+    instructions = (
+        "Read the product review and answer with its sentiment: positive, negative or neutral. "
+        "Answer with the label only."
+    )
+    max_tokens = 4
+    labels = ("positive", "negative", "neutral")
+    _lexicon = {label: re.compile(V.SENTIMENT_PATTERNS[label], re.I) for label in labels}
+    _confusions = {"positive": ("neutral",), "negative": ("neutral",),
+                   "neutral": ("positive", "negative")}
+
+    def generate(self, rng: random.Random) -> tuple[str, str]:
+        label = rng.choice(self.labels)
+        parts = [V.fill(rng.choice(V.REVIEW_OPENERS), rng)]
+        parts += rng.sample(V.REVIEW_SENTENCES[label], 2)
+        if rng.random() < 0.5:
+            parts.append(V.fill(rng.choice(V.REVIEW_FILLERS), rng))
+        return " ".join(parts), label
+
+    def expected(self, text: str) -> str:
+        counts = {label: len(p.findall(text)) for label, p in self._lexicon.items()}
+        if counts["positive"] > max(counts["negative"], counts["neutral"]):
+            return "positive"
+        if counts["negative"] > max(counts["positive"], counts["neutral"]):
+            return "negative"
+        return "neutral"
+
+    def wrong(self, text: str, rng: random.Random) -> str:
+        return pick_other(rng, self.labels, self.expected(text), self._confusions)
+
+
+class Generic(TaskSimulator):
+    """Fallback for requests without a known task marker: a paragraph about the last message."""
+
+    name = "generic"
+    instructions = "You are a helpful assistant."
+
+    @staticmethod
+    def _keywords(text: str) -> list[str]:
+        """Up to three topic words: proper nouns first, then longer words first."""
+        words: list[tuple[bool, int, int, str]] = []
+        seen: set[str] = set()
+        for i, match in enumerate(re.finditer(r"[A-Za-z][A-Za-z'\-]{3,}", text)):
+            word = match.group(0)
+            low = word.lower()
+            if low in V.STOPWORDS or low in seen:
+                continue
+            seen.add(low)
+            proper = word[0].isupper() and i > 0
+            words.append((not proper, -len(word), i, word if proper else low))
+        return [w for *_, w in sorted(words)[:3]] or ["your question"]
+
+    def generate(self, rng: random.Random) -> tuple[str, str]:
+        text = V.fill(rng.choice(V.GENERIC_QUESTIONS), rng)
+        return text, self.expected(text)
+
+    def expected(self, text: str) -> str:
+        keys = self._keywords(text)
+        topic = ", ".join(keys[:-1]) + (" and " if len(keys) > 1 else "") + keys[-1]
+        return (
+            f"Good question about {topic}. A sensible approach is to start with the basics of "
+            f"{keys[0]} and check what matters most to you. "
+            f"If {keys[-1]} is the main concern, compare two or three options side by side "
+            f"before you decide, and keep notes so the choice is easy to revisit later."
+        )
+
+    def wrong(self, text: str, rng: random.Random) -> str:
+        return rng.choice(V.GENERIC_WRONG)
+
+
+TASK_SIMULATORS: dict[str, TaskSimulator] = {
+    sim.name: sim
+    for sim in (ClassifyIntent(), ExtractOrder(), SummarizeTicket(), Sentiment())
+}
+"""The task types the fake server recognises, by name."""
+
+GENERIC = Generic()
+
+
+@dataclass(frozen=True, slots=True)
+class SimulatedAnswer:
+    task: str
+    """The detected task type, or ``"generic"``."""
+    text: str
+    correct: bool
+
+
+def simulate(
+    messages: Sequence[Mapping[str, Any]], *, seed: int, model: str, accuracy: float
+) -> SimulatedAnswer:
+    """The answer of ``model`` (correct with probability ``accuracy``) -- a pure function.
+
+    ``messages`` are OpenAI-style with string contents; ``accuracy`` is the model's accuracy
+    for the detected task (see :meth:`FakeModel.accuracy_for` and :func:`detect_task`).
+    """
+    rng = request_rng(seed, model, messages)
+    task = detect_task(messages)
+    sim = TASK_SIMULATORS.get(task or "", GENERIC)
+    correct = rng.random() < accuracy
+    text = sim.answer(last_user_text(messages), rng, correct=correct)
+    return SimulatedAnswer(task=sim.name, text=text, correct=correct)
+
+
+@dataclass(frozen=True, slots=True)
+class DemoRequest:
+    task: str
+    request: dict[str, Any]
+    """OpenAI chat request body without ``model``."""
+    expected: str
+    """The ground truth (what a correct model answers)."""
+
+
+def ground_truth(request: Mapping[str, Any]) -> str | None:
+    """The correct answer for a request built by :func:`make_request` (None if no task marker)."""
+    messages = request.get("messages") or []
+    sim = TASK_SIMULATORS.get(detect_task(messages) or "")
+    return sim.expected(last_user_text(messages)) if sim else None
+
+
+def make_request(task: str, rng: random.Random) -> dict[str, Any]:
+    """One realistic OpenAI chat request body (no ``model``) for ``task``."""
+    try:
+        sim = TASK_SIMULATORS[task]
+    except KeyError:
+        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_SIMULATORS)}") from None
+    return sim.make_request(rng)
+
+
+def sample_requests(
+    n: int,
+    *,
+    seed: int = 0,
+    tasks: Sequence[str] | Mapping[str, float] | None = None,
+) -> list[DemoRequest]:
+    """``n`` demo requests, deterministic per seed.
+
+    ``tasks`` restricts the task types; a mapping gives relative weights, e.g.
+    ``{"classify_intent": 5, "extract_order": 2}``. Default: all simulators, equal weights.
+    """
+    rng = random.Random(seed)
+    if tasks is None:
+        names, weights = list(TASK_SIMULATORS), None
+    elif isinstance(tasks, Mapping):
+        names, weights = list(tasks), [float(w) for w in tasks.values()]
+    else:
+        names, weights = list(tasks), None
+    for name in names:
+        if name not in TASK_SIMULATORS:
+            raise ValueError(f"unknown task {name!r}; known: {sorted(TASK_SIMULATORS)}")
+    out: list[DemoRequest] = []
+    for _ in range(n):
+        name = rng.choices(names, weights=weights)[0]
+        request = TASK_SIMULATORS[name].make_request(rng)
+        out.append(DemoRequest(name, request, ground_truth(request) or ""))
+    return out
