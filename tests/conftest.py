@@ -1,6 +1,169 @@
+from __future__ import annotations
+
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import anyio
 import pytest
+
+if TYPE_CHECKING:
+    from shadowroute.store import Store
 
 
 @pytest.fixture
 def anyio_backend() -> str:
     return "asyncio"
+
+
+# --------------------------------------------------------------------------- databases
+#
+# `db_url` is parametrized over SQLite and Postgres: a test that takes it (or `store`) runs once
+# per backend. The Postgres variant is marked `postgres` and needs SHADOWROUTE_TEST_POSTGRES_URL
+# (a server where the user may CREATE DATABASE); it is skipped when that is unset, and fails
+# (never skips) when it is set but unreachable under CI=true.
+
+
+POSTGRES_ENV = "SHADOWROUTE_TEST_POSTGRES_URL"
+_TABLES = ("candidate_outputs", "exchanges", "traffic_daily")
+
+
+def _pg_admin_engine(url: str) -> Any:
+    from sqlalchemy import create_engine
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.pool import NullPool
+
+    maintenance = make_url(url).set(drivername="postgresql+psycopg", database="postgres")
+    return create_engine(
+        maintenance,
+        isolation_level="AUTOCOMMIT",
+        poolclass=NullPool,
+        connect_args={"connect_timeout": 3},
+    )
+
+
+def _pg_create_database(url: str) -> str:
+    """Create a fresh, empty database on ``url``'s server; return its async URL."""
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    name = f"sr_test_{uuid.uuid4().hex[:12]}"
+    admin = _pg_admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'CREATE DATABASE "{name}"'))
+    finally:
+        admin.dispose()
+    return make_url(url).set(drivername="postgresql+psycopg", database=name).render_as_string(
+        hide_password=False
+    )
+
+
+def _pg_drop_database(url: str, db_url: str) -> None:
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+
+    name = make_url(db_url).database
+    admin = _pg_admin_engine(url)
+    try:
+        with admin.connect() as conn:
+            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    finally:
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_server_url() -> str:
+    """SHADOWROUTE_TEST_POSTGRES_URL, checked reachable (skip if unset; fail if down on CI)."""
+    from sqlalchemy import text
+
+    url = os.environ.get(POSTGRES_ENV)
+    if not url:
+        pytest.skip(f"{POSTGRES_ENV} is not set")
+    try:
+        admin = _pg_admin_engine(url)
+        try:
+            with admin.connect() as conn:
+                conn.execute(text("SELECT 1"))
+        finally:
+            admin.dispose()
+    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
+        message = f"Postgres at {POSTGRES_ENV} is unreachable: {exc}"
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail(message)
+        pytest.skip(message)
+    return url
+
+
+@pytest.fixture(scope="session")
+def postgres_session_url(postgres_server_url: str) -> Iterator[str]:
+    """A database created (and migrated) for this test session, dropped at the end."""
+    from shadowroute.store import migrate
+
+    db_url = _pg_create_database(postgres_server_url)
+    try:
+        anyio.run(migrate, db_url)
+        yield db_url
+    finally:
+        _pg_drop_database(postgres_server_url, db_url)
+
+
+@pytest.fixture
+def postgres_url(postgres_session_url: str) -> str:
+    """The session's migrated Postgres database, its tables emptied for this test."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.pool import NullPool
+
+    engine = create_engine(postgres_session_url, poolclass=NullPool)
+    try:
+        with engine.begin() as conn:
+            conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} CASCADE"))
+    finally:
+        engine.dispose()
+    return postgres_session_url
+
+
+@pytest.fixture
+def sqlite_url(tmp_path: Path) -> str:
+    """A SQLite file URL in this test's tmp_path (not created yet: opening it migrates it)."""
+    return f"sqlite+aiosqlite:///{tmp_path / 'db' / 'shadowroute.db'}"
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def db_url(request: pytest.FixtureRequest) -> str:
+    """A migrated, empty database URL: once on SQLite, once on Postgres."""
+    if request.param == "sqlite":
+        url = request.getfixturevalue("sqlite_url")
+        from shadowroute.store import migrate
+
+        anyio.run(migrate, url)
+        return url
+    return request.getfixturevalue("postgres_url")
+
+
+@pytest.fixture
+def empty_db_url(request: pytest.FixtureRequest, db_url: str) -> Iterator[str]:
+    """A database with no schema at all, on the same backend as ``db_url``."""
+    if db_url.startswith("sqlite"):
+        yield db_url.replace("shadowroute.db", "empty.db")
+        return
+    server = request.getfixturevalue("postgres_server_url")
+    url = _pg_create_database(server)
+    try:
+        yield url
+    finally:
+        _pg_drop_database(server, url)
+
+
+@pytest.fixture
+async def store(db_url: str) -> AsyncIterator[Store]:
+    """An open :class:`shadowroute.store.Store` on ``db_url`` (both backends), closed after."""
+    from shadowroute.store import Store
+
+    opened = await Store.open(db_url)
+    try:
+        yield opened
+    finally:
+        await opened.close()

@@ -1,0 +1,25 @@
+"""Storage: the database schema and :class:`Store`, the disk :class:`Spool`, the
+:class:`BatchWriter` between the mirror workers and both.
+
+    store = await Store.open("sqlite+aiosqlite:///shadowroute.db")   # migrates SQLite
+    await store.write(exchanges, traffic)                             # one transaction
+    await migrate("postgresql+psycopg://...")                         # `shadowroute db upgrade`
+"""
+
+from .db import Store, make_engine, migrate, migrations_dir
+from .models import Base, CandidateOutput, Exchange, TrafficDaily
+from .spool import Spool
+from .writer import BatchWriter
+
+__all__ = [
+    "Base",
+    "BatchWriter",
+    "CandidateOutput",
+    "Exchange",
+    "Spool",
+    "Store",
+    "TrafficDaily",
+    "make_engine",
+    "migrate",
+    "migrations_dir",
+]

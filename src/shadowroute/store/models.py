@@ -1,0 +1,226 @@
+"""The database schema: exchanges, candidate outputs and daily traffic counts.
+
+One :class:`Base` with a constraint naming convention, so Alembic migrations name every
+constraint and index the same way on SQLite and Postgres. JSON columns are ``JSONB`` on Postgres
+and ``JSON`` (text) elsewhere; timestamps are timezone-aware UTC on every backend.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from datetime import UTC, date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Date,
+    DateTime,
+    Dialect,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.dialects.postgresql import JSONB
+from sqlalchemy.ext.asyncio import AsyncAttrs
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator, TypeEngine
+
+__all__ = [
+    "NAMING_CONVENTION",
+    "Base",
+    "CandidateOutput",
+    "Exchange",
+    "JSONType",
+    "TrafficDaily",
+    "UTCDateTime",
+    "clean_text",
+    "dumps_json",
+]
+
+NAMING_CONVENTION: dict[str, str] = {
+    "ix": "ix_%(column_0_N_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+def clean_text(value: str | None) -> str | None:
+    """``value`` made storable everywhere: NUL characters (which Postgres refuses in text and
+    JSONB) become U+FFFD, and so do lone surrogates (which no database can encode as UTF-8)."""
+    if value is None:
+        return None
+    if "\x00" in value:
+        value = value.replace("\x00", "\ufffd")
+    if not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            value = value.encode("utf-16", "surrogatepass").decode("utf-16", "replace")
+    return value
+
+
+def _json_default(value: Any) -> Any:
+    if isinstance(value, datetime | date):
+        return value.isoformat()
+    if isinstance(value, set | frozenset):
+        return sorted(value, key=repr)
+    if isinstance(value, bytes | bytearray):
+        return bytes(value).decode("utf-8", "replace")
+    return str(value)
+
+
+def _clean_json(value: Any, active: set[int] | None = None) -> Any:
+    if isinstance(value, str):
+        return clean_text(value)
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, int | bool) or value is None:
+        return value
+    if isinstance(value, dict | list | tuple):
+        active = set() if active is None else active
+        if id(value) in active:
+            return None  # a circular reference
+        active.add(id(value))
+        try:
+            if isinstance(value, dict):
+                return {clean_text(str(k)): _clean_json(v, active) for k, v in value.items()}
+            return [_clean_json(v, active) for v in value]
+        finally:
+            active.discard(id(value))
+    return _clean_json(_json_default(value), active)
+
+
+def _dumps(value: Any) -> str:
+    return json.dumps(
+        value, ensure_ascii=False, allow_nan=False, separators=(",", ":"), default=_json_default
+    )
+
+
+def dumps_json(value: Any) -> str:
+    """Serialize a JSON column value (or a spool line) so every backend accepts it.
+
+    Values JSON has no type for are stored as text (datetimes as ISO 8601, anything else as
+    ``str()``); NaN and infinities become ``null``; NUL characters and lone surrogates become
+    U+FFFD. The fast path is one ``json.dumps``; the cleaning pass only runs when needed.
+    """
+    try:
+        text = _dumps(value)
+    except ValueError:  # NaN / Infinity, or a circular reference
+        return _dumps(_clean_json(value))
+    if "\\u0000" in text:
+        return _dumps(_clean_json(value))
+    if not text.isascii():
+        try:
+            text.encode("utf-8")
+        except UnicodeEncodeError:
+            return _dumps(_clean_json(value))
+    return text
+
+
+JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
+"""``JSONB`` on Postgres, ``JSON`` (stored as text) on SQLite."""
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """``DateTime(timezone=True)`` that always hands back an aware UTC ``datetime``.
+
+    SQLite has no time zone type: values are converted to UTC and stored naive, then tagged UTC
+    again when read. Naive values passed in are taken to be UTC already.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        tz = value.tzinfo
+        if tz is None:
+            value = value.replace(tzinfo=UTC)
+        elif tz is not UTC:
+            value = value.astimezone(UTC)
+        if dialect.name == "sqlite":
+            return value.replace(tzinfo=None)
+        return value
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            return value.replace(tzinfo=UTC)
+        return value.astimezone(UTC)
+
+
+class Base(AsyncAttrs, DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+class Exchange(Base):
+    """A sampled production call: the request and the primary model's answer."""
+
+    __tablename__ = "exchanges"
+    __table_args__ = (Index("ix_exchanges_task_type_created_at", "task_type", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    task_type: Mapped[str] = mapped_column(String)
+    primary_model: Mapped[str] = mapped_column(String)
+    request: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    primary_output: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
+
+    outputs: Mapped[list[CandidateOutput]] = relationship(
+        back_populates="exchange",
+        cascade="all, delete-orphan",
+        passive_deletes=True,
+        order_by="CandidateOutput.model",
+    )
+
+
+class CandidateOutput(Base):
+    """A candidate model's answer to an exchange's request, or how the call failed."""
+
+    __tablename__ = "candidate_outputs"
+    # The unique constraint's index leads with exchange_id, so it also serves lookups by
+    # exchange and the ON DELETE CASCADE; a separate index on exchange_id would be redundant.
+    __table_args__ = (UniqueConstraint("exchange_id", "model"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    exchange_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("exchanges.id", ondelete="CASCADE")
+    )
+    model: Mapped[str] = mapped_column(String, index=True)
+    output: Mapped[str | None] = mapped_column(Text)
+    input_tokens: Mapped[int | None] = mapped_column(Integer)
+    output_tokens: Mapped[int | None] = mapped_column(Integer)
+    latency_ms: Mapped[float | None] = mapped_column(Float)
+    cost_usd: Mapped[float | None] = mapped_column(Float)
+    error_kind: Mapped[str | None] = mapped_column(String)
+    error: Mapped[str | None] = mapped_column(Text)
+    attempts: Mapped[int] = mapped_column(Integer, default=1)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+    exchange: Mapped[Exchange] = relationship(back_populates="outputs")
+
+
+class TrafficDaily(Base):
+    """Production call volume per UTC day, task type and primary model (sampled or not)."""
+
+    __tablename__ = "traffic_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    primary_model: Mapped[str] = mapped_column(String, primary_key=True)
+    requests: Mapped[int] = mapped_column(Integer, default=0)
+    sampled: Mapped[int] = mapped_column(Integer, default=0)
