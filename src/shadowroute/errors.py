@@ -9,10 +9,10 @@
     │   ├── ServerError          HTTP 5xx                                        kind="server_error"
     │   ├── ClientError          HTTP 4xx other than 429                         kind="client_error"
     │   └── BadResponse          2xx whose body is not a usable completion      kind="bad_response"
-    ├── CircuitOpen              a candidate failed too often; calls are paused  kind="circuit_open"
-    ├── BudgetExceeded           a task's daily candidate budget is spent        kind="budget"
     └── StoreError               the database could not be read or written
 
+A candidate skipped by policy (its circuit is open, its task's daily budget is spent) is not an
+error: it is counted in ``Stats.skipped_circuit_open`` / ``Stats.skipped_budget``.
 Lower-level exceptions (httpx, SQLAlchemy, pydantic) are translated with ``raise ... from exc``.
 None of these ever reach production code through ``shadow()`` or ``ShadowTransport``: there they
 are counted in :class:`shadowroute.Stats` and reported through the ``on_error`` hook.
@@ -22,8 +22,6 @@ from __future__ import annotations
 
 __all__ = [
     "BadResponse",
-    "BudgetExceeded",
-    "CircuitOpen",
     "ClientError",
     "ConfigError",
     "ProviderError",
@@ -105,14 +103,6 @@ class ClientError(ProviderError):
 
 class BadResponse(ProviderError):
     kind = "bad_response"
-
-
-class CircuitOpen(ShadowrouteError):
-    kind = "circuit_open"
-
-
-class BudgetExceeded(ShadowrouteError):
-    kind = "budget"
 
 
 class StoreError(ShadowrouteError):

@@ -27,8 +27,15 @@ class Stats:
     enqueued: int = 0
     dropped_queue_full: int = 0
     dropped_shutdown: int = 0
+    cut_shutdown: int = 0
+    """In-flight captures whose candidate calls were cancelled at the shutdown deadline; their
+    exchange is stored without the unfinished answers."""
     capture_errors: int = 0
     """A capture could not be built or mirrored because of an internal error (see ``on_error``)."""
+    abandoned: int = 0
+    """Sampled responses the caller closed before reading to the end; not captured."""
+    oversize: int = 0
+    """Sampled responses larger than the transport's capture limit; not captured."""
     mirrored: int = 0
     candidate_calls: int = 0
     candidate_errors: Counter[str] = field(default_factory=Counter)

@@ -1,0 +1,131 @@
+"""What production did, captured cheaply on the request path and made canonical off it.
+
+A :class:`Capture` is built in microseconds where the primary call returns: it keeps references
+(or raw bytes, for the transport) and a shallow snapshot of the request. Parsing, translation
+from the Anthropic shape and token/cost extraction happen in a mirror worker via
+:meth:`Capture.resolve`, never on the request path.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import random
+import re
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+from .formats import (
+    anthropic_request_to_openai,
+    anthropic_response_to_openai,
+    completion_text,
+    completion_usage,
+)
+from .sse import reassemble
+from .records import utcnow
+
+__all__ = ["Api", "Capture", "is_sampled", "model_from_body", "snapshot_request"]
+
+Api = Literal["openai", "anthropic"]
+
+_MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def snapshot_request(request: dict[str, Any]) -> dict[str, Any]:
+    """Copy a chat request deep enough that the caller appending to ``messages`` (as chat
+    loops do right after a call) cannot change what was captured; ~1 µs, unlike deepcopy."""
+    snap = dict(request)
+    messages = snap.get("messages")
+    if isinstance(messages, list):
+        snap["messages"] = [dict(m) if isinstance(m, dict) else m for m in messages]
+    return snap
+
+
+def model_from_body(body: bytes) -> str:
+    """The ``model`` of a raw JSON request body without parsing it (first match; "" if none)."""
+    match = _MODEL_RE.search(body)
+    return match.group(1).decode("utf-8", "replace") if match else ""
+
+
+def is_sampled(rate: float, seed: int | None, key: Callable[[], bytes]) -> bool:
+    """Sample with probability ``rate``; with a seed, deterministically by a hash of ``key()``."""
+    if rate <= 0.0:
+        return False
+    if rate >= 1.0:
+        return True
+    if seed is None:
+        return random.random() < rate
+    digest = hashlib.blake2b(key(), digest_size=8, key=str(seed).encode()).digest()
+    return int.from_bytes(digest, "big") / 2**64 < rate
+
+
+@dataclass(slots=True)
+class Capture:
+    """One sampled production call, as cheap to build as possible.
+
+    Either ``request``/``result`` (from :func:`shadow`) or ``raw_request``/``raw_response``
+    (from the transport or the sidecar) are set; :meth:`resolve` turns them into the
+    canonical request, output text and usage.
+    """
+
+    task: str
+    request: dict[str, Any] | None = None
+    result: Any = None
+    raw_request: bytes | None = None
+    raw_response: bytes | None = None
+    api: Api = "openai"
+    streamed: bool = False
+    latency_ms: float | None = None
+    primary_model: str = ""
+    metadata: dict[str, Any] = field(default_factory=dict)
+    output: Callable[[Any], str | None] | None = None
+    created_at: datetime = field(default_factory=utcnow)
+    # Filled in by resolve():
+    output_text: str | None = None
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+
+    def resolve(self) -> None:
+        """Parse and normalise to the canonical OpenAI shape. Raises ValueError on garbage."""
+        if self.raw_request is not None:
+            body = json.loads(self.raw_request)
+            if not isinstance(body, dict):
+                raise ValueError("request body is not a JSON object")
+            self.request = body
+        if self.request is None:
+            raise ValueError("capture has no request")
+        if self.api == "anthropic":
+            self.request = anthropic_request_to_openai(self.request)
+        if self.raw_response is not None:
+            response: Any = reassemble(self.raw_response, self.api, self.streamed)
+        else:
+            response = self._result_as_response()
+        if isinstance(response, dict):
+            self.output_text = completion_text(response)
+            self.input_tokens, self.output_tokens = completion_usage(response)
+            self.primary_model = self.primary_model or str(response.get("model") or "")
+        self.primary_model = self.primary_model or str(self.request.get("model") or "")
+        self.request.pop("stream", None)
+        self.request.pop("stream_options", None)
+
+    def _result_as_response(self) -> dict[str, Any] | None:
+        result = self.result
+        if self.output is not None:
+            self.output_text = self.output(result)
+            return None
+        if isinstance(result, str):
+            self.output_text = result
+            return None
+        if hasattr(result, "model_dump"):  # OpenAI / Anthropic SDK objects
+            result = result.model_dump()
+        if isinstance(result, dict):
+            if result.get("type") == "message" and "content" in result:
+                return anthropic_response_to_openai(result)
+            if "choices" in result:
+                return result
+        raise ValueError(
+            f"cannot read the primary result of type {type(self.result).__name__}; "
+            "return an OpenAI/Anthropic response or a string, or pass output=<function>"
+        )

@@ -1,0 +1,180 @@
+"""The ``shadowroute`` command line. Bad input gives one clear line and a non-zero exit code."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+from rich.console import Console
+from rich.table import Table
+
+from .config import Config, load_config
+from .errors import ShadowrouteError
+
+__all__ = ["app", "main"]
+
+app = typer.Typer(
+    name="shadowroute",
+    help="Mirror production LLM calls to cheaper models and prove which task types can move.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+db_app = typer.Typer(help="Database schema.", no_args_is_help=True)
+spool_app = typer.Typer(help="Captures waiting on local disk for the database.", no_args_is_help=True)
+config_app = typer.Typer(help="Configuration file.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+app.add_typer(spool_app, name="spool")
+app.add_typer(config_app, name="config")
+
+console = Console(width=None if sys.stdout.isatty() else 120)
+
+ConfigOption = Annotated[
+    Path | None,
+    typer.Option(
+        "--config",
+        "-c",
+        envvar="SHADOWROUTE_CONFIG",
+        help="Path to shadowroute.toml (default: ./shadowroute.toml if present).",
+        show_default=False,
+    ),
+]
+DatabaseOption = Annotated[
+    str | None,
+    typer.Option(
+        "--database-url",
+        help="SQLAlchemy URL; overrides the config and $SHADOWROUTE_DATABASE_URL.",
+        show_default=False,
+    ),
+]
+
+
+def _config(path: Path | None, database_url: str | None = None) -> Config:
+    config = load_config(path)
+    if database_url:
+        config = config.model_copy(update={"database_url": database_url})
+    return config
+
+
+@db_app.command("upgrade")
+def db_upgrade(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Create or upgrade the database schema to the latest migration."""
+    from .store import migrate
+
+    cfg = _config(config, database_url)
+    anyio.run(migrate, cfg.database_url)
+    console.print(f"database at head: {_safe_url(cfg.database_url)}")
+
+
+@config_app.command("check")
+def config_check(config: ConfigOption = None) -> None:
+    """Validate the configuration and print what it declares."""
+    cfg = _config(config)
+    table = Table("task type", "sample rate", "candidates", "daily budget", title=cfg.source)
+    for task in cfg.tasks.values():
+        budget = "-" if task.daily_budget_usd is None else f"${task.daily_budget_usd:,.2f}"
+        table.add_row(task.name, f"{task.sample_rate:g}", ", ".join(task.candidates), budget)
+    console.print(table)
+    models = Table("model", "api", "base url", "$/1M in", "$/1M out", "key from")
+    for model in cfg.models.values():
+        models.add_row(
+            model.name,
+            model.api,
+            model.base_url,
+            f"{model.input_price:g}",
+            f"{model.output_price:g}",
+            model.api_key_env or "-",
+        )
+    console.print(models)
+    console.print(f"database: {_safe_url(cfg.database_url)}")
+
+
+@app.command("summary")
+def summary(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Print what is stored: exchanges and candidate outputs per task type and model."""
+    from .store import Store
+
+    cfg = _config(config, database_url)
+
+    async def read() -> dict[str, Any]:
+        store = await Store.open(cfg.database_url)
+        try:
+            return await store.counts()
+        finally:
+            await store.close()
+
+    print_summary(anyio.run(read))
+
+
+def print_summary(counts: dict[str, Any]) -> None:
+    from .summary import render_summary
+
+    console.print(render_summary(counts))
+
+
+@spool_app.command("replay")
+def spool_replay(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Write spooled captures to the database now (a running Shadow also does this itself)."""
+    from .store import Spool, Store
+
+    cfg = _config(config, database_url)
+    spool = Spool(cfg.store.spool_dir)
+
+    async def replay() -> int:
+        store = await Store.open(cfg.database_url)
+        try:
+            return await spool.replay(store)
+        finally:
+            await store.close()
+
+    replayed = anyio.run(replay)
+    console.print(f"replayed {replayed} exchanges; {spool.pending()} still spooled")
+
+
+@app.command("fake-llm")
+def fake_llm(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated models.")] = 7,
+) -> None:
+    """Run the fake OpenAI- and Anthropic-compatible server with simulated models."""
+    from .fakellm import default_settings, run
+
+    console.print(f"fake LLM server on http://{host}:{port} (OpenAI: /v1, Anthropic: /)")
+    run(default_settings(seed=seed), host=host, port=port)
+
+
+@app.command("demo")
+def demo(
+    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 400,
+    database: Annotated[
+        Path, typer.Option(help="SQLite file for the demo (recreated on each run).")
+    ] = Path("shadowroute-demo.db"),
+    seed: Annotated[int, typer.Option(help="Seed of the simulated traffic and models.")] = 7,
+) -> None:
+    """Run the end-to-end demo on a local fake LLM server and print what was stored."""
+    from .demo import run_demo
+
+    run_demo(requests=requests, database=database, seed=seed, console=console)
+
+
+def _safe_url(url: str) -> str:
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "<unparsable database URL>"
+
+
+def main() -> None:
+    try:
+        app()
+    except ShadowrouteError as exc:
+        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        sys.exit(130)

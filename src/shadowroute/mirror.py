@@ -1,0 +1,187 @@
+"""Calling candidates safely: concurrency limit, retries with backoff, circuit breaker, budget.
+
+:class:`Mirror` turns one (task, candidate, request) into a :class:`CandidateOutputRecord`: the
+answer, or the failure as part of the observation (GitHub Scientist style). It returns ``None``
+when policy skipped the call (budget spent, circuit open); those skips are counted in stats.
+"""
+
+from __future__ import annotations
+
+import logging
+import random
+import time
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any, Protocol
+
+import anyio
+
+from .config import MirrorConfig, TaskConfig
+from .errors import ProviderError, RateLimited
+from .records import CandidateOutputRecord, Completion
+from .stats import Stats
+
+__all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
+
+log = logging.getLogger("shadowroute")
+
+
+class Completer(Protocol):
+    """What the mirror needs from a provider (see :class:`shadowroute.providers.Provider`)."""
+
+    async def complete(self, request: dict[str, Any]) -> Completion: ...
+
+
+@dataclass
+class CircuitBreaker:
+    """Opens after ``failures`` consecutive failures; after ``reset_s`` lets one trial through
+    (half-open): its success closes the circuit, its failure opens it again."""
+
+    failures: int
+    reset_s: float
+    clock: Callable[[], float] = time.monotonic
+    consecutive: int = 0
+    opened_at: float | None = None
+    trial_in_flight: bool = False
+
+    @property
+    def state(self) -> str:
+        if self.opened_at is None:
+            return "closed"
+        if self.clock() - self.opened_at >= self.reset_s:
+            return "half-open"
+        return "open"
+
+    def allow(self) -> bool:
+        state = self.state
+        if state == "closed":
+            return True
+        if state == "half-open" and not self.trial_in_flight:
+            self.trial_in_flight = True
+            return True
+        return False
+
+    def record(self, ok: bool) -> None:
+        self.trial_in_flight = False
+        if ok:
+            self.consecutive = 0
+            self.opened_at = None
+            return
+        self.consecutive += 1
+        if self.opened_at is not None or self.consecutive >= self.failures:
+            if self.opened_at is None:
+                log.warning("circuit opened after %d consecutive failures", self.consecutive)
+            self.opened_at = self.clock()
+
+
+@dataclass
+class DailyBudget:
+    """Candidate spend of one task type per UTC day, against an optional cap."""
+
+    cap_usd: float | None
+    today: Callable[[], date] = lambda: datetime.now(UTC).date()
+    spent: dict[date, float] = field(default_factory=dict)
+
+    def allows(self) -> bool:
+        return self.cap_usd is None or self.spent.get(self.today(), 0.0) < self.cap_usd
+
+    def add(self, cost_usd: float, day: date | None = None) -> None:
+        day = day or self.today()
+        self.spent[day] = self.spent.get(day, 0.0) + cost_usd
+
+
+class Mirror:
+    """Calls candidates with the resilience policy from ``[mirror]`` and each model's settings."""
+
+    def __init__(
+        self,
+        providers: Mapping[str, Completer],
+        *,
+        settings: MirrorConfig,
+        limits: Mapping[str, tuple[int, int]],
+        stats: Stats,
+        on_error: Callable[[str, BaseException], None],
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        """``limits`` maps each model name to (max_concurrency, max_retries)."""
+        self._providers = providers
+        self._settings = settings
+        self._stats = stats
+        self._on_error = on_error
+        self._limiters = {name: anyio.CapacityLimiter(conc) for name, (conc, _) in limits.items()}
+        self._retries = {name: retries for name, (_, retries) in limits.items()}
+        self.circuits = {
+            name: CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s, clock)
+            for name in providers
+        }
+        self.budgets: dict[str, DailyBudget] = {}
+
+    def budget(self, task: TaskConfig) -> DailyBudget:
+        found = self.budgets.get(task.name)
+        if found is None:
+            found = self.budgets[task.name] = DailyBudget(task.daily_budget_usd)
+        return found
+
+    async def call(
+        self, task: TaskConfig, model: str, request: dict[str, Any], exchange_id: str
+    ) -> CandidateOutputRecord | None:
+        budget = self.budget(task)
+        if not budget.allows():
+            self._stats.skipped_budget += 1
+            return None
+        circuit = self.circuits[model]
+        if not circuit.allow():
+            self._stats.skipped_circuit_open += 1
+            return None
+        record = CandidateOutputRecord(exchange_id=exchange_id, model=model, attempts=0)
+        try:
+            completion = await self._call_with_retries(model, request, record)
+        except ProviderError as exc:
+            circuit.record(False)
+            self._stats.candidate_errors[exc.kind] += 1
+            record.error_kind, record.error = exc.kind, str(exc)[:1000]
+            return record
+        except Exception as exc:  # a bug, not a candidate failure: keep it visible
+            circuit.record(False)
+            self._stats.candidate_errors["internal"] += 1
+            self._on_error("mirror", exc)
+            record.error_kind, record.error = "internal", f"{type(exc).__name__}: {exc}"[:1000]
+            return record
+        circuit.record(True)
+        budget.add(completion.cost_usd)
+        record.output = completion.text
+        record.input_tokens = completion.input_tokens
+        record.output_tokens = completion.output_tokens
+        record.latency_ms = completion.latency_ms
+        record.cost_usd = completion.cost_usd
+        return record
+
+    async def _call_with_retries(
+        self, model: str, request: dict[str, Any], record: CandidateOutputRecord
+    ) -> Completion:
+        provider = self._providers[model]
+        limiter = self._limiters[model]
+        max_attempts = 1 + self._retries.get(model, 0)
+        while True:
+            record.attempts += 1
+            self._stats.candidate_calls += 1
+            try:
+                async with limiter:
+                    return await provider.complete(request)
+            except ProviderError as exc:
+                if not exc.retryable or record.attempts >= max_attempts:
+                    raise
+                delay = self._delay(record.attempts, exc)
+                if delay is None:
+                    raise
+                await anyio.sleep(delay)
+
+    def _delay(self, attempt: int, exc: ProviderError) -> float | None:
+        """Seconds to wait before the next attempt; ``None`` to give up now."""
+        cap = self._settings.retry_backoff_max_s
+        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+            # Honour the provider; a wait longer than our cap is not worth a worker.
+            return exc.retry_after if exc.retry_after <= cap else None
+        backoff = self._settings.retry_backoff_s * 2 ** (attempt - 1)
+        return random.uniform(0, min(cap, backoff))  # full jitter

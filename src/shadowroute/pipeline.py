@@ -1,0 +1,497 @@
+"""``Shadow``: owns the queue, the mirror workers and the batch writer; ``shadow()`` feeds it.
+
+The request path does three things: run the primary call, decide sampling, ``send_nowait`` a
+:class:`Capture` into a bounded stream (drop and count when full). Everything else — parsing,
+candidate calls, storage — runs in background tasks and can never delay or break the caller.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from os import PathLike
+from typing import Any, TypeVar
+
+import anyio
+from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+
+from .capture import Api, Capture, is_sampled, snapshot_request
+from .config import Config, load_config
+from .errors import StoreError
+from .mirror import Completer, Mirror
+from .providers import Provider
+from .records import ExchangeRecord, TrafficRecord
+from .stats import Stats
+from .store import BatchWriter, Spool, Store
+
+__all__ = ["Shadow", "ShutdownReport", "active_shadow", "shadow"]
+
+log = logging.getLogger("shadowroute")
+T = TypeVar("T")
+ErrorHook = Callable[[str, BaseException], None]
+
+_active: list[Shadow] = []
+"""Shadows entered with ``async with``, newest last; module-level :func:`shadow` uses the last."""
+
+
+def active_shadow() -> Shadow | None:
+    return _active[-1] if _active else None
+
+
+def _log_error(stage: str, exc: BaseException) -> None:
+    log.warning("shadowroute %s error: %s: %s", stage, type(exc).__name__, exc)
+
+
+@dataclass(frozen=True, slots=True)
+class ShutdownReport:
+    drained: int
+    """Captures that were waiting or in flight at shutdown and were mirrored and written."""
+    dropped: int
+    """Captures given up because the deadline passed (their exchange is still written when the
+    primary answer was known; see ``Stats.dropped_shutdown``)."""
+    spooled: int
+    """Exchanges waiting in the spool for the database."""
+    seconds: float
+
+    def __str__(self) -> str:
+        return (
+            f"shadowroute stopped in {self.seconds:.2f}s: drained {self.drained}, "
+            f"dropped {self.dropped}, spooled {self.spooled}"
+        )
+
+
+class Shadow:
+    """Mirrors sampled production calls to candidate models and stores the pairs.
+
+    Use as ``async with Shadow.from_config("shadowroute.toml") as sh:`` and call
+    ``await sh.shadow(task=..., request=..., call=...)`` (or the module-level :func:`shadow`).
+    """
+
+    def __init__(
+        self,
+        config: Config | None = None,
+        *,
+        providers: Mapping[str, Completer] | None = None,
+        on_error: ErrorHook | None = None,
+    ) -> None:
+        self.config = config or load_config()
+        self.stats = Stats()
+        self._on_error_hook = on_error or _log_error
+        self._own_providers = providers is None
+        self._providers: Mapping[str, Completer] = (
+            providers
+            if providers is not None
+            else {name: Provider(model) for name, model in self.config.models.items()}
+        )
+        models = self.config.models
+        self.mirror = Mirror(
+            self._providers,
+            settings=self.config.mirror,
+            limits={
+                name: (models[name].max_concurrency, models[name].max_retries)
+                if name in models
+                else (8, 2)
+                for name in self._providers
+            },
+            stats=self.stats,
+            on_error=self._on_error,
+        )
+        store_cfg = self.config.store
+        self.spool = Spool(store_cfg.spool_dir)
+        self.writer = BatchWriter(
+            None,
+            self.spool,
+            batch_size=store_cfg.batch_size,
+            flush_interval_s=store_cfg.flush_interval_s,
+            retry_interval_s=store_cfg.retry_interval_s,
+            stats=self.stats,
+            on_error=self._on_error,
+        )
+        self._send: ObjectSendStream[Capture] | None = None
+        self._receive: ObjectReceiveStream[Capture] | None = None
+        self._task_group: TaskGroup | None = None
+        self._store: Store | None = None
+        self._in_flight: set[anyio.CancelScope] = set()
+        self._traffic: dict[tuple[str, str], list[int]] = {}
+        self._started = False
+        self.shutdown_report: ShutdownReport | None = None
+
+    @classmethod
+    def from_config(cls, path: str | PathLike[str] | None = None, **kwargs: Any) -> Shadow:
+        return cls(load_config(path), **kwargs)
+
+    # ------------------------------------------------------------------ lifecycle
+
+    async def __aenter__(self) -> Shadow:
+        await self.start()
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+    async def start(self) -> None:
+        """Open the store (or fall back to the spool), start the workers."""
+        if self._started:
+            raise RuntimeError("this Shadow is already running")
+        self._started = True
+        self._send, self._receive = anyio.create_memory_object_stream[Capture](
+            self.config.mirror.queue_size
+        )
+        write_send, write_receive = anyio.create_memory_object_stream[ExchangeRecord](
+            self.config.store.batch_size
+        )
+        self._workers_done = anyio.Event()
+        self._writer_done = anyio.Event()
+        self._task_group = anyio.create_task_group()
+        await self._task_group.__aenter__()
+        connected = await self._open_store()
+        if not connected:
+            self._task_group.start_soon(self._reconnect_store)
+        self._task_group.start_soon(self._run_writer, write_receive)
+        self._task_group.start_soon(self._run_workers, write_send)
+        self._task_group.start_soon(self._tick_traffic)
+        _active.append(self)
+
+    async def _open_store(self) -> bool:
+        """One attempt to open (and for SQLite migrate) the database. Shielded: an open
+        cancelled half-way could leave a driver thread behind; the drivers' own connect
+        timeouts bound it."""
+        with anyio.CancelScope(shield=True):
+            try:
+                store = await Store.open(self.config.database_url)
+            except StoreError as exc:
+                self.stats.store_errors += 1
+                self._on_error("store", exc)
+                return False
+            self._store = self.writer.store = store
+            await self._load_budgets(store)
+        return True
+
+    async def _reconnect_store(self) -> None:
+        """While the database is unreachable the spool takes the data; keep trying to open it."""
+        while not await self._open_store():
+            await anyio.sleep(self.config.store.retry_interval_s)
+
+    async def _load_budgets(self, store: Store) -> None:
+        """Count today's candidate spend already stored, so a restart does not reset the cap."""
+        capped = [t.name for t in self.config.tasks.values() if t.daily_budget_usd is not None]
+        if not capped:
+            return
+        try:
+            midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
+            spent = await store.spend_since(midnight)
+        except StoreError as exc:
+            self._on_error("store", exc)
+            return
+        for name in capped:
+            self.mirror.budget(self.config.tasks[name]).add(spent.get(name, 0.0))
+
+    async def aclose(self, deadline_s: float | None = None) -> ShutdownReport:
+        """Stop taking captures; mirror what is queued within the deadline, then write or spool.
+
+        Past the deadline, queued captures are dropped (counted) and in-flight candidate calls
+        are cancelled; their exchanges are still written, without the unfinished answers.
+        """
+        if self.shutdown_report is not None:
+            return self.shutdown_report
+        if self._send is None or self._task_group is None:
+            raise RuntimeError("this Shadow was never started")
+        if self in _active:
+            _active.remove(self)
+        started = time.monotonic()
+        deadline = self.config.mirror.shutdown_deadline_s if deadline_s is None else deadline_s
+        processed_before = self.stats.mirrored + self.stats.capture_errors
+        self._send.close()
+        with anyio.move_on_after(deadline):
+            await self._workers_done.wait()
+        if not self._workers_done.is_set():
+            self._drop_waiting()
+            for scope in list(self._in_flight):
+                scope.cancel()
+            await self._workers_done.wait()
+        await self._writer_done.wait()
+        self._task_group.cancel_scope.cancel()
+        await self._task_group.__aexit__(None, None, None)
+        self._receive.close()  # type: ignore[union-attr]
+        if self._own_providers:
+            for provider in self._providers.values():
+                await provider.aclose()  # type: ignore[attr-defined]
+        if self._store is not None:
+            await self._store.close()
+        report = ShutdownReport(
+            drained=self.stats.mirrored + self.stats.capture_errors - processed_before,
+            dropped=self.stats.dropped_shutdown,
+            spooled=self.spool.pending(),
+            seconds=time.monotonic() - started,
+        )
+        self.shutdown_report = report
+        log.info("%s", report)
+        return report
+
+    def _drop_waiting(self) -> None:
+        assert self._receive is not None
+        while True:
+            try:
+                self._receive.receive_nowait()
+            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
+                break
+            self.stats.dropped_shutdown += 1
+        self.stats.queue_depth = 0
+
+    # ------------------------------------------------------------------ request path
+
+    async def shadow(
+        self,
+        *,
+        task: str,
+        request: dict[str, Any],
+        call: Callable[[], Awaitable[T]] | Awaitable[T],
+        metadata: dict[str, Any] | None = None,
+        api: Api = "openai",
+        output: Callable[[T], str | None] | None = None,
+    ) -> T:
+        """Run the primary ``call`` and return its result untouched (exceptions too); mirror a
+        sample of it in the background. ``request`` is the chat request the primary was given
+        (OpenAI shape, or Anthropic with ``api="anthropic"``)."""
+        began = time.perf_counter()
+        try:
+            result = await (call() if callable(call) else call)
+        except BaseException:
+            self.count_primary_error()
+            raise
+        latency_ms = (time.perf_counter() - began) * 1000
+        try:
+            self.offer(task, request, result, latency_ms, metadata=metadata, api=api, output=output)
+        except Exception as exc:  # never into production
+            self.stats.capture_errors += 1
+            self._on_error("capture", exc)
+        return result
+
+    def offer(
+        self,
+        task: str,
+        request: dict[str, Any],
+        result: Any,
+        latency_ms: float | None = None,
+        *,
+        metadata: dict[str, Any] | None = None,
+        api: Api = "openai",
+        output: Callable[[Any], str | None] | None = None,
+    ) -> bool:
+        """Offer a finished primary call (request + its result) for shadowing. Never blocks.
+        Returns whether it was queued."""
+        model = str(request.get("model") or "")
+        rate = self.config.task(task).sample_rate
+        if not self._sample(task, model, rate, lambda: _request_key(request)):
+            return False
+        capture = Capture(
+            task=task,
+            request=snapshot_request(request),
+            result=result,
+            api=api,
+            latency_ms=latency_ms,
+            primary_model=model,
+            metadata=dict(metadata) if metadata else {},
+            output=output,
+        )
+        return self._enqueue(capture)
+
+    def offer_raw(
+        self,
+        task: str,
+        *,
+        api: Api,
+        request_body: bytes,
+        response_body: bytes,
+        streamed: bool,
+        latency_ms: float | None,
+        model: str,
+        metadata: dict[str, Any] | None = None,
+    ) -> bool:
+        """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks."""
+        capture = Capture(
+            task=task,
+            raw_request=request_body,
+            raw_response=response_body,
+            api=api,
+            streamed=streamed,
+            latency_ms=latency_ms,
+            primary_model=model,
+            metadata=dict(metadata) if metadata else {},
+        )
+        return self._enqueue(capture)
+
+    def sample(self, task: str, model: str, key: Callable[[], bytes]) -> bool:
+        """Count a production call and decide whether to capture it (the transport asks before
+        it tees the response, so unsampled calls cost nothing more)."""
+        return self._sample(task, model, self.config.task(task).sample_rate, key)
+
+    def count_primary_error(self) -> None:
+        self.stats.offered += 1
+        self.stats.primary_errors += 1
+
+    def count(self, name: str) -> None:
+        """Add one to the named counter of :attr:`stats` (used by the transports)."""
+        setattr(self.stats, name, getattr(self.stats, name) + 1)
+
+    def _sample(self, task: str, model: str, rate: float, key: Callable[[], bytes]) -> bool:
+        sampled = is_sampled(rate, self.config.seed, key)
+        self.count_offer(task, model, sampled)
+        return sampled
+
+    def count_offer(self, task: str, model: str, sampled: bool) -> None:
+        """Count one production call, sampled or not, in stats and in the daily traffic."""
+        stats = self.stats
+        stats.offered += 1
+        if sampled:
+            stats.sampled += 1
+        else:
+            stats.not_sampled += 1
+        counts = self._traffic.get((task, model))
+        if counts is None:
+            counts = self._traffic[(task, model)] = [0, 0]
+        counts[0] += 1
+        counts[1] += sampled
+
+    def _flush_traffic(self) -> None:
+        if not self._traffic:
+            return
+        today = datetime.now(UTC).date()
+        for (task, model), (requests, sampled) in self._traffic.items():
+            self.writer.add_traffic(TrafficRecord(today, task, model, requests, sampled))
+        self._traffic.clear()
+
+    def _enqueue(self, capture: Capture) -> bool:
+        if self._send is None:
+            self.stats.dropped_queue_full += 1  # not started or already closed
+            return False
+        try:
+            self._send.send_nowait(capture)
+        except anyio.WouldBlock:
+            self.stats.dropped_queue_full += 1
+            return False
+        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+            self.stats.dropped_shutdown += 1
+            return False
+        self.stats.enqueued += 1
+        self.stats.queue_depth += 1
+        return True
+
+    # ------------------------------------------------------------------ background
+
+    def _on_error(self, stage: str, exc: BaseException) -> None:
+        try:
+            self._on_error_hook(stage, exc)
+        except Exception:  # a broken hook must not break the pipeline
+            log.exception("shadowroute on_error hook failed")
+
+    async def _run_workers(self, write_send: ObjectSendStream[ExchangeRecord]) -> None:
+        assert self._receive is not None
+        async with write_send:
+            async with anyio.create_task_group() as tg:
+                for _ in range(self.config.mirror.workers):
+                    tg.start_soon(self._worker, self._receive.clone(), write_send.clone())
+            self._flush_traffic()  # last counts go out with the final batch
+        self._workers_done.set()
+
+    async def _run_writer(self, write_receive: ObjectReceiveStream[ExchangeRecord]) -> None:
+        await self.writer.run(write_receive)
+        self._writer_done.set()
+
+    async def _tick_traffic(self) -> None:
+        while True:
+            await anyio.sleep(self.config.store.flush_interval_s)
+            self._flush_traffic()
+
+    async def _worker(
+        self,
+        receive: ObjectReceiveStream[Capture],
+        write_send: ObjectSendStream[ExchangeRecord],
+    ) -> None:
+        async with receive, write_send:
+            async for capture in receive:
+                self.stats.queue_depth -= 1
+                try:
+                    record = await self._mirror_one(capture)
+                except Exception as exc:
+                    self.stats.capture_errors += 1
+                    self._on_error("capture", exc)
+                    continue
+                self.stats.mirrored += 1
+                await write_send.send(record)
+
+    async def _mirror_one(self, capture: Capture) -> ExchangeRecord:
+        capture.resolve()
+        assert capture.request is not None
+        record = ExchangeRecord(
+            task_type=capture.task,
+            primary_model=capture.primary_model,
+            request=capture.request,
+            primary_output=capture.output_text,
+            input_tokens=capture.input_tokens,
+            output_tokens=capture.output_tokens,
+            latency_ms=capture.latency_ms,
+            cost_usd=self._primary_cost(capture),
+            metadata=capture.metadata,
+            created_at=capture.created_at,
+        )
+        task = self.config.task(capture.task)
+        if not task.candidates:
+            return record
+
+        async def run(model: str) -> None:
+            output = await self.mirror.call(task, model, capture.request or {}, record.id)
+            if output is not None:
+                record.outputs.append(output)
+
+        with anyio.CancelScope() as scope:
+            self._in_flight.add(scope)
+            try:
+                async with anyio.create_task_group() as tg:
+                    for model in task.candidates:
+                        tg.start_soon(run, model)
+            finally:
+                self._in_flight.discard(scope)
+        if scope.cancel_called:
+            self.stats.cut_shutdown += 1
+        return record
+
+    def _primary_cost(self, capture: Capture) -> float | None:
+        if capture.input_tokens is None or capture.output_tokens is None:
+            return None
+        model = self._model_config(capture.primary_model)
+        return None if model is None else model.cost(capture.input_tokens, capture.output_tokens)
+
+    def _model_config(self, name: str):  # noqa: ANN202 - ModelConfig | None
+        models = self.config.models
+        if name in models:
+            return models[name]
+        return next((m for m in models.values() if m.model == name), None)
+
+
+def _request_key(request: dict[str, Any]) -> bytes:
+    return json.dumps(request, sort_keys=True, separators=(",", ":"), default=str).encode()
+
+
+async def shadow(
+    *,
+    task: str,
+    request: dict[str, Any],
+    call: Callable[[], Awaitable[T]] | Awaitable[T],
+    metadata: dict[str, Any] | None = None,
+    api: Api = "openai",
+    output: Callable[[T], str | None] | None = None,
+    via: Shadow | None = None,
+) -> T:
+    """Run ``call`` (the production request) and mirror a sample of it through ``via`` or the
+    most recently started :class:`Shadow`. With none running, it is just ``await call()``."""
+    target = via or active_shadow()
+    if target is None:
+        return await (call() if callable(call) else call)
+    return await target.shadow(
+        task=task, request=request, call=call, metadata=metadata, api=api, output=output
+    )

@@ -1,0 +1,94 @@
+"""The command line: one clear line for bad input, the demo end to end, db upgrade."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from shadowroute.store import Store
+
+
+def run(*args: str, cwd: Path, env: dict[str, str] | None = None, timeout: float = 120) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(
+        [sys.executable, "-m", "shadowroute", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        env={**os.environ, "COLUMNS": "200", **(env or {})},
+    )
+
+
+@pytest.mark.parametrize(
+    "toml, expected",
+    [
+        ("[tasks.x]\nsample_rate = 2\n", "bad.toml: tasks.x.sample_rate: Input should be less than or equal to 1"),
+        ('[tasks.x]\ncandidates = ["nope"]\n', "unknown model 'nope'"),
+        ("[modles.x]\n", "bad.toml: modles: unknown key"),
+        ('[models.x]\nbase_url = "ftp://x"\n', "bad.toml: models.x.base_url: must start with http"),
+        ("x = [\n", "bad.toml: invalid TOML"),
+        ('[models.x]\nbase_url = "http://h"\n[tasks.t]\ncandidates = ["x"]\njson_schema = "missing.json"\n',
+         "bad.toml: tasks.t.json_schema: JSON schema file"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path: Path, toml: str, expected: str) -> None:
+    (tmp_path / "bad.toml").write_text(toml)
+    result = run("config", "check", "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = run("config", "check", "--config", "nope.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "nope.toml: config file not found" in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path) -> None:
+    result = run("db", "upgrade", "--database-url", "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'up.db'}"
+    result = run("db", "upgrade", "--database-url", url, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert "database at head" in result.stdout
+
+    async def tables() -> dict:
+        async with await Store.open(url, auto_migrate=False) as store:
+            return await store.counts()
+
+    assert anyio.run(tables)["exchanges"] == 0
+
+
+def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
+    result = run("demo", "--requests", "80", cwd=tmp_path, timeout=180)
+    assert result.returncode == 0, result.stderr
+    assert "production calls" in result.stdout
+    database = tmp_path / "shadowroute-demo.db"
+    assert database.exists()
+
+    async def counts() -> dict:
+        async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+            return await store.counts()
+
+    stored = anyio.run(counts)
+    assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment"}
+    assert sum(t["requests"] for t in stored["traffic"].values()) == 80
+    assert stored["exchanges"] > 0 and stored["outputs"] >= stored["exchanges"]
+    summary = run("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
+    assert summary.returncode == 0 and "classify_intent" in summary.stdout
+
+
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["config", "check"], ["spool", "replay"]])
+def test_help(tmp_path: Path, command: list[str]) -> None:
+    result = run(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "Usage" in result.stdout

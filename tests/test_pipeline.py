@@ -1,0 +1,329 @@
+"""shadow() and Shadow: pass-through, sampling, queue limits, resilience, shutdown, storage."""
+
+from __future__ import annotations
+
+import time
+from pathlib import Path
+from typing import Any
+
+import anyio
+import pytest
+from sqlalchemy import func, select
+
+from shadowroute import Shadow, load_config, shadow
+from shadowroute.errors import RateLimited, ServerError
+from shadowroute.records import Completion
+from shadowroute.store import CandidateOutput, Exchange, Store
+
+pytestmark = pytest.mark.anyio
+
+REQUEST = {"model": "frontier", "messages": [{"role": "user", "content": "Where is my parcel?"}]}
+
+
+def completion(text: str = "shipping", model: str = "frontier") -> dict[str, Any]:
+    return {
+        "id": "chatcmpl-1",
+        "object": "chat.completion",
+        "model": model,
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": text}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 12, "completion_tokens": 1, "total_tokens": 13},
+    }
+
+
+class FakeCandidate:
+    """A Completer whose behaviour a test sets; records every request it gets."""
+
+    def __init__(self, name: str, mode: str = "ok", text: str = "shipping") -> None:
+        self.name, self.mode, self.text = name, mode, text
+        self.requests: list[dict[str, Any]] = []
+        self.release = anyio.Event()
+        self.failures_left = 0
+
+    async def complete(self, request: dict[str, Any]) -> Completion:
+        self.requests.append(request)
+        if self.mode == "hang":
+            await anyio.sleep_forever()
+        if self.mode == "block":
+            await self.release.wait()
+        if self.mode == "error":
+            raise ServerError("HTTP 500: upstream exploded", model=self.name, status=500)
+        if self.mode == "rate_limited" and self.failures_left > 0:
+            self.failures_left -= 1
+            raise RateLimited("HTTP 429", model=self.name, retry_after=0.01)
+        if self.mode == "garbage":
+            raise_bad = __import__("shadowroute.errors", fromlist=["BadResponse"]).BadResponse
+            raise raise_bad("response is not JSON", model=self.name)
+        return Completion(
+            model=self.name,
+            text=self.text,
+            response=completion(self.text, self.name),
+            input_tokens=12,
+            output_tokens=1,
+            latency_ms=1.0,
+            cost_usd=0.001,
+        )
+
+    async def aclose(self) -> None:
+        pass
+
+
+def make_config(tmp_path: Path, db_url: str, *, candidates=("small",), sample_rate=1.0, **overrides: Any):
+    data: dict[str, Any] = {
+        "database_url": db_url,
+        "models": {
+            "frontier": {"base_url": "http://127.0.0.1:9/v1", "input_price": 2.5, "output_price": 10},
+            "small": {"base_url": "http://127.0.0.1:9/v1", "input_price": 0.15, "output_price": 0.6},
+            "tiny": {"base_url": "http://127.0.0.1:9/v1", "input_price": 0.05, "output_price": 0.2},
+        },
+        "tasks": {"classify_intent": {"candidates": list(candidates), "sample_rate": sample_rate}},
+        "mirror": {"workers": 4, "queue_size": 100, "retry_backoff_s": 0.01},
+        "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05, "retry_interval_s": 0.1},
+    }
+    for key, value in overrides.items():
+        if isinstance(value, dict) and isinstance(data.get(key), dict):
+            data[key] = {**data[key], **value}
+        else:
+            data[key] = value
+    return load_config(data=data)
+
+
+async def stored(url: str) -> tuple[list[Exchange], list[CandidateOutput]]:
+    async with await Store.open(url) as store, store.session() as session:
+        exchanges = list((await session.scalars(select(Exchange).order_by(Exchange.created_at))).all())
+        outputs = list((await session.scalars(select(CandidateOutput))).all())
+    return exchanges, outputs
+
+
+async def primary_call(text: str = "shipping", delay: float = 0.0) -> dict[str, Any]:
+    if delay:
+        await anyio.sleep(delay)
+    return completion(text)
+
+
+async def test_result_and_exceptions_pass_through_unchanged(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url)
+    async with Shadow(config, providers={"small": FakeCandidate("small")}) as sh:
+        answer = completion("refund")
+        result = await shadow(task="classify_intent", request=REQUEST, call=lambda: _value(answer))
+        assert result is answer
+
+        class Boom(Exception):
+            pass
+
+        boom = Boom("primary is down")
+
+        async def failing() -> None:
+            raise boom
+
+        with pytest.raises(Boom) as caught:
+            await sh.shadow(task="classify_intent", request=REQUEST, call=failing)
+        assert caught.value is boom
+    assert sh.stats.primary_errors == 1
+    assert sh.stats.offered == 2 and sh.stats.mirrored == 1 and sh.stats.stored_exchanges == 1
+
+
+async def _value(value: Any) -> Any:
+    return value
+
+
+async def test_pairs_are_stored_with_usage_latency_cost_and_snapshot_of_request(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, candidates=("small", "tiny"))
+    small, tiny = FakeCandidate("small", text="shipping"), FakeCandidate("tiny", text="refund")
+    request = {"model": "frontier", "messages": [{"role": "user", "content": "Where is my parcel?"}]}
+    async with Shadow(config, providers={"small": small, "tiny": tiny}) as sh:
+        await sh.shadow(task="classify_intent", request=request, call=primary_call, metadata={"user": "u1"})
+        # A chat loop appends to its history right after the call: the capture must not change.
+        request["messages"].append({"role": "assistant", "content": "shipping"})
+    exchanges, outputs = await stored(config.database_url)
+    assert len(exchanges) == 1
+    exchange = exchanges[0]
+    assert exchange.task_type == "classify_intent"
+    assert exchange.primary_model == "frontier"
+    assert exchange.request["messages"] == [{"role": "user", "content": "Where is my parcel?"}]
+    assert exchange.primary_output == "shipping"
+    assert (exchange.input_tokens, exchange.output_tokens) == (12, 1)
+    assert exchange.cost_usd == pytest.approx((12 * 2.5 + 1 * 10) / 1e6)
+    assert exchange.latency_ms is not None and exchange.latency_ms >= 0
+    assert exchange.meta == {"user": "u1"}
+    by_model = {o.model: o for o in outputs}
+    assert by_model["small"].output == "shipping" and by_model["tiny"].output == "refund"
+    assert all(o.exchange_id == exchange.id and o.error_kind is None for o in outputs)
+    assert small.requests[0]["messages"] == [{"role": "user", "content": "Where is my parcel?"}]
+
+
+@pytest.mark.parametrize("mode, kind", [("hang", None), ("error", "server_error"), ("garbage", "bad_response")])
+async def test_failing_candidate_never_delays_primary_and_is_recorded(tmp_path: Path, db_url: str, mode: str, kind: str | None) -> None:
+    config = make_config(tmp_path, db_url, models={
+        "frontier": {"base_url": "http://127.0.0.1:9/v1"},
+        "small": {"base_url": "http://127.0.0.1:9/v1", "max_retries": 0},
+    }, mirror={"circuit_failures": 100})
+    candidate = FakeCandidate("small", mode=mode)
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        slowest = 0.0
+        for _ in range(20):
+            began = time.perf_counter()
+            await sh.shadow(task="classify_intent", request=REQUEST, call=lambda: primary_call(delay=0.01))
+            slowest = max(slowest, time.perf_counter() - began)
+        # Each call is the primary's 10 ms plus scheduling; a candidate that hangs forever or
+        # fails must add nothing measurable (the bound is loose for slow CI machines).
+        assert slowest < 0.25
+        await sh.aclose(deadline_s=0.2)
+    exchanges, outputs = await stored(config.database_url)
+    if kind is None:
+        # 4 workers stuck on the hanging candidate until the shutdown deadline cut them: their
+        # exchanges are stored without an answer; the captures still queued were dropped.
+        assert sh.stats.cut_shutdown == 4 and len(exchanges) == 4 and outputs == []
+        assert sh.stats.dropped_shutdown == 16
+    else:
+        assert len(exchanges) == 20, "every primary exchange is stored, whatever the candidate did"
+        assert len(outputs) == 20 and {o.error_kind for o in outputs} == {kind}
+        assert sh.stats.candidate_errors[kind] == 20
+
+
+async def test_full_queue_drops_and_counts_without_blocking(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 1, "queue_size": 3})
+    candidate = FakeCandidate("small", mode="block")
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        for _ in range(3):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+        await anyio.sleep(0.05)  # the worker takes one capture and blocks on the candidate
+        began = time.perf_counter()
+        for _ in range(10):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+        assert time.perf_counter() - began < 0.25
+        assert sh.stats.enqueued == 4  # 1 in flight + a full queue of 3
+        assert sh.stats.dropped_queue_full == 9
+        candidate.release.set()
+    assert sh.stats.stored_exchanges == 4
+    exchanges, _ = await stored(config.database_url)
+    assert len(exchanges) == 4
+
+
+async def test_sampling_rate_and_seeded_determinism(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, candidates=(), sample_rate=0.3, seed=11)
+    requests = [
+        {"model": "frontier", "messages": [{"role": "user", "content": f"message {i}"}]} for i in range(400)
+    ]
+    picks = []
+    for _ in range(2):
+        async with Shadow(config, providers={}) as sh:
+            for req in requests:
+                await sh.shadow(task="classify_intent", request=req, call=primary_call)
+        picks.append(sh.stats.sampled)
+    assert picks[0] == picks[1], "same seed, same requests: same sample"
+    assert 80 <= picks[0] <= 160  # 30% of 400, loosely
+    assert sh.stats.not_sampled == 400 - picks[0]
+
+
+async def test_undeclared_task_is_counted_not_captured_by_default(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url)
+    async with Shadow(config, providers={"small": FakeCandidate("small")}) as sh:
+        await sh.shadow(task="never_declared", request=REQUEST, call=primary_call)
+    assert sh.stats.offered == 1 and sh.stats.not_sampled == 1 and sh.stats.enqueued == 0
+    async with await Store.open(config.database_url) as store:
+        counts = await store.counts()
+    assert counts["traffic"]["never_declared"]["requests"] == 1
+
+
+async def test_retries_honour_retry_after_then_succeed(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url)
+    candidate = FakeCandidate("small", mode="rate_limited")
+    candidate.failures_left = 2
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    _, outputs = await stored(config.database_url)
+    assert outputs[0].error_kind is None and outputs[0].attempts == 3
+    assert sh.stats.candidate_calls == 3
+
+
+async def test_circuit_opens_after_consecutive_failures(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 1, "circuit_failures": 3, "circuit_reset_s": 60})
+    config = config.model_copy(update={"models": {**config.models, "small": config.models["small"].model_copy(update={"max_retries": 0})}})
+    candidate = FakeCandidate("small", mode="error")
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        for _ in range(10):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert len(candidate.requests) == 3
+    assert sh.stats.skipped_circuit_open == 7
+    assert sh.stats.stored_exchanges == 10
+
+
+async def test_daily_budget_caps_candidate_spend_and_survives_restart(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 1})
+    config = config.model_copy(update={"tasks": {"classify_intent": config.tasks["classify_intent"].model_copy(update={"daily_budget_usd": 0.0025})}})
+    candidate = FakeCandidate("small")  # $0.001 a call
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        for _ in range(6):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert len(candidate.requests) == 3  # 0.000, 0.001, 0.002 < cap; then 0.003 >= cap
+    assert sh.stats.skipped_budget == 3
+    again = FakeCandidate("small")
+    async with Shadow(config, providers={"small": again}) as sh2:
+        await sh2.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert again.requests == [] and sh2.stats.skipped_budget == 1
+
+
+async def test_shutdown_deadline_drops_waiting_and_keeps_in_flight_exchange(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 1, "queue_size": 50})
+    candidate = FakeCandidate("small", mode="hang")
+    sh = Shadow(config, providers={"small": candidate})
+    await sh.start()
+    for _ in range(5):
+        await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    began = time.perf_counter()
+    report = await sh.aclose(deadline_s=0.1)
+    assert time.perf_counter() - began < 2.0
+    assert report.dropped == 4 and sh.stats.cut_shutdown == 1
+    assert "dropped 4" in str(report)
+    exchanges, outputs = await stored(config.database_url)
+    assert len(exchanges) == 1 and outputs == []
+
+
+async def test_graceful_shutdown_drains_the_queue(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 2})
+    async with Shadow(config, providers={"small": FakeCandidate("small")}) as sh:
+        for _ in range(50):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert sh.shutdown_report is not None and sh.shutdown_report.dropped == 0
+    exchanges, outputs = await stored(config.database_url)
+    assert len(exchanges) == 50 and len(outputs) == 50
+
+
+async def test_dead_database_spools_then_replays_without_loss(tmp_path: Path, db_url: str) -> None:
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file where the database directory should be")
+    dead = make_config(tmp_path, db_url, database_url=f"sqlite+aiosqlite:///{blocker / 'sr.db'}")
+    errors: list[str] = []
+    async with Shadow(dead, providers={"small": FakeCandidate("small")}, on_error=lambda stage, exc: errors.append(stage)) as sh:
+        for _ in range(30):
+            result = await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+            assert result["choices"][0]["message"]["content"] == "shipping"
+    assert sh.stats.stored_exchanges == 0 and sh.stats.spooled_exchanges == 30
+    assert "store" in errors
+    assert sh.shutdown_report is not None and sh.shutdown_report.spooled == 30
+
+    alive = make_config(tmp_path, db_url)  # same spool directory, a database that works
+    async with Shadow(alive, providers={"small": FakeCandidate("small")}) as sh2:
+        with anyio.fail_after(5):
+            while sh2.stats.replayed_exchanges < 30:
+                await anyio.sleep(0.02)
+    exchanges, outputs = await stored(alive.database_url)
+    assert len(exchanges) == 30 and len(outputs) == 30
+    assert sh2.spool.pending() == 0
+
+
+async def test_shadow_without_running_shadow_just_calls() -> None:
+    answer = completion()
+    assert await shadow(task="x", request=REQUEST, call=lambda: _value(answer)) is answer
+
+
+async def test_unreadable_primary_result_is_counted_not_raised(tmp_path: Path, db_url: str) -> None:
+    seen: list[tuple[str, str]] = []
+    config = make_config(tmp_path, db_url)
+    async with Shadow(config, providers={"small": FakeCandidate("small")}, on_error=lambda s, e: seen.append((s, str(e)))) as sh:
+        result = await sh.shadow(task="classify_intent", request=REQUEST, call=lambda: _value(12345))
+        assert result == 12345
+    assert sh.stats.capture_errors == 1
+    assert seen and "output=" in seen[0][1]
+    async with await Store.open(config.database_url) as store, store.session() as session:
+        assert await session.scalar(select(func.count()).select_from(Exchange)) == 0
