@@ -1,0 +1,74 @@
+"""shadowroute.toml: the README's reference file is valid, paths and env overrides resolve."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+from shadowroute import ConfigError, load_config
+
+README = Path(__file__).resolve().parents[1] / "README.md"
+
+
+def readme_toml() -> str:
+    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
+    assert len(blocks) == 1, "README has one reference shadowroute.toml"
+    return blocks[0]
+
+
+def test_readme_reference_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("SHADOWROUTE_DATABASE_URL", raising=False)
+    path = tmp_path / "shadowroute.toml"
+    path.write_text(readme_toml())
+    config = load_config(path)
+    assert config.models["claude-haiku"].api == "anthropic"
+    assert config.models["gpt-4o-mini"].model == "gpt-4o-mini"
+    assert config.tasks["classify_intent"].candidates == ("gpt-4o-mini", "claude-haiku")
+    assert config.models["gpt-4o-mini"].cost(1_000_000, 1_000_000) == pytest.approx(0.75)
+    # Every key the README documents exists in the model (a typo would fail load_config).
+    assert config.mirror.queue_size == 2000 and config.store.batch_size == 500
+
+
+def test_database_url_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    path = tmp_path / "shadowroute.toml"
+    path.write_text('database_url = "sqlite+aiosqlite:///from-file.db"\n')
+    monkeypatch.setenv("SHADOWROUTE_DATABASE_URL", "postgresql+psycopg://u@h/db")
+    assert load_config(path).database_url == "postgresql+psycopg://u@h/db"
+
+
+def test_json_schema_is_read_relative_to_the_config_file(tmp_path: Path) -> None:
+    (tmp_path / "schemas").mkdir()
+    (tmp_path / "schemas" / "order.json").write_text(json.dumps({"type": "object"}))
+    path = tmp_path / "shadowroute.toml"
+    path.write_text('[tasks.extract_order]\njson_schema = "schemas/order.json"\n')
+    assert load_config(path).schema_for("extract_order") == {"type": "object"}
+
+
+def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("MY_KEY", "sk-123")
+    config = load_config(data={"models": {"m": {"base_url": "http://h", "api_key_env": "MY_KEY"}}})
+    assert config.models["m"].api_key() == "sk-123"
+
+
+def test_undeclared_task_gets_default_rate_and_no_candidates() -> None:
+    config = load_config(data={"default_sample_rate": 0.25})
+    task = config.task("anything")
+    assert task.sample_rate == 0.25 and task.candidates == ()
+
+
+@pytest.mark.parametrize(
+    "data, key",
+    [
+        ({"tasks": {"t": {"sample_rate": -0.1}}}, "tasks.t.sample_rate"),
+        ({"models": {"m": {"base_url": "http://h", "input_price": -1}}}, "models.m.input_price"),
+        ({"mirror": {"queue_size": 0}}, "mirror.queue_size"),
+        ({"models": {"m": {"base_url": "http://h", "api": "cohere"}}}, "models.m.api"),
+    ],
+)
+def test_errors_name_the_key(data: dict, key: str) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(data=data)
+    assert caught.value.key == key and str(caught.value).startswith(f"<dict>: {key}: ")
