@@ -327,3 +327,29 @@ async def test_unreadable_primary_result_is_counted_not_raised(tmp_path: Path, d
     assert seen and "output=" in seen[0][1]
     async with await Store.open(config.database_url) as store, store.session() as session:
         assert await session.scalar(select(func.count()).select_from(Exchange)) == 0
+
+
+def test_sync_shadow_passes_results_and_exceptions_through(tmp_path: Path, db_url: str) -> None:
+    from shadowroute import SyncShadow
+
+    config = make_config(tmp_path, db_url)
+    answer = completion("billing")
+    boom = ValueError("primary refused")
+
+    def failing() -> None:
+        raise boom
+
+    request = {"model": "frontier", "messages": [{"role": "user", "content": "invoice?"}]}
+    with SyncShadow(config, providers={"small": FakeCandidate("small")}) as sh:
+        for _ in range(5):
+            assert sh.shadow(task="classify_intent", request=request, call=lambda: answer) is answer
+        request["messages"].append({"role": "assistant", "content": "billing"})  # after the call
+        with pytest.raises(ValueError) as caught:
+            sh.shadow(task="classify_intent", request=REQUEST, call=failing)
+        assert caught.value is boom
+    report = sh.close()  # idempotent: returns the report of the shutdown that already ran
+    assert report is not None and report.dropped == 0
+    assert sh.stats.primary_errors == 1 and sh.stats.stored_exchanges == 5
+    exchanges, outputs = anyio.run(stored, db_url)
+    assert len(exchanges) == 5 and len(outputs) == 5
+    assert all(len(e.request["messages"]) == 1 for e in exchanges)

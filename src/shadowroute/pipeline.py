@@ -260,15 +260,11 @@ class Shadow:
         began = time.perf_counter()
         try:
             result = await (call() if callable(call) else call)
-        except BaseException:
+        except Exception:
             self.count_primary_error()
             raise
         latency_ms = (time.perf_counter() - began) * 1000
-        try:
-            self.offer(task, request, result, latency_ms, metadata=metadata, api=api, output=output)
-        except Exception as exc:  # never into production
-            self.stats.capture_errors += 1
-            self._on_error("capture", exc)
+        self.offer(task, request, result, latency_ms, metadata=metadata, api=api, output=output)
         return result
 
     def offer(
@@ -282,8 +278,26 @@ class Shadow:
         api: Api = "openai",
         output: Callable[[Any], str | None] | None = None,
     ) -> bool:
-        """Offer a finished primary call (request + its result) for shadowing. Never blocks.
+        """Offer a finished primary call (request + its result) for shadowing. Never blocks
+        and never raises (a failure is counted in ``capture_errors`` and sent to ``on_error``).
         Returns whether it was queued."""
+        try:
+            return self._offer(task, request, result, latency_ms, metadata, api, output)
+        except Exception as exc:
+            self.stats.capture_errors += 1
+            self._on_error("capture", exc)
+            return False
+
+    def _offer(
+        self,
+        task: str,
+        request: dict[str, Any],
+        result: Any,
+        latency_ms: float | None,
+        metadata: dict[str, Any] | None,
+        api: Api,
+        output: Callable[[Any], str | None] | None,
+    ) -> bool:
         model = str(request.get("model") or "")
         rate = self.config.task(task).sample_rate
         if not self._sample(task, model, rate, lambda: _request_key(request)):

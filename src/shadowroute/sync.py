@@ -104,7 +104,7 @@ class SyncShadow:
         began = time.perf_counter()
         try:
             result = call()
-        except BaseException:
+        except Exception:
             self._post(self.inner.count_primary_error)
             raise
         latency_ms = (time.perf_counter() - began) * 1000
