@@ -15,7 +15,7 @@ import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from .formats import (
     anthropic_request_to_openai,
@@ -24,7 +24,10 @@ from .formats import (
     completion_usage,
 )
 from .sse import reassemble
-from .records import utcnow
+from .records import ExchangeRecord, utcnow
+
+if TYPE_CHECKING:
+    from .config import Config
 
 __all__ = ["Api", "Capture", "is_sampled", "model_from_body", "snapshot_request"]
 
@@ -109,6 +112,27 @@ class Capture:
         self.primary_model = self.primary_model or str(self.request.get("model") or "")
         self.request.pop("stream", None)
         self.request.pop("stream_options", None)
+
+    def to_record(self, config: Config) -> ExchangeRecord:
+        """The exchange to store, once :meth:`resolve` has run (cost from the config's prices)."""
+        if self.request is None:
+            raise ValueError("capture is not resolved")
+        cost = None
+        model = config.model_named(self.primary_model)
+        if model is not None and self.input_tokens is not None and self.output_tokens is not None:
+            cost = model.cost(self.input_tokens, self.output_tokens)
+        return ExchangeRecord(
+            task_type=self.task,
+            primary_model=self.primary_model,
+            request=self.request,
+            primary_output=self.output_text,
+            input_tokens=self.input_tokens,
+            output_tokens=self.output_tokens,
+            latency_ms=self.latency_ms,
+            cost_usd=cost,
+            metadata=self.metadata,
+            created_at=self.created_at,
+        )
 
     def _result_as_response(self) -> dict[str, Any] | None:
         result = self.result

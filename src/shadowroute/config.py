@@ -144,6 +144,13 @@ class Config(_Strict):
             return found
         return TaskConfig(name=name, sample_rate=self.default_sample_rate)
 
+    def model_named(self, name: str) -> ModelConfig | None:
+        """A declared model by its table key or by the upstream id it sends."""
+        found = self.models.get(name)
+        if found is not None:
+            return found
+        return next((m for m in self.models.values() if m.model == name), None)
+
     def schema_for(self, task: str) -> dict[str, Any] | None:
         """The task's JSON Schema, loaded from its file (relative to the config file)."""
         path = self.task(task).json_schema

@@ -19,7 +19,7 @@ import anyio
 
 from .config import MirrorConfig, TaskConfig
 from .errors import ProviderError, RateLimited
-from .records import CandidateOutputRecord, Completion
+from .records import CandidateOutputRecord, Completion, ExchangeRecord
 from .stats import Stats
 
 __all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
@@ -156,6 +156,18 @@ class Mirror:
         record.latency_ms = completion.latency_ms
         record.cost_usd = completion.cost_usd
         return record
+
+    async def answer(self, task: TaskConfig, exchange: ExchangeRecord) -> None:
+        """Call every candidate of ``task`` concurrently; their records join the exchange."""
+
+        async def one(model: str) -> None:
+            output = await self.call(task, model, exchange.request, exchange.id)
+            if output is not None:
+                exchange.outputs.append(output)
+
+        async with anyio.create_task_group() as tg:
+            for model in task.candidates:
+                tg.start_soon(one, model)
 
     async def _call_with_retries(
         self, model: str, request: dict[str, Any], record: CandidateOutputRecord

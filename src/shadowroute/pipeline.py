@@ -440,51 +440,16 @@ class Shadow:
 
     async def _mirror_one(self, capture: Capture) -> ExchangeRecord:
         capture.resolve()
-        assert capture.request is not None
-        record = ExchangeRecord(
-            task_type=capture.task,
-            primary_model=capture.primary_model,
-            request=capture.request,
-            primary_output=capture.output_text,
-            input_tokens=capture.input_tokens,
-            output_tokens=capture.output_tokens,
-            latency_ms=capture.latency_ms,
-            cost_usd=self._primary_cost(capture),
-            metadata=capture.metadata,
-            created_at=capture.created_at,
-        )
-        task = self.config.task(capture.task)
-        if not task.candidates:
-            return record
-
-        async def run(model: str) -> None:
-            output = await self.mirror.call(task, model, capture.request or {}, record.id)
-            if output is not None:
-                record.outputs.append(output)
-
-        with anyio.CancelScope() as scope:
+        record = capture.to_record(self.config)
+        with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
             self._in_flight.add(scope)
             try:
-                async with anyio.create_task_group() as tg:
-                    for model in task.candidates:
-                        tg.start_soon(run, model)
+                await self.mirror.answer(self.config.task(capture.task), record)
             finally:
                 self._in_flight.discard(scope)
         if scope.cancel_called:
             self.stats.cut_shutdown += 1
         return record
-
-    def _primary_cost(self, capture: Capture) -> float | None:
-        if capture.input_tokens is None or capture.output_tokens is None:
-            return None
-        model = self._model_config(capture.primary_model)
-        return None if model is None else model.cost(capture.input_tokens, capture.output_tokens)
-
-    def _model_config(self, name: str):  # noqa: ANN202 - ModelConfig | None
-        models = self.config.models
-        if name in models:
-            return models[name]
-        return next((m for m in models.values() if m.model == name), None)
 
 
 def _request_key(request: dict[str, Any]) -> bytes:
