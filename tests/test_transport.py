@@ -214,3 +214,33 @@ async def test_primary_errors_and_abandoned_streams_are_counted_not_captured(tmp
     assert sh.stats.primary_errors == 1
     assert sh.stats.abandoned == 1
     assert sh.stats.enqueued == 0
+
+
+async def test_hanging_and_garbage_candidates_over_http_are_recorded(tmp_path, db_url) -> None:
+    from shadowroute.fakellm import FakeModel
+
+    settings = default_settings(latency_scale=0.0)
+    settings = settings.with_model(FakeModel(name="stuck", hang=True)).with_model(
+        FakeModel(name="broken", garbage=True)
+    )
+    with FakeLLMServer(settings) as server:
+        config = load_config(data={
+            "database_url": db_url,
+            "models": {
+                name: {"base_url": server.base_url + "/v1", "timeout_s": 0.3, "max_retries": 0}
+                for name in ("stuck", "broken")
+            },
+            "tasks": {"classify_intent": {"candidates": ["stuck", "broken"], "sample_rate": 1.0}},
+            "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05},
+        })
+        async with Shadow(config) as sh, httpx.AsyncClient(
+            base_url=server.base_url, transport=ShadowTransport(sh, task="classify_intent")
+        ) as client:
+            for _ in range(3):
+                began = anyio.current_time()
+                response = await client.post("/v1/chat/completions", json={"model": "frontier", **classify_request()})
+                assert response.status_code == 200
+                assert anyio.current_time() - began < 0.25  # the 0.3 s candidate timeout is not ours
+    _, outputs = await stored(db_url)
+    kinds = sorted((o.model, o.error_kind) for o in outputs)
+    assert kinds == [("broken", "bad_response")] * 3 + [("stuck", "timeout")] * 3
