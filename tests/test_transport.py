@@ -244,3 +244,36 @@ async def test_hanging_and_garbage_candidates_over_http_are_recorded(tmp_path, d
     _, outputs = await stored(db_url)
     kinds = sorted((o.model, o.error_kind) for o in outputs)
     assert kinds == [("broken", "bad_response")] * 3 + [("stuck", "timeout")] * 3
+
+
+@pytest.mark.parametrize("encoding", ["gzip", "deflate"])
+async def test_compressed_responses_are_decoded_for_storage(tmp_path, db_url, encoding) -> None:
+    import gzip
+    import json as jsonlib
+    import zlib
+
+    body = jsonlib.dumps({
+        "id": "c1", "object": "chat.completion", "model": "frontier",
+        "choices": [{"index": 0, "message": {"role": "assistant", "content": "shipping"}, "finish_reason": "stop"}],
+        "usage": {"prompt_tokens": 5, "completion_tokens": 1, "total_tokens": 6},
+    }).encode()
+    wire = gzip.compress(body) if encoding == "gzip" else zlib.compress(body)
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        async def stream():  # as a real transport delivers it: still encoded
+            yield wire
+
+        return httpx.Response(200, content=stream(), headers={"content-encoding": encoding, "content-type": "application/json"})
+
+    config = load_config(data={
+        "database_url": db_url,
+        "tasks": {"t": {"sample_rate": 1.0}},
+        "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05},
+    })
+    async with Shadow(config) as sh, httpx.AsyncClient(
+        transport=ShadowTransport(sh, httpx.MockTransport(upstream), task="t")
+    ) as client:
+        response = await client.post("https://x.test/v1/chat/completions", json={"model": "frontier", "messages": []})
+        assert response.json()["choices"][0]["message"]["content"] == "shipping"
+    exchanges, _ = await stored(db_url)
+    assert [e.primary_output for e in exchanges] == ["shipping"] and sh.stats.capture_errors == 0

@@ -9,9 +9,11 @@ from the Anthropic shape and token/cost extraction happen in a mirror worker via
 from __future__ import annotations
 
 import hashlib
+import importlib
 import json
 import random
 import re
+import zlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -64,6 +66,37 @@ def is_sampled(rate: float, seed: int | None, key: Callable[[], bytes]) -> bool:
     return int.from_bytes(digest, "big") / 2**64 < rate
 
 
+def decode_body(body: bytes, content_encoding: str | None) -> bytes:
+    """Undo a response's Content-Encoding (gzip, deflate; br and zstd when their packages are
+    installed), applied in order. The transport sees bodies as sent on the wire."""
+    if not content_encoding:
+        return body
+    for coding in reversed([c.strip().lower() for c in content_encoding.split(",") if c.strip()]):
+        if coding == "identity":
+            continue
+        if coding in ("gzip", "x-gzip"):
+            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        elif coding == "deflate":
+            try:
+                body = zlib.decompress(body)
+            except zlib.error:  # raw deflate, as some servers send it
+                body = zlib.decompress(body, -zlib.MAX_WBITS)
+        elif coding == "br":
+            body = _optional("brotli").decompress(body)
+        elif coding == "zstd":
+            body = _optional("zstandard").ZstdDecompressor().decompressobj().decompress(body)
+        else:
+            raise ValueError(f"cannot decode a {coding!r} response body")
+    return body
+
+
+def _optional(name: str) -> Any:
+    try:
+        return importlib.import_module(name)
+    except ImportError:
+        raise ValueError(f"decoding this response body needs the {name!r} package") from None
+
+
 @dataclass(slots=True)
 class Capture:
     """One sampled production call, as cheap to build as possible.
@@ -78,6 +111,7 @@ class Capture:
     result: Any = None
     raw_request: bytes | None = None
     raw_response: bytes | None = None
+    content_encoding: str | None = None
     api: Api = "openai"
     streamed: bool = False
     latency_ms: float | None = None
@@ -102,7 +136,8 @@ class Capture:
         if self.api == "anthropic":
             self.request = anthropic_request_to_openai(self.request)
         if self.raw_response is not None:
-            response: Any = reassemble(self.raw_response, self.api, self.streamed)
+            body = decode_body(self.raw_response, self.content_encoding)
+            response: Any = reassemble(body, self.api, self.streamed)
         else:
             response = self._result_as_response()
         if isinstance(response, dict):

@@ -324,13 +324,16 @@ class Shadow:
         streamed: bool,
         latency_ms: float | None,
         model: str,
+        content_encoding: str | None = None,
         metadata: dict[str, Any] | None = None,
     ) -> bool:
-        """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks."""
+        """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks.
+        ``response_body`` is as on the wire; ``content_encoding`` says how to decode it."""
         capture = Capture(
             task=task,
             raw_request=request_body,
             raw_response=response_body,
+            content_encoding=content_encoding,
             api=api,
             streamed=streamed,
             latency_ms=latency_ms,

@@ -100,7 +100,10 @@ class _Plan:
         self.sink, self.task, self.api, self.body, self.model = sink, task, api, body, model
         self.started = time.perf_counter()
 
-    def finish(self, response: Any, chunks: list[bytes], complete: bool, size: int) -> None:
+    def finish(
+        self, response: Any, chunks: list[bytes], complete: bool, size: int, *, decoded: bool = False
+    ) -> None:
+        """Offer the captured body (still content-encoded, as on the wire, unless ``decoded``)."""
         try:
             if not complete:
                 self.sink.count("abandoned")
@@ -114,6 +117,7 @@ class _Plan:
                 api=self.api,
                 request_body=self.body,
                 response_body=b"".join(chunks),
+                content_encoding=None if decoded else response.headers.get("content-encoding"),
                 streamed=content_type.startswith("text/event-stream"),
                 latency_ms=(time.perf_counter() - self.started) * 1000,
                 model=self.model,
@@ -219,7 +223,7 @@ class _Wrapper:
         if not 200 <= response.status_code < 300:
             self._sink.count("primary_errors")
         elif hasattr(response, "_content"):  # already read (e.g. MockTransport): nothing to tee
-            plan.finish(response, [response.content], True, len(response.content))
+            plan.finish(response, [response.content], True, len(response.content), decoded=True)
         else:
             response.stream = tee(response.stream, plan, response)
         return response
