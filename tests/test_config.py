@@ -54,6 +54,7 @@ def test_api_key_comes_from_the_named_environment_variable(monkeypatch: pytest.M
 
 
 def test_undeclared_task_gets_default_rate_and_no_candidates() -> None:
+    assert load_config(data={}).task("anything").sample_rate == 0.1
     config = load_config(data={"default_sample_rate": 0.25})
     task = config.task("anything")
     assert task.sample_rate == 0.25 and task.candidates == ()

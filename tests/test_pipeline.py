@@ -215,8 +215,8 @@ async def test_sampling_rate_and_seeded_determinism(tmp_path: Path, db_url: str)
     assert sh.stats.not_sampled == 400 - picks[0]
 
 
-async def test_undeclared_task_is_counted_not_captured_by_default(tmp_path: Path, db_url: str) -> None:
-    config = make_config(tmp_path, db_url)
+async def test_undeclared_task_is_counted_not_captured_at_rate_zero(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, default_sample_rate=0.0)
     async with Shadow(config, providers={"small": FakeCandidate("small")}) as sh:
         await sh.shadow(task="never_declared", request=REQUEST, call=primary_call)
     assert sh.stats.offered == 1 and sh.stats.not_sampled == 1 and sh.stats.enqueued == 0

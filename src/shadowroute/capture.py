@@ -120,6 +120,8 @@ class Capture:
     output: Callable[[Any], str | None] | None = None
     created_at: datetime = field(default_factory=utcnow)
     # Filled in by resolve():
+    response: dict[str, Any] | None = None
+    """The primary's answer as a canonical chat completion (``None`` when only text is known)."""
     output_text: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
@@ -141,6 +143,7 @@ class Capture:
         else:
             response = self._result_as_response()
         if isinstance(response, dict):
+            self.response = response
             self.output_text = completion_text(response)
             self.input_tokens, self.output_tokens = completion_usage(response)
             self.primary_model = self.primary_model or str(response.get("model") or "")

@@ -134,6 +134,48 @@ def spool_replay(config: ConfigOption = None, database_url: DatabaseOption = Non
     console.print(f"replayed {replayed} exchanges; {spool.pending()} still spooled")
 
 
+@app.command("serve")
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="Primary upstream, e.g. https://api.openai.com (overrides [sidecar] upstream).",
+                     show_default=False),
+    ] = None,
+    anthropic_upstream: Annotated[
+        str | None,
+        typer.Option(help="Upstream for /v1/messages when it differs, e.g. https://api.anthropic.com.",
+                     show_default=False),
+    ] = None,
+    database_url: DatabaseOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the sidecar: an OpenAI/Anthropic-compatible gateway that shadows what it forwards."""
+    from .config import SidecarConfig
+    from .errors import ConfigError
+    from .sidecar import serve as run_sidecar
+
+    cfg = _config(config, database_url)
+    overrides = {
+        key: value
+        for key, value in (("upstream", upstream), ("anthropic_upstream", anthropic_upstream))
+        if value is not None
+    }
+    if overrides:
+        try:
+            sidecar = SidecarConfig.model_validate({**cfg.sidecar.model_dump(), **overrides})
+        except ValueError as exc:
+            raise ConfigError(f"invalid upstream URL: {exc.errors()[0]['msg']}", key="--upstream") from exc
+        cfg = cfg.model_copy(update={"sidecar": sidecar})
+    console.print(
+        f"shadowroute sidecar on http://{host}:{port} -> {cfg.sidecar.upstream or '(no upstream)'}; "
+        f"database {_safe_url(cfg.database_url)}"
+    )
+    run_sidecar(cfg, host=host, port=port, log_level=log_level)
+
+
 @app.command("fake-llm")
 def fake_llm(
     host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",

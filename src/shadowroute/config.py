@@ -21,8 +21,10 @@ __all__ = [
     "Config",
     "MirrorConfig",
     "ModelConfig",
+    "SidecarConfig",
     "StoreConfig",
     "TaskConfig",
+    "TaskRule",
     "load_config",
 ]
 
@@ -101,16 +103,55 @@ class StoreConfig(_Strict):
     """How often the spool is replayed while it is not empty."""
 
 
+class TaskRule(_Strict):
+    """How the sidecar names the task type of a call without an ``X-Shadowroute-Task`` header.
+
+    Every condition given must match: ``model`` is a glob on the request's model
+    (``"gpt-4o-mini*"``), ``metadata`` compares fields of the request's ``metadata`` object.
+    """
+
+    task: str
+    model: str | None = None
+    metadata: dict[str, str] = {}
+
+
+class SidecarConfig(_Strict):
+    upstream: str | None = None
+    """Where production calls go: ``https://api.openai.com``; paths are forwarded as they come
+    (``/v1/chat/completions``). Upstreams come from here (or ``--upstream``) only, never from a
+    request."""
+    anthropic_upstream: str | None = None
+    """Upstream for ``/v1/messages`` when it differs (``https://api.anthropic.com``)."""
+    rules: tuple[TaskRule, ...] = ()
+    default_task: str = "default"
+    max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
+    """Larger request bodies are refused with 413."""
+    upstream_timeout_s: float = Field(600.0, gt=0)
+    max_connections: int = Field(512, ge=1)
+
+    @field_validator("upstream", "anthropic_upstream")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("http://", "https://")):
+            raise ValueError("must start with http:// or https://")
+        return value.rstrip("/") if value else value
+
+
 class Config(_Strict):
     database_url: str = DEFAULT_DATABASE_URL
     seed: int | None = None
     """When set, sampling is a deterministic function of the request (same request, same choice)."""
-    default_sample_rate: float = Field(0.0, ge=0.0, le=1.0)
-    """Sample rate for task types not declared under [tasks]; 0 counts them without storing."""
+    default_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
+    """Sample rate for task types not declared under [tasks] (they have no candidates: their
+    exchanges are stored for later replay); 0 only counts them."""
+    remote: str | None = None
+    """Remote mode: send captures to this sidecar (``http://127.0.0.1:8787``) instead of
+    mirroring and storing them in this process."""
     models: dict[str, ModelConfig] = {}
     tasks: dict[str, TaskConfig] = {}
     mirror: MirrorConfig = MirrorConfig()
     store: StoreConfig = StoreConfig()
+    sidecar: SidecarConfig = SidecarConfig()
     source: str = "<defaults>"
     """Where this configuration came from, for error messages."""
 

@@ -25,6 +25,7 @@ from .errors import StoreError
 from .mirror import Completer, Mirror
 from .providers import Provider
 from .records import ExchangeRecord, TrafficRecord
+from .remote import Forwarder
 from .stats import Stats
 from .store import BatchWriter, Spool, Store
 
@@ -85,6 +86,8 @@ class Shadow:
         self._providers: Mapping[str, Completer] = (
             providers
             if providers is not None
+            else {}
+            if self.config.remote  # the sidecar calls the candidates
             else {name: Provider(model) for name, model in self.config.models.items()}
         )
         models = self.config.models
@@ -148,13 +151,32 @@ class Shadow:
         self._writer_done = anyio.Event()
         self._task_group = anyio.create_task_group()
         await self._task_group.__aenter__()
-        connected = await self._open_store()
-        if not connected:
-            self._task_group.start_soon(self._reconnect_store)
-        self._task_group.start_soon(self._run_writer, write_receive)
-        self._task_group.start_soon(self._run_workers, write_send)
-        self._task_group.start_soon(self._tick_traffic)
+        if self.config.remote:
+            write_send.close()
+            write_receive.close()
+            self._writer_done.set()
+            self._task_group.start_soon(self._run_forwarder, self.config.remote)
+        else:
+            if not await self._open_store():
+                self._task_group.start_soon(self._reconnect_store)
+            self._task_group.start_soon(self._run_writer, write_receive)
+            self._task_group.start_soon(self._run_workers, write_send)
+            self._task_group.start_soon(self._tick_traffic)
         _active.append(self)
+
+    async def _run_forwarder(self, url: str) -> None:
+        """Remote mode: captures go to the sidecar instead of local workers and storage."""
+        assert self._receive is not None
+        forwarder = Forwarder(
+            url,
+            stats=self.stats,
+            on_error=self._on_error,
+            flush_interval_s=self.config.store.flush_interval_s,
+        )
+        with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
+            self._in_flight.add(scope)
+            await forwarder.run(self._receive.clone())
+        self._workers_done.set()
 
     async def _open_store(self) -> bool:
         """One attempt to open (and for SQLite migrate) the database. Shielded: an open
@@ -277,12 +299,14 @@ class Shadow:
         metadata: dict[str, Any] | None = None,
         api: Api = "openai",
         output: Callable[[Any], str | None] | None = None,
+        presampled: bool = False,
     ) -> bool:
         """Offer a finished primary call (request + its result) for shadowing. Never blocks
         and never raises (a failure is counted in ``capture_errors`` and sent to ``on_error``).
+        ``presampled`` skips the sampling decision (the sender already made it).
         Returns whether it was queued."""
         try:
-            return self._offer(task, request, result, latency_ms, metadata, api, output)
+            return self._offer(task, request, result, latency_ms, metadata, api, output, presampled)
         except Exception as exc:
             self.stats.capture_errors += 1
             self._on_error("capture", exc)
@@ -297,9 +321,10 @@ class Shadow:
         metadata: dict[str, Any] | None,
         api: Api,
         output: Callable[[Any], str | None] | None,
+        presampled: bool = False,
     ) -> bool:
         model = str(request.get("model") or "")
-        rate = self.config.task(task).sample_rate
+        rate = 1.0 if presampled else self.config.task(task).sample_rate
         if not self._sample(task, model, rate, lambda: _request_key(request)):
             return False
         capture = Capture(

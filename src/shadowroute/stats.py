@@ -46,6 +46,10 @@ class Stats:
     spooled_exchanges: int = 0
     replayed_exchanges: int = 0
     store_errors: int = 0
+    forwarded: int = 0
+    """Remote mode: captures accepted by the sidecar."""
+    dropped_forward: int = 0
+    """Remote mode: captures given up after the sidecar failed twice to take them."""
     spool_pending: int = 0
     """Exchanges waiting in the spool for the database to come back (a gauge)."""
     queue_depth: int = 0
@@ -53,7 +57,7 @@ class Stats:
 
     @property
     def dropped(self) -> int:
-        return self.dropped_queue_full + self.dropped_shutdown
+        return self.dropped_queue_full + self.dropped_shutdown + self.dropped_forward
 
     def snapshot(self) -> dict[str, Any]:
         data = asdict(self)

@@ -1,0 +1,80 @@
+"""``POST /v1/captures``: captures sent in batches by app processes running shadow() remotely.
+
+    {"captures": [{"task": "classify_intent", "request": {...}, "response": {...},
+                   "latency_ms": 412.0, "metadata": {...}, "api": "openai", "sampled": true}]}
+
+``response`` is the primary's completion (OpenAI or Anthropic shape) or its output text.
+``sampled: true`` means the sender already sampled it; otherwise the sidecar's rates decide.
+A bad batch is refused whole with 400 and a JSON body naming each bad item; nothing is queued.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+
+from ..pipeline import Shadow
+
+__all__ = ["CaptureIn", "CapturesIn", "ingest_captures"]
+
+MAX_BATCH = 1000
+
+
+class CaptureIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    task: str = Field(min_length=1, max_length=200)
+    request: dict[str, Any]
+    response: dict[str, Any] | str
+    api: Literal["openai", "anthropic"] = "openai"
+    latency_ms: float | None = Field(None, ge=0)
+    metadata: dict[str, Any] = {}
+    sampled: bool = False
+
+
+class CapturesIn(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    captures: list[CaptureIn] = Field(max_length=MAX_BATCH)
+
+
+def _bad(status: int, message: str, details: list[dict[str, Any]] | None = None) -> JSONResponse:
+    error: dict[str, Any] = {"message": message, "type": "invalid_request_error"}
+    if details:
+        error["details"] = details
+    return JSONResponse({"error": error}, status_code=status)
+
+
+async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int) -> Response:
+    body = await request.body()
+    if len(body) > max_body_bytes:
+        return _bad(413, f"body larger than {max_body_bytes} bytes")
+    try:
+        batch = CapturesIn.model_validate(json.loads(body))
+    except ValueError as exc:
+        if isinstance(exc, ValidationError):
+            details = [
+                {"loc": ".".join(str(p) for p in err["loc"]), "message": err["msg"]}
+                for err in exc.errors()[:20]
+            ]
+            return _bad(400, f"{exc.error_count()} invalid field(s)", details)
+        return _bad(400, f"body is not valid JSON: {exc}")
+    queued = 0
+    for item in batch.captures:
+        queued += shadow.offer(
+            item.task,
+            item.request,
+            item.response,
+            item.latency_ms,
+            metadata=item.metadata,
+            api=item.api,
+            presampled=item.sampled,
+        )
+    return JSONResponse(
+        {"received": len(batch.captures), "queued": queued, "not_queued": len(batch.captures) - queued},
+        status_code=202,
+    )

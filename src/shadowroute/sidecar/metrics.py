@@ -1,0 +1,97 @@
+"""``GET /metrics``: the sidecar's and the pipeline's counters in Prometheus text format."""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+
+from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
+from prometheus_client.registry import Collector
+
+from ..stats import Stats
+
+__all__ = ["Metrics"]
+
+_LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
+
+_COUNTERS = {
+    "captured": ("offered", "Production calls seen on the chat endpoints."),
+    "sampled": ("sampled", "Calls chosen for shadowing."),
+    "mirrored": ("mirrored", "Captures whose candidates were called."),
+    "stored_exchanges": ("stored_exchanges", "Exchanges written to the database."),
+    "spooled_exchanges": ("spooled_exchanges", "Exchanges written to the disk spool."),
+    "replayed_exchanges": ("replayed_exchanges", "Spooled exchanges later written."),
+    "primary_errors": ("primary_errors", "Primary calls that failed (relayed as they came)."),
+    "capture_errors": ("capture_errors", "Captures that could not be parsed or mirrored."),
+    "store_errors": ("store_errors", "Failed database operations."),
+    "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
+    "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
+}
+
+
+class _StatsCollector(Collector):
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        for name, (field, doc) in _COUNTERS.items():
+            metric = CounterMetricFamily(f"shadowroute_{name}", doc)
+            metric.add_metric([], getattr(stats, field))
+            yield metric
+        dropped = CounterMetricFamily(
+            "shadowroute_dropped", "Captures dropped, by reason.", labels=["reason"]
+        )
+        for reason, value in (
+            ("queue_full", stats.dropped_queue_full),
+            ("shutdown", stats.dropped_shutdown),
+            ("abandoned", stats.abandoned),
+            ("oversize", stats.oversize),
+        ):
+            dropped.add_metric([reason], value)
+        yield dropped
+        errors = CounterMetricFamily(
+            "shadowroute_candidate_errors", "Failed candidate calls, by kind.", labels=["kind"]
+        )
+        for kind, value in sorted(stats.candidate_errors.items()):
+            errors.add_metric([kind], value)
+        yield errors
+        for name, value, doc in (
+            ("queue_depth", stats.queue_depth, "Captures waiting for a mirror worker."),
+            ("spool_pending", stats.spool_pending, "Exchanges waiting in the disk spool."),
+        ):
+            gauge = GaugeMetricFamily(f"shadowroute_{name}", doc)
+            gauge.add_metric([], value)
+            yield gauge
+
+
+class Metrics:
+    """One registry per sidecar (no process-global state)."""
+
+    def __init__(self, stats: Stats) -> None:
+        self.registry = CollectorRegistry()
+        self.registry.register(_StatsCollector(stats))
+        self.requests = Counter(
+            "shadowroute_upstream_requests",
+            "Requests relayed to the upstream, by API and status.",
+            ["api", "status"],
+            registry=self.registry,
+        )
+        self.latency = Histogram(
+            "shadowroute_upstream_latency_seconds",
+            "Upstream latency until the last byte was relayed.",
+            ["api"],
+            buckets=_LATENCY_BUCKETS,
+            registry=self.registry,
+        )
+
+    def upstream_done(self, api: str | None, status: int, seconds: float) -> None:
+        label = api or "other"
+        self.requests.labels(label, str(status)).inc()
+        self.latency.labels(label).observe(seconds)
+
+    def upstream_failure(self, api: str | None, kind: str) -> None:
+        self.requests.labels(api or "other", kind).inc()
+
+    def render(self) -> bytes:
+        return generate_latest(self.registry)
