@@ -181,8 +181,11 @@ class Sidecar:
     async def _relay(self, response: httpx.Response, api: Api | None, began: float) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, untouched (content-encoding included)."""
         try:
-            async for chunk in response.aiter_raw():
-                yield chunk
+            if response.is_stream_consumed:  # a transport that hands back read responses
+                yield response.content
+            else:
+                async for chunk in response.aiter_raw():
+                    yield chunk
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
