@@ -353,3 +353,23 @@ def test_sync_shadow_passes_results_and_exceptions_through(tmp_path: Path, db_ur
     exchanges, outputs = anyio.run(stored, db_url)
     assert len(exchanges) == 5 and len(outputs) == 5
     assert all(len(e.request["messages"]) == 1 for e in exchanges)
+
+
+async def test_calls_waiting_for_a_slot_are_skipped_once_the_circuit_opens(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"workers": 8, "circuit_failures": 2, "circuit_reset_s": 60})
+    small = config.models["small"].model_copy(update={"max_concurrency": 2, "max_retries": 0})
+    config = config.model_copy(update={"models": {**config.models, "small": small}})
+
+    class SlowFailure(FakeCandidate):
+        async def complete(self, request: dict[str, Any]) -> Completion:
+            self.requests.append(request)
+            await anyio.sleep(0.1)
+            raise ServerError("HTTP 500", model="small", status=500)
+
+    candidate = SlowFailure("small")
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        for _ in range(8):  # 8 workers take 8 captures at once; 2 slots
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    # The first two fail and open the circuit; the six that waited for a slot never go out.
+    assert len(candidate.requests) == 2
+    assert sh.stats.skipped_circuit_open == 6 and sh.stats.stored_exchanges == 8

@@ -27,6 +27,10 @@ __all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
 log = logging.getLogger("shadowroute")
 
 
+class _OpenedWhileWaiting(Exception):
+    """The circuit opened while this call waited for a concurrency slot."""
+
+
 class Completer(Protocol):
     """What the mirror needs from a provider (see :class:`shadowroute.providers.Provider`)."""
 
@@ -134,9 +138,13 @@ class Mirror:
         if not circuit.allow():
             self._stats.skipped_circuit_open += 1
             return None
+        trial = circuit.opened_at is not None  # this call is the half-open trial
         record = CandidateOutputRecord(exchange_id=exchange_id, model=model, attempts=0)
         try:
-            completion = await self._call_with_retries(model, request, record)
+            completion = await self._call_with_retries(model, request, record, circuit, trial)
+        except _OpenedWhileWaiting:
+            self._stats.skipped_circuit_open += 1
+            return None
         except ProviderError as exc:
             circuit.record(False)
             self._stats.candidate_errors[exc.kind] += 1
@@ -170,16 +178,25 @@ class Mirror:
                 tg.start_soon(one, model)
 
     async def _call_with_retries(
-        self, model: str, request: dict[str, Any], record: CandidateOutputRecord
+        self,
+        model: str,
+        request: dict[str, Any],
+        record: CandidateOutputRecord,
+        circuit: CircuitBreaker,
+        trial: bool,
     ) -> Completion:
         provider = self._providers[model]
         limiter = self._limiters[model]
         max_attempts = 1 + self._retries.get(model, 0)
         while True:
-            record.attempts += 1
-            self._stats.candidate_calls += 1
             try:
                 async with limiter:
+                    # Calls queued for a slot while the circuit opened must not go out: against
+                    # a hanging model each would hold a worker for a whole timeout.
+                    if circuit.opened_at is not None and not trial:
+                        raise _OpenedWhileWaiting
+                    record.attempts += 1
+                    self._stats.candidate_calls += 1
                     return await provider.complete(request)
             except ProviderError as exc:
                 if not exc.retryable or record.attempts >= max_attempts:

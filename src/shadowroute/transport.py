@@ -241,7 +241,13 @@ class ShadowTransport(_Wrapper, *_bases("AsyncBaseTransport")):  # type: ignore[
         plan = _plan(self._sink, request, self._task)
         if self._inner is None:
             self._inner = _default_transport(request, "AsyncHTTPTransport")
-        return self._tee(await self._inner.handle_async_request(request), plan, _AsyncTee)
+        try:
+            response = await self._inner.handle_async_request(request)
+        except Exception:
+            if plan is not None:
+                self._sink.count("primary_errors")
+            raise
+        return self._tee(response, plan, _AsyncTee)
 
     async def aclose(self) -> None:
         if self._inner is not None:
@@ -256,7 +262,13 @@ class SyncShadowTransport(_Wrapper, *_bases("BaseTransport")):  # type: ignore[m
         plan = _plan(self._sink, request, self._task)
         if self._inner is None:
             self._inner = _default_transport(request, "HTTPTransport")
-        return self._tee(self._inner.handle_request(request), plan, _SyncTee)
+        try:
+            response = self._inner.handle_request(request)
+        except Exception:
+            if plan is not None:
+                self._sink.count("primary_errors")
+            raise
+        return self._tee(response, plan, _SyncTee)
 
     def close(self) -> None:
         if self._inner is not None:

@@ -12,7 +12,7 @@ import contextlib
 import fnmatch
 import json
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import anyio
@@ -26,6 +26,7 @@ from ..capture import Api, model_from_body
 from ..config import Config
 from ..pipeline import Shadow
 from ..transport import TASK_HEADER, ShadowTransport
+from .body import BodyTooLarge, read_body
 from .ingest import ingest_captures
 from .metrics import Metrics
 
@@ -39,10 +40,6 @@ _HOP_BY_HOP = frozenset(
     }
 )
 _RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
-
-
-class _TooLarge(Exception):
-    pass
 
 
 def api_error(api: Api | None, status: int, message: str, kind: str) -> JSONResponse:
@@ -65,11 +62,7 @@ def _api_for(method: str, path: str) -> Api | None:
 
 
 class Sidecar:
-    """State of one running sidecar: config, the Shadow, the upstream client, metrics.
-
-    ``route`` maps a task type to the model that should answer it, or ``None`` for the primary
-    (the route map fills it once task types are promoted).
-    """
+    """State of one running sidecar: config, the Shadow, the upstream client, metrics."""
 
     def __init__(
         self,
@@ -77,13 +70,11 @@ class Sidecar:
         *,
         shadow: Shadow | None = None,
         upstream_transport: httpx.AsyncBaseTransport | None = None,
-        route: Callable[[str], str | None] | None = None,
     ) -> None:
         self.config = config
         self.settings = config.sidecar
         self.shadow = shadow or Shadow(config)
         self.metrics = Metrics(self.shadow.stats)
-        self.route = route or (lambda task: None)
         self._upstream_transport = upstream_transport
         self.client: httpx.AsyncClient | None = None
 
@@ -133,8 +124,8 @@ class Sidecar:
                 "[sidecar] upstream in shadowroute.toml", "configuration_error"
             )
         try:
-            body = await self._read_body(request)
-        except _TooLarge:
+            body = await read_body(request, self.settings.max_body_bytes)
+        except BodyTooLarge:
             return api_error(
                 api, 413, f"request body larger than {self.settings.max_body_bytes} bytes "
                 "([sidecar] max_body_bytes)", "request_too_large"
@@ -146,19 +137,15 @@ class Sidecar:
         if api is not None:
             try:
                 parsed = json.loads(body)
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
                 return api_error(api, 400, f"request body is not valid JSON: {exc}", "invalid_request_error")
             if not isinstance(parsed, dict):
                 return api_error(api, 400, "request body must be a JSON object", "invalid_request_error")
             model = str(parsed.get("model") or model_from_body(body))
             task = self.task_for(request, parsed, model)
             headers.append((TASK_HEADER, task))  # read and stripped by ShadowTransport
-            promoted = self.route(task)
-            route_header = (
-                f"model={model}; route=primary; task={task}"
-                if promoted is None
-                else f"model={promoted}; route=promoted; task={task}"
-            )
+            # Every call goes to the primary until task types can be promoted (route map).
+            route_header = f"model={model}; route=primary; task={task}"
         url = upstream + path + (f"?{request.url.query}" if request.url.query else "")
         assert self.client is not None
         began = time.perf_counter()
@@ -190,19 +177,6 @@ class Sidecar:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
             self.metrics.upstream_done(api, response.status_code, time.perf_counter() - began)
-
-    async def _read_body(self, request: Request) -> bytes:
-        limit = self.settings.max_body_bytes
-        declared = request.headers.get("content-length")
-        if declared is not None and declared.isdigit() and int(declared) > limit:
-            raise _TooLarge
-        chunks, size = [], 0
-        async for chunk in request.stream():
-            size += len(chunk)
-            if size > limit:
-                raise _TooLarge
-            chunks.append(chunk)
-        return b"".join(chunks)
 
     async def captures(self, request: Request) -> Response:
         return await ingest_captures(self.shadow, request, self.settings.max_body_bytes)

@@ -18,6 +18,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
 from ..pipeline import Shadow
+from .body import BodyTooLarge, read_body
 
 __all__ = ["CaptureIn", "CapturesIn", "ingest_captures"]
 
@@ -50,11 +51,14 @@ def _bad(status: int, message: str, details: list[dict[str, Any]] | None = None)
 
 
 async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int) -> Response:
-    body = await request.body()
-    if len(body) > max_body_bytes:
-        return _bad(413, f"body larger than {max_body_bytes} bytes")
+    try:
+        body = await read_body(request, max_body_bytes)
+    except BodyTooLarge:
+        return _bad(413, f"body larger than {max_body_bytes} bytes ([sidecar] max_body_bytes)")
     try:
         batch = CapturesIn.model_validate(json.loads(body))
+    except RecursionError:
+        return _bad(400, "body is not valid JSON: nested too deeply")
     except ValueError as exc:
         if isinstance(exc, ValidationError):
             details = [
