@@ -23,7 +23,9 @@ test: $(STAMP)
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)
+	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/capture_overhead.py
+	$(BIN)/python bench/proxy_overhead.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache shadowroute-demo.db* .shadowroute

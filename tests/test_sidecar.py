@@ -546,7 +546,7 @@ async def test_unreachable_or_missing_upstream(tmp_path: Path, sqlite_url: str) 
 
     config = make_config(tmp_path, sqlite_url, None)
     async with sidecar_server(config) as sc, httpx.AsyncClient(base_url=sc.base_url) as client:
-        chat = await client.post("/v1/chat/completions", json={"model": "frontier", "messages": []})
+        chat = await client.post("/v1/chat/completions", json={"model": "frontier", "messages": [{"role": "user", "content": "hi"}]})
         messages = await client.post("/v1/messages", content=b"{broken")
         health = await client.get("/healthz")
     assert chat.status_code == messages.status_code == 503
@@ -902,3 +902,18 @@ async def test_done_means_no_primary_call_fails_while_candidates_and_database_fa
     assert await traffic_total(db_url) == n_calls
     dump = await stored_text(db_url)
     assert not any(secret in dump for secret in SECRETS)
+
+
+@pytest.mark.anyio
+async def test_upstream_that_does_not_answer_in_time_is_a_504(tmp_path: Path, sqlite_url: str) -> None:
+    with FakeLLMServer(default_settings(latency_scale=0.0)) as upstream:
+        upstream.update_model("frontier", hang=True)
+        config = make_config(tmp_path, sqlite_url, upstream.base_url, sidecar={"upstream_timeout_s": 0.3})
+        with sidecar_server(config) as server:
+            async with httpx.AsyncClient(base_url=server.base_url) as client:
+                chat = await client.post("/v1/chat/completions", json={"model": "frontier", "messages": [{"role": "user", "content": "hi"}]})
+                messages = await client.post("/v1/messages", json={"model": "frontier", "max_tokens": 5, "messages": [{"role": "user", "content": "hi"}]})
+            stats = state(server).shadow.stats
+    assert chat.status_code == 504 and chat.json()["error"]["type"] == "upstream_timeout"
+    assert messages.status_code == 504 and messages.json()["type"] == "error"
+    assert stats.primary_errors == 2
