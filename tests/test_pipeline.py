@@ -370,6 +370,8 @@ async def test_calls_waiting_for_a_slot_are_skipped_once_the_circuit_opens(tmp_p
     async with Shadow(config, providers={"small": candidate}) as sh:
         for _ in range(8):  # 8 workers take 8 captures at once; 2 slots
             await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
-    # The first two fail and open the circuit; the six that waited for a slot never go out.
-    assert len(candidate.requests) == 2
-    assert sh.stats.skipped_circuit_open == 6 and sh.stats.stored_exchanges == 8
+    # The first two fail and open the circuit; the calls that waited for a slot never go out
+    # (one may slip through between the two failures). Without the re-check all 8 would.
+    assert len(candidate.requests) <= 3
+    assert sh.stats.skipped_circuit_open == 8 - len(candidate.requests)
+    assert sh.stats.stored_exchanges == 8
