@@ -13,7 +13,7 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Literal
 
 import anyio
 import anyio.to_thread
@@ -223,18 +223,8 @@ class BatchWriter:
         self._inflight = (batch, traffic)
         store = self._store
         if store is not None and self._db_ok:
-            try:
-                await store.write(batch, traffic)
-            except StoreError as exc:
-                self.stats.store_errors += 1
-                self._mark_down()
-                self._report("store", exc)
-            except Exception as exc:  # a bug, not an outage: report it, keep the data
-                self._report("writer", exc)
-            else:
+            if await self._write(store, batch, traffic) == "stored":
                 self._inflight = None
-                self.stats.stored_exchanges += len(batch)
-                self.stats.stored_outputs += sum(len(x.outputs) for x in batch)
                 return
         try:
             # Not cancellable while the thread runs: when it returns, the file exists.
@@ -249,6 +239,25 @@ class BatchWriter:
         self.stats.spooled_exchanges += len(batch)
         self._sync_pending()
         self._schedule_retry()
+
+    async def _write(
+        self, store: Store, batch: list[ExchangeRecord], traffic: list[TrafficRecord]
+    ) -> Literal["stored", "down", "failed"]:
+        """One batch to the database: stored (counted), database down (marked, reported), or
+        failed for another reason (a bug: reported; the caller keeps the data)."""
+        try:
+            await store.write(batch, traffic)
+        except StoreError as exc:
+            self.stats.store_errors += 1
+            self._mark_down()
+            self._report("store", exc)
+            return "down"
+        except Exception as exc:
+            self._report("writer", exc)
+            return "failed"
+        self.stats.stored_exchanges += len(batch)
+        self.stats.stored_outputs += sum(len(x.outputs) for x in batch)
+        return "stored"
 
     async def _spool_all(self) -> None:
         """Last resort on the way out: everything in memory goes to disk."""
@@ -310,19 +319,11 @@ class BatchWriter:
         while self._held:
             batch, traffic = self._held[0]
             if store is not None:
-                try:
-                    await store.write(batch, traffic)
-                except StoreError as exc:
-                    self.stats.store_errors += 1
-                    self._mark_down()
-                    self._report("store", exc)
+                outcome = await self._write(store, batch, traffic)
+                if outcome == "down":
                     return False
-                except Exception as exc:
-                    self._report("writer", exc)
-                else:
+                if outcome == "stored":
                     self._held.pop(0)
-                    self.stats.stored_exchanges += len(batch)
-                    self.stats.stored_outputs += sum(len(x.outputs) for x in batch)
                     continue
             try:
                 await anyio.to_thread.run_sync(self.spool.append, batch, traffic)
