@@ -226,7 +226,7 @@ class Shadow:
             _active.remove(self)
         started = time.monotonic()
         deadline = self.config.mirror.shutdown_deadline_s if deadline_s is None else deadline_s
-        processed_before = self.stats.mirrored + self.stats.capture_errors
+        processed_before = self._processed()
         self._send.close()
         with anyio.move_on_after(deadline):
             await self._workers_done.wait()
@@ -245,7 +245,7 @@ class Shadow:
         if self._store is not None:
             await self._store.close()
         report = ShutdownReport(
-            drained=self.stats.mirrored + self.stats.capture_errors - processed_before,
+            drained=self._processed() - processed_before,
             dropped=self.stats.dropped_shutdown,
             spooled=self.spool.pending(),
             seconds=time.monotonic() - started,
@@ -253,6 +253,10 @@ class Shadow:
         self.shutdown_report = report
         log.info("%s", report)
         return report
+
+    def _processed(self) -> int:
+        """Captures taken off the queue and finished: mirrored, forwarded, or failed."""
+        return self.stats.mirrored + self.stats.forwarded + self.stats.capture_errors
 
     def _drop_waiting(self) -> None:
         assert self._receive is not None
