@@ -375,3 +375,22 @@ async def test_calls_waiting_for_a_slot_are_skipped_once_the_circuit_opens(tmp_p
     assert len(candidate.requests) <= 3
     assert sh.stats.skipped_circuit_open == 8 - len(candidate.requests)
     assert sh.stats.stored_exchanges == 8
+
+
+async def test_retry_after_from_a_server_error_is_honoured(tmp_path: Path, db_url: str) -> None:
+    config = make_config(tmp_path, db_url, mirror={"retry_backoff_s": 60.0, "retry_backoff_max_s": 60.0})
+
+    class BusyOnce(FakeCandidate):
+        async def complete(self, request: dict[str, Any]) -> Completion:
+            if not self.requests:
+                self.requests.append(request)
+                raise ServerError("HTTP 503", model="small", status=503, retry_after=0.01)
+            return await super().complete(request)
+
+    candidate = BusyOnce("small")
+    began = time.perf_counter()
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert time.perf_counter() - began < 2  # waited 0.01 s as asked, not a jittered 0-60 s
+    _, outputs = await stored(config.database_url)
+    assert outputs[0].error_kind is None and outputs[0].attempts == 2

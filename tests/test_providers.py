@@ -274,6 +274,16 @@ async def test_529_overloaded_is_server_error() -> None:
     assert type(error) is ServerError
     assert error.status == 529
     assert "overloaded (HTTP 529): overloaded_error: Overloaded" in str(error)
+    assert error.retry_after is None
+
+
+@pytest.mark.anyio
+async def test_retry_after_on_503_and_529_is_kept_for_the_mirror() -> None:
+    body = {"error": {"message": "busy", "type": "server_error"}}
+    error = await failure(lambda request: httpx.Response(503, json=body, headers={"retry-after": "3"}))
+    assert type(error) is ServerError and error.retry_after == 3.0
+    error = await failure(lambda request: httpx.Response(529, json=body, headers={"retry-after": "7"}), "anthropic")
+    assert error.retry_after == 7.0
 
 
 @pytest.mark.anyio

@@ -173,9 +173,22 @@ async def test_corrupt_spool_file_is_moved_aside(
         garbage.name + ".bad",
     ]
     assert spool.pending() == 0
-    assert "corrupt spool file" in caplog.text
+    assert "spool file moved aside" in caplog.text
     assert await spool.replay(store) == 0  # not retried  # type: ignore[arg-type]
     assert len(store.batches) == 1
+
+
+async def test_batch_the_database_rejects_is_moved_aside_not_blocking(tmp_path: Path, store: Store) -> None:
+    poison = exchange()
+    poison.task_type = None  # type: ignore[assignment]  # NOT NULL: the database refuses it
+    good = exchange()
+    spool = Spool(tmp_path / "spool")
+    spool.append([poison])
+    spool.append([good])
+    assert await spool.replay(store) == 1  # the good batch behind the poison one gets through
+    assert spool.last_error is None and spool.pending() == 0
+    assert [p.name.endswith(".bad") for p in (tmp_path / "spool").iterdir()] == [True]
+    assert await stored(store) == (1, 2)
 
 
 # --------------------------------------------------------------------------- writer

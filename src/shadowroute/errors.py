@@ -6,7 +6,7 @@
     │   ├── ProviderTimeout      no answer within the model's timeout            kind="timeout"
     │   ├── ProviderUnavailable  connection refused / reset, DNS, protocol error kind="connection"
     │   ├── RateLimited          HTTP 429; ``retry_after`` seconds when sent     kind="rate_limited"
-    │   ├── ServerError          HTTP 5xx                                        kind="server_error"
+    │   ├── ServerError          HTTP 5xx (503/529 may carry ``retry_after``)   kind="server_error"
     │   ├── ClientError          HTTP 4xx other than 429                         kind="client_error"
     │   └── BadResponse          2xx whose body is not a usable completion      kind="bad_response"
     └── StoreError               the database could not be read or written
@@ -60,9 +60,18 @@ class ProviderError(ShadowrouteError):
     kind = "provider_error"
     retryable = False
 
-    def __init__(self, message: str, *, model: str = "", status: int | None = None) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        model: str = "",
+        status: int | None = None,
+        retry_after: float | None = None,
+    ) -> None:
         self.model = model
         self.status = status
+        self.retry_after = retry_after
+        """Seconds the provider asked us to wait (``Retry-After``), when it said."""
         super().__init__(f"{model}: {message}" if model else message)
 
 
@@ -80,17 +89,6 @@ class RateLimited(ProviderError):
     kind = "rate_limited"
     retryable = True
 
-    def __init__(
-        self,
-        message: str,
-        *,
-        model: str = "",
-        status: int | None = 429,
-        retry_after: float | None = None,
-    ) -> None:
-        self.retry_after = retry_after
-        super().__init__(message, model=model, status=status)
-
 
 class ServerError(ProviderError):
     kind = "server_error"
@@ -106,4 +104,12 @@ class BadResponse(ProviderError):
 
 
 class StoreError(ShadowrouteError):
-    """The database could not be reached or written; captures go to the spool instead."""
+    """The database could not be reached or written; captures go to the spool instead.
+
+    ``rejected`` is true when the database refused the data itself (a constraint, a value it
+    cannot store) rather than being unreachable: retrying that batch would never succeed.
+    """
+
+    def __init__(self, message: str, *, rejected: bool = False) -> None:
+        self.rejected = rejected
+        super().__init__(message)

@@ -18,7 +18,7 @@ from typing import Any, Protocol
 import anyio
 
 from .config import MirrorConfig, TaskConfig
-from .errors import ProviderError, RateLimited
+from .errors import ProviderError
 from .records import CandidateOutputRecord, Completion, ExchangeRecord
 from .stats import Stats
 
@@ -209,7 +209,7 @@ class Mirror:
     def _delay(self, attempt: int, exc: ProviderError) -> float | None:
         """Seconds to wait before the next attempt; ``None`` to give up now."""
         cap = self._settings.retry_backoff_max_s
-        if isinstance(exc, RateLimited) and exc.retry_after is not None:
+        if exc.retry_after is not None:
             # Honour the provider; a wait longer than our cap is not worth a worker.
             return exc.retry_after if exc.retry_after <= cap else None
         backoff = self._settings.retry_backoff_s * 2 ** (attempt - 1)

@@ -192,10 +192,11 @@ class Provider:
             wait = f", retry after {retry_after:g}s" if retry_after is not None else ""
             message = _redact(f"rate limited (HTTP 429){wait}{suffix}", api_key)
             return RateLimited(message, model=self.name, status=status, retry_after=retry_after)
-        if status == 529:
-            return self._error(ServerError, f"overloaded (HTTP 529){suffix}", api_key, status)
         if status >= 500:
-            return self._error(ServerError, f"HTTP {status} server error{suffix}", api_key, status)
+            what = "overloaded (HTTP 529)" if status == 529 else f"HTTP {status} server error"
+            error = self._error(ServerError, f"{what}{suffix}", api_key, status)
+            error.retry_after = _retry_after(response.headers)  # 503 and 529 may say when
+            return error
         if status >= 400:
             if status in (401, 403) and self.model.api_key_env and not api_key:
                 suffix += f" (environment variable {self.model.api_key_env} is not set)"

@@ -19,7 +19,7 @@ import anyio
 from sqlalchemy import URL, case, event, func, select
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 
 from ..errors import StoreError
@@ -407,7 +407,8 @@ class Store:
         except self._errors as exc:
             raise StoreError(
                 f"cannot write {len(exchange_rows)} exchanges to {self.url}: "
-                f"{_describe(exc, self._engine.url)}"
+                f"{_describe(exc, self._engine.url)}",
+                rejected=isinstance(exc, DataError | IntegrityError),
             ) from exc
 
     async def counts(self) -> dict[str, Any]:

@@ -176,7 +176,9 @@ class Spool:
         """Write spooled batches to ``store``, oldest first, deleting each once stored.
 
         Stops at the first :class:`StoreError` (kept in :attr:`last_error`; that batch and the
-        rest stay spooled) or after ``max_batches`` files. Returns the exchanges replayed.
+        rest stay spooled) or after ``max_batches`` files. A batch the database rejects for its
+        content (``StoreError.rejected``) is moved aside to ``*.bad`` instead, so it cannot
+        block the rest. Returns the exchanges replayed.
         """
         if self._replaying is None:
             self._replaying = anyio.Lock()
@@ -199,6 +201,9 @@ class Spool:
                 try:
                     await store.write(batch.exchanges, batch.traffic)
                 except StoreError as exc:
+                    if exc.rejected:  # would fail forever and block every batch behind it
+                        await anyio.to_thread.run_sync(self._quarantine, path, exc)
+                        continue
                     self.last_error = exc
                     break
                 await anyio.to_thread.run_sync(self._remove, path)
@@ -221,7 +226,7 @@ class Spool:
         except OSError as move_exc:
             log.error("corrupt spool file %s (%s) cannot be moved aside: %s", path, exc, move_exc)
         else:
-            log.warning("corrupt spool file moved aside to %s: %s", bad, exc)
+            log.warning("unusable spool file moved aside to %s: %s", bad, exc)
         self._forget(path.name)
 
 
