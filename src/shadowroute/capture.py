@@ -31,11 +31,22 @@ from .records import ExchangeRecord, utcnow
 if TYPE_CHECKING:
     from .config import Config
 
-__all__ = ["Api", "Capture", "is_sampled", "model_from_body", "snapshot_request"]
+__all__ = ["Api", "Capture", "api_for", "is_sampled", "model_from_body", "snapshot_request"]
 
 Api = Literal["openai", "anthropic"]
 
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
+
+
+def api_for(method: str, path: str) -> Api | None:
+    """Which chat API a request is a call of (``None``: not one shadowroute captures)."""
+    if method != "POST":
+        return None
+    if path.endswith("/chat/completions"):
+        return "openai"
+    if path.endswith("/v1/messages"):
+        return "anthropic"
+    return None
 
 
 def snapshot_request(request: dict[str, Any]) -> dict[str, Any]:

@@ -328,8 +328,9 @@ class Shadow:
         presampled: bool = False,
     ) -> bool:
         model = str(request.get("model") or "")
-        rate = 1.0 if presampled else self.config.task(task).sample_rate
-        if not self._sample(task, model, rate, lambda: _request_key(request)):
+        sampled = presampled or self.decide(task, lambda: _request_key(request))
+        self.count_offer(task, model, sampled)
+        if not sampled:
             return False
         capture = Capture(
             task=task,
@@ -374,7 +375,13 @@ class Shadow:
     def sample(self, task: str, model: str, key: Callable[[], bytes]) -> bool:
         """Count a production call and decide whether to capture it (the transport asks before
         it tees the response, so unsampled calls cost nothing more)."""
-        return self._sample(task, model, self.config.task(task).sample_rate, key)
+        sampled = self.decide(task, key)
+        self.count_offer(task, model, sampled)
+        return sampled
+
+    def decide(self, task: str, key: Callable[[], bytes]) -> bool:
+        """The sampling decision alone, without counting: safe from any thread."""
+        return is_sampled(self.config.task(task).sample_rate, self.config.seed, key)
 
     def count_primary_error(self) -> None:
         self.stats.offered += 1
@@ -383,11 +390,6 @@ class Shadow:
     def count(self, name: str) -> None:
         """Add one to the named counter of :attr:`stats` (used by the transports)."""
         setattr(self.stats, name, getattr(self.stats, name) + 1)
-
-    def _sample(self, task: str, model: str, rate: float, key: Callable[[], bytes]) -> bool:
-        sampled = is_sampled(rate, self.config.seed, key)
-        self.count_offer(task, model, sampled)
-        return sampled
 
     def count_offer(self, task: str, model: str, sampled: bool) -> None:
         """Count one production call, sampled or not, in stats and in the daily traffic."""

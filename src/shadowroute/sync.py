@@ -16,7 +16,7 @@ from typing import Any, TypeVar
 import anyio
 from anyio.from_thread import BlockingPortal, start_blocking_portal
 
-from .capture import Api, is_sampled, snapshot_request
+from .capture import Api, snapshot_request
 from .config import Config, load_config
 from .pipeline import Shadow, ShutdownReport
 from .stats import Stats
@@ -119,7 +119,7 @@ class SyncShadow:
     # The transport's Sink protocol, safe to call from any thread.
 
     def sample(self, task: str, model: str, key: Callable[[], bytes]) -> bool:
-        sampled = is_sampled(self.inner.config.task(task).sample_rate, self.inner.config.seed, key)
+        sampled = self.inner.decide(task, key)
         self._post(self.inner.count_offer, task, model, sampled)
         return sampled
 

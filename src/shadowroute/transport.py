@@ -23,7 +23,7 @@ from typing import Any, Protocol
 
 import httpx
 
-from .capture import Api, model_from_body
+from .capture import Api, api_for, model_from_body
 
 try:  # current OpenAI/Anthropic SDKs are built on httpx2, a drop-in successor of httpx
     import httpx2
@@ -80,17 +80,6 @@ class Sink(Protocol):
     def count(self, name: str) -> None: ...
 
 
-def _api_for(request: Any) -> Api | None:
-    if request.method != "POST":
-        return None
-    path: str = request.url.path
-    if path.endswith("/chat/completions"):
-        return "openai"
-    if path.endswith("/messages"):
-        return "anthropic"
-    return None
-
-
 class _Plan:
     """What the transport decided for one request, and how to finish it."""
 
@@ -131,7 +120,7 @@ def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
     header_task = request.headers.get(TASK_HEADER)
     if header_task is not None:
         del request.headers[TASK_HEADER]
-    api = _api_for(request)
+    api = api_for(request.method, request.url.path)
     if api is None:
         return None
     try:

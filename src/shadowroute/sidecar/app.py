@@ -23,7 +23,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..capture import Api, model_from_body
+from ..capture import Api, api_for
 from ..config import Config
 from ..pipeline import Shadow
 from ..transport import TASK_HEADER, ShadowTransport
@@ -59,16 +59,6 @@ def api_error(api: Api | None, status: int, message: str, kind: str) -> JSONResp
     else:
         body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
     return JSONResponse(body, status_code=status)
-
-
-def _api_for(method: str, path: str) -> Api | None:
-    if method != "POST":
-        return None
-    if path.endswith("/chat/completions"):
-        return "openai"
-    if path.endswith("/v1/messages"):
-        return "anthropic"
-    return None
 
 
 class Sidecar:
@@ -128,7 +118,7 @@ class Sidecar:
 
     async def proxy(self, request: Request) -> Response:
         path = request.url.path
-        api = _api_for(request.method, path)
+        api = api_for(request.method, path)
         upstream = self.upstream_for(api)
         if upstream is None:
             return api_error(
@@ -153,7 +143,7 @@ class Sidecar:
                 return api_error(api, 400, f"request body is not valid JSON: {exc}", "invalid_request_error")
             if not isinstance(parsed, dict):
                 return api_error(api, 400, "request body must be a JSON object", "invalid_request_error")
-            model = str(parsed.get("model") or model_from_body(body))
+            model = str(parsed.get("model") or "")
             task = self.task_for(request, parsed, model)
             headers.append((TASK_HEADER, task))  # read and stripped by ShadowTransport
             # Every call goes to the primary until task types can be promoted (route map).
