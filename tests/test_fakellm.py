@@ -68,7 +68,9 @@ def test_public_api_is_importable() -> None:
 def test_default_roster() -> None:
     s = DEFAULT_SETTINGS
     assert s.seed == 7
-    assert set(s.models) == {"frontier", "small", "tiny", "claude-small"}
+    assert set(s.models) == {"frontier", "small", "tiny", "claude-small", "judge"}
+    assert s.models["frontier"].consistency == 1.0 and s.models["small"].consistency == 1.0
+    assert s.models["judge"].accuracy_for("judge") == 0.92
     assert s.models["frontier"].output_price > s.models["small"].output_price
     assert s.models["small"].accuracy_for("classify_intent") > s.models["small"].accuracy_for(
         "extract_order")

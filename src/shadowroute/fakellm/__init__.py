@@ -8,7 +8,15 @@
             reply = client.chat.completions.create(model="small", **demo.request)
 
 Each model's quality per task type, latency, price and faults are configurable
-(:class:`FakeModel`); the answer to a request is a pure function of (seed, model, messages).
+(:class:`FakeModel`); the first answer to a request is a pure function of (seed, model,
+messages). A repeated identical request keeps that answer with the model's ``consistency``
+(1.0 by default; the default ``frontier`` has 0.95, so replaying it shows a noise floor).
+
+Any model sent a pairwise judge prompt (the format of :mod:`shadowroute.scoring.prompt`) answers
+as a simulated judge: it checks both responses against the task's ground truth, errs with
+position bias ("A") at ``1 - accuracy_for("judge")``, is fooled by a response that addresses the
+judge, and replies in prose at ``verdict_garbage_rate`` (see ``fakellm/_judge.py``). The default
+roster: ``frontier`` (primary), ``small``, ``tiny``, ``claude-small`` (candidates) and ``judge``.
 """
 
 from .app import FakeState, create_app

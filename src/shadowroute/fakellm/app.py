@@ -9,9 +9,14 @@ Routes::
     GET  /_fake/settings         seed, latency scale and every model's settings
     GET  /_fake/stats            per-model call counts;  POST /_fake/reset clears them
 
-The answer to a request is a pure function of (seed, model, messages) -- see
-:func:`~shadowroute.fakellm.tasks.simulate`. Faults and latency jitter are drawn per call from
-(seed, model, call number), so a retry of a failed call can succeed.
+The first answer to a request is a pure function of (seed, model, messages) -- see
+:func:`~shadowroute.fakellm.tasks.simulate`. The server counts answered repeats of each
+identical (model, messages) request (an LRU of :attr:`FakeState.REPEAT_MEMORY` keys); a repeat
+keeps the first answer with the model's ``consistency`` and is otherwise drawn afresh, so a
+replay of the primary can disagree with it. A request holding a judge prompt is answered by the
+simulated judge instead (:mod:`shadowroute.fakellm._judge`, task ``"judge"`` in the stats; no
+repeat counting). Faults and latency jitter are drawn per call from (seed, model, call number),
+so a retry of a failed call can succeed.
 """
 
 from __future__ import annotations
@@ -20,7 +25,8 @@ import hashlib
 import json
 import random
 import threading
-from collections import Counter
+from collections import Counter, OrderedDict
+from collections.abc import Mapping, Sequence
 from typing import Any, Literal
 
 import anyio
@@ -30,6 +36,7 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
+from ._judge import JUDGE_TASK, find_judge_prompt, judge_reply
 from ._wire import (
     AnthropicRequest,
     Completion,
@@ -60,6 +67,10 @@ class FakeState:
     read stats from the test's thread while the server runs in its own.
     """
 
+    REPEAT_MEMORY = 200_000
+    """How many distinct (model, messages) keys the repeat counter remembers (least recently
+    seen forgotten first; a forgotten request counts as new again)."""
+
     def __init__(self, settings: FakeLLMSettings) -> None:
         self.seed = settings.seed
         self.latency_scale = settings.latency_scale
@@ -68,6 +79,7 @@ class FakeState:
         self._lock = threading.Lock()
         self._seq: Counter[str] = Counter()
         self._stats: dict[str, dict[str, Any]] = {}
+        self._answered: OrderedDict[bytes, int] = OrderedDict()
         self.closing = threading.Event()
         """Set by the server when it stops, so hanging requests end instead of being cancelled."""
 
@@ -100,6 +112,22 @@ class FakeState:
             entry[api] += 1
             entry["tasks"][task] = entry["tasks"].get(task, 0) + 1
             return self._seq[model]
+
+    def repeat_index(self, model: str, messages: Sequence[Mapping[str, Any]]) -> int:
+        """How many times this exact (model, messages) request was answered before; counts it.
+
+        Not cleared by :meth:`reset_stats`: a repeat stays a repeat.
+        """
+        canonical = json.dumps([model, list(messages)], sort_keys=True, separators=(",", ":"),
+                               ensure_ascii=False)
+        key = hashlib.sha256(canonical.encode()).digest()[:16]
+        with self._lock:
+            seen = self._answered.get(key, 0)
+            self._answered[key] = seen + 1
+            self._answered.move_to_end(key)
+            while len(self._answered) > self.REPEAT_MEMORY:
+                self._answered.popitem(last=False)
+            return seen
 
     def record(self, model: str, outcome: str) -> None:
         with self._lock:
@@ -177,8 +205,12 @@ class _Handler:
         if model is None:
             return self.error(404, f"The model `{name}` does not exist or you do not have "
                                    "access to it.")
-        task = detect_task(messages) or ""
-        task = task if task in TASK_SIMULATORS else GENERIC.name
+        judge = find_judge_prompt(messages)
+        if judge is not None:
+            task = JUDGE_TASK
+        else:
+            task = detect_task(messages) or ""
+            task = task if task in TASK_SIMULATORS else GENERIC.name
         seq = state.begin_call(model.name, self.api, task)
         rng = _call_rng(state.seed, model.name, seq)
         delay = _latency_s(model, state.latency_scale, rng)
@@ -205,9 +237,16 @@ class _Handler:
             state.record(model.name, "garbage")
             return self._garbage(rng, stream, headers)
 
-        answer = simulate(messages, seed=state.seed, model=model.name,
-                          accuracy=model.accuracy_for(task))
-        text, truncated = answer.text, False
+        if judge is not None:
+            text = judge_reply(judge, seed=state.seed, model=model.name,
+                               accuracy=model.accuracy_for(JUDGE_TASK),
+                               garbage_rate=model.verdict_garbage_rate, n_messages=len(messages))
+        else:
+            text = simulate(messages, seed=state.seed, model=model.name,
+                            accuracy=model.accuracy_for(task),
+                            repeat=state.repeat_index(model.name, messages),
+                            consistency=model.consistency).text
+        truncated = False
         if limit is not None and count_tokens(text) > limit:
             text, truncated = text[: limit * 4].rstrip(), True
         completion = Completion(

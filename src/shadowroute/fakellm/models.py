@@ -20,7 +20,11 @@ __all__ = [
 
 
 class FakeModel(BaseModel):
-    """One simulated model: quality per task type, latency, price and fault knobs."""
+    """One simulated model: quality per task type, latency, price and fault knobs.
+
+    The pseudo task ``"judge"`` (a judge prompt, see :mod:`shadowroute.fakellm._judge`) takes its
+    accuracy from ``task_accuracy["judge"]`` like any other task.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
@@ -46,6 +50,14 @@ class FakeModel(BaseModel):
     """Never answer: the request sleeps until the client goes away (other requests unaffected)."""
     garbage: bool = False
     """Answer 200 with a body that is not valid JSON (or, when streaming, a broken SSE event)."""
+    consistency: float = Field(1.0, ge=0.0, le=1.0)
+    """Probability that a repeated identical request (same model, same messages) is answered
+    exactly as the first time. Otherwise the answer is drawn afresh (still correct with the
+    model's accuracy, so it may coincide): the noise floor that replaying the primary measures.
+    The first answer never depends on it; judge prompts ignore it."""
+    verdict_garbage_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """When judging: probability that the reply is unreadable prose instead of the verdict JSON
+    (drawn per judge conversation length, so a retry with more messages draws again)."""
     owned_by: str = "fakellm"
 
     @field_validator("task_accuracy")
@@ -123,10 +135,15 @@ class FakeLLMSettings(BaseModel):
 
 
 def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSettings:
-    """A realistic roster: an expensive primary and three cheaper candidates.
+    """A realistic roster: an expensive primary, three cheaper candidates and a judge.
 
     ``small`` is good enough for ``classify_intent`` and ``sentiment`` but not for
     ``extract_order`` -- exactly the situation shadowroute's report should uncover.
+    Every model answers a repeated request the same way (``consistency=1.0``), so tests can
+    compare answers across calls; lower ``frontier``'s consistency (as the demo does) to give
+    replays of the primary a noise floor. ``judge`` is meant for judge prompts (92% accurate on
+    them, position-biased when it errs; see :mod:`shadowroute.fakellm._judge`) -- any model
+    answers a judge prompt as a judge, though.
     """
     return FakeLLMSettings(
         seed=seed,
@@ -186,9 +203,20 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
                 output_price=4.00,
                 owned_by="fakellm-anthropic",
             ),
+            FakeModel(
+                name="judge",
+                accuracy=0.9,
+                task_accuracy={"judge": 0.92},
+                latency_ms=30,
+                latency_jitter_ms=10,
+                input_price=1.00,
+                output_price=4.00,
+                owned_by="fakellm-openai",
+            ),
         ],
     )
 
 
 DEFAULT_SETTINGS: FakeLLMSettings = default_settings()
-"""Seed 7 and the default roster (``frontier``, ``small``, ``tiny``, ``claude-small``)."""
+"""Seed 7 and the default roster (``frontier``, ``small``, ``tiny``, ``claude-small``,
+``judge``)."""

@@ -7,6 +7,16 @@ hidden state: :func:`simulate` draws from an rng seeded by (seed, model, message
 model answers correctly, then asks the simulator for the right answer or a plausible wrong one.
 Requests without a known marker get the generic simulator (a paragraph about the last user
 message).
+
+Repeats: the server counts how often it has answered each identical (model, messages) request
+and passes the count to :func:`simulate` as ``repeat``. The first answer (``repeat=0``) is always
+the pure function above. A repeat keeps that answer with probability ``consistency`` (drawn from
+(seed, model, messages, repeat)); otherwise it is drawn afresh from an rng that includes
+``repeat`` -- still correct with probability ``accuracy``, so it may coincide with the first
+answer (always, when both draws are correct). This is the noise floor a replay of the primary
+measures.
+
+Judge prompts (see :mod:`shadowroute.fakellm._judge`) never reach :func:`simulate`.
 """
 
 from __future__ import annotations
@@ -56,10 +66,13 @@ def count_tokens(text: str) -> int:
     return math.ceil(len(text) / 4)
 
 
-def request_rng(seed: int, model: str, messages: Sequence[Mapping[str, Any]]) -> random.Random:
-    """An rng that is a pure function of (seed, model, canonical JSON of messages)."""
+def request_rng(
+    seed: int, model: str, messages: Sequence[Mapping[str, Any]], *salt: str | int
+) -> random.Random:
+    """An rng that is a pure function of (seed, model, canonical JSON of messages[, salt...])."""
     canonical = json.dumps(
-        [seed, model, list(messages)], sort_keys=True, separators=(",", ":"), ensure_ascii=False
+        [seed, model, list(messages), *salt], sort_keys=True, separators=(",", ":"),
+        ensure_ascii=False,
     )
     digest = hashlib.sha256(canonical.encode()).digest()
     return random.Random(int.from_bytes(digest[:8], "big"))
@@ -201,14 +214,26 @@ class SimulatedAnswer:
 
 
 def simulate(
-    messages: Sequence[Mapping[str, Any]], *, seed: int, model: str, accuracy: float
+    messages: Sequence[Mapping[str, Any]],
+    *,
+    seed: int,
+    model: str,
+    accuracy: float,
+    repeat: int = 0,
+    consistency: float = 1.0,
 ) -> SimulatedAnswer:
     """The answer of ``model`` (correct with probability ``accuracy``) -- a pure function.
 
     ``messages`` are OpenAI-style with string contents; ``accuracy`` is the model's accuracy
     for the detected task (see :meth:`FakeModel.accuracy_for` and :func:`detect_task`).
+    ``repeat`` is how many times this exact request was answered before; a repeat keeps the
+    first answer with probability ``consistency`` and is otherwise drawn afresh (see the module
+    docstring).
     """
     rng = request_rng(seed, model, messages)
+    if (repeat > 0 and consistency < 1.0
+            and request_rng(seed, model, messages, "repeat", repeat).random() >= consistency):
+        rng = request_rng(seed, model, messages, "redraw", repeat)
     task = detect_task(messages)
     sim = TASK_SIMULATORS.get(task or "", GENERIC)
     correct = rng.random() < accuracy
