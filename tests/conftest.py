@@ -27,7 +27,7 @@ def anyio_backend() -> str:
 
 
 POSTGRES_ENV = "SHADOWROUTE_TEST_POSTGRES_URL"
-_TABLES = ("candidate_outputs", "exchanges", "traffic_daily")
+_TABLES = ("scores", "candidate_outputs", "exchanges", "traffic_daily")
 
 
 def _pg_admin_engine(url: str) -> Any:

@@ -30,6 +30,9 @@ def test_readme_reference_config_is_valid(tmp_path: Path, monkeypatch: pytest.Mo
     assert config.models["gpt-4o-mini"].cost(1_000_000, 1_000_000) == pytest.approx(0.75)
     # Every key the README documents exists in the model (a typo would fail load_config).
     assert config.mirror.queue_size == 2000 and config.store.batch_size == 500
+    assert config.judge is not None and config.judge.model == "claude-sonnet"
+    assert set(config.scorers_for("classify_intent")) == {"label", "judge"}
+    assert config.scorers_for("summarize_ticket")["similarity"].threshold == 0.85
 
 
 def test_database_url_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -73,3 +76,26 @@ def test_errors_name_the_key(data: dict, key: str) -> None:
     with pytest.raises(ConfigError) as caught:
         load_config(data=data)
     assert caught.value.key == key and str(caught.value).startswith(f"<dict>: {key}: ")
+
+
+@pytest.mark.parametrize(
+    "data, message",
+    [
+        ({"tasks": {"t": {"scorers": ["bleu"]}}}, "unknown scorer 'bleu'"),
+        ({"tasks": {"t": {"scorers": {"exact": {"method": "ratio"}}}}}, "scorer 'exact' takes no option 'method'"),
+        ({"tasks": {"t": {"scorers": {"similarity": {"threshold": 1.5}}}}}, "less than or equal to 1"),
+        ({"tasks": {"t": {"scorers": ["schema"]}}}, "uses 'schema' but the task has no json_schema"),
+        ({"tasks": {"t": {"scorers": ["judge"]}}}, "uses 'judge' but no [judge] is configured"),
+        ({"judge": {"model": "nope"}}, "judge.model names unknown model 'nope'"),
+    ],
+)
+def test_scorer_and_judge_errors_are_clear(data: dict, message: str) -> None:
+    with pytest.raises(ConfigError, match=re.escape(message)):
+        load_config(data=data)
+
+
+def test_scorer_defaults() -> None:
+    judge = {"models": {"j": {"base_url": "http://h"}}, "judge": {"model": "j"}}
+    assert set(load_config(data={}).scorers_for("t")) == {"similarity"}
+    assert set(load_config(data=judge).scorers_for("t")) == {"similarity", "judge"}
+    assert load_config(data={"tasks": {"t": {"scorers": ["exact"]}}}).task("t").noise_floor_rate == 0.1

@@ -68,12 +68,31 @@ async def test_migrate_creates_schema_on_empty_db_and_rerun_is_noop(empty_db_url
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
     finally:
         await engine.dispose()
-    assert {"exchanges", "candidate_outputs", "traffic_daily", "alembic_version"} <= tables
+    assert {"exchanges", "candidate_outputs", "scores", "traffic_daily", "alembic_version"} <= tables
     store = await Store.open(empty_db_url, auto_migrate=False)
     try:
-        assert await store.revision() == _head() == "0001"
+        assert await store.revision() == _head() == "0002"
     finally:
         await store.close()
+
+
+async def test_upgrade_from_the_first_revision_keeps_stored_pairs(empty_db_url: str) -> None:
+    """A database created by the first release gains the scores table; nothing is lost."""
+    await migrate(empty_db_url, "0001")
+    old = Store(make_engine(empty_db_url))
+    try:
+        await old.write([exchange(), exchange()])
+        assert await old.revision() == "0001"
+    finally:
+        await old.close()
+    await migrate(empty_db_url)
+    async with await Store.open(empty_db_url, auto_migrate=False) as store:
+        assert await store.revision() == _head()
+        assert await table_counts(store) == (2, 4)
+        engine = store.engine
+        async with engine.connect() as conn:
+            tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
+        assert "scores" in tables
 
 
 async def test_migrations_match_models(db_url: str) -> None:

@@ -18,9 +18,12 @@ from .errors import ConfigError
 
 __all__ = [
     "DEFAULT_DATABASE_URL",
+    "SCORER_NAMES",
     "Config",
+    "JudgeConfig",
     "MirrorConfig",
     "ModelConfig",
+    "ScorerConfig",
     "SidecarConfig",
     "StoreConfig",
     "TaskConfig",
@@ -69,8 +72,38 @@ class ModelConfig(_Strict):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
+SCORER_NAMES = ("schema", "exact", "label", "similarity", "judge")
+"""The scorers a task type can use (see :mod:`shadowroute.scoring`)."""
+
+_SCORER_OPTIONS = {
+    "schema": {"threshold"},
+    "exact": {"threshold", "labels", "case_sensitive"},
+    "label": {"threshold", "labels", "case_sensitive"},
+    "similarity": {"threshold", "method"},
+    "judge": {"threshold", "rubric"},
+}
+
+
+class ScorerConfig(_Strict):
+    """One scorer of a task type: ``[tasks.X.scorers.similarity] method = "ratio"``.
+
+    Every option is optional; which ones a scorer takes is checked against its name.
+    """
+
+    threshold: float | None = Field(None, ge=0.0, le=1.0)
+    """A score at or above it passes (defaults: schema/exact 1.0, similarity 0.8, judge 0.5)."""
+    method: str | None = None
+    """similarity: ratio, token_set_ratio (default), token_sort_ratio, partial_ratio, WRatio."""
+    labels: tuple[str, ...] | None = None
+    """exact/label: the allowed labels; an answer outside them fails."""
+    case_sensitive: bool = False
+    rubric: str | None = None
+    """judge: what "better" means for this task type (default: ``[judge] rubric``)."""
+
+
 class TaskConfig(_Strict):
-    """A task type: which candidates shadow it and how much of its traffic is sampled."""
+    """A task type: which candidates shadow it, how much of its traffic is sampled, and how
+    their answers are scored."""
 
     name: str = ""
     candidates: tuple[str, ...] = ()
@@ -79,6 +112,57 @@ class TaskConfig(_Strict):
     """Path to a JSON Schema file, relative to the config file."""
     daily_budget_usd: float | None = Field(None, ge=0)
     """Cap on candidate spend per UTC day for this task; ``None`` means no cap."""
+    noise_floor_rate: float = Field(0.1, ge=0.0, le=1.0)
+    """Share of sampled exchanges on which the primary is called again (stored as the candidate
+    ``primary@replay``), to measure how much the primary disagrees with itself. Needs the
+    primary declared under ``[models]``."""
+    scorers: dict[str, ScorerConfig] = {}
+    """Scorer name -> options; a list of names is accepted too. Empty: the defaults of
+    :meth:`Config.scorers_for`."""
+
+    @field_validator("scorers", mode="before")
+    @classmethod
+    def _scorer_list(cls, value: Any) -> Any:
+        if isinstance(value, list | tuple):
+            return {str(name): {} for name in value}
+        return value
+
+    @field_validator("scorers")
+    @classmethod
+    def _known_scorers(cls, value: dict[str, ScorerConfig]) -> dict[str, ScorerConfig]:
+        for name, options in value.items():
+            if name not in _SCORER_OPTIONS:
+                raise ValueError(
+                    f"unknown scorer {name!r} (scorers: {', '.join(SCORER_NAMES)})"
+                )
+            given = {key for key in options.model_fields_set if key != "case_sensitive"}
+            if options.case_sensitive:
+                given.add("case_sensitive")
+            wrong = sorted(given - _SCORER_OPTIONS[name])
+            if wrong:
+                raise ValueError(
+                    f"scorer {name!r} takes no option {wrong[0]!r} "
+                    f"(it takes: {', '.join(sorted(_SCORER_OPTIONS[name]))})"
+                )
+        return value
+
+
+class JudgeConfig(_Strict):
+    """The LLM judge: any declared model (OpenAI-compatible or Anthropic) that is neither a
+    candidate nor the primary of the exchanges it judges."""
+
+    model: str
+    """A key of ``[models]``."""
+    rubric: str | None = None
+    """Default rubric for every task type (built-in default when unset)."""
+    budget_usd: float | None = Field(None, ge=0)
+    """Spend cap of one ``shadowroute score`` run on judge calls; ``None`` means no cap."""
+    concurrency: int = Field(8, ge=1)
+    """Judge calls in flight at once (the model's own ``max_concurrency`` also applies)."""
+    max_tokens: int = Field(200, ge=16)
+    threshold: float = Field(0.5, ge=0.0, le=1.0)
+    """Judge value: 1 candidate better, 0.5 same (or a verdict that flips with the order),
+    0 worse. At or above the threshold passes: by default "same" passes, "worse" fails."""
 
 
 class MirrorConfig(_Strict):
@@ -149,6 +233,7 @@ class Config(_Strict):
     mirroring and storing them in this process."""
     models: dict[str, ModelConfig] = {}
     tasks: dict[str, TaskConfig] = {}
+    judge: JudgeConfig | None = None
     mirror: MirrorConfig = MirrorConfig()
     store: StoreConfig = StoreConfig()
     sidecar: SidecarConfig = SidecarConfig()
@@ -176,7 +261,38 @@ class Config(_Strict):
                         f"tasks.{task.name}.candidates names unknown model {candidate!r} "
                         f"(models: {known})"
                     )
+            if "schema" in task.scorers and task.json_schema is None:
+                raise ValueError(
+                    f"tasks.{task.name}.scorers uses 'schema' but the task has no json_schema"
+                )
+            if "judge" in task.scorers and self.judge is None:
+                raise ValueError(
+                    f"tasks.{task.name}.scorers uses 'judge' but no [judge] is configured"
+                )
+        if self.judge is not None:
+            if self.judge.model not in self.models:
+                known = ", ".join(sorted(self.models)) or "none declared"
+                raise ValueError(f"judge.model names unknown model {self.judge.model!r} "
+                                 f"(models: {known})")
+            for task in self.tasks.values():
+                if self.judge.model in task.candidates:
+                    raise ValueError(
+                        f"judge.model {self.judge.model!r} is also a candidate of task "
+                        f"{task.name!r}; a model cannot judge its own answers: choose another "
+                        "judge"
+                    )
         return self
+
+    def scorers_for(self, task: str) -> dict[str, ScorerConfig]:
+        """The task's scorers: as configured, else ``schema`` (with a JSON schema) or
+        ``similarity``, plus ``judge`` when a judge is configured."""
+        settings = self.task(task)
+        if settings.scorers:
+            return dict(settings.scorers)
+        chosen = {"schema" if settings.json_schema is not None else "similarity": ScorerConfig()}
+        if self.judge is not None:
+            chosen["judge"] = ScorerConfig()
+        return chosen
 
     def task(self, name: str) -> TaskConfig:
         """The task's settings; undeclared task types get no candidates and the default rate."""

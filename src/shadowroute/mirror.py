@@ -19,7 +19,7 @@ import anyio
 
 from .config import MirrorConfig, TaskConfig
 from .errors import ProviderError
-from .records import CandidateOutputRecord, Completion, ExchangeRecord
+from .records import REPLAY_MODEL, CandidateOutputRecord, Completion, ExchangeRecord
 from .stats import Stats
 
 __all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
@@ -128,8 +128,16 @@ class Mirror:
         return found
 
     async def call(
-        self, task: TaskConfig, model: str, request: dict[str, Any], exchange_id: str
+        self,
+        task: TaskConfig,
+        model: str,
+        request: dict[str, Any],
+        exchange_id: str,
+        *,
+        label: str | None = None,
     ) -> CandidateOutputRecord | None:
+        """Call ``model`` once (with retries); the record is stored under ``label`` (default:
+        the model's name), e.g. ``primary@replay`` for a noise-floor call of the primary."""
         budget = self.budget(task)
         if not budget.allows():
             self._stats.skipped_budget += 1
@@ -139,7 +147,7 @@ class Mirror:
             self._stats.skipped_circuit_open += 1
             return None
         trial = circuit.opened_at is not None  # this call is the half-open trial
-        record = CandidateOutputRecord(exchange_id=exchange_id, model=model, attempts=0)
+        record = CandidateOutputRecord(exchange_id=exchange_id, model=label or model, attempts=0)
         try:
             completion = await self._call_with_retries(model, request, record, circuit, trial)
         except _OpenedWhileWaiting:
@@ -165,17 +173,23 @@ class Mirror:
         record.cost_usd = completion.cost_usd
         return record
 
-    async def answer(self, task: TaskConfig, exchange: ExchangeRecord) -> None:
-        """Call every candidate of ``task`` concurrently; their records join the exchange."""
+    async def answer(
+        self, task: TaskConfig, exchange: ExchangeRecord, *, replay: str | None = None
+    ) -> None:
+        """Call every candidate of ``task`` concurrently; their records join the exchange.
+        ``replay`` names the primary's model to call once more, stored as ``primary@replay``."""
 
-        async def one(model: str) -> None:
-            output = await self.call(task, model, exchange.request, exchange.id)
+        async def one(model: str, label: str | None = None) -> None:
+            output = await self.call(task, model, exchange.request, exchange.id, label=label)
             if output is not None:
                 exchange.outputs.append(output)
 
         async with anyio.create_task_group() as tg:
             for model in task.candidates:
                 tg.start_soon(one, model)
+            if replay is not None:
+                self._stats.primary_replays += 1
+                tg.start_soon(one, replay, REPLAY_MODEL)
 
     async def _call_with_retries(
         self,

@@ -20,7 +20,7 @@ import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
 
 from .capture import Api, Capture, is_sampled, snapshot_request
-from .config import Config, load_config
+from .config import Config, TaskConfig, load_config
 from .errors import StoreError
 from .mirror import Completer, Mirror
 from .providers import Provider
@@ -120,6 +120,7 @@ class Shadow:
         self._store: Store | None = None
         self._in_flight: set[anyio.CancelScope] = set()
         self._traffic: dict[tuple[str, str], list[int]] = {}
+        self._replay_warned: set[str] = set()
         self._started = False
         self.shutdown_report: ShutdownReport | None = None
 
@@ -478,12 +479,32 @@ class Shadow:
         with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
             self._in_flight.add(scope)
             try:
-                await self.mirror.answer(self.config.task(capture.task), record)
+                task = self.config.task(capture.task)
+                await self.mirror.answer(task, record, replay=self._replay_model(task, record))
             finally:
                 self._in_flight.discard(scope)
         if scope.cancel_called:
             self.stats.cut_shutdown += 1
         return record
+
+    def _replay_model(self, task: TaskConfig, record: ExchangeRecord) -> str | None:
+        """The primary's model to call again for the noise floor, when this exchange is in the
+        task's ``noise_floor_rate`` slice (drawn independently of the sampling decision)."""
+        key = lambda: b"replay\x00" + _request_key(record.request)  # noqa: E731
+        if not task.candidates or not is_sampled(task.noise_floor_rate, self.config.seed, key):
+            return None
+        model = self.config.model_named(record.primary_model)
+        if model is None or model.name not in self._providers:
+            self.stats.replay_unavailable += 1
+            if record.primary_model not in self._replay_warned:
+                self._replay_warned.add(record.primary_model)
+                log.warning(
+                    "shadowroute: no noise floor for primary %r: declare it under [models] so it "
+                    "can be called again (or set noise_floor_rate = 0)",
+                    record.primary_model,
+                )
+            return None
+        return model.name
 
 
 def _request_key(request: dict[str, Any]) -> bytes:

@@ -13,6 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 __all__ = [
+    "REPLAY_MODEL",
     "CandidateOutputRecord",
     "Completion",
     "ExchangeRecord",
@@ -20,6 +21,11 @@ __all__ = [
     "new_id",
     "utcnow",
 ]
+
+
+REPLAY_MODEL = "primary@replay"
+"""The candidate name under which a second answer of the primary itself is stored: scoring it
+like any candidate measures the noise floor (how much the primary disagrees with itself)."""
 
 
 def new_id() -> str:

@@ -41,6 +41,10 @@ class Stats:
     candidate_errors: Counter[str] = field(default_factory=Counter)
     skipped_budget: int = 0
     skipped_circuit_open: int = 0
+    primary_replays: int = 0
+    """Exchanges on which the primary was called again for the noise floor (``primary@replay``)."""
+    replay_unavailable: int = 0
+    """Noise-floor replays not made because the primary model is not declared under [models]."""
     stored_exchanges: int = 0
     stored_outputs: int = 0
     spooled_exchanges: int = 0

@@ -26,6 +26,10 @@ _COUNTERS = {
     "store_errors": ("store_errors", "Failed database operations."),
     "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
     "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
+    "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),
+    "replay_unavailable": (
+        "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."
+    ),
 }
 
 

@@ -1,4 +1,4 @@
-"""The database schema: exchanges, candidate outputs and daily traffic counts.
+"""The database schema: exchanges, candidate outputs, their scores and daily traffic counts.
 
 One :class:`Base` with a constraint naming convention, so Alembic migrations name every
 constraint and index the same way on SQLite and Postgres. JSON columns are ``JSONB`` on Postgres
@@ -14,6 +14,7 @@ from typing import Any
 
 from sqlalchemy import (
     JSON,
+    Boolean,
     Date,
     DateTime,
     Dialect,
@@ -37,6 +38,7 @@ __all__ = [
     "CandidateOutput",
     "Exchange",
     "JSONType",
+    "Score",
     "TrafficDaily",
     "UTCDateTime",
     "clean_text",
@@ -224,3 +226,28 @@ class TrafficDaily(Base):
     primary_model: Mapped[str] = mapped_column(String, primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     sampled: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class Score(Base):
+    """One scorer's verdict on one candidate output, at one scorer version.
+
+    The key (output, scorer, version) makes scoring idempotent: a re-run stores nothing twice,
+    and a new scorer version (its code or its settings changed) scores everything again beside
+    the old rows. ``passed`` is ``None`` when the scorer did not apply (no primary output to
+    compare with, an unreadable judge reply): such rows are the "ignored" bucket, not failures.
+    """
+
+    __tablename__ = "scores"
+
+    output_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("candidate_outputs.id", ondelete="CASCADE"), primary_key=True
+    )
+    scorer: Mapped[str] = mapped_column(String, primary_key=True)
+    version: Mapped[str] = mapped_column(String, primary_key=True)
+    value: Mapped[float | None] = mapped_column(Float)
+    """In [0, 1]."""
+    passed: Mapped[bool | None] = mapped_column(Boolean)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
+    """What producing this score cost (judge calls); 0 for the deterministic scorers."""
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
