@@ -1,0 +1,37 @@
+"""Scoring: turn stored (primary, candidate) pairs into scores the decision can trust.
+
+    report = await run_scoring(load_config(), ScoreOptions(since=yesterday))
+
+Scorers per task type (``[tasks.X.scorers]``): ``schema`` (JSON Schema, hard), ``exact`` /
+``label`` (normalized match), ``similarity`` (rapidfuzz, field by field for JSON) and ``judge``
+(an LLM judge, pairwise in both orders, on a budget). Scores are stored per (candidate output,
+scorer, version); the noise floor is the same scoring applied to ``primary@replay`` outputs.
+"""
+
+from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
+from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
+from .prompt import build_judge_messages, find_injection, parse_verdict
+from .runner import ScoreOptions, ScoreRunReport, run_scoring, score
+from .scorers import ExactScorer, SchemaScorer, ScoreResult, SimilarityScorer
+
+__all__ = [
+    "BudgetExhausted",
+    "ExactScorer",
+    "Judge",
+    "JudgeBudget",
+    "JudgeSpec",
+    "JudgeUnavailable",
+    "SchemaScorer",
+    "ScoreOptions",
+    "ScoreResult",
+    "ScoreRunReport",
+    "ScorerSpec",
+    "SimilarityScorer",
+    "TaskPlan",
+    "build_judge_messages",
+    "find_injection",
+    "parse_verdict",
+    "plan_for",
+    "run_scoring",
+    "score",
+]

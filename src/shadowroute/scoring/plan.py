@@ -1,0 +1,126 @@
+"""Which scorers run on a task type, and the version each one's scores are stored under.
+
+A scorer's version is its code version plus a digest of every setting that can change its
+results (threshold, method, labels, the JSON schema, the judge's model, rubric and prompt). So
+editing a rubric or a threshold is a new version: ``shadowroute score`` scores everything again
+under it, and the old rows stay as they were.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
+from ..config import Config, ScorerConfig
+from ..errors import ConfigError
+from .prompt import DEFAULT_RUBRIC, PROMPT_VERSION
+from .scorers import ExactScorer, SchemaScorer, Scorer, SimilarityScorer
+
+__all__ = ["CODE_VERSIONS", "JudgeSpec", "ScorerSpec", "TaskPlan", "plan_for"]
+
+CODE_VERSIONS = {"schema": "1", "exact": "1", "label": "1", "similarity": "1", "judge": "1"}
+"""Bump a scorer's entry when its code changes what it computes."""
+
+DEFAULT_THRESHOLDS = {"schema": 1.0, "exact": 1.0, "label": 1.0, "similarity": 0.8}
+
+
+def _version(name: str, settings: dict[str, Any]) -> str:
+    canonical = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+    digest = hashlib.sha256(canonical.encode()).hexdigest()[:10]
+    return f"{CODE_VERSIONS[name]}-{digest}"
+
+
+@dataclass(frozen=True, slots=True)
+class ScorerSpec:
+    """A deterministic scorer and the version its scores are stored under."""
+
+    name: str
+    version: str
+    scorer: Scorer
+
+    @property
+    def hard(self) -> bool:
+        return self.scorer.hard
+
+
+@dataclass(frozen=True, slots=True)
+class JudgeSpec:
+    """The judge as configured for one task type."""
+
+    version: str
+    rubric: str
+    threshold: float
+    name: str = "judge"
+
+
+@dataclass(frozen=True, slots=True)
+class TaskPlan:
+    """Every scorer of one task type; hard (schema) scorers first."""
+
+    task: str
+    scorers: tuple[ScorerSpec, ...]
+    judge: JudgeSpec | None
+
+    def keys(self) -> list[tuple[str, str]]:
+        """(scorer, version) of every score an output of this task should have."""
+        keys = [(spec.name, spec.version) for spec in self.scorers]
+        if self.judge is not None:
+            keys.append((self.judge.name, self.judge.version))
+        return keys
+
+
+def plan_for(config: Config, task: str) -> TaskPlan:
+    """Build the task's scorers from the configuration (a :class:`ConfigError` names the key
+    when a scorer cannot be built, e.g. an invalid JSON schema)."""
+    specs: list[ScorerSpec] = []
+    judge: JudgeSpec | None = None
+    for name, options in config.scorers_for(task).items():
+        if name == "judge":
+            judge = _judge_spec(config, task, options)
+            continue
+        scorer = _build(config, task, name, options)
+        specs.append(ScorerSpec(name, _version(name, scorer.settings()), scorer))
+    specs.sort(key=lambda spec: not spec.hard)
+    return TaskPlan(task, tuple(specs), judge)
+
+
+def _build(config: Config, task: str, name: str, options: ScorerConfig) -> Scorer:
+    threshold = options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS[name]
+    try:
+        if name == "schema":
+            schema = config.schema_for(task)
+            if schema is None:
+                raise ValueError("the task has no json_schema")
+            return SchemaScorer(schema, threshold=threshold)
+        if name in ("exact", "label"):
+            return ExactScorer(
+                name=name,
+                labels=options.labels,
+                case_sensitive=options.case_sensitive,
+                threshold=threshold,
+            )
+        return SimilarityScorer(method=options.method or "token_set_ratio", threshold=threshold)
+    except ValueError as exc:
+        raise ConfigError(str(exc), path=config.source, key=f"tasks.{task}.scorers.{name}") from exc
+
+
+def _judge_spec(config: Config, task: str, options: ScorerConfig) -> JudgeSpec:
+    judge = config.judge
+    if judge is None:  # the config validator already refuses this; keep the message anyway
+        raise ConfigError("the judge scorer needs a [judge] section", path=config.source,
+                          key=f"tasks.{task}.scorers.judge")
+    model = config.models[judge.model]
+    rubric = options.rubric or judge.rubric or DEFAULT_RUBRIC
+    threshold = options.threshold if options.threshold is not None else judge.threshold
+    settings = {
+        "prompt": PROMPT_VERSION,
+        "model": model.name,
+        "upstream_model": model.model,
+        "base_url": model.base_url,
+        "rubric": rubric,
+        "threshold": threshold,
+        "max_tokens": judge.max_tokens,
+    }
+    return JudgeSpec(_version("judge", settings), rubric, threshold)

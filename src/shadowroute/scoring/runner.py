@@ -1,0 +1,447 @@
+"""``shadowroute score``: give every candidate output the scores its task type's scorers owe it.
+
+Incremental and idempotent: an output is work while it lacks a score from one of its task's
+scorers at the scorer's current version (see :mod:`.plan`). Scores are written per batch, in
+one transaction with the batch's claim on Postgres, so an interrupted run loses at most the
+batches in flight and the next run picks up the rest. Several workers (``--workers``, and
+several processes on Postgres) share the work without scoring anything twice.
+
+Per output: the deterministic scorers run first; a hard failure (schema) fails the judge score
+too, without a judge call, so no favourable judge can override it. A candidate call that failed
+is a failed score for every scorer (it gave no usable answer). Judge calls that fail, or that
+the run's budget cannot cover, leave the output without a judge score for the next run; once
+the budget is spent the run stops calling the judge and finishes the deterministic scorers.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+import anyio
+
+from ..config import Config
+from ..errors import ConfigError
+from ..mirror import Completer
+from ..records import utcnow
+from ..store import Store
+from ..store.scores import (
+    Pair,
+    ScoreRow,
+    count_pending,
+    existing_scores,
+    insert_scores,
+    load_pairs,
+    pending_ids,
+    primary_models,
+    score_summary,
+    scored_task_types,
+)
+from .judge import BudgetExhausted, Judge, JudgeUnavailable
+from .plan import ScorerSpec, TaskPlan, plan_for
+from .scorers import ScoreResult
+
+__all__ = ["ScoreOptions", "ScoreRunReport", "run_scoring", "score"]
+
+log = logging.getLogger("shadowroute")
+
+Progress = Callable[[int, int], None]
+"""Called with (outputs done, outputs to do) after every batch."""
+
+SCHEMA_PROBLEM_SHARE = 0.1
+"""A primary failing its own JSON schema this often points at the schema, not the models."""
+
+_YIELD_EVERY = 200
+"""Pairs scored between two turns given to the event loop (judge calls in flight)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ScoreOptions:
+    since: datetime | None = None
+    """Only exchanges created at or after this time."""
+    task: str | None = None
+    """Only this task type."""
+    workers: int = 2
+    """Batches scored concurrently in this process."""
+    limit: int | None = None
+    """Stop after claiming this many outputs."""
+    batch_size: int = 500
+    """Outputs per batch for the deterministic scorers (judged batches are smaller)."""
+    judge_budget_usd: float | None = None
+    """Overrides ``[judge] budget_usd`` for this run."""
+
+
+@dataclass
+class ScoreRunReport:
+    """What a run did. ``left_unscored`` counts outputs (in scope) still lacking a score."""
+
+    outputs: int = 0
+    scores: Counter[str] = field(default_factory=Counter)
+    """Score rows written, per scorer."""
+    seconds: float = 0.0
+    judge_calls: int = 0
+    judge_retries: int = 0
+    judge_flips: int = 0
+    judge_injections: int = 0
+    judge_cost_usd: float = 0.0
+    judge_budget_usd: float | None = None
+    judge_unavailable: int = 0
+    """Outputs whose judge call failed (left for the next run)."""
+    budget_exhausted: bool = False
+    left_unscored: int = 0
+    scorer_errors: int = 0
+    """Pairs a scorer raised on (a bug: logged, left unscored)."""
+    primary_schema_checked: Counter[str] = field(default_factory=Counter)
+    """Per task type: exchanges whose primary answer was checked against the JSON schema."""
+    primary_schema_failures: Counter[str] = field(default_factory=Counter)
+    """Per task type: exchanges whose primary answer fails the task's own JSON schema."""
+    summary: list[dict[str, Any]] = field(default_factory=list)
+
+    def lines(self) -> list[str]:
+        """The run in a few plain sentences, for the CLI and logs."""
+        rate = self.outputs / self.seconds if self.seconds > 0 else 0.0
+        out = [
+            f"scored {self.outputs:,} outputs ({sum(self.scores.values()):,} scores) in "
+            f"{self.seconds:.1f}s, {rate:,.0f} outputs/s"
+        ]
+        if self.judge_calls or self.judge_injections or self.judge_unavailable:
+            budget = "" if self.judge_budget_usd is None else f" of ${self.judge_budget_usd:,.4g}"
+            out.append(
+                f"judge: {self.judge_calls:,} calls, ${self.judge_cost_usd:,.4f}{budget}; "
+                f"{self.judge_flips:,} verdicts flipped with the order (counted as same), "
+                f"{self.judge_retries:,} unreadable replies retried, "
+                f"{self.judge_injections:,} outputs failed for addressing the judge"
+            )
+        if self.judge_unavailable:
+            out.append(
+                f"judge unavailable for {self.judge_unavailable:,} outputs: left without a judge "
+                "score, the next run retries them"
+            )
+        if self.budget_exhausted:
+            out.append(
+                f"judge budget ${self.judge_budget_usd:,.4g} reached: stopped cleanly; "
+                f"{self.left_unscored:,} outputs are left unscored (run again, or raise "
+                "[judge] budget_usd / --judge-budget)"
+            )
+        elif self.left_unscored:
+            out.append(f"{self.left_unscored:,} outputs still lack a score")
+        for task, n in sorted(self.primary_schema_failures.items()):
+            checked = self.primary_schema_checked[task]
+            share = n / checked
+            what = "config problem" if share >= SCHEMA_PROBLEM_SHARE else "note"
+            out.append(
+                f"{what}: the primary's own answer fails the JSON schema of {task!r} on {n:,} of "
+                f"{checked:,} exchanges ({share:.1%}) scored in this run"
+                + (f"; check tasks.{task}.json_schema" if what == "config problem" else "")
+            )
+        if self.scorer_errors:
+            out.append(f"{self.scorer_errors:,} pairs could not be scored (see the log)")
+        return out
+
+
+@dataclass
+class _Cursor:
+    """Where this process's workers are in one task type's outputs (ordered by id)."""
+
+    after: str = ""
+    done: bool = False
+    lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+class _Run:
+    def __init__(
+        self,
+        config: Config,
+        store: Store,
+        options: ScoreOptions,
+        judge: Judge | None,
+        progress: Progress | None,
+    ) -> None:
+        self.config = config
+        self.store = store
+        self.options = options
+        self.judge = judge
+        self.progress = progress
+        self.report = ScoreRunReport()
+        self.total = 0
+        self.claimed = 0
+        self.done = 0
+        self.locking = store.engine.dialect.name == "postgresql"
+        self._schema_checked: set[str] = set()
+
+    # ---------------------------------------------------------------- work distribution
+
+    def _take(self, plan: TaskPlan) -> int:
+        size = self.options.batch_size
+        if plan.judge is not None and self.judge is not None and not self.report.budget_exhausted:
+            size = min(size, 4 * self.judge.settings.concurrency)
+        if self.options.limit is not None:
+            size = min(size, self.options.limit - self.claimed)
+        return size
+
+    async def run_task(self, plan: TaskPlan) -> None:
+        cursor = _Cursor()
+        async with anyio.create_task_group() as tg:
+            for _ in range(max(1, self.options.workers)):
+                tg.start_soon(self._worker, plan, cursor)
+
+    async def _worker(self, plan: TaskPlan, cursor: _Cursor) -> None:
+        while not cursor.done:
+            if self.locking:
+                async with self.store.engine.connect() as conn, conn.begin():
+                    async with cursor.lock:
+                        ids = await self._claim(conn, plan, cursor, lock=True)
+                    if not ids:
+                        return
+                    pairs, have = await self._load(conn, plan, ids)
+                    rows = await self._score(plan, pairs, have)
+                    await insert_scores(conn, rows)
+            else:
+                async with cursor.lock:
+                    async with self.store.engine.connect() as conn:
+                        ids = await self._claim(conn, plan, cursor, lock=False)
+                        if not ids:
+                            return
+                        pairs, have = await self._load(conn, plan, ids)
+                rows = await self._score(plan, pairs, have)
+                async with self.store.engine.begin() as conn:
+                    await insert_scores(conn, rows)
+            self._count(rows, len(ids))
+
+    async def _claim(self, conn: Any, plan: TaskPlan, cursor: _Cursor, *, lock: bool) -> list[str]:
+        if cursor.done:
+            return []
+        take = self._take(plan)
+        if take <= 0:
+            cursor.done = True
+            return []
+        ids = await pending_ids(
+            conn, plan.task, plan.keys(), self.options.since,
+            after=cursor.after, limit=take, lock=lock,
+        )
+        if len(ids) < take:
+            cursor.done = True
+        if ids:
+            cursor.after = ids[-1]
+            self.claimed += len(ids)
+        return ids
+
+    async def _load(
+        self, conn: Any, plan: TaskPlan, ids: list[str]
+    ) -> tuple[list[Pair], set[tuple[str, str]]]:
+        # Read after the claim: on Postgres the lock is held now, so this sees every score
+        # another process committed before releasing these rows.
+        have = await existing_scores(conn, ids, plan.keys())
+        needs_request = plan.judge is not None and any(
+            (output_id, plan.judge.name) not in have for output_id in ids
+        )
+        pairs = await load_pairs(conn, ids, with_request=needs_request)
+        return pairs, have
+
+    def _count(self, rows: list[ScoreRow], claimed: int) -> None:
+        self.report.outputs += len({row.output_id for row in rows})
+        self.report.scores.update(row.scorer for row in rows)
+        self.done += claimed
+        if self.progress is not None:
+            self.progress(self.done, self.total)
+
+    # ---------------------------------------------------------------- scoring
+
+    async def _score(
+        self, plan: TaskPlan, pairs: list[Pair], have: set[tuple[str, str]]
+    ) -> list[ScoreRow]:
+        rows: list[ScoreRow] = []
+        to_judge: list[Pair] = []
+        now = utcnow()
+        for index, pair in enumerate(pairs):
+            if index and index % _YIELD_EVERY == 0:
+                await anyio.sleep(0)
+            try:
+                to_judge += self._score_pair(plan, pair, have, rows, now)
+            except Exception:
+                self.report.scorer_errors += 1
+                log.exception("cannot score output %s", pair.output_id)
+        if to_judge:
+            async with anyio.create_task_group() as tg:
+                for pair in to_judge:
+                    tg.start_soon(self._judge_pair, plan, pair, rows)
+        return rows
+
+    def _score_pair(
+        self,
+        plan: TaskPlan,
+        pair: Pair,
+        have: set[tuple[str, str]],
+        rows: list[ScoreRow],
+        now: datetime,
+    ) -> list[Pair]:
+        """Append the pair's missing deterministic scores (and its judge score when no call is
+        needed) to ``rows``; returns ``[pair]`` when the judge must be asked."""
+        judge = plan.judge
+        judge_missing = judge is not None and (pair.output_id, judge.name) not in have
+        hard_failure: str | None = None
+        for spec in plan.scorers:
+            missing = (pair.output_id, spec.name) not in have
+            if not (missing or (judge_missing and spec.hard)):
+                continue
+            result = self._deterministic(spec, pair)
+            if spec.hard and result.passed is False:
+                hard_failure = hard_failure or spec.name
+            if missing:
+                rows.append(_row(pair, spec.name, spec.version, result, now))
+        if judge is None or not judge_missing:
+            return []
+        if pair.error_kind is not None:
+            result = _candidate_error(pair)
+        elif hard_failure is not None:
+            result = ScoreResult(
+                0.0, False, {"verdict": "worse", "judged": False, "overridden_by": hard_failure}
+            )
+        elif pair.primary_output is None or pair.output is None:
+            result = ScoreResult(None, None, {"skipped": "no primary output", "judged": False})
+        elif self.judge is None or self.report.budget_exhausted:
+            return []  # left for the next run
+        else:
+            return [pair]
+        rows.append(_row(pair, judge.name, judge.version, result, now))
+        return []
+
+    def _deterministic(self, spec: ScorerSpec, pair: Pair) -> ScoreResult:
+        if pair.error_kind is not None or pair.output is None:
+            return _candidate_error(pair)
+        result = spec.scorer.score(pair.primary_output, pair.output)
+        primary_valid = result.details.get("primary_valid") if spec.name == "schema" else None
+        if primary_valid is not None and pair.exchange_id not in self._schema_checked:
+            self._schema_checked.add(pair.exchange_id)
+            self.report.primary_schema_checked[pair.task_type] += 1
+            if primary_valid is False:
+                self.report.primary_schema_failures[pair.task_type] += 1
+        return result
+
+    async def _judge_pair(self, plan: TaskPlan, pair: Pair, rows: list[ScoreRow]) -> None:
+        assert self.judge is not None and plan.judge is not None  # checked by _score_pair
+        if self.report.budget_exhausted:
+            return
+        messages = (pair.request or {}).get("messages") or []
+        try:
+            result = await self.judge.compare(
+                plan.judge, messages, pair.primary_output or "", pair.output or ""
+            )
+        except BudgetExhausted:
+            # No more judge calls in this run; the free, deterministic scorers carry on.
+            self.report.budget_exhausted = True
+            return
+        except JudgeUnavailable as exc:
+            self.report.judge_unavailable += 1
+            log.debug("judge unavailable for %s: %s", pair.output_id, exc)
+            return
+        rows.append(_row(pair, plan.judge.name, plan.judge.version, result, utcnow()))
+
+
+def _candidate_error(pair: Pair) -> ScoreResult:
+    kind = pair.error_kind or "no_output"
+    return ScoreResult(0.0, False, {"candidate_error": kind})
+
+
+def _row(pair: Pair, scorer: str, version: str, result: ScoreResult, now: datetime) -> ScoreRow:
+    return ScoreRow(
+        output_id=pair.output_id,
+        scorer=scorer,
+        version=version,
+        value=result.value,
+        passed=result.passed,
+        details=result.details,
+        cost_usd=result.cost_usd,
+        created_at=now,
+    )
+
+
+async def score(
+    config: Config,
+    store: Store,
+    options: ScoreOptions = ScoreOptions(),
+    *,
+    judge_provider: Completer | None = None,
+    progress: Progress | None = None,
+) -> ScoreRunReport:
+    """Score what lacks a score in ``store``; returns what was done. ``judge_provider``
+    replaces the judge model's HTTP provider (tests)."""
+    started = time.monotonic()
+    since = options.since
+    async with store.engine.connect() as conn:
+        tasks = [options.task] if options.task else await scored_task_types(conn, since)
+    plans = {task: plan_for(config, task) for task in tasks}
+    judged = [task for task, plan in plans.items() if plan.judge is not None]
+    judge = (
+        Judge(config, provider=judge_provider, budget_usd=options.judge_budget_usd)
+        if judged
+        else None
+    )
+    try:
+        if judge is not None:
+            await _check_judge_is_not_primary(store, judge, judged, since, config)
+        run = _Run(config, store, options, judge, progress)
+        async with store.engine.connect() as conn:
+            for plan in plans.values():
+                run.total += await count_pending(conn, plan.task, plan.keys(), since)
+        if options.limit is not None:
+            run.total = min(run.total, options.limit)
+        if progress is not None:
+            progress(0, run.total)
+        for plan in plans.values():
+            if options.limit is not None and run.claimed >= options.limit:
+                break
+            await run.run_task(plan)
+        report = run.report
+        async with store.engine.connect() as conn:
+            for plan in plans.values():
+                report.left_unscored += await count_pending(conn, plan.task, plan.keys(), since)
+            report.summary = await score_summary(
+                conn, {task: plan.keys() for task, plan in plans.items()}, since
+            )
+    finally:
+        if judge is not None:
+            await judge.aclose()
+    if judge is not None:
+        report.judge_calls = judge.calls
+        report.judge_retries = judge.retries
+        report.judge_flips = judge.flips
+        report.judge_injections = judge.injections
+        report.judge_cost_usd = judge.budget.spent_usd
+        report.judge_budget_usd = judge.budget.cap_usd
+    report.seconds = time.monotonic() - started
+    return report
+
+
+async def _check_judge_is_not_primary(
+    store: Store, judge: Judge, tasks: list[str], since: datetime | None, config: Config
+) -> None:
+    async with store.engine.connect() as conn:
+        primaries = await primary_models(conn, tasks, since)
+    names = judge.names()
+    for task, models in sorted(primaries.items()):
+        clash = sorted(models & names)
+        if clash:
+            raise ConfigError(
+                f"judge.model {judge.model.name!r} is the primary of task {task!r} (exchanges "
+                f"answered by {clash[0]!r}): a model cannot judge its own answers; choose "
+                "another judge",
+                path=config.source,
+            )
+
+
+async def run_scoring(
+    config: Config,
+    options: ScoreOptions = ScoreOptions(),
+    *,
+    judge_provider: Completer | None = None,
+    progress: Progress | None = None,
+) -> ScoreRunReport:
+    """Open ``config.database_url`` and :func:`score` it."""
+    async with await Store.open(config.database_url) as store:
+        return await score(config, store, options, judge_provider=judge_provider, progress=progress)
