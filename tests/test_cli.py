@@ -87,8 +87,46 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
     summary = run("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
     assert summary.returncode == 0 and "classify_intent" in summary.stdout
 
+    # The demo scored what it captured: every output has its task's scores, judge included.
+    assert "judge:" in result.stdout and "passed/scored" in result.stdout
+    assert f"scored {stored['outputs']:,} outputs" in result.stdout
 
-@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["config", "check"], ["spool", "replay"]])
+    async def scores() -> dict[str, int]:
+        from sqlalchemy import func, select
+
+        from shadowroute.store.models import Score
+
+        async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+            async with store.session() as s:
+                rows = await s.execute(select(Score.scorer, func.count()).group_by(Score.scorer))
+                return dict(rows.all())
+
+    by_scorer = anyio.run(scores)
+    assert by_scorer["judge"] == stored["outputs"]
+    assert {"label", "schema", "similarity"} <= set(by_scorer)
+
+    # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
+    # the outputs the demo did not already score with it (extract_order's use the same
+    # version), and a second run finds nothing left to do.
+    url = f"sqlite+aiosqlite:///{database}"
+    first = run("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
+    assert first.returncode == 0, first.stderr
+    todo = stored["outputs"] - stored["tasks"]["extract_order"]["outputs"]
+    assert f"scored {todo:,} outputs ({todo:,} scores)" in first.stdout
+    again = run("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
+    assert again.returncode == 0, again.stderr
+    assert "scored 0 outputs" in again.stdout
+
+
+def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path) -> None:
+    result = run("score", "--since", "3 fortnights", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --since: '3 fortnights' is not a duration; use e.g. 90m, 24h, 7d"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["config", "check"], ["spool", "replay"]])
 def test_help(tmp_path: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage" in result.stdout

@@ -134,6 +134,124 @@ def spool_replay(config: ConfigOption = None, database_url: DatabaseOption = Non
     console.print(f"replayed {replayed} exchanges; {spool.pending()} still spooled")
 
 
+@app.command("score")
+def score(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only exchanges from this long ago on, e.g. 24h, 7d, 90m (default: all).",
+                     show_default=False),
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task type.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(min=1, help="Batches scored concurrently.")] = 2,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Score at most this many outputs.", show_default=False)
+    ] = None,
+    judge_budget: Annotated[
+        float | None,
+        typer.Option(min=0, help="Judge spend cap for this run in USD (overrides [judge] budget_usd).",
+                     show_default=False),
+    ] = None,
+) -> None:
+    """Score every candidate output that lacks a score from its task's scorers (idempotent)."""
+    from .scoring import ScoreOptions, run_scoring
+    from .summary import render_scores
+
+    cfg = _config(config, database_url)
+    options = ScoreOptions(
+        since=None if since is None else _since(since),
+        task=task,
+        workers=workers,
+        limit=limit,
+        judge_budget_usd=judge_budget,
+    )
+    with _progress("scoring") as progress:
+        report = anyio.run(lambda: run_scoring(cfg, options, progress=progress))
+    for line in report.lines():
+        console.print(line, highlight=False)
+    if report.summary:
+        console.print(render_scores(report.summary))
+
+
+def _since(value: str) -> Any:
+    """``24h`` -> the UTC time 24 hours ago."""
+    from datetime import UTC, datetime, timedelta
+
+    from .errors import ConfigError
+
+    units = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+    text = value.strip().lower()
+    try:
+        amount, unit = float(text[:-1]), units[text[-1]]
+    except (ValueError, KeyError, IndexError):
+        raise ConfigError(f"{value!r} is not a duration; use e.g. 90m, 24h, 7d", key="--since") from None
+    if amount < 0:
+        raise ConfigError(f"{value!r} is negative", key="--since")
+    return datetime.now(UTC) - timedelta(seconds=amount * unit)
+
+
+class _progress:
+    """A rich progress bar (rate, ETA) on a terminal; a plain line every few seconds otherwise."""
+
+    def __init__(self, label: str, every_s: float = 5.0) -> None:
+        self.label = label
+        self.every_s = every_s
+        self._bar: Any = None
+        self._task: Any = None
+        self._last = 0.0
+        self._started = 0.0
+
+    def __enter__(self) -> Any:
+        import time
+
+        from rich.progress import (
+            BarColumn,
+            MofNCompleteColumn,
+            Progress,
+            TaskProgressColumn,
+            TextColumn,
+            TimeRemainingColumn,
+        )
+
+        self._started = self._last = time.monotonic()
+        if console.is_terminal:
+            self._bar = Progress(
+                TextColumn("[bold]{task.description}"),
+                BarColumn(),
+                MofNCompleteColumn(),
+                TaskProgressColumn(),
+                TextColumn("{task.fields[rate]}"),
+                TimeRemainingColumn(),
+                console=console,
+                transient=True,
+            )
+            self._bar.__enter__()
+            self._task = self._bar.add_task(self.label, total=None, rate="")
+        return self.update
+
+    def update(self, done: int, total: int) -> None:
+        import time
+
+        now = time.monotonic()
+        elapsed = max(now - self._started, 1e-9)
+        rate = done / elapsed
+        if self._bar is not None:
+            self._bar.update(self._task, completed=done, total=total, rate=f"{rate:,.0f}/s")
+            return
+        if now - self._last >= self.every_s or (done and done == total):
+            self._last = now
+            eta = (total - done) / rate if rate > 0 else float("inf")
+            console.print(
+                f"{self.label}: {done:,}/{total:,} outputs ({rate:,.0f}/s), ETA {eta:,.0f}s",
+                highlight=False,
+            )
+
+    def __exit__(self, *exc_info: object) -> None:
+        if self._bar is not None:
+            self._bar.__exit__(*exc_info)
+
+
 @app.command("serve")
 def serve(
     config: ConfigOption = None,

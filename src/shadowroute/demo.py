@@ -2,11 +2,14 @@
 
 Starts the fake LLM server on loopback, declares four task types with cheaper candidates, drives
 a few hundred calls to the ``frontier`` primary (half through :func:`shadow`, half through an
-httpx client built on :class:`ShadowTransport`), then prints what was stored.
+httpx client built on :class:`ShadowTransport`), prints what was stored, then scores it (label,
+schema, similarity and the fake ``judge`` model; a quarter of the exchanges also get a second
+answer from the primary, ``primary@replay``, for the noise floor) and prints the scores.
 """
 
 from __future__ import annotations
 
+import json
 import time
 from pathlib import Path
 from typing import Any
@@ -16,10 +19,12 @@ import httpx
 from rich.console import Console
 
 from .config import Config, load_config
-from .fakellm import FakeLLMServer, default_settings, sample_requests
+from .fakellm import EXTRACT_ORDER_SCHEMA, FakeLLMServer, default_settings, sample_requests
+from .fakellm.tasks import ClassifyIntent
 from .pipeline import Shadow
 from .store import Store
-from .summary import render_summary
+from .scoring import run_scoring
+from .summary import render_scores, render_summary
 from .transport import ShadowTransport
 
 __all__ = ["demo_config", "run_demo"]
@@ -27,13 +32,18 @@ __all__ = ["demo_config", "run_demo"]
 PRIMARY = "frontier"
 TRAFFIC_MIX = {"classify_intent": 5, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
 CONCURRENCY = 16
+INTENT_LABELS = ClassifyIntent.labels
 
 
 def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
-    """The demo's configuration: the fake server's roster and prices, four task types."""
+    """The demo's configuration: the fake server's roster and prices, four task types with
+    their scorers, and the fake ``judge`` model as the LLM judge."""
     roster = default_settings().models
+    schema = spool_dir.parent / "extract_order.schema.json"
+    schema.parent.mkdir(parents=True, exist_ok=True)
+    schema.write_text(json.dumps(EXTRACT_ORDER_SCHEMA, indent=1))
     models: dict[str, Any] = {}
-    for name in ("frontier", "small", "tiny", "claude-small"):
+    for name in ("frontier", "small", "tiny", "claude-small", "judge"):
         fake = roster[name]
         anthropic = name.startswith("claude")
         models[name] = {
@@ -47,11 +57,34 @@ def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
             "database_url": f"sqlite+aiosqlite:///{database}",
             "seed": 7,
             "models": models,
+            "judge": {"model": "judge", "concurrency": 16},
             "tasks": {
-                "classify_intent": {"candidates": ["small", "tiny"], "sample_rate": 0.5},
-                "extract_order": {"candidates": ["small", "claude-small"], "sample_rate": 1.0},
-                "summarize_ticket": {"candidates": ["small", "claude-small"], "sample_rate": 1.0},
-                "sentiment": {"candidates": ["tiny"], "sample_rate": 0.3},
+                "classify_intent": {
+                    "candidates": ["small", "tiny"],
+                    "sample_rate": 0.5,
+                    "noise_floor_rate": 0.25,
+                    "scorers": {"label": {"labels": list(INTENT_LABELS)}, "judge": {}},
+                },
+                "extract_order": {
+                    "candidates": ["small", "claude-small"],
+                    "sample_rate": 1.0,
+                    "noise_floor_rate": 0.25,
+                    "json_schema": str(schema),
+                    "scorers": ["schema", "similarity", "judge"],
+                },
+                "summarize_ticket": {
+                    "candidates": ["small", "claude-small"],
+                    "sample_rate": 1.0,
+                    "noise_floor_rate": 0.25,
+                    "scorers": {"similarity": {"threshold": 0.95}, "judge": {}},
+                },
+                "sentiment": {
+                    "candidates": ["tiny"],
+                    "sample_rate": 0.3,
+                    "noise_floor_rate": 0.25,
+                    "scorers": {"label": {"labels": ["positive", "negative", "neutral"]},
+                                "judge": {}},
+                },
             },
             "store": {"spool_dir": str(spool_dir)},
         }
@@ -99,11 +132,16 @@ def run_demo(*, requests: int, database: Path, seed: int, console: Console) -> d
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     spool_dir = Path(".shadowroute") / "demo-spool"
-    with FakeLLMServer(default_settings(seed=seed)) as server:
+    settings = default_settings(seed=seed)
+    # A real primary does not always repeat itself: half of the replays are a fresh sample
+    # (two draws of a 97%-accurate model disagree ~6% of the time), the noise floor.
+    frontier = settings.models[PRIMARY].with_changes(consistency=0.5)
+    with FakeLLMServer(settings.with_model(frontier)) as server:
         config = demo_config(server.base_url, database, spool_dir)
         console.print(f"fake LLM server on {server.base_url}; primary model: {PRIMARY}")
         sh, elapsed = anyio.run(_drive, config, server.base_url, requests, seed)
         counts = anyio.run(_summary, config.database_url)
+        scored = anyio.run(run_scoring, config)
     stats = sh.stats
     console.print(
         f"{stats.offered:,} production calls in {elapsed:.1f}s; sampled {stats.sampled:,}, "
@@ -112,6 +150,9 @@ def run_demo(*, requests: int, database: Path, seed: int, console: Console) -> d
         f"candidate errors {sum(stats.candidate_errors.values()):,}"
     )
     console.print(render_summary(counts))
+    for line in scored.lines():
+        console.print(line, highlight=False)
+    console.print(render_scores(scored.summary))
     console.print(f"stored in {database}  (look again: shadowroute summary --database-url "
                   f"sqlite+aiosqlite:///{database})")
     return counts

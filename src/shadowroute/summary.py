@@ -1,4 +1,4 @@
-"""A terminal table of what is stored (``shadowroute summary`` and the demo)."""
+"""Terminal tables of what is stored and how it scored (``summary``, ``score``, the demo)."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-__all__ = ["render_summary"]
+__all__ = ["render_scores", "render_summary"]
 
 
 def _ms(value: float | None) -> str:
@@ -65,4 +65,39 @@ def render_summary(counts: dict[str, Any]) -> Table:
         if first:  # counted traffic, nothing sampled
             table.add_row(name, f"{task['requests']:,}", f"{task['sampled']:,}", "", "", "0", "", "", "")
         table.add_section()
+    return table
+
+
+def render_scores(rows: list[dict[str, Any]]) -> Table:
+    """One row per task type and model (``primary@replay`` is the noise floor): for each
+    scorer, passed / scored and the pass rate; the judge's better / same / worse."""
+    scorers = sorted({r["scorer"] for r in rows}, key=lambda n: (n == "judge", n))
+    judged = "judge" in scorers
+    table = Table("task type", "model", *scorers, *(["judge b/s/w"] if judged else []),
+                  "scoring cost", title="scores: passed/scored (current scorer versions)")
+    grouped: dict[tuple[str, str], dict[str, dict[str, Any]]] = {}
+    for row in rows:
+        grouped.setdefault((row["task"], row["model"]), {})[row["scorer"]] = row
+    last_task = None
+    for (task, model), by_scorer in grouped.items():
+        if last_task is not None and task != last_task:
+            table.add_section()
+        cells = []
+        for name in scorers:
+            row = by_scorer.get(name)
+            if row is None:
+                cells.append("")
+                continue
+            scored = row["passed"] + row["failed"]
+            rate = f" {row['passed'] / scored:.0%}" if scored else ""
+            cell = f"{row['passed']:,}/{scored:,}{rate}"
+            if row["ignored"]:
+                cell += f" +{row['ignored']} n/a"
+            cells.append(cell)
+        if judged:
+            j = by_scorer.get("judge")
+            cells.append(f"{j['better']}/{j['same']}/{j['worse']}" if j else "")
+        cost = sum(r["cost_usd"] for r in by_scorer.values())
+        table.add_row(task if task != last_task else "", model, *cells, _usd(cost))
+        last_task = task
     return table
