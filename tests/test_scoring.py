@@ -454,3 +454,27 @@ async def test_two_processes_on_postgres_score_each_output_exactly_once(
         async with check.session() as s:
             n = await s.scalar(select(func.count()).select_from(Score))
     assert n == 600
+
+
+async def test_a_database_error_is_one_store_error_and_keeps_what_was_scored(
+    sqlite_url: str, tmp_path: Path
+) -> None:
+    from shadowroute.errors import StoreError
+
+    store = await Store.open(sqlite_url)
+    try:
+        config = make_config(store.url, tmp_path, classify={"candidates": ["mini"], "scorers": ["exact"]})
+        await store.write([exchange("classify", "a", {"mini": "a"}) for _ in range(4)])
+        await score(config, store, ScoreOptions(limit=2))
+        async with store.engine.begin() as conn:
+            from sqlalchemy import text
+
+            await conn.execute(text("ALTER TABLE scores RENAME TO scores_gone"))
+        with pytest.raises(StoreError, match="scoring stopped: cannot read or write"):
+            await score(config, store)
+        async with store.engine.begin() as conn:
+            await conn.execute(text("ALTER TABLE scores_gone RENAME TO scores"))
+        assert len(await rows(store)) == 2
+        assert (await score(config, store)).outputs == 2
+    finally:
+        await store.close()

@@ -144,7 +144,7 @@ def score(
                      show_default=False),
     ] = None,
     task: Annotated[str | None, typer.Option(help="Only this task type.", show_default=False)] = None,
-    workers: Annotated[int, typer.Option(min=1, help="Batches scored concurrently.")] = 2,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Batches scored concurrently.")] = 2,
     limit: Annotated[
         int | None, typer.Option(min=1, help="Score at most this many outputs.", show_default=False)
     ] = None,

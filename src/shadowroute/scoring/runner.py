@@ -24,9 +24,10 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, StoreError
 from ..mirror import Completer
 from ..records import utcnow
 from ..store import Store
@@ -53,6 +54,9 @@ log = logging.getLogger("shadowroute")
 Progress = Callable[[int, int], None]
 """Called with (outputs done, outputs to do) after every batch."""
 
+MAX_WORKERS = 8
+"""Within the store's connection pool (5 + 5 overflow), leaving room for the run's own reads."""
+
 SCHEMA_PROBLEM_SHARE = 0.1
 """A primary failing its own JSON schema this often points at the schema, not the models."""
 
@@ -67,7 +71,8 @@ class ScoreOptions:
     task: str | None = None
     """Only this task type."""
     workers: int = 2
-    """Batches scored concurrently in this process."""
+    """Batches scored concurrently in this process (at most :data:`MAX_WORKERS`: on Postgres
+    each holds a pooled connection for its batch)."""
     limit: int | None = None
     """Stop after claiming this many outputs."""
     batch_size: int = 500
@@ -187,7 +192,7 @@ class _Run:
     async def run_task(self, plan: TaskPlan) -> None:
         cursor = _Cursor()
         async with anyio.create_task_group() as tg:
-            for _ in range(max(1, self.options.workers)):
+            for _ in range(min(max(1, self.options.workers), MAX_WORKERS)):
                 tg.start_soon(self._worker, plan, cursor)
 
     async def _worker(self, plan: TaskPlan, cursor: _Cursor) -> None:
@@ -371,6 +376,23 @@ async def score(
 ) -> ScoreRunReport:
     """Score what lacks a score in ``store``; returns what was done. ``judge_provider``
     replaces the judge model's HTTP provider (tests)."""
+    try:
+        return await _score(config, store, options, judge_provider, progress)
+    except (SQLAlchemyError, OSError) as exc:
+        # Scores already committed stay; the next run continues from them.
+        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:300]
+        raise StoreError(
+            f"scoring stopped: cannot read or write {store.url}: {type(exc).__name__}: {first}"
+        ) from exc
+
+
+async def _score(
+    config: Config,
+    store: Store,
+    options: ScoreOptions,
+    judge_provider: Completer | None,
+    progress: Progress | None,
+) -> ScoreRunReport:
     started = time.monotonic()
     since = options.since
     async with store.engine.connect() as conn:
