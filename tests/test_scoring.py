@@ -478,3 +478,45 @@ async def test_a_database_error_is_one_store_error_and_keeps_what_was_scored(
         assert (await score(config, store)).outputs == 2
     finally:
         await store.close()
+
+
+async def test_a_transient_judge_error_is_retried(store: Store, tmp_path: Path) -> None:
+    from shadowroute.errors import RateLimited
+
+    config = make_config(store.url, tmp_path, classify={"candidates": ["mini"], "scorers": ["judge"]})
+    await store.write([exchange("classify", "right", {"mini": "right"})])
+
+    class Flaky(ScriptedJudge):
+        failures = 1
+
+        async def complete(self, request: dict[str, Any]) -> Completion:
+            if self.failures:
+                self.failures -= 1
+                raise RateLimited("HTTP 429", model="judge", retry_after=0.01)
+            return await super().complete(request)
+
+    flaky = Flaky(prefers("zzz"))
+    report = await score(config, store, judge_provider=flaky)
+    assert report.judge_unavailable == 0 and report.scores == Counter({"judge": 1})
+    assert len(flaky.calls) == 2 and flaky.failures == 0
+
+
+async def test_each_task_has_its_rubric_in_the_prompt_and_in_the_version(
+    store: Store, tmp_path: Path
+) -> None:
+    from shadowroute.scoring import plan_for
+
+    config = make_config(store.url, tmp_path, classify={"candidates": ["mini"], "scorers": {
+        "judge": {"rubric": "Only the intent label matters."}}}, other={"candidates": ["mini"],
+                                                                         "scorers": ["judge"]})
+    assert plan_for(config, "classify").judge.version != plan_for(config, "other").judge.version
+    await store.write([exchange("classify", "refund", {"mini": "refund"})])
+    prompts: list[str] = []
+
+    class Recording(ScriptedJudge):
+        async def complete(self, request: dict[str, Any]) -> Completion:
+            prompts.append(request["messages"][0]["content"])
+            return await super().complete(request)
+
+    await score(config, store, judge_provider=Recording(prefers("zzz")))
+    assert len(prompts) == 2 and all("Only the intent label matters." in p for p in prompts)
