@@ -38,10 +38,11 @@ from ..store.scores import (
     existing_scores,
     insert_scores,
     load_pairs,
-    pending_ids,
+    lock_ids,
     primary_models,
     score_summary,
     scored_task_types,
+    window_ids,
 )
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .plan import ScorerSpec, TaskPlan, plan_for
@@ -185,8 +186,8 @@ class _Run:
         size = self.options.batch_size
         if plan.judge is not None and self.judge is not None and not self.report.budget_exhausted:
             size = min(size, 4 * self.judge.settings.concurrency)
-        if self.options.limit is not None:
-            size = min(size, self.options.limit - self.claimed)
+        if self.options.limit is not None and self.claimed >= self.options.limit:
+            return 0
         return size
 
     async def run_task(self, plan: TaskPlan) -> None:
@@ -200,53 +201,71 @@ class _Run:
             if self.locking:
                 async with self.store.engine.connect() as conn, conn.begin():
                     async with cursor.lock:
-                        ids = await self._claim(conn, plan, cursor, lock=True)
-                    if not ids:
-                        return
-                    pairs, have = await self._load(conn, plan, ids)
+                        window = await self._window(conn, plan, cursor)
+                    ids, have = await self._claim(conn, plan, window, lock=True)
+                    pairs = await self._load(conn, plan, ids, have)
                     rows = await self._score(plan, pairs, have)
                     await insert_scores(conn, rows)
             else:
                 async with cursor.lock:
                     async with self.store.engine.connect() as conn:
-                        ids = await self._claim(conn, plan, cursor, lock=False)
-                        if not ids:
-                            return
-                        pairs, have = await self._load(conn, plan, ids)
+                        window = await self._window(conn, plan, cursor)
+                        ids, have = await self._claim(conn, plan, window, lock=False)
+                        pairs = await self._load(conn, plan, ids, have)
                 rows = await self._score(plan, pairs, have)
-                async with self.store.engine.begin() as conn:
-                    await insert_scores(conn, rows)
+                if rows:
+                    async with self.store.engine.begin() as conn:
+                        await insert_scores(conn, rows)
             self._count(rows, len(ids))
 
-    async def _claim(self, conn: Any, plan: TaskPlan, cursor: _Cursor, *, lock: bool) -> list[str]:
-        if cursor.done:
-            return []
+    async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> list[str]:
+        """The next window of the task's output ids (scored or not); moves the cursor."""
         take = self._take(plan)
-        if take <= 0:
+        if cursor.done or take <= 0:
             cursor.done = True
             return []
-        ids = await pending_ids(
-            conn, plan.task, plan.keys(), self.options.since,
-            after=cursor.after, limit=take, lock=lock,
+        window = await window_ids(
+            conn, plan.task, self.options.since, after=cursor.after, limit=take
         )
-        if len(ids) < take:
+        if len(window) < take:
             cursor.done = True
-        if ids:
-            cursor.after = ids[-1]
-            self.claimed += len(ids)
-        return ids
+        if window:
+            cursor.after = window[-1]
+        return window
+
+    async def _claim(
+        self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool
+    ) -> tuple[list[str], set[tuple[str, str]]]:
+        """The window's outputs that lack a score (locked on Postgres), and their scores."""
+        if not window:
+            return [], set()
+        keys = plan.keys()
+        names = [name for name, _ in keys]
+        have = await existing_scores(conn, window, keys)
+        ids = [i for i in window if any((i, name) not in have for name in names)]
+        if self.options.limit is not None:
+            ids = ids[: max(0, self.options.limit - self.claimed)]
+        if lock and ids:
+            ids = await lock_ids(conn, ids)
+            # Read again under the lock: this sees every score another process committed
+            # before it released these rows.
+            have = await existing_scores(conn, ids, keys)
+            ids = [i for i in ids if any((i, name) not in have for name in names)]
+        self.claimed += len(ids)
+        return ids, have
 
     async def _load(
-        self, conn: Any, plan: TaskPlan, ids: list[str]
-    ) -> tuple[list[Pair], set[tuple[str, str]]]:
-        # Read after the claim: on Postgres the lock is held now, so this sees every score
-        # another process committed before releasing these rows.
-        have = await existing_scores(conn, ids, plan.keys())
+        self, conn: Any, plan: TaskPlan, ids: list[str], have: set[tuple[str, str]]
+    ) -> list[Pair]:
+        if not ids:
+            return []
         needs_request = plan.judge is not None and any(
             (output_id, plan.judge.name) not in have for output_id in ids
         )
         pairs = await load_pairs(conn, ids, with_request=needs_request)
-        return pairs, have
+        # Candidates of one exchange side by side: scorers cache the last primary they saw.
+        pairs.sort(key=lambda pair: pair.exchange_id)
+        return pairs
 
     def _count(self, rows: list[ScoreRow], claimed: int) -> None:
         self.report.outputs += len({row.output_id for row in rows})

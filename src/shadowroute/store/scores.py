@@ -1,11 +1,13 @@
 """Queries of the scoring job: which outputs still lack a score, the pairs to score, and the
 batched, idempotent insert of the scores.
 
-Work is found with keyset pagination on the output id, so each batch costs the same however
-much is already scored. On Postgres the batch's rows are locked with ``FOR UPDATE SKIP
-LOCKED``: several ``shadowroute score`` processes never take the same output, and because the
-existing scores are read again after the lock is taken, an output scored by another process in
-the meantime is not scored twice.
+Work is found in windows of output ids (keyset pagination on the id, then one lookup of the
+window's existing scores), so each window costs the same however much is already scored and
+the planner never has to guess through correlated subqueries. On Postgres the outputs of a
+window that still lack a score are locked with ``FOR UPDATE SKIP LOCKED``: several ``shadowroute
+score`` processes never take the same output, and because the existing scores are read again
+after the lock is taken, an output scored by another process in the meantime is not scored
+twice.
 """
 
 from __future__ import annotations
@@ -15,10 +17,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, false, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
-from sqlalchemy.sql import Select
 
 from .models import CandidateOutput, Exchange, Score
 
@@ -29,10 +30,11 @@ __all__ = [
     "existing_scores",
     "insert_scores",
     "load_pairs",
-    "pending_ids",
+    "lock_ids",
     "primary_models",
     "score_summary",
     "scored_task_types",
+    "window_ids",
 ]
 
 _X = Exchange.__table__
@@ -70,28 +72,11 @@ class ScoreRow:
     created_at: datetime
 
 
-def _missing_any(keys: Keys) -> ColumnElement[bool]:
-    """The output lacks at least one of ``keys``."""
-    clauses = [
-        ~exists().where(_S.c.output_id == _O.c.id, _S.c.scorer == name, _S.c.version == version)
-        for name, version in keys
-    ]
-    return or_(*clauses) if clauses else false()
-
-
 def _scope(task: str, since: datetime | None) -> list[ColumnElement[bool]]:
     where = [_X.c.task_type == task]
     if since is not None:
         where.append(_X.c.created_at >= since)
     return where
-
-
-def _pending(task: str, keys: Keys, since: datetime | None) -> Select[Any]:
-    return (
-        select(_O.c.id)
-        .join(_X, _X.c.id == _O.c.exchange_id)
-        .where(*_scope(task, since), _missing_any(keys))
-    )
 
 
 async def scored_task_types(conn: AsyncConnection, since: datetime | None) -> list[str]:
@@ -110,25 +95,54 @@ async def scored_task_types(conn: AsyncConnection, since: datetime | None) -> li
 async def count_pending(
     conn: AsyncConnection, task: str, keys: Keys, since: datetime | None
 ) -> int:
-    query = select(func.count()).select_from(_pending(task, keys, since).subquery())
-    return int((await conn.scalar(query)) or 0)
+    """Outputs of the task (in scope) that lack at least one of ``keys``.
+
+    Counted as all outputs minus those holding every key, with plain joins and a GROUP BY: a
+    correlated NOT EXISTS per output would be planned from the statistics of a ``scores``
+    table that the run itself has just filled, and Postgres then picks sequential scans.
+    """
+    outputs = select(func.count()).select_from(_O.join(_X, _X.c.id == _O.c.exchange_id)).where(
+        *_scope(task, since)
+    )
+    total = int((await conn.scalar(outputs)) or 0)
+    if not keys:
+        return 0
+    complete = (
+        select(_S.c.output_id)
+        .select_from(_S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id))
+        .where(*_scope(task, since), tuple_(_S.c.scorer, _S.c.version).in_(list(keys)))
+        .group_by(_S.c.output_id)
+        .having(func.count() == len(set(keys)))
+    )
+    done = int((await conn.scalar(select(func.count()).select_from(complete.subquery()))) or 0)
+    return total - done
 
 
-async def pending_ids(
-    conn: AsyncConnection,
-    task: str,
-    keys: Keys,
-    since: datetime | None,
-    *,
-    after: str,
-    limit: int,
-    lock: bool,
+async def window_ids(
+    conn: AsyncConnection, task: str, since: datetime | None, *, after: str, limit: int
 ) -> list[str]:
-    """The next ``limit`` output ids past ``after`` that lack a score; with ``lock`` (Postgres,
-    inside a transaction) they are locked, skipping rows another worker holds."""
-    query = _pending(task, keys, since).where(_O.c.id > after).order_by(_O.c.id).limit(limit)
-    if lock:
-        query = query.with_for_update(of=_O, skip_locked=True)
+    """The task's next ``limit`` output ids past ``after``, in id order (an index range scan:
+    the cost of a window does not grow with what is already scored)."""
+    query = (
+        select(_O.c.id)
+        .join(_X, _X.c.id == _O.c.exchange_id)
+        .where(*_scope(task, since), _O.c.id > after)
+        .order_by(_O.c.id)
+        .limit(limit)
+    )
+    return list((await conn.scalars(query)).all())
+
+
+async def lock_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
+    """Lock ``ids`` for this transaction (Postgres), skipping rows another worker holds."""
+    if not ids:
+        return []
+    query = (
+        select(_O.c.id)
+        .where(_O.c.id.in_(list(ids)))
+        .order_by(_O.c.id)
+        .with_for_update(skip_locked=True)
+    )
     return list((await conn.scalars(query)).all())
 
 
