@@ -1,4 +1,4 @@
-"""Scores: one row per (candidate output, scorer, scorer version).
+"""Scores: one row per (candidate output, scorer, scorer version); exchanges by (task, id).
 
 Revision ID: 0002
 Revises: 0001
@@ -42,5 +42,9 @@ def upgrade() -> None:
     )
 
 
+    op.create_index("ix_exchanges_task_type_id", "exchanges", ["task_type", "id"])
+
+
 def downgrade() -> None:
+    op.drop_index("ix_exchanges_task_type_id", table_name="exchanges")
     op.drop_table("scores")

@@ -152,7 +152,7 @@ class ScoreRunReport:
 
 @dataclass
 class _Cursor:
-    """Where this process's workers are in one task type's outputs (ordered by id)."""
+    """Where this process's workers are in one task type's exchanges (ordered by id)."""
 
     after: str = ""
     done: bool = False
@@ -219,19 +219,21 @@ class _Run:
             self._count(rows, len(ids))
 
     async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> list[str]:
-        """The next window of the task's output ids (scored or not); moves the cursor."""
+        """The outputs (scored or not) of the task's next window of exchanges; moves the
+        cursor. A window holds about ``_take`` outputs (exchanges have ~2 outputs each)."""
         take = self._take(plan)
         if cursor.done or take <= 0:
             cursor.done = True
             return []
-        window = await window_ids(
-            conn, plan.task, self.options.since, after=cursor.after, limit=take
+        exchanges = max(1, take // 2)
+        window, outputs = await window_ids(
+            conn, plan.task, self.options.since, after=cursor.after, limit=exchanges
         )
-        if len(window) < take:
+        if len(window) < exchanges:
             cursor.done = True
         if window:
             cursor.after = window[-1]
-        return window
+        return outputs
 
     async def _claim(
         self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool

@@ -168,7 +168,11 @@ class Exchange(Base):
     """A sampled production call: the request and the primary model's answer."""
 
     __tablename__ = "exchanges"
-    __table_args__ = (Index("ix_exchanges_task_type_created_at", "task_type", "created_at"),)
+    __table_args__ = (
+        Index("ix_exchanges_task_type_created_at", "task_type", "created_at"),
+        # The scoring job walks a task type's exchanges in id order (keyset pagination).
+        Index("ix_exchanges_task_type_id", "task_type", "id"),
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)

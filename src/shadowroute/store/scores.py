@@ -1,9 +1,10 @@
 """Queries of the scoring job: which outputs still lack a score, the pairs to score, and the
 batched, idempotent insert of the scores.
 
-Work is found in windows of output ids (keyset pagination on the id, then one lookup of the
-window's existing scores), so each window costs the same however much is already scored and
-the planner never has to guess through correlated subqueries. On Postgres the outputs of a
+Work is found in windows of a task type's exchanges (keyset pagination on the (task_type, id)
+index), their outputs, then one lookup of those outputs' existing scores, so each window costs
+the same however much is already scored and the planner never has to guess through correlated
+subqueries. On Postgres the outputs of a
 window that still lack a score are locked with ``FOR UPDATE SKIP LOCKED``: several ``shadowroute
 score`` processes never take the same output, and because the existing scores are read again
 after the lock is taken, an output scored by another process in the meantime is not scored
@@ -120,17 +121,26 @@ async def count_pending(
 
 async def window_ids(
     conn: AsyncConnection, task: str, since: datetime | None, *, after: str, limit: int
-) -> list[str]:
-    """The task's next ``limit`` output ids past ``after``, in id order (an index range scan:
-    the cost of a window does not grow with what is already scored)."""
-    query = (
-        select(_O.c.id)
-        .join(_X, _X.c.id == _O.c.exchange_id)
-        .where(*_scope(task, since), _O.c.id > after)
-        .order_by(_O.c.id)
-        .limit(limit)
+) -> tuple[list[str], list[str]]:
+    """The task's next ``limit`` exchanges past exchange id ``after`` (a range scan of the
+    (task_type, id) index: a window costs the same however much is already scored), and the
+    ids of their candidate outputs, grouped by exchange."""
+    exchanges = list(
+        (
+            await conn.scalars(
+                select(_X.c.id)
+                .where(*_scope(task, since), _X.c.id > after)
+                .order_by(_X.c.id)
+                .limit(limit)
+            )
+        ).all()
     )
-    return list((await conn.scalars(query)).all())
+    if not exchanges:
+        return [], []
+    outputs = await conn.execute(
+        select(_O.c.id).where(_O.c.exchange_id.in_(exchanges)).order_by(_O.c.exchange_id, _O.c.id)
+    )
+    return exchanges, list(outputs.scalars().all())
 
 
 async def lock_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
