@@ -26,6 +26,7 @@ bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
 	$(BIN)/python bench/capture_overhead.py
 	$(BIN)/python bench/proxy_overhead.py
+	$(BIN)/python bench/scoring_throughput.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache shadowroute-demo.db* .shadowroute

@@ -17,10 +17,7 @@ from __future__ import annotations
 
 import argparse
 import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import time
 import uuid
@@ -31,6 +28,7 @@ from typing import Any
 import anyio
 import httpx
 
+from _util import pct, start_fake_server  # bench/ is on sys.path when a script runs
 from shadowroute import Shadow, ShadowTransport, load_config
 from shadowroute.fakellm import sample_requests
 
@@ -39,33 +37,10 @@ POSTGRES_URL = os.environ.get(
 )
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
 
 
-def start_fake_server() -> tuple[subprocess.Popen[bytes], str]:
-    port = free_port()
-    process = subprocess.Popen(
-        [sys.executable, "-m", "shadowroute", "fake-llm", "--port", str(port)],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    base_url = f"http://127.0.0.1:{port}"
-    for _ in range(200):
-        try:
-            httpx.get(base_url + "/v1/models", timeout=0.2)
-            return process, base_url
-        except httpx.HTTPError:
-            time.sleep(0.05)
-    process.kill()
-    raise SystemExit("the fake LLM server did not start")
 
 
-def pct(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 def config(base_url: str, database_url: str, spool: Path, candidates: list[str]) -> Any:

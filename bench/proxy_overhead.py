@@ -41,7 +41,6 @@ import os
 import resource
 import secrets
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -51,6 +50,8 @@ import urllib.request
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
+
+from _util import free_port, pct  # bench/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LITELLM_VENV = ROOT / ".venv-litellm"
@@ -62,10 +63,6 @@ FOREIGN_WARN_CORES = 0.15  # CPU used by other processes above which a run is ca
 # ---------------------------------------------------------------------------- processes
 
 
-def free_port() -> int:
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 def http(
@@ -168,11 +165,6 @@ def system_busy_seconds() -> float | None:
 # Runs in its own process (``proxy_overhead.py _load SPEC_JSON``) and prints one JSON object.
 
 
-def pct(values: list[float], q: float) -> float:
-    if not values:
-        return float("nan")
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(q * len(ordered)))]
 
 
 ERROR_SAMPLES: dict[str, str] = {}  # first error body (or message) per kind, for the report
