@@ -20,6 +20,7 @@ __all__ = [
     "DEFAULT_DATABASE_URL",
     "SCORER_NAMES",
     "Config",
+    "DecisionConfig",
     "JudgeConfig",
     "MirrorConfig",
     "ModelConfig",
@@ -119,6 +120,12 @@ class TaskConfig(_Strict):
     scorers: dict[str, ScorerConfig] = {}
     """Scorer name -> options; a list of names is accepted too. Empty: the defaults of
     :meth:`Config.scorers_for`."""
+    required_quality: float | None = Field(None, gt=0.0, le=1.0)
+    """Overrides ``[decision] required_quality`` for this task type."""
+    margin: float | None = Field(None, ge=0.0, lt=1.0)
+    """Overrides ``[decision] margin`` for this task type."""
+    min_samples: int | None = Field(None, ge=1)
+    """Overrides ``[decision] min_samples`` for this task type."""
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -163,6 +170,33 @@ class JudgeConfig(_Strict):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     """Judge value: 1 candidate better, 0.5 same (or a verdict that flips with the order),
     0 worse. At or above the threshold passes: by default "same" passes, "worse" fails."""
+
+
+class DecisionConfig(_Strict):
+    """How ``shadowroute report`` decides whether a candidate can take over a task type.
+
+    A candidate output *passes* when every scorer that applies to it passed. PROMOTE needs both
+    criteria met at the given confidence: the pass rate's lower bound reaches
+    ``required_quality``, and the candidate fails at most ``margin`` more often than the primary
+    disagrees with itself (its noise floor, from ``primary@replay``)."""
+
+    confidence: float = Field(0.95, gt=0.5, lt=1.0)
+    """One-sided confidence of every bound (alpha = 1 - confidence)."""
+    bound: Literal["wilson", "clopper-pearson"] = "wilson"
+    """The fixed-sample bound shown for the current look."""
+    sequential: bool = True
+    """Decide with always-valid bounds (a confidence sequence) so that re-running the report
+    every night on growing data never inflates the chance of a wrong PROMOTE. Turn off only for
+    a one-off evaluation of a fixed dataset."""
+    required_quality: float = Field(0.95, gt=0.0, le=1.0)
+    """Minimum pass rate (candidate output judged as good as the primary's)."""
+    margin: float = Field(0.02, ge=0.0, lt=1.0)
+    """Non-inferiority margin: how much more often than the primary's noise floor the
+    candidate may fail."""
+    min_samples: int = Field(100, ge=1)
+    """Scored outputs a candidate needs before any verdict other than NEED MORE DATA."""
+    config_problem_rate: float = Field(0.1, gt=0.0, le=1.0)
+    """A task type whose primary fails its own JSON schema this often is a CONFIG PROBLEM."""
 
 
 class MirrorConfig(_Strict):
@@ -234,6 +268,7 @@ class Config(_Strict):
     models: dict[str, ModelConfig] = {}
     tasks: dict[str, TaskConfig] = {}
     judge: JudgeConfig | None = None
+    decision: DecisionConfig = DecisionConfig()
     mirror: MirrorConfig = MirrorConfig()
     store: StoreConfig = StoreConfig()
     sidecar: SidecarConfig = SidecarConfig()
