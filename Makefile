@@ -20,6 +20,7 @@ demo: $(STAMP)
 	$(BIN)/shadowroute demo
 
 test: $(STAMP)
+	scripts/ensure-chromium
 	$(BIN)/python -m pytest $(PYTEST_ARGS)
 
 bench: $(STAMP)

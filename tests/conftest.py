@@ -18,6 +18,25 @@ def anyio_backend() -> str:
     return "asyncio"
 
 
+# --------------------------------------------------------------------------- browser
+#
+# Like Postgres below: tests that render HTML (tests/browser.py) take `chromium`, which skips
+# when no browser is installed (scripts/ensure-chromium installs one) and fails under CI=true.
+
+
+@pytest.fixture(scope="session")
+def chromium() -> str:
+    """Path of the headless Chromium binary (skip if none; fail on CI)."""
+    from browser import find_chromium
+
+    binary = find_chromium()
+    if binary is None:
+        if os.environ.get("CI", "").lower() == "true":
+            pytest.fail("chromium not installed (CI=true): run scripts/ensure-chromium")
+        pytest.skip("chromium not installed: run scripts/ensure-chromium")
+    return binary
+
+
 # --------------------------------------------------------------------------- databases
 #
 # `db_url` is parametrized over SQLite and Postgres: a test that takes it (or `store`) runs once
