@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import subprocess
 import sys
@@ -10,6 +11,7 @@ from pathlib import Path
 import anyio
 import pytest
 
+from shadowroute.records import utcnow
 from shadowroute.store import Store
 
 
@@ -70,7 +72,7 @@ def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
 
 
 def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
-    result = run("demo", "--requests", "80", cwd=tmp_path, timeout=180)
+    result = run("demo", cwd=tmp_path, timeout=300)  # the defaults, as `make demo` runs it
     assert result.returncode == 0, result.stderr
     assert "production calls" in result.stdout
     database = tmp_path / "shadowroute-demo.db"
@@ -82,7 +84,7 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
 
     stored = anyio.run(counts)
     assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment"}
-    assert sum(t["requests"] for t in stored["traffic"].values()) == 80
+    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500
     assert stored["exchanges"] > 0 and stored["outputs"] >= stored["exchanges"]
     summary = run("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
     assert summary.returncode == 0 and "classify_intent" in summary.stdout
@@ -102,8 +104,22 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
                 return dict(rows.all())
 
     by_scorer = anyio.run(scores)
-    assert by_scorer["judge"] == stored["outputs"]
+    judged = stored["outputs"] - stored["tasks"]["classify_intent"]["outputs"]  # label only
+    assert by_scorer["judge"] == judged
+    assert by_scorer["label"] == (stored["tasks"]["classify_intent"]["outputs"]
+                                  + stored["tasks"]["sentiment"]["outputs"])
     assert {"label", "schema", "similarity"} <= set(by_scorer)
+
+    # ... and ended with the report: a mix of verdicts that follows from the simulated quality.
+    html = tmp_path / "reports" / f"shadowroute-{utcnow():%Y-%m-%d}.html"
+    assert html.exists() and f"report: reports/{html.name}" in result.stdout
+    twin = json.loads(html.with_suffix(".json").read_text())
+    verdicts = {(t["task"], c["model"]): c["verdict"] for t in twin["tasks"] for c in t["candidates"]}
+    assert verdicts[("classify_intent", "claude-small")] == "PROMOTE"  # 97% accurate, like the primary
+    assert verdicts[("classify_intent", "tiny")] == "HOLD"  # 85% accurate
+    assert verdicts[("sentiment", "tiny")] == "NEED MORE DATA"  # ~40 samples
+    assert {"PROMOTE", "HOLD", "NEED MORE DATA"} <= set(verdicts.values())
+    assert "shadowroute promote classify_intent --to claude-small" in html.read_text()
 
     # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
     # the outputs the demo did not already score with it (extract_order's use the same
@@ -126,7 +142,7 @@ def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["config", "check"], ["spool", "replay"]])
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"]])
 def test_help(tmp_path: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage" in result.stdout

@@ -174,6 +174,38 @@ def score(
         console.print(render_scores(report.summary))
 
 
+@app.command("report")
+def report(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    since: Annotated[
+        str, typer.Option(help="Only exchanges from this long ago on, e.g. 30d, 12h; 'all' for "
+                               "everything stored.")
+    ] = "30d",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write (default: reports/shadowroute-YYYY-MM-DD.html).",
+                     show_default=False),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="JSON twin to write (default: next to the HTML, .json).",
+                     show_default=False),
+    ] = None,
+    examples: Annotated[int, typer.Option(min=0, max=20, help="Worst examples per candidate.")] = 3,
+) -> None:
+    """Decide per task type which candidate can take over, and write the HTML report."""
+    from .report import run_report
+    from .summary import render_verdicts
+
+    cfg = _config(config, database_url)
+    start = None if since.strip().lower() == "all" else _since(since)
+    result, html, twin = anyio.run(lambda: run_report(cfg, since=start, out=out, json_path=json_path,
+                                                      examples=examples))
+    console.print(render_verdicts(result))
+    console.print(f"report: {html}\njson:   {twin}", highlight=False)
+
+
 def _since(value: str) -> Any:
     """``24h`` -> the UTC time 24 hours ago."""
     from datetime import UTC, datetime, timedelta
@@ -309,7 +341,7 @@ def fake_llm(
 
 @app.command("demo")
 def demo(
-    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 400,
+    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 1500,
     database: Annotated[
         Path, typer.Option(help="SQLite file for the demo (recreated on each run).")
     ] = Path("shadowroute-demo.db"),

@@ -24,13 +24,14 @@ from .fakellm.tasks import ClassifyIntent
 from .pipeline import Shadow
 from .store import Store
 from .scoring import run_scoring
-from .summary import render_scores, render_summary
+from .report import run_report
+from .summary import render_scores, render_summary, render_verdicts
 from .transport import ShadowTransport
 
 __all__ = ["demo_config", "run_demo"]
 
 PRIMARY = "frontier"
-TRAFFIC_MIX = {"classify_intent": 5, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
+TRAFFIC_MIX = {"classify_intent": 12, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
 CONCURRENCY = 16
 INTENT_LABELS = ClassifyIntent.labels
 
@@ -59,11 +60,15 @@ def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
             "models": models,
             "judge": {"model": "judge", "concurrency": 16},
             "tasks": {
+                # A low-stakes classifier: the label must match the primary's; 90% agreement
+                # and at most 5 points more disagreement than the primary has with itself.
                 "classify_intent": {
-                    "candidates": ["small", "tiny"],
-                    "sample_rate": 0.5,
-                    "noise_floor_rate": 0.25,
-                    "scorers": {"label": {"labels": list(INTENT_LABELS)}, "judge": {}},
+                    "candidates": ["claude-small", "small", "tiny"],
+                    "sample_rate": 1.0,
+                    "noise_floor_rate": 0.5,
+                    "scorers": {"label": {"labels": list(INTENT_LABELS)}},
+                    "required_quality": 0.9,
+                    "margin": 0.05,
                 },
                 "extract_order": {
                     "candidates": ["small", "claude-small"],
@@ -128,7 +133,9 @@ async def _summary(url: str) -> dict[str, Any]:
         return await store.counts()
 
 
-def run_demo(*, requests: int, database: Path, seed: int, console: Console) -> dict[str, Any]:
+def run_demo(
+    *, requests: int, database: Path, seed: int, console: Console, report_path: Path | None = None
+) -> dict[str, Any]:
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     spool_dir = Path(".shadowroute") / "demo-spool"
@@ -142,6 +149,7 @@ def run_demo(*, requests: int, database: Path, seed: int, console: Console) -> d
         sh, elapsed = anyio.run(_drive, config, server.base_url, requests, seed)
         counts = anyio.run(_summary, config.database_url)
         scored = anyio.run(run_scoring, config)
+        report, html, twin = anyio.run(lambda: run_report(config, out=report_path))
     stats = sh.stats
     console.print(
         f"{stats.offered:,} production calls in {elapsed:.1f}s; sampled {stats.sampled:,}, "
@@ -153,6 +161,8 @@ def run_demo(*, requests: int, database: Path, seed: int, console: Console) -> d
     for line in scored.lines():
         console.print(line, highlight=False)
     console.print(render_scores(scored.summary))
+    console.print(render_verdicts(report))
     console.print(f"stored in {database}  (look again: shadowroute summary --database-url "
                   f"sqlite+aiosqlite:///{database})")
+    console.print(f"report: {html}  (json twin: {twin})", highlight=False)
     return counts

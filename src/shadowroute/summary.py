@@ -101,3 +101,26 @@ def render_scores(rows: list[dict[str, Any]]) -> Table:
         table.add_row(task if task != last_task else "", model, *cells, _usd(cost))
         last_task = task
     return table
+
+
+def render_verdicts(report: Any) -> Table:
+    """One row per task type x candidate of a :class:`~shadowroute.report.Report`."""
+    table = Table("task type", "candidate", "verdict", "n", "pass rate", "lower bound",
+                  "always-valid", "noise floor", "savings/month", title="decisions")
+    styles = {"PROMOTE": "green", "HOLD": "red", "NEED MORE DATA": "yellow",
+              "CONFIG PROBLEM": "magenta"}
+
+    def pct(value: float | None) -> str:
+        return "-" if value is None else f"{value:.1%}"
+
+    for task in report.tasks:
+        for i, c in enumerate(task.candidates):
+            table.add_row(
+                task.task if i == 0 else "", c.model,
+                f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
+                pct(c.lower_bound), pct(c.sequential_lower), pct(c.noise_floor),
+                "-" if c.monthly_savings is None else _usd(c.monthly_savings),
+            )
+        if task.candidates:
+            table.add_section()
+    return table
