@@ -262,6 +262,6 @@ def decide(e: Evidence, p: Policy, *, project: bool = True) -> Decision:
     needed = max(total - e.n, 1)
     return Decision(
         Verdict.NEED_MORE_DATA,
-        f"{unmet}; about {needed:,} more scored outputs would settle it if the rates hold",
+        f"{unmet}; the observed rates pass, the bounds do not yet",
         samples_needed=needed, days_needed=_days(needed, e), **fields,
     )

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import shlex
 import uuid
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
 
@@ -133,6 +133,22 @@ def _times(value: float | None, factor: float) -> float | None:
     return None if value is None else value * factor
 
 
+@dataclass
+class _Aggregates:
+    """What the queries returned, keyed as in :mod:`shadowroute.store.report_queries`."""
+
+    primaries: dict[str, dict[str, Any]]
+    outputs: dict[tuple[str, str], dict[str, Any]]
+    counts: dict[tuple[str, str], dict[str, int]]
+    traffic: dict[str, dict[str, int]]
+    latency: dict[tuple[str, str | None], dict[float, float]]
+    scorers: dict[tuple[str, str], list[ScorerStat]]
+    similarity: dict[tuple[str, str], list[int]]
+    schema: dict[str, dict[str, int]]
+    judging: dict[str, float]
+    examples: dict[tuple[str, str], list[Example]]
+
+
 async def build_report(
     config: Config, store: Store, *, since: datetime | None = None, examples: int = 3,
     now: datetime | None = None,
@@ -144,105 +160,118 @@ async def build_report(
         outputs = await q.output_totals(conn, since)
         tasks = sorted(set(primaries) | {t for t, c in config.tasks.items() if c.candidates})
         plans = {t: plan_for(config, t) for t in tasks}
-        keys = {t: plans[t].keys() for t in tasks if any(k[0] == t for k in outputs)}
-        counts = await q.outcome_counts(conn, keys, since)
-        traffic = await q.traffic_totals(conn, since)
-        latency = await q.latency_percentiles(conn, since, QUANTILES)
+        with_outputs = {t for t, _ in outputs}
+        keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
         summaries = await score_summary(conn, keys, since)
-        similarity = await q.score_histograms(conn, keys, "similarity", since)
-        schema = await q.primary_schema_checks(conn, keys, since)
-        judging = await q.scoring_spend(conn, since)
-        worst: dict[str, list[tuple[str, str]]] = {  # replays excluded
-            t: await q.worst_outputs(conn, t, k, since, examples) for t, k in keys.items()
-        }
-        rows = await q.example_rows(conn, [oid for pairs in worst.values() for _, oid in pairs], keys)
-
-    scorer_stats: dict[tuple[str, str], list[ScorerStat]] = {}
+        worst = [pair for t, k in keys.items()
+                 for pair in await q.worst_outputs(conn, t, k, since, examples)]
+        rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
+        agg = _Aggregates(
+            primaries=primaries, outputs=outputs,
+            counts=await q.outcome_counts(conn, keys, since),
+            traffic=await q.traffic_totals(conn, since),
+            latency=await q.latency_percentiles(conn, since, QUANTILES),
+            scorers={}, similarity=await q.score_histograms(conn, keys, "similarity", since),
+            schema=await q.primary_schema_checks(conn, keys, since),
+            judging=await q.scoring_spend(conn, since), examples={},
+        )
     for s in summaries:
-        scorer_stats.setdefault((s["task"], s["model"]), []).append(ScorerStat(
+        agg.scorers.setdefault((s["task"], s["model"]), []).append(ScorerStat(
             s["scorer"], s["n"], s["passed"], s["failed"], s["ignored"], s["mean"],
             s["better"], s["same"], s["worse"]))
-
-    results: list[TaskResult] = []
-    for task in tasks:
-        prim = primaries.get(task, {})
-        seen = traffic.get(task)
-        if seen and seen["days"]:
-            days, requests, volume_source = float(seen["days"]), seen["requests"], "traffic"
-        else:  # no traffic counts (e.g. imported data): the stored exchanges are all we know
-            days = _days(prim.get("first"), prim.get("last"))
-            requests, volume_source = prim.get("exchanges", 0), "stored exchanges"
-        per_day = requests / days
-        models = sorted({m for (t, m) in outputs if t == task and m != REPLAY_MODEL}
-                        | set(config.task(task).candidates))
-        shadow = sum(v["spend"] for (t, _), v in outputs.items() if t == task)
-        judge = judging.get(task, 0.0)
-        noise = counts.get((task, REPLAY_MODEL), {"counted": 0, "passed": 0})
-        checks = schema.get(task, {"checked": 0, "invalid": 0})
-        policy = Policy.for_task(config, task)
-        primary_cost = prim.get("mean_cost")
-        monthly_primary = _times(primary_cost, per_day * DAYS_PER_MONTH)
-        evaluation = (shadow + judge) / days * DAYS_PER_MONTH
-        result = TaskResult(
-            task=task, policy=asdict(policy), primary_models=sorted(prim.get("models", {})),
-            exchanges=prim.get("exchanges", 0), requests=requests, volume_source=volume_source,
-            days=days,
-            requests_per_day=per_day, share_of_spend=None,
-            primary_cost_per_1k=_times(primary_cost, 1000),
-            primary_latency_p50=latency.get((task, None), {}).get(0.5),
-            primary_latency_p95=latency.get((task, None), {}).get(0.95),
-            monthly_primary_cost=monthly_primary, shadow_spend=shadow, judge_spend=judge,
-            monthly_evaluation_cost=evaluation, noise_n=noise["counted"],
-            noise_failures=noise["counted"] - noise["passed"],
-            primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
-            scorers=[name for name, _ in keys.get(task, plans[task].keys())], candidates=[],
-        )
-        for model in models:
-            totals = outputs.get((task, model), {"outputs": 0, "errors": 0, "mean_cost": None,
-                                                 "spend": 0.0, "first": None, "last": None})
-            c = counts.get((task, model), {"complete": 0, "counted": 0, "passed": 0})
-            rate = c["counted"] / _days(totals["first"], totals["last"]) if c["counted"] else None
-            decision = decide(Evidence(
-                n=c["counted"], passed=c["passed"], noise_n=noise["counted"],
-                noise_passed=noise["passed"], primary_checked=checks["checked"],
-                primary_invalid=checks["invalid"], samples_per_day=rate), policy)
-            inferiority = next((x for x in decision.criteria if x.name == "non-inferiority"), None)
-            monthly = _times(totals["mean_cost"], per_day * DAYS_PER_MONTH)
-            savings = (None if monthly is None or monthly_primary is None
-                       else monthly_primary - monthly)
-            result.candidates.append(CandidateResult(
-                model=model, verdict=str(decision.verdict), reason=decision.reason,
-                outputs=totals["outputs"], errors=totals["errors"],
-                unscored=totals["outputs"] - c["complete"], ignored=c["complete"] - c["counted"],
-                n=c["counted"], passed=c["passed"], pass_rate=decision.pass_rate,
-                lower_bound=decision.lower_bound, sequential_lower=decision.sequential_lower,
-                noise_floor=decision.noise_floor,
-                excess_failure=inferiority.estimate if inferiority else None,
-                excess_upper=inferiority.bound if inferiority else None,
-                samples_needed=decision.samples_needed, days_needed=decision.days_needed,
-                samples_per_day=rate, scorers=scorer_stats.get((task, model), []),
-                similarity_histogram=similarity.get((task, model)),
-                cost_per_1k=_times(totals["mean_cost"], 1000),
-                latency_p50=latency.get((task, model), {}).get(0.5),
-                latency_p95=latency.get((task, model), {}).get(0.95),
-                monthly_cost=monthly, monthly_savings=savings,
-                monthly_savings_net=None if savings is None else savings - evaluation,
-                shadow_spend=totals["spend"],
-                command=(f"shadowroute promote {shlex.quote(task)} --to {shlex.quote(model)}"
-                         if decision.verdict is Verdict.PROMOTE else None),
-                examples=[build_example(rows[oid]) for m, oid in worst.get(task, [])
-                          if m == model and oid in rows],
-            ))
-        promotable = [c for c in result.candidates if c.command]
-        if promotable:  # the largest known saving; unknown savings rank last
-            max(promotable, key=lambda c: (c.monthly_savings is not None,
-                                           c.monthly_savings or 0.0)).recommended = True
-        results.append(result)
+    for task, model, oid in worst:
+        if oid in rows:
+            agg.examples.setdefault((task, model), []).append(build_example(rows[oid]))
+    results = [
+        _task_result(config, task, [name for name, _ in plans[task].keys()], agg)
+        for task in tasks
+    ]
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
         database=store.engine.url.render_as_string(hide_password=True),
         config_source=config.source, decision=config.decision.model_dump(),
         overview=_overview(results), tasks=results,
+    )
+
+
+def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates) -> TaskResult:
+    prim = agg.primaries.get(task, {})
+    seen = agg.traffic.get(task)
+    if seen and seen["days"]:
+        days, requests, volume_source = float(seen["days"]), seen["requests"], "traffic"
+    else:  # no traffic counts (e.g. imported data): the stored exchanges are all we know
+        days = _days(prim.get("first"), prim.get("last"))
+        requests, volume_source = prim.get("exchanges", 0), "stored exchanges"
+    per_day = requests / days
+    shadow = sum(v["spend"] for (t, _), v in agg.outputs.items() if t == task)
+    judge = agg.judging.get(task, 0.0)
+    noise = agg.counts.get((task, REPLAY_MODEL), {"counted": 0, "passed": 0})
+    checks = agg.schema.get(task, {"checked": 0, "invalid": 0})
+    policy = Policy.for_task(config, task)
+    primary_latency = agg.latency.get((task, None), {})
+    result = TaskResult(
+        task=task, policy=asdict(policy), primary_models=sorted(prim.get("models", {})),
+        exchanges=prim.get("exchanges", 0), requests=requests, volume_source=volume_source,
+        days=days, requests_per_day=per_day, share_of_spend=None,
+        primary_cost_per_1k=_times(prim.get("mean_cost"), 1000),
+        primary_latency_p50=primary_latency.get(0.5), primary_latency_p95=primary_latency.get(0.95),
+        monthly_primary_cost=_times(prim.get("mean_cost"), per_day * DAYS_PER_MONTH),
+        shadow_spend=shadow, judge_spend=judge,
+        monthly_evaluation_cost=(shadow + judge) / days * DAYS_PER_MONTH,
+        noise_n=noise["counted"], noise_failures=noise["counted"] - noise["passed"],
+        primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
+        scorers=scorers, candidates=[],
+    )
+    models = sorted({m for (t, m) in agg.outputs if t == task and m != REPLAY_MODEL}
+                    | set(config.task(task).candidates))
+    for model in models:
+        evidence = Evidence(
+            n=0, passed=0, noise_n=noise["counted"], noise_passed=noise["passed"],
+            primary_checked=checks["checked"], primary_invalid=checks["invalid"],
+        )
+        result.candidates.append(_candidate_result(result, model, evidence, policy, agg))
+    promotable = [c for c in result.candidates if c.command]
+    if promotable:  # the largest known saving; unknown savings rank last
+        max(promotable, key=lambda c: (c.monthly_savings is not None,
+                                       c.monthly_savings or 0.0)).recommended = True
+    return result
+
+
+def _candidate_result(
+    t: TaskResult, model: str, task_evidence: Evidence, policy: Policy, agg: _Aggregates
+) -> CandidateResult:
+    totals = agg.outputs.get((t.task, model), {"outputs": 0, "errors": 0, "mean_cost": None,
+                                                "spend": 0.0, "first": None, "last": None})
+    c = agg.counts.get((t.task, model), {"complete": 0, "counted": 0, "passed": 0})
+    rate = c["counted"] / _days(totals["first"], totals["last"]) if c["counted"] else None
+    decision = decide(
+        replace(task_evidence, n=c["counted"], passed=c["passed"], samples_per_day=rate), policy
+    )
+    inferiority = next((x for x in decision.criteria if x.name == "non-inferiority"), None)
+    monthly = _times(totals["mean_cost"], t.requests_per_day * DAYS_PER_MONTH)
+    savings = (None if monthly is None or t.monthly_primary_cost is None
+               else t.monthly_primary_cost - monthly)
+    latency = agg.latency.get((t.task, model), {})
+    return CandidateResult(
+        model=model, verdict=str(decision.verdict), reason=decision.reason,
+        outputs=totals["outputs"], errors=totals["errors"],
+        unscored=totals["outputs"] - c["complete"], ignored=c["complete"] - c["counted"],
+        n=c["counted"], passed=c["passed"], pass_rate=decision.pass_rate,
+        lower_bound=decision.lower_bound, sequential_lower=decision.sequential_lower,
+        noise_floor=decision.noise_floor,
+        excess_failure=inferiority.estimate if inferiority else None,
+        excess_upper=inferiority.bound if inferiority else None,
+        samples_needed=decision.samples_needed, days_needed=decision.days_needed,
+        samples_per_day=rate, scorers=agg.scorers.get((t.task, model), []),
+        similarity_histogram=agg.similarity.get((t.task, model)),
+        cost_per_1k=_times(totals["mean_cost"], 1000),
+        latency_p50=latency.get(0.5), latency_p95=latency.get(0.95),
+        monthly_cost=monthly, monthly_savings=savings,
+        monthly_savings_net=None if savings is None else savings - t.monthly_evaluation_cost,
+        shadow_spend=totals["spend"],
+        command=(f"shadowroute promote {shlex.quote(t.task)} --to {shlex.quote(model)}"
+                 if decision.verdict is Verdict.PROMOTE else None),
+        examples=agg.examples.get((t.task, model), []),
     )
 
 

@@ -90,7 +90,7 @@ def build_example(row: dict[str, Any]) -> Example:
     return Example(
         output_id=row["output_id"],
         exchange_id=row["exchange_id"],
-        created_at=created.isoformat() if created is not None else None,
+        created_at=f"{created:%Y-%m-%d %H:%M:%S} UTC" if created is not None else None,
         request=request_text(row.get("request")),
         primary=_cut(primary),
         candidate=_cut(candidate),

@@ -253,9 +253,9 @@ async def primary_schema_checks(
 
 async def worst_outputs(
     conn: AsyncConnection, task: str, keys: Keys, since: datetime | None, per_model: int
-) -> list[tuple[str, str]]:
-    """Up to ``per_model`` (model, output id) per model of ``task``: the counted outputs that
-    failed first, then the lowest score values."""
+) -> list[tuple[str, str, str]]:
+    """Up to ``per_model`` (task, model, output id) per candidate of ``task`` (replays left
+    out): the counted outputs that failed first, then the lowest score values."""
     if not keys or per_model <= 0:
         return []
     per = _per_output(task, keys, since)
@@ -271,7 +271,7 @@ async def worst_outputs(
     )
     query = (select(ranked.c.model, ranked.c.output_id).where(ranked.c.rn <= per_model)
              .order_by(ranked.c.model, ranked.c.rn))
-    return [(model, output_id) for model, output_id in (await conn.execute(query)).all()]
+    return [(task, model, output_id) for model, output_id in (await conn.execute(query)).all()]
 
 
 async def example_rows(
