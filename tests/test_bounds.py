@@ -13,7 +13,6 @@ from shadowroute.decision.bounds import (
     clopper_pearson_lower,
     clopper_pearson_upper,
     lower_bound,
-    samples_for_lower,
     sequential_lower,
     sequential_upper,
     upper_bound,
@@ -107,8 +106,6 @@ def test_extremes() -> None:
         lambda: sequential_lower(5, 10, 0.05, a=0.0),
         lambda: z_value(1.0),
         lambda: lower_bound(5, 10, 1.0),
-        lambda: samples_for_lower(0.97, 0.95, 1.0, sequential=False),
-        lambda: samples_for_lower(1.5, 0.95, 0.95, sequential=False),
     ],
 )
 def test_bad_inputs_raise(call: Callable[[], object]) -> None:
@@ -120,8 +117,6 @@ def test_unknown_method_names_the_allowed_ones() -> None:
     for fn in (lower_bound, upper_bound):
         with pytest.raises(ValueError, match="wilson.*clopper-pearson"):
             fn(5, 10, 0.95, "wald")
-    with pytest.raises(ValueError, match="wilson.*clopper-pearson"):
-        samples_for_lower(0.97, 0.95, 0.95, sequential=True, method="wald")
 
 
 def _binom_tail_ge(k: int, n: int, p: float) -> float:
@@ -201,40 +196,3 @@ def test_time_uniform_coverage_under_repeated_looks() -> None:
     assert seq_errs / runs <= 0.05
     assert wilson_errs / runs > 0.05
     assert seq_errs < wilson_errs
-
-
-@pytest.mark.parametrize(
-    ("rate", "target", "sequential", "method"),
-    [
-        (0.97, 0.95, False, "wilson"),
-        (0.97, 0.95, False, "clopper-pearson"),
-        (0.97, 0.95, True, "wilson"),
-        (0.99, 0.9, True, "wilson"),
-        (0.8, 0.5, False, "wilson"),
-    ],
-)
-def test_samples_for_lower(rate: float, target: float, sequential: bool, method: str) -> None:
-    n = samples_for_lower(rate, target, 0.95, sequential=sequential, method=method)
-    assert n is not None
-
-    def bound(m: int) -> float:
-        k = math.floor(rate * m * (1 + 1e-12))  # as samples_for_lower floors
-        if sequential:
-            return sequential_lower(k, m, 0.05)
-        return lower_bound(k, m, 0.95, method)
-
-    assert bound(n) >= target
-    assert bound(int(n * 0.9)) < target
-
-
-def test_samples_for_lower_sequential_needs_more() -> None:
-    fixed = samples_for_lower(0.97, 0.95, 0.95, sequential=False)
-    seq = samples_for_lower(0.97, 0.95, 0.95, sequential=True)
-    assert fixed is not None and seq is not None
-    assert seq > fixed
-
-
-def test_samples_for_lower_none() -> None:
-    assert samples_for_lower(0.95, 0.95, 0.95, sequential=False) is None
-    assert samples_for_lower(0.9, 0.95, 0.95, sequential=True) is None
-    assert samples_for_lower(0.97, 0.95, 0.95, sequential=True, max_n=100) is None

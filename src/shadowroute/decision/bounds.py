@@ -39,7 +39,6 @@ __all__ = [
     "clopper_pearson_lower",
     "clopper_pearson_upper",
     "lower_bound",
-    "samples_for_lower",
     "sequential_lower",
     "sequential_upper",
     "upper_bound",
@@ -185,49 +184,3 @@ def sequential_upper(
     _check(successes, n, "alpha", alpha)
     return 1.0 - sequential_lower(n - successes, n, alpha, a=b, b=a)
 
-
-def samples_for_lower(
-    rate: float,
-    target: float,
-    confidence: float,
-    *,
-    sequential: bool,
-    method: str = "wilson",
-    max_n: int = 10_000_000,
-) -> int | None:
-    """About how many samples at an observed ``rate`` make the lower bound reach ``target``.
-
-    Returns the smallest ``n`` (found by doubling, then bisection) whose lower bound at
-    ``successes = floor(rate * n)`` is ``>= target``: :func:`sequential_lower` at
-    ``alpha = 1 - confidence`` if ``sequential``, else :func:`lower_bound` with ``method``.
-    "About", because flooring makes the bound not exactly monotone in ``n``. ``None`` when
-    ``rate <= target`` (no sample size helps) or no ``n <= max_n`` gets there.
-    """
-    if not 0.0 <= rate <= 1.0:
-        raise ValueError(f"rate must be in [0, 1], got {rate!r}")
-    _check_open_unit("target", target)
-    _check_open_unit("confidence", confidence)
-    if max_n < 1:
-        raise ValueError(f"max_n must be >= 1, got {max_n!r}")
-    bound = _method(_LOWER, method)  # validates method even when sequential
-    if rate <= target:
-        return None
-
-    def reaches(n: int) -> bool:
-        k = min(n, math.floor(rate * n * (1 + 1e-12)))  # absorbs 0.29 * 100 == 28.999...
-        if sequential:
-            return sequential_lower(k, n, 1 - confidence) >= target
-        return bound(k, n, confidence) >= target
-
-    known_short, hi = 0, 1  # invariant: reaches(hi) once the loop ends; not reaches(known_short)
-    while not reaches(hi):
-        if hi >= max_n:
-            return None
-        known_short, hi = hi, min(2 * hi, max_n)
-    while hi - known_short > 1:
-        mid = (known_short + hi) // 2
-        if reaches(mid):
-            hi = mid
-        else:
-            known_short = mid
-    return hi
