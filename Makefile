@@ -28,6 +28,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/capture_overhead.py
 	$(BIN)/python bench/proxy_overhead.py
 	$(BIN)/python bench/scoring_throughput.py
+	$(BIN)/python bench/report_scale.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache shadowroute-demo.db* .shadowroute

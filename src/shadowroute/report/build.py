@@ -8,11 +8,15 @@ the money. Monthly figures are "at current volume": production requests per day 
 
 from __future__ import annotations
 
+import contextlib
 import shlex
 import uuid
+from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field, replace
 from datetime import UTC, datetime
 from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
 from ..decision import Evidence, Policy, Verdict, decide
@@ -26,6 +30,7 @@ from .examples import Example, build_example
 __all__ = ["CandidateResult", "Report", "ScorerStat", "TaskResult", "build_report"]
 
 DAYS_PER_MONTH = 30
+REPORT_CACHE_KIB = 256 * 1024
 QUANTILES = (0.5, 0.95)
 
 
@@ -155,7 +160,7 @@ async def build_report(
 ) -> Report:
     """Decide every task type x candidate with data since ``since`` (all data when ``None``)."""
     now = now or datetime.now(UTC)
-    async with store.engine.connect() as conn:
+    async with store.engine.connect() as conn, _tuned(conn):
         primaries = await q.primary_totals(conn, since)
         outputs = await q.output_totals(conn, since)
         tasks = sorted(set(primaries) | {t for t, c in config.tasks.items() if c.candidates})
@@ -163,12 +168,10 @@ async def build_report(
         with_outputs = {t for t, _ in outputs}
         keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
         summaries = await score_summary(conn, keys, since)
-        worst = [pair for t, k in keys.items()
-                 for pair in await q.worst_outputs(conn, t, k, since, examples)]
+        counts, worst = await q.outcomes(conn, keys, since, examples)
         rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
         agg = _Aggregates(
-            primaries=primaries, outputs=outputs,
-            counts=await q.outcome_counts(conn, keys, since),
+            primaries=primaries, outputs=outputs, counts=counts,
             traffic=await q.traffic_totals(conn, since),
             latency=await q.latency_percentiles(conn, since, QUANTILES),
             scorers={}, similarity=await q.score_histograms(conn, keys, "similarity", since),
@@ -192,6 +195,24 @@ async def build_report(
         config_source=config.source, decision=config.decision.model_dump(),
         overview=_overview(results), tasks=results,
     )
+
+
+@contextlib.asynccontextmanager
+async def _tuned(conn: AsyncConnection) -> AsyncIterator[None]:
+    """Give this read-only connection the memory its few big scans want: a 256 MiB page cache
+    on SQLite (the old size restored before the connection goes back to the pool), sorts in
+    memory on Postgres (``SET LOCAL``: this transaction only)."""
+    if conn.dialect.name == "postgresql":
+        await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+    if conn.dialect.name != "sqlite":
+        yield
+        return
+    before = (await conn.exec_driver_sql("PRAGMA cache_size")).scalar()
+    await conn.exec_driver_sql(f"PRAGMA cache_size=-{REPORT_CACHE_KIB}")
+    try:
+        yield
+    finally:
+        await conn.exec_driver_sql(f"PRAGMA cache_size={int(before)}")
 
 
 def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates) -> TaskResult:

@@ -23,14 +23,13 @@ from .models import CandidateOutput, Exchange, Score, TrafficDaily
 __all__ = [
     "example_rows",
     "latency_percentiles",
-    "outcome_counts",
+    "outcomes",
     "output_totals",
     "primary_schema_checks",
     "primary_totals",
     "scoring_spend",
     "score_histograms",
     "traffic_totals",
-    "worst_outputs",
 ]
 
 _X = Exchange.__table__
@@ -69,28 +68,47 @@ def _per_output(task: str, keys: Keys, since: datetime | None) -> Any:
     )
 
 
-async def outcome_counts(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None
-) -> dict[tuple[str, str], dict[str, int]]:
-    """(task, model) -> ``complete`` (outputs holding every current score), ``counted``
-    (complete and some scorer applied), ``passed``."""
-    out: dict[tuple[str, str], dict[str, int]] = {}
+async def outcomes(
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None,
+    worst_per_model: int = 3,
+) -> tuple[dict[tuple[str, str], dict[str, int]], list[tuple[str, str, str]]]:
+    """One pass per task type over its current scores.
+
+    Returns (task, model) -> ``complete`` (outputs holding every current score), ``counted``
+    (complete and some scorer applied) and ``passed``; and the worst outputs: up to
+    ``worst_per_model`` (task, model, output id) per candidate (replays left out), the counted
+    outputs that failed first, then the lowest score values.
+    """
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    worst: list[tuple[str, str, str]] = []
     for task, keys in keys_by_task.items():
         if not keys:
             continue
         per = _per_output(task, keys, since)
         complete = per.c.present == len(set(keys))
-        query = select(
-            per.c.model,
-            func.sum(case((complete, 1), else_=0)),
-            func.sum(case((and_(complete, per.c.ok.is_not(None)), 1), else_=0)),
-            func.sum(case((and_(complete, per.c.ok == 1), 1), else_=0)),
-        ).group_by(per.c.model)
-        for model, done, counted, passed in (await conn.execute(query)).all():
-            out[(task, model)] = {
-                "complete": int(done or 0), "counted": int(counted or 0), "passed": int(passed or 0)
-            }
-    return out
+        counted = and_(complete, per.c.ok.is_not(None))
+        example = case((and_(counted, per.c.model != REPLAY_MODEL), 0), else_=1)
+        by_model = {"partition_by": per.c.model}
+        ranked = select(
+            per.c.model, per.c.output_id, example.label("not_example"),
+            func.row_number().over(
+                **by_model,
+                order_by=(example, per.c.ok, per.c.worst.asc().nulls_last(), per.c.output_id),
+            ).label("rn"),
+            func.sum(case((complete, 1), else_=0)).over(**by_model).label("complete"),
+            func.sum(case((counted, 1), else_=0)).over(**by_model).label("counted"),
+            func.sum(case((and_(counted, per.c.ok == 1), 1), else_=0)).over(**by_model)
+            .label("passed"),
+        ).subquery()
+        query = select(ranked).where(ranked.c.rn <= max(worst_per_model, 1)).order_by(
+            ranked.c.model, ranked.c.rn)
+        for model, output_id, not_example, rn, done, n, passed in (await conn.execute(query)).all():
+            if rn == 1:
+                counts[(task, model)] = {"complete": int(done), "counted": int(n),
+                                         "passed": int(passed)}
+            if not not_example and rn <= worst_per_model:
+                worst.append((task, model, output_id))
+    return counts, worst
 
 
 async def output_totals(
@@ -153,8 +171,10 @@ async def traffic_totals(conn: AsyncConnection, since: datetime | None) -> dict[
 
 async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, float]:
     """Task -> what scoring its outputs cost (judge calls), every scorer version included."""
-    query = (select(_X.c.task_type, func.coalesce(func.sum(_S.c.cost_usd), 0.0))
-             .select_from(_PAIRS).where(*_window(since)).group_by(_X.c.task_type))
+    # Only judge scores cost anything: filter on the scores first, then join the few left.
+    query = (select(_X.c.task_type, func.sum(_S.c.cost_usd))
+             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since))
+             .group_by(_X.c.task_type))
     return {task: float(spend) for task, spend in (await conn.execute(query)).all()}
 
 
@@ -249,29 +269,6 @@ async def primary_schema_checks(
         ))).one()
         out[task] = {"checked": int(checked or 0), "invalid": int(invalid or 0)}
     return out
-
-
-async def worst_outputs(
-    conn: AsyncConnection, task: str, keys: Keys, since: datetime | None, per_model: int
-) -> list[tuple[str, str, str]]:
-    """Up to ``per_model`` (task, model, output id) per candidate of ``task`` (replays left
-    out): the counted outputs that failed first, then the lowest score values."""
-    if not keys or per_model <= 0:
-        return []
-    per = _per_output(task, keys, since)
-    ranked = (
-        select(per.c.model, per.c.output_id,
-               func.row_number().over(
-                   partition_by=per.c.model,
-                   order_by=(per.c.ok, per.c.worst.asc().nulls_last(), per.c.output_id),
-               ).label("rn"))
-        .where(per.c.present == len(set(keys)), per.c.ok.is_not(None),
-               per.c.model != REPLAY_MODEL)
-        .subquery()
-    )
-    query = (select(ranked.c.model, ranked.c.output_id).where(ranked.c.rn <= per_model)
-             .order_by(ranked.c.model, ranked.c.rn))
-    return [(task, model, output_id) for model, output_id in (await conn.execute(query)).all()]
 
 
 async def example_rows(
