@@ -556,6 +556,19 @@ async def test_cli_report(sqlite_url: str, tmp_path: Path) -> None:
     assert "Traceback" not in bad.stderr
     assert bad.stderr.strip() == "error: --since: 'nonsense' is not a duration; use e.g. 90m, 24h, 7d"
 
+    # A path that cannot be written: one line naming the option, the old report untouched.
+    blocker = tmp_path / "not-a-dir"
+    blocker.write_text("a file")
+    out.write_text("the previous report", encoding="utf-8")
+    unwritable = run_cli("report", "--database-url", sqlite_url, "--config", str(toml),
+                         "--out", str(out), "--json", str(blocker / "r.json"), cwd=tmp_path)
+    assert unwritable.returncode == 2
+    assert "Traceback" not in unwritable.stderr
+    assert unwritable.stderr.strip().startswith("error: --json: cannot write ")
+    assert len(unwritable.stderr.strip().splitlines()) == 1
+    assert out.read_text(encoding="utf-8") == "the previous report"
+    assert not list(tmp_path.glob(".*.tmp"))
+
     work = tmp_path / "work"
     work.mkdir()
     before = datetime.now(UTC).date()

@@ -88,11 +88,21 @@ def report_json(report: Report) -> str:
 
 
 def write_report(report: Report, html_path: Path, json_path: Path | None = None) -> tuple[Path, Path]:
-    """Write the HTML and its JSON twin (next to it, ``.json``, unless ``json_path``)."""
+    """Write the HTML and its JSON twin (next to it, ``.json``, unless ``json_path``).
+
+    Both are written to temporary files first and only then moved into place, so a failure
+    leaves the previous pair as it was."""
     json_path = json_path or html_path.with_suffix(".json")
-    for path, text in ((html_path, render_html(report)), (json_path, report_json(report))):
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(f".{path.name}.tmp")
-        tmp.write_text(text, encoding="utf-8")
-        tmp.replace(path)
+    staged: list[tuple[Path, Path]] = []
+    try:
+        for path, text in ((html_path, render_html(report)), (json_path, report_json(report))):
+            path.parent.mkdir(parents=True, exist_ok=True)
+            tmp = path.with_name(f".{path.name}.tmp")
+            staged.append((tmp, path))
+            tmp.write_text(text, encoding="utf-8")
+        for tmp, path in staged:
+            tmp.replace(path)
+    finally:
+        for tmp, _ in staged:
+            tmp.unlink(missing_ok=True)
     return html_path, json_path
