@@ -117,7 +117,7 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
     verdicts = {(t["task"], c["model"]): c["verdict"] for t in twin["tasks"] for c in t["candidates"]}
     assert verdicts[("classify_intent", "claude-small")] == "PROMOTE"  # 97% accurate, like the primary
     assert verdicts[("classify_intent", "tiny")] == "HOLD"  # 85% accurate
-    assert verdicts[("sentiment", "tiny")] == "NEED MORE DATA"  # ~40 samples
+    assert verdicts[("sentiment", "tiny")] == "NEED MORE DATA"  # ~20 samples at the demo's traffic mix
     assert {"PROMOTE", "HOLD", "NEED MORE DATA"} <= set(verdicts.values())
     assert "shadowroute promote classify_intent --to claude-small" in html.read_text()
 

@@ -104,9 +104,10 @@ def render_scores(rows: list[dict[str, Any]]) -> Table:
 
 
 def render_verdicts(report: Any) -> Table:
-    """One row per task type x candidate of a :class:`~shadowroute.report.Report`."""
+    """One row per task type x candidate of a :class:`~shadowroute.report.Report`; the lower
+    bound is the one the verdict used (always-valid unless ``[decision] sequential = false``)."""
     table = Table("task type", "candidate", "verdict", "n", "pass rate", "lower bound",
-                  "always-valid", "noise floor", "savings/month", title="decisions")
+                  "noise floor", "savings/month", title="decisions")
     styles = {"PROMOTE": "green", "HOLD": "red", "NEED MORE DATA": "yellow",
               "CONFIG PROBLEM": "magenta"}
 
@@ -115,10 +116,11 @@ def render_verdicts(report: Any) -> Table:
 
     for task in report.tasks:
         for i, c in enumerate(task.candidates):
+            bound = c.sequential_lower if c.sequential_lower is not None else c.lower_bound
             table.add_row(
                 task.task if i == 0 else "", c.model,
                 f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
-                pct(c.lower_bound), pct(c.sequential_lower), pct(c.noise_floor),
+                pct(bound), pct(c.noise_floor),
                 "-" if c.monthly_savings is None else _usd(c.monthly_savings),
             )
         if task.candidates:
