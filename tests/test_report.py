@@ -188,6 +188,22 @@ async def test_a_failed_replay_call_is_not_counted_as_the_primary_disagreeing(st
     assert candidate(await build_report(config, store), "classify", "mini").noise_floor == pytest.approx(0.1)
 
 
+async def test_similarity_distribution_buckets_values_on_both_backends(store: Store) -> None:
+    # ratio: identical texts score 1.0 (last bucket), disjoint letters 0.0 (first), and
+    # "abcd" vs "abcx" 0.75 (bucket 7: [0.7, 0.8)).
+    config = make_config(store.url, summarize={"candidates": ["mini"],
+                                               "scorers": {"similarity": {"method": "ratio"}}})
+    batch = [xchg("summarize", "abcd", Out("mini", "abcd")) for _ in range(5)]
+    batch += [xchg("summarize", "abcd", Out("mini", "wxyz")) for _ in range(3)]
+    batch += [xchg("summarize", "abcd", Out("mini", "abcx")) for _ in range(2)]
+    await store.write(batch)
+    await score(config, store, ScoreOptions())
+    c = candidate(await build_report(config, store), "summarize", "mini")
+    assert c.similarity_histogram == [3, 0, 0, 0, 0, 0, 0, 2, 0, 5]
+    (similarity,) = c.scorers
+    assert (similarity.n, similarity.passed, similarity.failed) == (10, 5, 5)  # threshold 0.8
+
+
 # --------------------------------------------------------------------------- 2. money
 
 

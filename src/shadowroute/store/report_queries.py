@@ -231,7 +231,10 @@ async def score_histograms(
         versions = [version for name, version in keys if name == scorer]
         if not versions:
             continue
-        bucket = func.floor(_S.c.value * buckets)
+        # A CASE ladder, not floor(): SQLite has floor() only when built with its math
+        # functions, and CAST rounds on Postgres.
+        bucket = case(*[(_S.c.value < (b + 1) / buckets, b) for b in range(buckets - 1)],
+                      else_=buckets - 1)
         query = (
             select(_O.c.model, bucket, func.count()).select_from(_PAIRS)
             .where(_X.c.task_type == task, _S.c.scorer == scorer, _S.c.version.in_(versions),
