@@ -200,8 +200,10 @@ def report(
 
     cfg = _config(config, database_url)
     start = None if since.strip().lower() == "all" else _since(since)
-    result, html, twin = anyio.run(lambda: run_report(cfg, since=start, out=out, json_path=json_path,
-                                                      examples=examples))
+    with console.status("building the report (aggregating in the database) ..."):
+        result, html, twin = anyio.run(
+            lambda: run_report(cfg, since=start, out=out, json_path=json_path, examples=examples)
+        )
     console.print(render_verdicts(result))
     console.print(f"report: {html}\njson:   {twin}", highlight=False)
 
