@@ -16,31 +16,24 @@ The fake server runs in its own process so it does not share this interpreter's 
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import tempfile
 import time
-import uuid
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-
-from _util import pct, start_fake_server  # bench/ is on sys.path when a script runs
-from shadowroute import Shadow, ShadowTransport, load_config
-from shadowroute.fakellm import sample_requests
-
-POSTGRES_URL = os.environ.get(
-    "SHADOWROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
+from _util import (  # bench/ is on sys.path when a script runs
+    pct,
+    pg_create,
+    pg_drop,
+    start_fake_server,
 )
 
-
-
-
-
-
+from shadowroute import Shadow, ShadowTransport, load_config
+from shadowroute.fakellm import sample_requests
 
 
 def config(base_url: str, database_url: str, spool: Path, candidates: list[str]) -> Any:
@@ -168,28 +161,6 @@ async def store_phase(label: str, database_url: str, captures: int, tmp: Path) -
           f"per capture; dropped {sh.stats.dropped})")
 
 
-def postgres_database() -> tuple[str, Callable[[], None]] | None:
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
-
-    name = f"sr_bench_{uuid.uuid4().hex[:8]}"
-    admin_url = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database="postgres")
-    try:
-        admin = create_engine(admin_url, isolation_level="AUTOCOMMIT")
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001
-        print(f"postgres  skipped: {POSTGRES_URL} unreachable ({type(exc).__name__})")
-        return None
-
-    def drop() -> None:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-        admin.dispose()
-
-    return make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False), drop
-
-
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate", type=float, default=100.0, help="calls per second")
@@ -207,16 +178,15 @@ def main() -> None:
             process.wait()
         print("\n== capture rate stored (capture -> resolve -> batched write, no candidates) ==")
         anyio.run(store_phase, "sqlite", f"sqlite+aiosqlite:///{tmp / 'rate.db'}", args.captures, tmp)
-        pg = postgres_database()
-        if pg is not None:
-            url, drop = pg
+        url = pg_create()
+        if url is not None:
             from shadowroute.store import migrate
 
-            anyio.run(migrate, url)
             try:
+                anyio.run(migrate, url)
                 anyio.run(store_phase, "postgres", url, args.captures, tmp)
             finally:
-                drop()
+                pg_drop(url)
 
 
 if __name__ == "__main__":

@@ -37,11 +37,9 @@ import bisect
 import itertools
 import json
 import math
-import os
 import random
 import tempfile
 import time
-import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass, field
@@ -50,7 +48,8 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from sqlalchemy import create_engine, event, insert, text
+from _util import pg_create, pg_drop  # bench/ is on sys.path when a script runs
+from sqlalchemy import create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
@@ -65,9 +64,6 @@ from shadowroute.store import report_queries as q
 from shadowroute.store.models import Score, dumps_json
 from shadowroute.store.scores import score_summary
 
-POSTGRES_URL = os.environ.get(
-    "SHADOWROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TARGET_S = 60.0
 DAYS = 30
 PRIMARY, PRIMARY_ACCURACY = "frontier", 0.97
@@ -563,38 +559,6 @@ def run_postgres(config: Config, make_chunks: Callable[[], Iterator[Chunk]], vac
         anyio.run(measure, "postgres", url, config, stats.pairs, show_plan)
     finally:
         pg_drop(url)
-
-
-def pg_admin() -> Any:
-    maintenance = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database="postgres")
-    return create_engine(maintenance, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                         connect_args={"connect_timeout": 3})
-
-
-def pg_create() -> str | None:
-    name = f"sr_bench_{uuid.uuid4().hex[:12]}"
-    admin = pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        say(f"postgres  skipped: {make_url(POSTGRES_URL).render_as_string()} unreachable "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]})")
-        return None
-    finally:
-        admin.dispose()
-    return make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name) \
-        .render_as_string(hide_password=False)
-
-
-def pg_drop(db_url: str) -> None:
-    name = make_url(db_url).database
-    admin = pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def main() -> None:

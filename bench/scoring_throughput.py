@@ -27,20 +27,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import tempfile
 import time
-import uuid
 from pathlib import Path
 from typing import Any
 
 import anyio
 import httpx
-from sqlalchemy import create_engine, text
-from sqlalchemy.engine import make_url
-from sqlalchemy.pool import NullPool
+from _util import pg_create, pg_drop, start_fake_server  # bench/ is on sys.path when a script runs
+from sqlalchemy import text
 
-from _util import start_fake_server  # bench/ is on sys.path when a script runs
 from shadowroute import load_config
 from shadowroute.config import Config
 from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA, sample_requests, simulate
@@ -48,9 +44,6 @@ from shadowroute.records import CandidateOutputRecord, ExchangeRecord
 from shadowroute.scoring import ScoreOptions, ScoreRunReport, plan_for, score
 from shadowroute.store import Store, migrate
 
-POSTGRES_URL = os.environ.get(
-    "SHADOWROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
-)
 TASKS = {"classify_intent": 1, "extract_order": 1, "summarize_ticket": 1}
 LABELS = ["refund", "cancel", "shipping", "billing", "technical", "other"]
 PRIMARY, PRIMARY_ACCURACY = "frontier", 0.97
@@ -190,38 +183,6 @@ async def judge_phase(
 
 
 
-
-
-def pg_admin() -> Any:
-    maintenance = make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database="postgres")
-    return create_engine(maintenance, isolation_level="AUTOCOMMIT", poolclass=NullPool,
-                         connect_args={"connect_timeout": 3})
-
-
-def pg_create() -> str | None:
-    name = f"sr_bench_{uuid.uuid4().hex[:12]}"
-    admin = pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'CREATE DATABASE "{name}"'))
-    except Exception as exc:  # noqa: BLE001 - any failure to reach the server
-        say(f"postgres  skipped: {make_url(POSTGRES_URL).render_as_string()} unreachable "
-            f"({type(exc).__name__}: {str(exc).strip().splitlines()[0][:120]})")
-        return None
-    finally:
-        admin.dispose()
-    return make_url(POSTGRES_URL).set(drivername="postgresql+psycopg", database=name) \
-        .render_as_string(hide_password=False)
-
-
-def pg_drop(db_url: str) -> None:
-    name = make_url(db_url).database
-    admin = pg_admin()
-    try:
-        with admin.connect() as conn:
-            conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    finally:
-        admin.dispose()
 
 
 def main() -> None:
