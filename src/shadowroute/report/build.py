@@ -12,7 +12,7 @@ import contextlib
 import shlex
 import uuid
 from collections.abc import AsyncIterator
-from dataclasses import asdict, dataclass, field, replace
+from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -250,11 +250,7 @@ def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates
     models = sorted({m for (t, m) in agg.outputs if t == task and m != REPLAY_MODEL}
                     | set(config.task(task).candidates))
     for model in models:
-        evidence = Evidence(
-            n=0, passed=0, noise_n=noise["counted"], noise_passed=noise["passed"],
-            primary_checked=checks["checked"], primary_invalid=checks["invalid"],
-        )
-        result.candidates.append(_candidate_result(result, model, evidence, policy, agg))
+        result.candidates.append(_candidate_result(result, model, policy, agg))
     promotable = [c for c in result.candidates if c.command]
     if promotable:  # the largest known saving; unknown savings rank last
         max(promotable, key=lambda c: (c.monthly_savings is not None,
@@ -262,16 +258,16 @@ def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates
     return result
 
 
-def _candidate_result(
-    t: TaskResult, model: str, task_evidence: Evidence, policy: Policy, agg: _Aggregates
-) -> CandidateResult:
+def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregates) -> CandidateResult:
     totals = agg.outputs.get((t.task, model), {"outputs": 0, "errors": 0, "mean_cost": None,
                                                 "spend": 0.0, "first": None, "last": None})
     c = agg.counts.get((t.task, model), {"complete": 0, "counted": 0, "passed": 0})
     rate = c["counted"] / _days(totals["first"], totals["last"]) if c["counted"] else None
-    decision = decide(
-        replace(task_evidence, n=c["counted"], passed=c["passed"], samples_per_day=rate), policy
-    )
+    decision = decide(Evidence(
+        n=c["counted"], passed=c["passed"], noise_n=t.noise_n,
+        noise_passed=t.noise_n - t.noise_failures, primary_checked=t.primary_schema_checked,
+        primary_invalid=t.primary_schema_invalid, samples_per_day=rate,
+    ), policy)
     inferiority = next((x for x in decision.criteria if x.name == "non-inferiority"), None)
     monthly = _times(totals["mean_cost"], t.requests_per_day * DAYS_PER_MONTH)
     savings = (None if monthly is None or t.monthly_primary_cost is None

@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..records import REPLAY_MODEL
 from .models import CandidateOutput, Exchange, Score, TrafficDaily
+from .scores import Keys
 
 __all__ = [
     "example_rows",
@@ -36,7 +37,6 @@ _X = Exchange.__table__
 _O = CandidateOutput.__table__
 _S = Score.__table__
 _T = TrafficDaily.__table__
-Keys = Sequence[tuple[str, str]]
 _PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id)
 _OUTPUTS = _O.join(_X, _X.c.id == _O.c.exchange_id)
 
