@@ -46,7 +46,6 @@ def chromium() -> str:
 
 
 POSTGRES_ENV = "SHADOWROUTE_TEST_POSTGRES_URL"
-_TABLES = ("scores", "candidate_outputs", "exchanges", "traffic_daily")
 
 
 def _pg_admin_engine(url: str) -> Any:
@@ -135,10 +134,12 @@ def postgres_url(postgres_session_url: str) -> str:
     from sqlalchemy import create_engine, text
     from sqlalchemy.pool import NullPool
 
+    from shadowroute.store.models import Base
+
     engine = create_engine(postgres_session_url, poolclass=NullPool)
     try:
         with engine.begin() as conn:
-            conn.execute(text(f"TRUNCATE {', '.join(_TABLES)} CASCADE"))
+            conn.execute(text(f"TRUNCATE {', '.join(Base.metadata.tables)} CASCADE"))
     finally:
         engine.dispose()
     return postgres_session_url

@@ -4,7 +4,8 @@ import shadowroute
 
 EXPECTED = {
     "BadResponse", "ClientError", "Config", "ConfigError", "ProviderError", "ProviderTimeout",
-    "ProviderUnavailable", "RateLimited", "ServerError", "Shadow", "ShadowTransport",
+    "PromotionRefused", "ProviderUnavailable", "RateLimited", "Route", "Router", "ServerError",
+    "Shadow", "ShadowTransport",
     "ShadowrouteError", "ShutdownReport", "Stats", "StoreError", "SyncShadow",
     "SyncShadowTransport", "__version__", "load_config", "shadow", "task",
 }

@@ -7,7 +7,7 @@ from pathlib import Path
 
 import anyio
 import pytest
-from sqlalchemy import delete, func, inspect, select
+from sqlalchemy import MetaData, Table, delete, func, inspect, select
 from sqlalchemy.orm import selectinload
 
 import shadowroute.store
@@ -71,17 +71,26 @@ async def test_migrate_creates_schema_on_empty_db_and_rerun_is_noop(empty_db_url
     assert {"exchanges", "candidate_outputs", "scores", "traffic_daily", "alembic_version"} <= tables
     store = await Store.open(empty_db_url, auto_migrate=False)
     try:
-        assert await store.revision() == _head() == "0002"
+        assert await store.revision() == _head() == "0003"
     finally:
         await store.close()
 
 
 async def test_upgrade_from_the_first_revision_keeps_stored_pairs(empty_db_url: str) -> None:
-    """A database created by the first release gains the scores table; nothing is lost."""
+    """A database created by the first release gains the later tables and columns; nothing
+    is lost, and its exchanges read as shadow pairs."""
     await migrate(empty_db_url, "0001")
     old = Store(make_engine(empty_db_url))
     try:
-        await old.write([exchange(), exchange()])
+        first = [exchange(), exchange()]
+        async with old.engine.begin() as conn:  # the first release's columns only
+            columns = [c._copy() for c in Exchange.__table__.columns if c.name != "route"]
+            first_release = Table("exchanges", MetaData(), *columns)
+            await conn.execute(first_release.insert(), [
+                {c.name: getattr(x, c.name) for c in columns} for x in first])
+            await conn.execute(CandidateOutput.__table__.insert(), [
+                {"id": o.id, "exchange_id": x.id, "model": o.model, "output": o.output,
+                 "attempts": 1, "created_at": o.created_at} for x in first for o in x.outputs])
         assert await old.revision() == "0001"
     finally:
         await old.close()
@@ -92,7 +101,9 @@ async def test_upgrade_from_the_first_revision_keeps_stored_pairs(empty_db_url: 
         engine = store.engine
         async with engine.connect() as conn:
             tables = await conn.run_sync(lambda c: set(inspect(c).get_table_names()))
-        assert "scores" in tables
+            routes = (await conn.execute(select(Exchange.route))).scalars().all()
+        assert {"scores", "reports", "decisions", "route_changes"} <= tables
+        assert routes == ["shadow", "shadow"]
 
 
 async def test_migrations_match_models(db_url: str) -> None:

@@ -15,6 +15,7 @@ from .errors import (
     ConfigError,
     ProviderError,
     ProviderTimeout,
+    PromotionRefused,
     ProviderUnavailable,
     RateLimited,
     ServerError,
@@ -22,6 +23,7 @@ from .errors import (
     StoreError,
 )
 from .pipeline import Shadow, ShutdownReport, shadow
+from .routing import Route, Router
 from .stats import Stats
 from .sync import SyncShadow
 from .transport import ShadowTransport, SyncShadowTransport, task
@@ -35,8 +37,11 @@ __all__ = [
     "ConfigError",
     "ProviderError",
     "ProviderTimeout",
+    "PromotionRefused",
     "ProviderUnavailable",
     "RateLimited",
+    "Route",
+    "Router",
     "ServerError",
     "Shadow",
     "ShadowTransport",

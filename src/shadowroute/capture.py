@@ -130,6 +130,9 @@ class Capture:
     metadata: dict[str, Any] = field(default_factory=dict)
     output: Callable[[Any], str | None] | None = None
     created_at: datetime = field(default_factory=utcnow)
+    reverse_of: str | None = None
+    """Set when a promoted model served this call: the primary it replaced (a ``[models]``
+    key), called in the background for the reverse shadow."""
     # Filled in by resolve():
     response: dict[str, Any] | None = None
     """The primary's answer as a canonical chat completion (``None`` when only text is known)."""

@@ -24,6 +24,7 @@ __all__ = [
     "JudgeConfig",
     "MirrorConfig",
     "ModelConfig",
+    "RoutesConfig",
     "ScorerConfig",
     "SidecarConfig",
     "StoreConfig",
@@ -126,6 +127,8 @@ class TaskConfig(_Strict):
     """Overrides ``[decision] margin`` for this task type."""
     min_samples: int | None = Field(None, ge=1)
     """Overrides ``[decision] min_samples`` for this task type."""
+    reverse_shadow_rate: float | None = Field(None, ge=0.0, le=1.0)
+    """Overrides ``[routes] reverse_shadow_rate`` for this task type once it is promoted."""
 
     @field_validator("scorers", mode="before")
     @classmethod
@@ -199,6 +202,22 @@ class DecisionConfig(_Strict):
     """A task type whose primary fails its own JSON schema this often is a CONFIG PROBLEM."""
 
 
+class RoutesConfig(_Strict):
+    """The route map: which task types are served by a promoted model instead of the primary.
+
+    ``shadowroute promote`` / ``demote`` record every change in the database and export the
+    current map to ``file``, which the library :class:`~shadowroute.Router` and the sidecar read
+    (and re-read when it changes)."""
+
+    file: Path = Path("routes.yaml")
+    """Relative to the config file."""
+    reverse_shadow_rate: float = Field(0.05, ge=0.0, le=1.0)
+    """Share of a promoted task type's requests also sent, in the background, to the primary it
+    replaced (the reverse shadow): scored like any pair, they show drift in the next report."""
+    reload_interval_s: float = Field(1.0, ge=0.0)
+    """How often a running Router or sidecar checks the file for changes."""
+
+
 class MirrorConfig(_Strict):
     queue_size: int = Field(2000, ge=1)
     """Captures waiting for mirroring; when full, new captures are dropped and counted."""
@@ -269,6 +288,7 @@ class Config(_Strict):
     tasks: dict[str, TaskConfig] = {}
     judge: JudgeConfig | None = None
     decision: DecisionConfig = DecisionConfig()
+    routes: RoutesConfig = RoutesConfig()
     mirror: MirrorConfig = MirrorConfig()
     store: StoreConfig = StoreConfig()
     sidecar: SidecarConfig = SidecarConfig()
@@ -342,6 +362,15 @@ class Config(_Strict):
         if found is not None:
             return found
         return next((m for m in self.models.values() if m.model == name), None)
+
+    def reverse_rate(self, task: str) -> float:
+        """The reverse-shadow rate of a promoted task type (its own, else ``[routes]``)."""
+        own = self.task(task).reverse_shadow_rate
+        return self.routes.reverse_shadow_rate if own is None else own
+
+    def routes_file(self) -> Path:
+        """The route map file, resolved against the config file's folder."""
+        return self._resolve(self.routes.file)
 
     def schema_for(self, task: str) -> dict[str, Any] | None:
         """The task's JSON Schema, loaded from its file (relative to the config file)."""

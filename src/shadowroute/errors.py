@@ -9,7 +9,8 @@
     │   ├── ServerError          HTTP 5xx (503/529 may carry ``retry_after``)   kind="server_error"
     │   ├── ClientError          HTTP 4xx other than 429                         kind="client_error"
     │   └── BadResponse          2xx whose body is not a usable completion      kind="bad_response"
-    └── StoreError               the database could not be read or written
+    ├── StoreError               the database could not be read or written
+    └── PromotionRefused         the latest evidence does not allow this route change
 
 A candidate skipped by policy (its circuit is open, its task's daily budget is spent) is not an
 error: it is counted in ``Stats.skipped_circuit_open`` / ``Stats.skipped_budget``.
@@ -26,6 +27,7 @@ __all__ = [
     "ConfigError",
     "ProviderError",
     "ProviderTimeout",
+    "PromotionRefused",
     "ProviderUnavailable",
     "RateLimited",
     "ServerError",
@@ -113,3 +115,8 @@ class StoreError(ShadowrouteError):
     def __init__(self, message: str, *, rejected: bool = False) -> None:
         self.rejected = rejected
         super().__init__(message)
+
+
+class PromotionRefused(ShadowrouteError):
+    """``shadowroute promote`` / ``demote`` refused: the message names the failing criterion
+    (or what is missing) and how to go ahead anyway (``--force --reason``)."""

@@ -24,7 +24,7 @@ from .config import Config, TaskConfig, load_config
 from .errors import StoreError
 from .mirror import Completer, Mirror
 from .providers import Provider
-from .records import ExchangeRecord, TrafficRecord
+from .records import REPLAY_MODEL, ROUTE_REVERSE, CandidateOutputRecord, ExchangeRecord, TrafficRecord
 from .remote import Forwarder
 from .stats import Stats
 from .store import BatchWriter, Spool, Store
@@ -305,13 +305,17 @@ class Shadow:
         api: Api = "openai",
         output: Callable[[Any], str | None] | None = None,
         presampled: bool = False,
+        reverse_of: str | None = None,
     ) -> bool:
         """Offer a finished primary call (request + its result) for shadowing. Never blocks
         and never raises (a failure is counted in ``capture_errors`` and sent to ``on_error``).
         ``presampled`` skips the sampling decision (the sender already made it).
+        ``reverse_of`` says a promoted model served the call in place of that primary (a
+        ``[models]`` key): it is sampled at the reverse-shadow rate and mirrored back to it.
         Returns whether it was queued."""
         try:
-            return self._offer(task, request, result, latency_ms, metadata, api, output, presampled)
+            return self._offer(task, request, result, latency_ms, metadata, api, output,
+                               presampled, reverse_of)
         except Exception as exc:
             self.stats.capture_errors += 1
             self._on_error("capture", exc)
@@ -327,9 +331,11 @@ class Shadow:
         api: Api,
         output: Callable[[Any], str | None] | None,
         presampled: bool = False,
+        reverse_of: str | None = None,
     ) -> bool:
         model = str(request.get("model") or "")
-        sampled = presampled or self.decide(task, lambda: _request_key(request))
+        sampled = presampled or self.decide(task, lambda: _request_key(request),
+                                            reverse=reverse_of is not None)
         self.count_offer(task, model, sampled)
         if not sampled:
             return False
@@ -342,6 +348,7 @@ class Shadow:
             primary_model=model,
             metadata=dict(metadata) if metadata else {},
             output=output,
+            reverse_of=reverse_of,
         )
         return self._enqueue(capture)
 
@@ -357,9 +364,11 @@ class Shadow:
         model: str,
         content_encoding: str | None = None,
         metadata: dict[str, Any] | None = None,
+        reverse_of: str | None = None,
     ) -> bool:
         """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks.
-        ``response_body`` is as on the wire; ``content_encoding`` says how to decode it."""
+        ``response_body`` is as on the wire; ``content_encoding`` says how to decode it;
+        ``reverse_of`` as for :meth:`offer` (already sampled by :meth:`sample`)."""
         capture = Capture(
             task=task,
             raw_request=request_body,
@@ -370,19 +379,25 @@ class Shadow:
             latency_ms=latency_ms,
             primary_model=model,
             metadata=dict(metadata) if metadata else {},
+            reverse_of=reverse_of,
         )
         return self._enqueue(capture)
 
-    def sample(self, task: str, model: str, key: Callable[[], bytes]) -> bool:
+    def sample(
+        self, task: str, model: str, key: Callable[[], bytes], *, reverse: bool = False
+    ) -> bool:
         """Count a production call and decide whether to capture it (the transport asks before
         it tees the response, so unsampled calls cost nothing more)."""
-        sampled = self.decide(task, key)
+        sampled = self.decide(task, key, reverse=reverse)
         self.count_offer(task, model, sampled)
         return sampled
 
-    def decide(self, task: str, key: Callable[[], bytes]) -> bool:
-        """The sampling decision alone, without counting: safe from any thread."""
-        return is_sampled(self.config.task(task).sample_rate, self.config.seed, key)
+    def decide(self, task: str, key: Callable[[], bytes], *, reverse: bool = False) -> bool:
+        """The sampling decision alone, without counting: safe from any thread. ``reverse``:
+        a promoted model served the call; sample it at the task's reverse-shadow rate."""
+        config = self.config
+        rate = config.reverse_rate(task) if reverse else config.task(task).sample_rate
+        return is_sampled(rate, config.seed, key)
 
     def count_primary_error(self) -> None:
         self.stats.offered += 1
@@ -471,20 +486,73 @@ class Shadow:
                     self._on_error("capture", exc)
                     continue
                 self.stats.mirrored += 1
-                await write_send.send(record)
+                if record is not None:
+                    await write_send.send(record)
 
-    async def _mirror_one(self, capture: Capture) -> ExchangeRecord:
+    async def _mirror_one(self, capture: Capture) -> ExchangeRecord | None:
         capture.resolve()
         record = capture.to_record(self.config)
+        task = self.config.task(capture.task)
+        reverse = capture.reverse_of
+        stored: ExchangeRecord | None = None if reverse is not None else record
         with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
             self._in_flight.add(scope)
             try:
-                task = self.config.task(capture.task)
-                await self.mirror.answer(task, record, replay=self._replay_model(task, record))
+                if reverse is not None:
+                    stored = await self._reverse(task, reverse, record)
+                else:
+                    await self.mirror.answer(task, record, replay=self._replay_model(task, record))
             finally:
                 self._in_flight.discard(scope)
         if scope.cancel_called:
-            self.stats.cut_shutdown += 1
+            if reverse is not None and stored is None:
+                self.stats.reverse_failed += 1  # no reference before the deadline
+            else:
+                self.stats.cut_shutdown += 1
+        return stored
+
+    async def _reverse(
+        self, task: TaskConfig, primary: str, served: ExchangeRecord
+    ) -> ExchangeRecord | None:
+        """Ask the replaced ``primary`` the same request, and store the pair the usual way
+        round: the primary's answer as the reference, the promoted model's production answer
+        as the candidate output (see ``records.ROUTE_REVERSE``). Without the reference there is
+        nothing to compare: the exchange is counted in ``reverse_failed``, not stored."""
+        model = self.config.models.get(primary)
+        if model is None or primary not in self._providers:
+            self.stats.reverse_failed += 1
+            if primary not in self._replay_warned:
+                self._replay_warned.add(primary)
+                log.warning("shadowroute: no reverse shadow to %r: declare it under [models]",
+                            primary)
+            return None
+        promoted = self.config.model_named(served.primary_model)
+        request = {**served.request, "model": model.model}
+        record = ExchangeRecord(
+            task_type=served.task_type, primary_model=model.model, request=request,
+            primary_output=None, metadata=served.metadata, created_at=served.created_at,
+            route=ROUTE_REVERSE,
+        )
+        record.outputs.append(CandidateOutputRecord(
+            exchange_id=record.id, model=promoted.name if promoted else served.primary_model,
+            output=served.primary_output, input_tokens=served.input_tokens,
+            output_tokens=served.output_tokens, latency_ms=served.latency_ms,
+            cost_usd=served.cost_usd, created_at=served.created_at,
+        ))
+        reference = await self.mirror.call(task, primary, request, record.id)
+        if reference is None or reference.error_kind is not None:
+            self.stats.reverse_failed += 1
+            return None
+        record.primary_output = reference.output
+        record.input_tokens, record.output_tokens = reference.input_tokens, reference.output_tokens
+        record.latency_ms, record.cost_usd = reference.latency_ms, reference.cost_usd
+        replay = self._replay_model(task, record)
+        if replay is not None:
+            self.stats.primary_replays += 1
+            again = await self.mirror.call(task, replay, request, record.id, label=REPLAY_MODEL)
+            if again is not None:
+                record.outputs.append(again)
+        self.stats.reverse_shadows += 1
         return record
 
     def _replay_model(self, task: TaskConfig, record: ExchangeRecord) -> str | None:

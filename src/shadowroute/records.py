@@ -14,6 +14,8 @@ from typing import Any
 
 __all__ = [
     "REPLAY_MODEL",
+    "ROUTE_REVERSE",
+    "ROUTE_SHADOW",
     "CandidateOutputRecord",
     "Completion",
     "ExchangeRecord",
@@ -26,6 +28,15 @@ __all__ = [
 REPLAY_MODEL = "primary@replay"
 """The candidate name under which a second answer of the primary itself is stored: scoring it
 like any candidate measures the noise floor (how much the primary disagrees with itself)."""
+
+
+ROUTE_SHADOW = "shadow"
+"""An exchange of the primary serving production, mirrored to the task's candidates."""
+ROUTE_REVERSE = "reverse"
+"""An exchange of a promoted model serving production, mirrored back to the primary it replaced
+(the reverse shadow). It is stored the other way round so that it is scored like any pair: the
+primary's answer is the reference (``primary_output``), the promoted model's production answer
+is the candidate output. The report reads these for drift, never for promotion evidence."""
 
 
 def new_id() -> str:
@@ -87,6 +98,8 @@ class ExchangeRecord:
     outputs: list[CandidateOutputRecord] = field(default_factory=list)
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
+    route: str = ROUTE_SHADOW
+    """:data:`ROUTE_SHADOW` or :data:`ROUTE_REVERSE`."""
 
 
 @dataclass(slots=True)

@@ -109,4 +109,5 @@ def _payload(capture: Capture) -> dict[str, Any]:
         "latency_ms": capture.latency_ms,
         "metadata": capture.metadata,
         "sampled": True,
+        **({"reverse_of": capture.reverse_of} if capture.reverse_of is not None else {}),
     }

@@ -14,8 +14,9 @@ class Stats:
     """Process-wide counters of one :class:`~shadowroute.Shadow`.
 
     Every capture offered ends in exactly one of: not sampled, primary error, dropped (queue
-    full or shutdown), capture error, or stored / spooled. ``candidate_errors`` counts failed
-    candidate calls by kind; those are stored too, as part of the exchange.
+    full or shutdown), capture error, reverse shadow failed, or stored / spooled.
+    ``candidate_errors`` counts failed candidate calls by kind; those are stored too, as part
+    of the exchange.
     """
 
     offered: int = 0
@@ -45,6 +46,13 @@ class Stats:
     """Exchanges on which the primary was called again for the noise floor (``primary@replay``)."""
     replay_unavailable: int = 0
     """Noise-floor replays not made because the primary model is not declared under [models]."""
+    reverse_shadows: int = 0
+    """Calls served by a promoted model whose request was also answered by the primary it
+    replaced (the reverse shadow), ready to store."""
+    reverse_failed: int = 0
+    """Reverse shadows not stored: the primary's answer, the reference, could not be had
+    (its call failed, its circuit was open, its task's budget was spent, or it is not declared
+    under [models])."""
     stored_exchanges: int = 0
     stored_outputs: int = 0
     spooled_exchanges: int = 0

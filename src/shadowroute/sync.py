@@ -118,8 +118,10 @@ class SyncShadow:
 
     # The transport's Sink protocol, safe to call from any thread.
 
-    def sample(self, task: str, model: str, key: Callable[[], bytes]) -> bool:
-        sampled = self.inner.decide(task, key)
+    def sample(
+        self, task: str, model: str, key: Callable[[], bytes], *, reverse: bool = False
+    ) -> bool:
+        sampled = self.inner.decide(task, key, reverse=reverse)
         self._post(self.inner.count_offer, task, model, sampled)
         return sampled
 

@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - httpx2 is optional
     httpx2 = None
 
 __all__ = [
+    "REVERSE_HEADER",
     "TASK_HEADER",
     "ShadowTransport",
     "SyncShadowTransport",
@@ -39,6 +40,9 @@ __all__ = [
 ]
 
 TASK_HEADER = "x-shadowroute-task"
+REVERSE_HEADER = "x-shadowroute-reverse"
+"""Set by the sidecar on a call it routed to a promoted model: names the primary it replaced,
+so the call is sampled for the reverse shadow. Stripped before the request leaves."""
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 """Responses larger than this pass through but are not captured (counted as ``oversize``)."""
 
@@ -73,7 +77,7 @@ def _bases(name: str) -> tuple[type, ...]:
 class Sink(Protocol):
     """Where the transport reports: a :class:`~shadowroute.Shadow` or a ``SyncShadow``."""
 
-    def sample(self, task: str, model: str, key: Any) -> bool: ...
+    def sample(self, task: str, model: str, key: Any, *, reverse: bool = False) -> bool: ...
 
     def offer_raw(self, task: str, **fields: Any) -> bool: ...
 
@@ -83,10 +87,13 @@ class Sink(Protocol):
 class _Plan:
     """What the transport decided for one request, and how to finish it."""
 
-    __slots__ = ("sink", "task", "api", "body", "model", "started")
+    __slots__ = ("sink", "task", "api", "body", "model", "reverse_of", "started")
 
-    def __init__(self, sink: Sink, task: str, api: Api, body: bytes, model: str) -> None:
+    def __init__(
+        self, sink: Sink, task: str, api: Api, body: bytes, model: str, reverse_of: str | None
+    ) -> None:
         self.sink, self.task, self.api, self.body, self.model = sink, task, api, body, model
+        self.reverse_of = reverse_of
         self.started = time.perf_counter()
 
     def finish(
@@ -110,16 +117,20 @@ class _Plan:
                 streamed=content_type.startswith("text/event-stream"),
                 latency_ms=(time.perf_counter() - self.started) * 1000,
                 model=self.model,
+                reverse_of=self.reverse_of,
             )
         except Exception:  # never into production
             self.sink.count("capture_errors")
 
 
 def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
-    """Strip the task header; decide whether this call is sampled. Never raises."""
+    """Strip our headers; decide whether this call is sampled. Never raises."""
     header_task = request.headers.get(TASK_HEADER)
     if header_task is not None:
         del request.headers[TASK_HEADER]
+    reverse_of = request.headers.get(REVERSE_HEADER)
+    if reverse_of is not None:
+        del request.headers[REVERSE_HEADER]
     api = api_for(request.method, request.url.path)
     if api is None:
         return None
@@ -127,9 +138,9 @@ def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
         body: bytes = request.content
         name = header_task or _task.get() or default_task or "default"
         model = model_from_body(body)
-        if not sink.sample(name, model, lambda: body):
+        if not sink.sample(name, model, lambda: body, reverse=reverse_of is not None):
             return None
-        return _Plan(sink, name, api, body, model)
+        return _Plan(sink, name, api, body, model, reverse_of)
     except Exception:
         sink.count("capture_errors")
         return None

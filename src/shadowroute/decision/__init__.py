@@ -15,16 +15,20 @@ from .bounds import (
     wilson_lower,
     wilson_upper,
 )
+from .drift import DriftCheck, DriftVerdict, check_drift
 from .verdict import Criterion, Decision, Evidence, Policy, Verdict, decide
 
 __all__ = [
     "BOUND_METHODS",
     "Criterion",
     "Decision",
+    "DriftCheck",
+    "DriftVerdict",
     "Evidence",
     "Policy",
     "Verdict",
     "clopper_pearson_lower",
+    "check_drift",
     "clopper_pearson_upper",
     "decide",
     "lower_bound",

@@ -5,6 +5,7 @@
 
 ``response`` is the primary's completion (OpenAI or Anthropic shape) or its output text.
 ``sampled: true`` means the sender already sampled it; otherwise the sidecar's rates decide.
+``reverse_of`` (optional) names the primary a promoted model replaced for this call.
 A bad batch is refused whole with 400 and a JSON body naming each bad item; nothing is queued.
 """
 
@@ -35,6 +36,8 @@ class CaptureIn(BaseModel):
     latency_ms: float | None = Field(None, ge=0)
     metadata: dict[str, Any] = {}
     sampled: bool = False
+    reverse_of: str | None = Field(None, min_length=1, max_length=200)
+    """A promoted model served this call in place of this primary (a ``[models]`` key)."""
 
 
 class CapturesIn(BaseModel):
@@ -77,6 +80,7 @@ async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int)
             metadata=item.metadata,
             api=item.api,
             presampled=item.sampled,
+            reverse_of=item.reverse_of,
         )
     return JSONResponse(
         {"received": len(batch.captures), "queued": queued, "not_queued": len(batch.captures) - queued},

@@ -373,6 +373,7 @@ class Store:
                     "latency_ms": x.latency_ms,
                     "cost_usd": x.cost_usd,
                     "metadata": x.metadata,
+                    "route": x.route,
                 }
             )
             for o in x.outputs:

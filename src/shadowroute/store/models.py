@@ -1,4 +1,5 @@
-"""The database schema: exchanges, candidate outputs, their scores and daily traffic counts.
+"""The database schema: exchanges, candidate outputs, their scores, daily traffic counts, the
+decisions of each report and the route map's history.
 
 One :class:`Base` with a constraint naming convention, so Alembic migrations name every
 constraint and index the same way on SQLite and Postgres. JSON columns are ``JSONB`` on Postgres
@@ -38,7 +39,10 @@ __all__ = [
     "CandidateOutput",
     "Exchange",
     "JSONType",
+    "ReportRun",
+    "RouteChange",
     "Score",
+    "StoredDecision",
     "TrafficDaily",
     "UTCDateTime",
     "clean_text",
@@ -185,6 +189,9 @@ class Exchange(Base):
     latency_ms: Mapped[float | None] = mapped_column(Float)
     cost_usd: Mapped[float | None] = mapped_column(Float)
     meta: Mapped[dict[str, Any]] = mapped_column("metadata", JSONType)
+    route: Mapped[str] = mapped_column(String, default="shadow", server_default="shadow")
+    """``shadow`` (the primary served production) or ``reverse`` (a promoted model served it
+    and the primary was called in the background: see ``records.ROUTE_REVERSE``)."""
 
     outputs: Mapped[list[CandidateOutput]] = relationship(
         back_populates="exchange",
@@ -255,3 +262,65 @@ class Score(Base):
     cost_usd: Mapped[float] = mapped_column(Float, default=0.0)
     """What producing this score cost (judge calls); 0 for the deterministic scorers."""
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReportRun(Base):
+    """One ``shadowroute report``: when it ran, over which window, and its money overview."""
+
+    __tablename__ = "reports"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    since: Mapped[datetime | None] = mapped_column(UTCDateTime())
+    overview: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class StoredDecision(Base):
+    """A report's verdict on one task type x model: ``kind`` ``shadow`` is the promotion
+    verdict (from shadow pairs), ``drift`` the check of a promoted model (reverse pairs).
+    ``shadowroute promote`` is gated on the latest ``shadow`` row of the pair."""
+
+    __tablename__ = "decisions"
+    __table_args__ = (Index("ix_decisions_task_type_model_created_at",
+                            "task_type", "model", "created_at"),)
+
+    report_id: Mapped[str] = mapped_column(
+        String(32), ForeignKey("reports.id", ondelete="CASCADE"), primary_key=True
+    )
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    kind: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    verdict: Mapped[str] = mapped_column(String)
+    reason: Mapped[str] = mapped_column(Text)
+    primary_model: Mapped[str | None] = mapped_column(String)
+    n: Mapped[int] = mapped_column(Integer)
+    passed: Mapped[int] = mapped_column(Integer)
+    pass_rate: Mapped[float | None] = mapped_column(Float)
+    lower_bound: Mapped[float | None] = mapped_column(Float)
+    """The lower bound the verdict used (always-valid when ``[decision] sequential``)."""
+    noise_floor: Mapped[float | None] = mapped_column(Float)
+    judge_version: Mapped[str | None] = mapped_column(String)
+    monthly_savings: Mapped[float | None] = mapped_column(Float)
+
+
+class RouteChange(Base):
+    """One change of the route map: a promotion (``model`` serves ``task_type`` from now on) or
+    a demotion (back to the primary). The current map is the latest change per task type; the
+    evidence is copied in, so it outlives the report it came from."""
+
+    __tablename__ = "route_changes"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    task_type: Mapped[str] = mapped_column(String, index=True)
+    action: Mapped[str] = mapped_column(String)
+    """``promote`` or ``demote``."""
+    model: Mapped[str] = mapped_column(String)
+    """The model that serves the task type after this change (the primary after a demotion)."""
+    primary_model: Mapped[str] = mapped_column(String)
+    actor: Mapped[str] = mapped_column(String)
+    reason: Mapped[str | None] = mapped_column(Text)
+    forced: Mapped[bool] = mapped_column(Boolean, default=False)
+    report_id: Mapped[str | None] = mapped_column(String(32))
+    evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)

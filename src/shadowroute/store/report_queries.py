@@ -1,7 +1,9 @@
 """The report's aggregates, computed in SQL: one pass per question over the stored pairs.
 
 Every function takes the task types' current scorer keys (scorer, version) and a window start,
-and returns plain dicts keyed by task type (and model). Only scores at the current versions
+and returns plain dicts keyed by task type (and model). They read shadow pairs only (the
+primary served production); :func:`outcomes` reads the reverse-shadow pairs of promoted task
+types when asked (``route=ROUTE_REVERSE``), for the drift check. Only scores at the current versions
 count: an output *counts* when it holds a score from every current scorer of its task, and it
 *passes* when each of those that applied (``passed`` not null) passed. Percentiles come from
 window functions (``row_number`` over the sorted latencies), so they are exact on SQLite and
@@ -17,7 +19,7 @@ from typing import Any
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..records import REPLAY_MODEL
+from ..records import REPLAY_MODEL, ROUTE_SHADOW
 from .models import CandidateOutput, Exchange, Score, TrafficDaily
 from .scores import Keys
 
@@ -41,11 +43,13 @@ _PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchang
 _OUTPUTS = _O.join(_X, _X.c.id == _O.c.exchange_id)
 
 
-def _window(since: datetime | None) -> list[ColumnElement[bool]]:
-    return [] if since is None else [_X.c.created_at >= since]
+def _window(since: datetime | None, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:
+    """Exchanges created at or after ``since`` on ``route`` (``None``: every route)."""
+    where = [] if since is None else [_X.c.created_at >= since]
+    return where if route is None else [*where, _X.c.route == route]
 
 
-def _per_output(task: str, keys: Keys, since: datetime | None) -> Any:
+def _per_output(task: str, keys: Keys, since: datetime | None, route: str) -> Any:
     """One row per output of ``task`` holding current scores: model, how many of the keys it
     holds, 1/0/NULL for passed/failed/nothing applied, and its lowest score value.
 
@@ -62,7 +66,8 @@ def _per_output(task: str, keys: Keys, since: datetime | None) -> Any:
         )
         .select_from(_PAIRS)
         .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(list(keys)),
-               or_(_O.c.model != REPLAY_MODEL, _O.c.error_kind.is_(None)), *_window(since))
+               or_(_O.c.model != REPLAY_MODEL, _O.c.error_kind.is_(None)),
+               *_window(since, route))
         .group_by(_O.c.model, _S.c.output_id)
         .subquery()
     )
@@ -70,9 +75,9 @@ def _per_output(task: str, keys: Keys, since: datetime | None) -> Any:
 
 async def outcomes(
     conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None,
-    worst_per_model: int = 3,
+    worst_per_model: int = 3, route: str = ROUTE_SHADOW,
 ) -> tuple[dict[tuple[str, str], dict[str, int]], list[tuple[str, str, str]]]:
-    """One pass per task type over its current scores.
+    """One pass per task type over its current scores (of pairs on ``route``).
 
     Returns (task, model) -> ``complete`` (outputs holding every current score), ``counted``
     (complete and some scorer applied) and ``passed``; and the worst outputs: up to
@@ -84,7 +89,7 @@ async def outcomes(
     for task, keys in keys_by_task.items():
         if not keys:
             continue
-        per = _per_output(task, keys, since)
+        per = _per_output(task, keys, since, route)
         complete = per.c.present == len(set(keys))
         counted = and_(complete, per.c.ok.is_not(None))
         example = case((and_(counted, per.c.model != REPLAY_MODEL), 0), else_=1)
@@ -170,10 +175,11 @@ async def traffic_totals(conn: AsyncConnection, since: datetime | None) -> dict[
 
 
 async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, float]:
-    """Task -> what scoring its outputs cost (judge calls), every scorer version included."""
+    """Task -> what scoring its outputs cost (judge calls), every scorer version and both
+    routes included."""
     # Only judge scores cost anything: filter on the scores first, then join the few left.
     query = (select(_X.c.task_type, func.sum(_S.c.cost_usd))
-             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since))
+             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since, None))
              .group_by(_X.c.task_type))
     return {task: float(spend) for task, spend in (await conn.execute(query)).all()}
 

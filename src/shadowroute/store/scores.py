@@ -218,9 +218,11 @@ async def insert_scores(
 
 
 async def score_summary(
-    conn: AsyncConnection, keys_by_task: dict[str, Keys], since: datetime | None = None
+    conn: AsyncConnection, keys_by_task: dict[str, Keys], since: datetime | None = None,
+    route: str | None = None,
 ) -> list[dict[str, Any]]:
-    """Per task type, model and scorer (current versions only): how many outputs were scored,
+    """Per task type, model and scorer (current versions only; pairs on ``route``, or every
+    pair when ``None``): how many outputs were scored,
     passed, failed and not applicable, the mean value, and the scoring cost::
 
         {"task": "classify_intent", "model": "small", "scorer": "judge", "n": 120,
@@ -257,6 +259,8 @@ async def score_summary(
     )
     if since is not None:
         query = query.where(_X.c.created_at >= since)
+    if route is not None:
+        query = query.where(_X.c.route == route)
     out = []
     for task, model, scorer, n, passed, failed, mean, cost, better, same, worse in (
         await conn.execute(query)
