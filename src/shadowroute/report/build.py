@@ -3,7 +3,8 @@
 All counting happens in SQL (:mod:`shadowroute.store.report_queries`); this module combines the
 aggregates per task type x candidate, calls :func:`shadowroute.decision.decide`, and works out
 the money. Monthly figures are "at current volume": production requests per day (the
-``traffic_daily`` counts, sampled or not) x 30 x the mean cost of one call.
+``traffic_daily`` counts, sampled or not) x 30 x the mean cost of one call. Task types the
+route map sends to a promoted model get a drift check (:mod:`.promoted`).
 """
 
 from __future__ import annotations
@@ -19,15 +20,20 @@ from typing import Any
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
-from ..decision import Evidence, Policy, Verdict, decide
-from ..records import REPLAY_MODEL
+from ..decision import DriftVerdict, Evidence, Policy, Verdict, decide
+from ..records import REPLAY_MODEL, ROUTE_SHADOW
+from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
 from ..store import Store
 from ..store import report_queries as q
+from ..store.routes import route_changes
 from ..store.scores import score_summary
 from .examples import Example, build_example
+from .promoted import PromotedResult, promoted_results
 
-__all__ = ["CandidateResult", "Report", "ScorerStat", "TaskResult", "build_report"]
+__all__ = [
+    "CandidateResult", "PromotedResult", "Report", "ScorerStat", "TaskResult", "build_report",
+]
 
 DAYS_PER_MONTH = 30
 REPORT_PRAGMAS = {"cache_size": -256 * 1024, "mmap_size": 4 << 30}
@@ -92,6 +98,12 @@ class TaskResult:
     task: str
     policy: dict[str, Any]
     primary_models: list[str]
+    primary_model: str | None
+    """The primary of most of the task type's exchanges (what a promotion replaces)."""
+    judge_version: str | None
+    """The judge scorer's current version, when the task type uses the judge."""
+    routed_to: str | None
+    """The promoted model serving the task type now (route map), ``None`` on the primary."""
     exchanges: int
     requests: int
     volume_source: str
@@ -124,6 +136,7 @@ class Report:
     decision: dict[str, Any]
     overview: dict[str, Any]
     tasks: list[TaskResult]
+    promoted: list[PromotedResult] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -161,14 +174,15 @@ async def build_report(
 ) -> Report:
     """Decide every task type x candidate with data since ``since`` (all data when ``None``)."""
     now = now or datetime.now(UTC)
+    routes = routes_from_changes(await route_changes(store.engine))
     async with store.engine.connect() as conn, _tuned(conn):
         primaries = await q.primary_totals(conn, since)
         outputs = await q.output_totals(conn, since)
         tasks = sorted(set(primaries) | {t for t, c in config.tasks.items() if c.candidates})
-        plans = {t: plan_for(config, t) for t in tasks}
+        plans = {t: plan_for(config, t) for t in set(tasks) | set(routes)}
         with_outputs = {t for t, _ in outputs}
         keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
-        summaries = await score_summary(conn, keys, since)
+        summaries = await score_summary(conn, keys, since, ROUTE_SHADOW)
         counts, worst = await q.outcomes(conn, keys, since, examples)
         rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
         agg = _Aggregates(
@@ -179,6 +193,10 @@ async def build_report(
             schema=await q.primary_schema_checks(conn, keys, since),
             judging=await q.scoring_spend(conn, since), examples={},
         )
+        noise = {task: (c["counted"], c["counted"] - c["passed"])
+                 for (task, model), c in counts.items() if model == REPLAY_MODEL}
+        promoted = await promoted_results(
+            conn, config, routes, {t: plans[t].keys() for t in routes}, since, noise, examples)
     for s in summaries:
         agg.scorers.setdefault((s["task"], s["model"]), []).append(ScorerStat(
             s["scorer"], s["n"], s["passed"], s["failed"], s["ignored"], s["mean"],
@@ -186,16 +204,24 @@ async def build_report(
     for task, model, oid in worst:
         if oid in rows:
             agg.examples.setdefault((task, model), []).append(build_example(rows[oid]))
-    results = [
-        _task_result(config, task, [name for name, _ in plans[task].keys()], agg)
-        for task in tasks
-    ]
+    results = [_task_result(config, task, plans[task].keys(), routes.get(task), agg)
+               for task in tasks]
+    by_task = {t.task: t for t in results}
+    for p in promoted:
+        _money(p, by_task.get(p.task))
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
         database=store.engine.url.render_as_string(hide_password=True),
         config_source=config.source, decision=config.decision.model_dump(),
-        overview=_overview(results), tasks=results,
+        overview=_overview(results, promoted), tasks=results, promoted=promoted,
     )
+
+
+def _money(p: PromotedResult, t: TaskResult | None) -> None:
+    """The promoted model's monthly cost at the task type's volume, from its shadow pairs."""
+    c = next((c for c in t.candidates if c.model == p.model), None) if t else None
+    if c is not None:
+        p.monthly_cost, p.monthly_savings = c.monthly_cost, c.monthly_savings
 
 
 @contextlib.asynccontextmanager
@@ -219,8 +245,12 @@ async def _tuned(conn: AsyncConnection) -> AsyncIterator[None]:
             await conn.exec_driver_sql(f"PRAGMA {name}={int(value or 0)}")
 
 
-def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates) -> TaskResult:
+def _task_result(
+    config: Config, task: str, keys: list[tuple[str, str]], route: Route | None,
+    agg: _Aggregates,
+) -> TaskResult:
     prim = agg.primaries.get(task, {})
+    by_primary = prim.get("models", {})
     seen = agg.traffic.get(task)
     if seen and seen["days"]:
         days, requests, volume_source = float(seen["days"]), seen["requests"], "traffic"
@@ -235,7 +265,10 @@ def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates
     policy = Policy.for_task(config, task)
     primary_latency = agg.latency.get((task, None), {})
     result = TaskResult(
-        task=task, policy=asdict(policy), primary_models=sorted(prim.get("models", {})),
+        task=task, policy=asdict(policy), primary_models=sorted(by_primary),
+        primary_model=max(by_primary, key=lambda m: (by_primary[m], m)) if by_primary else None,
+        judge_version=next((version for name, version in keys if name == "judge"), None),
+        routed_to=route.model if route is not None and route.promoted else None,
         exchanges=prim.get("exchanges", 0), requests=requests, volume_source=volume_source,
         days=days, requests_per_day=per_day, share_of_spend=None,
         primary_cost_per_1k=_times(prim.get("mean_cost"), 1000),
@@ -245,7 +278,7 @@ def _task_result(config: Config, task: str, scorers: list[str], agg: _Aggregates
         monthly_evaluation_cost=(shadow + judge) / days * DAYS_PER_MONTH,
         noise_n=noise["counted"], noise_failures=noise["counted"] - noise["passed"],
         primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
-        scorers=scorers, candidates=[],
+        scorers=[name for name, _ in keys], candidates=[],
     )
     models = sorted({m for (t, m) in agg.outputs if t == task and m != REPLAY_MODEL}
                     | set(config.task(task).candidates))
@@ -296,27 +329,32 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
     )
 
 
-def _overview(tasks: list[TaskResult]) -> dict[str, Any]:
+def _overview(tasks: list[TaskResult], promoted: list[PromotedResult]) -> dict[str, Any]:
+    """The money at current volume: every task type on its primary; as routed now (promoted
+    task types at their model's cost); and with every recommended PROMOTE applied too."""
     primary = sum(t.monthly_primary_cost or 0.0 for t in tasks)
     evaluation = sum(t.monthly_evaluation_cost for t in tasks)
-    promotions, after = [], 0.0
+    routed_cost = {p.task: p.monthly_cost for p in promoted if p.monthly_savings is not None}
+    promotions, routed, after = [], 0.0, 0.0
     verdicts: dict[str, int] = {str(v): 0 for v in Verdict}
     for t in tasks:
         t.share_of_spend = (t.monthly_primary_cost or 0.0) / primary if primary else None
-        chosen = next((c for c in t.candidates if c.recommended), None)
         for c in t.candidates:
             verdicts[c.verdict] += 1
-        if chosen is not None:
+        current = routed_cost.get(t.task, t.monthly_primary_cost) or 0.0
+        routed += current
+        chosen = next((c for c in t.candidates if c.recommended), None)
+        if chosen is not None and chosen.model != t.routed_to:
             promotions.append({"task": t.task, "model": chosen.model, "command": chosen.command,
                                "monthly_savings": chosen.monthly_savings,
                                "monthly_savings_net": chosen.monthly_savings_net})
         if chosen is not None and chosen.monthly_savings is not None:
             after += chosen.monthly_cost or 0.0  # both costs known
         else:
-            after += t.monthly_primary_cost or 0.0
+            after += current
     return {
-        "monthly_primary": primary, "monthly_evaluation": evaluation,
-        "monthly_now": primary + evaluation, "monthly_with_promotions": after + evaluation,
+        "monthly_primary": primary, "monthly_routed": routed, "monthly_evaluation": evaluation,
+        "monthly_now": routed + evaluation, "monthly_with_promotions": after + evaluation,
         "monthly_savings": primary - after, "verdicts": verdicts, "promotions": promotions,
+        "drift": {str(v): sum(p.verdict == v for p in promoted) for v in DriftVerdict},
     }
-

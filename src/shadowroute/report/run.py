@@ -4,16 +4,19 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config
 from ..errors import ConfigError, StoreError
 from ..store import Store
+from ..store.routes import save_report
 from .build import Report, build_report
+from .promoted import as_decision_row
 from .render import write_report
 
-__all__ = ["default_report_path", "run_report"]
+__all__ = ["decision_rows", "default_report_path", "run_report"]
 
 
 def default_report_path(now: datetime | None = None) -> Path:
@@ -27,12 +30,15 @@ async def run_report(
 ) -> tuple[Report, Path, Path]:
     """Build the report from ``config.database_url`` and write it; (report, html, json).
 
-    A database that cannot be read raises :class:`StoreError`, a file that cannot be written
+    The decisions are stored too (``shadowroute promote`` is gated on the latest one). A
+    database that cannot be read raises :class:`StoreError`, a file that cannot be written
     :class:`ConfigError` naming the option; a half-written report never replaces a good one.
     """
     async with await Store.open(config.database_url) as store:
         try:
             report = await build_report(config, store, since=since, examples=examples)
+            run, rows = decision_rows(report)
+            await save_report(store.engine, run, rows)
         except SQLAlchemyError as exc:
             raise StoreError(f"cannot read the report's data: {exc.__class__.__name__}: "
                              f"{str(exc).splitlines()[0]}") from exc
@@ -45,3 +51,26 @@ async def run_report(
         raise ConfigError(f"cannot write {where}: {exc.strerror or exc}",
                           key="--json" if on_json else "--out") from exc
     return report, html, twin
+
+
+def decision_rows(report: Report) -> tuple[dict[str, Any], list[dict[str, Any]]]:
+    """The ``reports`` row and the ``decisions`` rows of a report: one per task type x
+    candidate (kind ``shadow``) and one per promoted task type (kind ``drift``)."""
+    run = {"id": report.id, "created_at": report.generated_at, "since": report.since,
+           "overview": report.overview}
+    rows = []
+    for t in report.tasks:
+        for c in t.candidates:
+            rows.append({
+                "task_type": t.task, "model": c.model, "kind": "shadow", "verdict": c.verdict,
+                "reason": c.reason, "primary_model": t.primary_model, "n": c.n,
+                "passed": c.passed, "pass_rate": c.pass_rate,
+                "lower_bound": c.sequential_lower if c.sequential_lower is not None
+                else c.lower_bound,
+                "noise_floor": c.noise_floor, "judge_version": t.judge_version,
+                "monthly_savings": c.monthly_savings,
+            })
+    rows += [as_decision_row(p) for p in report.promoted]
+    for row in rows:
+        row["report_id"], row["created_at"] = report.id, report.generated_at
+    return run, rows

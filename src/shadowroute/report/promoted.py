@@ -1,0 +1,103 @@
+"""The report's promoted section: each task type the route map sends to a promoted model, with
+the drift check of its reverse-shadow pairs since the promotion (see
+:mod:`shadowroute.decision.drift`)."""
+
+from __future__ import annotations
+
+import shlex
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..config import Config
+from ..decision import DriftVerdict, Evidence, Policy, check_drift
+from ..records import REPLAY_MODEL, ROUTE_REVERSE
+from ..routing.routemap import Route
+from ..store import report_queries as q
+from ..store.scores import Keys
+from .examples import Example, build_example
+
+__all__ = ["PromotedResult", "promoted_results"]
+
+
+@dataclass
+class PromotedResult:
+    task: str
+    model: str
+    primary: str
+    since: datetime
+    by: str
+    forced: bool
+    verdict: str
+    """A :class:`~shadowroute.decision.DriftVerdict`."""
+    reason: str
+    n: int
+    """Scored reverse-shadow pairs since the promotion (in the report's window)."""
+    passed: int
+    pass_rate: float | None
+    lower_bound: float | None
+    upper_bound: float | None
+    noise_floor: float | None
+    noise_n: int
+    command: str | None
+    """``shadowroute demote ...`` when the verdict is DEMOTE RECOMMENDED."""
+    monthly_cost: float | None = None
+    """The task type's volume at the promoted model's mean cost (filled in by the report)."""
+    monthly_savings: float | None = None
+    examples: list[Example] = field(default_factory=list)
+
+
+async def promoted_results(
+    conn: AsyncConnection, config: Config, routes: Mapping[str, Route],
+    keys: Mapping[str, Keys], since: datetime | None, noise: Mapping[str, tuple[int, int]],
+    examples: int,
+) -> list[PromotedResult]:
+    """The drift check of every promoted task type. ``noise`` maps a task type to the
+    (replays, failures) of its shadow pairs, pooled with the reverse pairs' own replays: both
+    measure how often the same primary disagrees with itself."""
+    out = []
+    for task, route in sorted(routes.items()):
+        if not route.promoted:
+            continue
+        task_keys = keys.get(task)
+        start = route.since if since is None else max(since, route.since)
+        counts: dict[tuple[str, str], dict[str, int]] = {}
+        worst: list[tuple[str, str, str]] = []
+        if task_keys:
+            counts, worst = await q.outcomes(conn, {task: task_keys}, start, examples,
+                                             route=ROUTE_REVERSE)
+        mine = counts.get((task, route.model), {"counted": 0, "passed": 0})
+        replays = counts.get((task, REPLAY_MODEL), {"counted": 0, "passed": 0})
+        shadow_n, shadow_failures = noise.get(task, (0, 0))
+        noise_n = shadow_n + replays["counted"]
+        noise_failures = shadow_failures + replays["counted"] - replays["passed"]
+        check = check_drift(
+            Evidence(n=mine["counted"], passed=mine["passed"], noise_n=noise_n,
+                     noise_passed=noise_n - noise_failures),
+            Policy.for_task(config, task),
+        )
+        demote = check.verdict is DriftVerdict.DEMOTE
+        rows = await q.example_rows(conn, [oid for _, m, oid in worst if m == route.model],
+                                    {task: task_keys or []})
+        out.append(PromotedResult(
+            task=task, model=route.model, primary=route.primary, since=route.since,
+            by=route.by, forced=route.forced, verdict=str(check.verdict), reason=check.reason,
+            n=mine["counted"], passed=mine["passed"], pass_rate=check.pass_rate,
+            lower_bound=check.lower_bound, upper_bound=check.upper_bound,
+            noise_floor=check.noise_floor, noise_n=noise_n,
+            command=f"shadowroute demote {shlex.quote(task)}" if demote else None,
+            examples=[build_example(rows[oid]) for oid in rows],
+        ))
+    return out
+
+
+def as_decision_row(p: PromotedResult) -> dict[str, Any]:
+    """The ``decisions`` row (kind ``drift``) of a promoted task type."""
+    return {"task_type": p.task, "model": p.model, "kind": "drift", "verdict": p.verdict,
+            "reason": p.reason, "primary_model": p.primary, "n": p.n, "passed": p.passed,
+            "pass_rate": p.pass_rate, "lower_bound": p.lower_bound,
+            "noise_floor": p.noise_floor, "judge_version": None,
+            "monthly_savings": p.monthly_savings}
