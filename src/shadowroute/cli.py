@@ -364,6 +364,9 @@ def _safe_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
+from . import cli_routes  # noqa: E402,F401  (registers promote, demote and routes)
+
+
 def main() -> None:
     try:
         app()
