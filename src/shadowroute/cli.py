@@ -196,7 +196,7 @@ def report(
 ) -> None:
     """Decide per task type which candidate can take over, and write the HTML report."""
     from .report import run_report
-    from .summary import render_verdicts
+    from .summary import render_promoted, render_verdicts
 
     cfg = _config(config, database_url)
     start = None if since.strip().lower() == "all" else _since(since)
@@ -205,6 +205,9 @@ def report(
             lambda: run_report(cfg, since=start, out=out, json_path=json_path, examples=examples)
         )
     console.print(render_verdicts(result))
+    promoted = render_promoted(result)
+    if promoted is not None:
+        console.print(promoted)
     console.print(f"report: {html}\njson:   {twin}", highlight=False)
 
 

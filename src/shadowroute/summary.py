@@ -4,9 +4,10 @@ from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["render_scores", "render_summary"]
+__all__ = ["render_promoted", "render_scores", "render_summary", "render_verdicts"]
 
 
 def _ms(value: float | None) -> str:
@@ -103,6 +104,10 @@ def render_scores(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
+
+
 def render_verdicts(report: Any) -> Table:
     """One row per task type x candidate of a :class:`~shadowroute.report.Report`; the lower
     bound is the one the verdict used (always-valid unless ``[decision] sequential = false``)."""
@@ -110,19 +115,35 @@ def render_verdicts(report: Any) -> Table:
                   "noise floor", "savings/month", title="decisions")
     styles = {"PROMOTE": "green", "HOLD": "red", "NEED MORE DATA": "yellow",
               "CONFIG PROBLEM": "magenta"}
-
-    def pct(value: float | None) -> str:
-        return "-" if value is None else f"{value:.1%}"
-
     for task in report.tasks:
         for i, c in enumerate(task.candidates):
             bound = c.sequential_lower if c.sequential_lower is not None else c.lower_bound
             table.add_row(
-                task.task if i == 0 else "", c.model,
-                f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
-                pct(bound), pct(c.noise_floor),
+                escape(task.task) if i == 0 else "", escape(c.model),
+                f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", _pct(c.pass_rate),
+                _pct(bound), _pct(c.noise_floor),
                 "-" if c.monthly_savings is None else _usd(c.monthly_savings),
             )
         if task.candidates:
             table.add_section()
+    return table
+
+
+_DRIFT_STYLES = {"HOLDS": "green", "NEED MORE DATA": "yellow", "DEMOTE RECOMMENDED": "red"}
+
+
+def render_promoted(report: Any) -> Table | None:
+    """One row per promoted task type of a :class:`~shadowroute.report.Report`: its drift
+    verdict on the reverse-shadow pairs since the promotion, and the ``shadowroute demote``
+    command when a demotion is recommended. ``None`` when no task type is promoted."""
+    if not report.promoted:
+        return None
+    table = Table("task type", "model", "primary", "since", "drift", "n", "pass rate",
+                  "upper bound", "command", title="promoted task types (reverse shadow)")
+    for p in report.promoted:
+        table.add_row(
+            escape(p.task), escape(p.model), escape(p.primary), f"{p.since:%Y-%m-%d}",
+            f"[{_DRIFT_STYLES.get(p.verdict, 'white')}]{p.verdict}[/]", f"{p.n:,}",
+            _pct(p.pass_rate), _pct(p.upper_bound), escape(p.command or ""),
+        )
     return table

@@ -89,7 +89,8 @@ async def promoted_results(
             lower_bound=check.lower_bound, upper_bound=check.upper_bound,
             noise_floor=check.noise_floor, noise_n=noise_n,
             command=f"shadowroute demote {shlex.quote(task)}" if demote else None,
-            examples=[build_example(rows[oid]) for oid in rows],
+            examples=[build_example(rows[oid]) for _, model, oid in worst
+                      if model == route.model and oid in rows],  # worst first
         ))
     return out
 
