@@ -84,30 +84,39 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
 
     stored = anyio.run(counts)
     assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment"}
-    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500
+    # 1,500 calls on the primary, then 300 through the Router after the promotions.
+    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500 + 300
     assert stored["exchanges"] > 0 and stored["outputs"] >= stored["exchanges"]
     summary = run("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
     assert summary.returncode == 0 and "classify_intent" in summary.stdout
 
-    # The demo scored what it captured: every output has its task's scores, judge included.
-    assert "judge:" in result.stdout and "passed/scored" in result.stdout
-    assert f"scored {stored['outputs']:,} outputs" in result.stdout
+    async def scores() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Scores per scorer, scored outputs per task type, reverse-shadow outputs per model."""
+        from sqlalchemy import distinct, func, select
 
-    async def scores() -> dict[str, int]:
-        from sqlalchemy import func, select
-
+        from shadowroute.store import CandidateOutput, Exchange
         from shadowroute.store.models import Score
 
         async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
             async with store.session() as s:
                 rows = await s.execute(select(Score.scorer, func.count()).group_by(Score.scorer))
-                return dict(rows.all())
+                scored = await s.execute(
+                    select(Exchange.task_type, func.count(distinct(Score.output_id)))
+                    .join(CandidateOutput, CandidateOutput.id == Score.output_id)
+                    .join(Exchange, Exchange.id == CandidateOutput.exchange_id)
+                    .group_by(Exchange.task_type))
+                reverse = await s.execute(
+                    select(CandidateOutput.model, func.count())
+                    .join(Exchange, Exchange.id == CandidateOutput.exchange_id)
+                    .where(Exchange.route == "reverse").group_by(CandidateOutput.model))
+                return dict(rows.all()), dict(scored.all()), dict(reverse.all())
 
-    by_scorer = anyio.run(scores)
-    judged = stored["outputs"] - stored["tasks"]["classify_intent"]["outputs"]  # label only
-    assert by_scorer["judge"] == judged
-    assert by_scorer["label"] == (stored["tasks"]["classify_intent"]["outputs"]
-                                  + stored["tasks"]["sentiment"]["outputs"])
+    # The demo scored what it captured before the promotions: its task's scores, judge included.
+    by_scorer, scored, reverse = anyio.run(scores)
+    assert "judge:" in result.stdout and "passed/scored" in result.stdout
+    assert f"scored {sum(scored.values()):,} outputs" in result.stdout
+    assert by_scorer["judge"] == sum(scored.values()) - scored["classify_intent"]  # label only
+    assert by_scorer["label"] == scored["classify_intent"] + scored["sentiment"]
     assert {"label", "schema", "similarity"} <= set(by_scorer)
 
     # ... and ended with the report: a mix of verdicts that follows from the simulated quality.
@@ -121,13 +130,23 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
     assert {"PROMOTE", "HOLD", "NEED MORE DATA"} <= set(verdicts.values())
     assert "shadowroute promote classify_intent --to claude-small" in html.read_text()
 
+    # ... then promoted what the report allowed, and routed the next calls by the new map.
+    assert "ran: shadowroute promote classify_intent --to claude-small" in result.stdout
+    assert "monthly cost at this volume (calls only): before $" in result.stdout
+    assert "classify_intent -> claude-small:" in result.stdout
+    assert "extract_order -> frontier:" in result.stdout
+    routes = (tmp_path / ".shadowroute" / "demo-routes.yaml").read_text()
+    assert "classify_intent:" in routes and "model: claude-small" in routes
+    # The reverse shadow: claude-small's production answers against frontier's reference.
+    assert reverse["claude-small"] > 0
+
     # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
     # the outputs the demo did not already score with it (extract_order's use the same
     # version), and a second run finds nothing left to do.
     url = f"sqlite+aiosqlite:///{database}"
     first = run("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert first.returncode == 0, first.stderr
-    todo = stored["outputs"] - stored["tasks"]["extract_order"]["outputs"]
+    todo = stored["outputs"] - scored["extract_order"]
     assert f"scored {todo:,} outputs ({todo:,} scores)" in first.stdout
     again = run("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert again.returncode == 0, again.stderr

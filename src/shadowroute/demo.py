@@ -4,7 +4,10 @@ Starts the fake LLM server on loopback, declares four task types with cheaper ca
 a few hundred calls to the ``frontier`` primary (half through :func:`shadow`, half through an
 httpx client built on :class:`ShadowTransport`), prints what was stored, then scores it (label,
 schema, similarity and the fake ``judge`` model; a quarter of the exchanges also get a second
-answer from the primary, ``primary@replay``, for the noise floor) and prints the scores.
+answer from the primary, ``primary@replay``, for the noise floor), prints the scores and writes
+the report. Then it closes the loop: it promotes what the report allows, prints the monthly
+cost before and after, and sends more traffic through the :class:`~shadowroute.Router`, which
+serves promoted task types with their new model and reverse-shadows a slice to the primary.
 """
 
 from __future__ import annotations
@@ -22,6 +25,8 @@ from .config import Config, load_config
 from .fakellm import EXTRACT_ORDER_SCHEMA, FakeLLMServer, default_settings, sample_requests
 from .fakellm.tasks import ClassifyIntent
 from .pipeline import Shadow
+from .routing import Router
+from .routing import promote as route_ops
 from .store import Store
 from .scoring import run_scoring
 from .report import run_report
@@ -32,6 +37,8 @@ __all__ = ["demo_config", "run_demo"]
 
 PRIMARY = "frontier"
 TRAFFIC_MIX = {"classify_intent": 12, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
+ROUTED_REQUESTS = 300
+"""Calls sent through the Router after the promotions."""
 CONCURRENCY = 16
 INTENT_LABELS = ClassifyIntent.labels
 
@@ -92,6 +99,11 @@ def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
                 },
             },
             "store": {"spool_dir": str(spool_dir)},
+            # Drain every capture at the end, however slow this machine is right now: a
+            # capture dropped at the deadline would change the verdicts.
+            "mirror": {"shutdown_deadline_s": 300},
+            "routes": {"file": str(spool_dir.parent / "demo-routes.yaml"),
+                       "reverse_shadow_rate": 0.2},
         }
     )
 
@@ -128,6 +140,37 @@ async def _drive(config: Config, base_url: str, requests: int, seed: int) -> tup
     return sh, elapsed
 
 
+async def _promote(config: Config, report: Any) -> list[str]:
+    """Promote every task type the report recommends; the commands it would take."""
+    done = []
+    async with await Store.open(config.database_url) as store:
+        for item in report.overview["promotions"]:
+            await route_ops.promote(config, store, item["task"], item["model"],
+                                    by="shadowroute demo")
+            done.append(item["command"])
+    return done
+
+
+async def _routed(config: Config, requests: int, seed: int) -> tuple[dict[str, int], Shadow]:
+    """Production after the promotions: the Router calls each task type's model itself
+    (``call=None``: the provider of its [models] entry, Anthropic API included)."""
+    served: dict[str, int] = {}
+    limiter = anyio.CapacityLimiter(CONCURRENCY)
+    async with Shadow(config) as sh, Router(config) as router:
+
+        async def one(item: Any) -> None:
+            async with limiter:
+                reply = await router.route_and_shadow(
+                    task=item.task, request={"model": PRIMARY, **item.request})
+            key = f"{item.task} -> {reply['model']}"
+            served[key] = served.get(key, 0) + 1
+
+        async with anyio.create_task_group() as tg:
+            for item in sample_requests(requests, seed=seed + 1, tasks=TRAFFIC_MIX):
+                tg.start_soon(one, item)
+    return served, sh
+
+
 async def _summary(url: str) -> dict[str, Any]:
     async with await Store.open(url) as store:
         return await store.counts()
@@ -139,6 +182,7 @@ def run_demo(
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
     spool_dir = Path(".shadowroute") / "demo-spool"
+    (spool_dir.parent / "demo-routes.yaml").unlink(missing_ok=True)  # a fresh route map too
     settings = default_settings(seed=seed)
     # A real primary does not always repeat itself: half of the replays are a fresh sample
     # (two draws of a 97%-accurate model disagree ~6% of the time), the noise floor.
@@ -150,6 +194,8 @@ def run_demo(
         counts = anyio.run(_summary, config.database_url)
         scored = anyio.run(run_scoring, config)
         report, html, twin = anyio.run(lambda: run_report(config, out=report_path))
+        promoted = anyio.run(_promote, config, report)
+        served, routed_sh = anyio.run(_routed, config, ROUTED_REQUESTS, seed)
     stats = sh.stats
     console.print(
         f"{stats.offered:,} production calls in {elapsed:.1f}s; sampled {stats.sampled:,}, "
@@ -165,4 +211,28 @@ def run_demo(
     console.print(f"stored in {database}  (look again: shadowroute summary --database-url "
                   f"sqlite+aiosqlite:///{database})")
     console.print(f"report: {html}  (json twin: {twin})", highlight=False)
+    _print_loop(console, config, report, promoted, served, routed_sh)
     return counts
+
+
+def _print_loop(console: Console, config: Config, report: Any, promoted: list[str],
+                served: dict[str, int], sh: Shadow) -> None:
+    overview = report.overview
+    before = overview["monthly_primary"]
+    saved = sum(p["monthly_savings"] or 0.0 for p in overview["promotions"])
+    for command in promoted:
+        console.print(f"ran: {command}", highlight=False)
+    if not promoted:
+        console.print("no task type could be promoted this time")
+    console.print(
+        f"monthly cost at this volume (calls only): before ${before:,.2f} (every task type on "
+        f"{PRIMARY}), after ${before - saved:,.2f} ({saved / before if before else 0:.0%} less); "
+        f"shadowing and judging cost ${overview['monthly_evaluation']:,.2f}/month on top while "
+        "they run", highlight=False)
+    console.print(
+        f"after the promotions, {ROUTED_REQUESTS} calls through the Router: "
+        + ", ".join(f"{key}: {n}" for key, n in sorted(served.items()))
+        + f"; {sh.stats.reverse_shadows} answered by {PRIMARY} too (reverse shadow), "
+        f"{sh.stats.reverse_failed} reverse shadows failed", highlight=False)
+    console.print(f"route map: {config.routes_file()}; the next `shadowroute score` and "
+                  "`shadowroute report` check the reverse-shadow pairs for drift", highlight=False)
