@@ -33,6 +33,17 @@ def test_readme_reference_config_is_valid(tmp_path: Path, monkeypatch: pytest.Mo
     assert config.judge is not None and config.judge.model == "claude-sonnet"
     assert set(config.scorers_for("classify_intent")) == {"label", "judge"}
     assert config.scorers_for("summarize_ticket")["similarity"].threshold == 0.85
+    assert config.routes_file() == tmp_path / "routes.yaml"  # relative to the config file
+    assert config.reverse_rate("classify_intent") == 0.05
+
+
+def test_a_task_type_can_override_the_reverse_shadow_rate() -> None:
+    config = load_config(data={"routes": {"reverse_shadow_rate": 0.02},
+                               "tasks": {"risky": {"reverse_shadow_rate": 0.5}}})
+    assert config.reverse_rate("risky") == 0.5
+    assert config.reverse_rate("other") == 0.02
+    with pytest.raises(ConfigError, match="routes.reverse_shadow_rate"):
+        load_config(data={"routes": {"reverse_shadow_rate": 2}})
 
 
 def test_database_url_env_wins(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
