@@ -86,3 +86,39 @@ async def test_unreachable_sidecar_never_delays_production_and_drops_are_counted
         closed.close()
     assert sh.stats.dropped_forward == 10 and sh.stats.forwarded == 0
     assert "forward" in errors
+
+
+async def test_reverse_shadow_captures_travel_to_the_sidecar(tmp_path: Path, sqlite_url: str) -> None:
+    """A promoted task type's call, captured in the app, is reverse-shadowed by the sidecar:
+    the replaced primary answers there and the pair is stored the reverse way round."""
+    with FakeLLMServer(default_settings(latency_scale=0.0)) as llm:
+        models = {name: {"base_url": llm.base_url + "/v1"} for name in ("frontier", "small")}
+        sidecar_config = load_config(data={
+            "database_url": sqlite_url, "models": models,
+            "tasks": {"classify_intent": {"candidates": ["small"], "noise_floor_rate": 0.0}},
+            "store": {"spool_dir": str(tmp_path / "sidecar-spool"), "flush_interval_s": 0.05},
+        })
+        app_config = load_config(data={
+            "routes": {"reverse_shadow_rate": 1.0},
+            "store": {"spool_dir": str(tmp_path / "app-spool"), "flush_interval_s": 0.05},
+        })
+        with BackgroundServer(create_app(sidecar_config)) as sidecar:
+            app_config = app_config.model_copy(update={"remote": sidecar.base_url})
+            rng = random.Random(2)
+            async with Shadow(app_config) as sh:
+                for _ in range(5):
+                    request = {"model": "small", **make_request("classify_intent", rng)}
+                    sh.offer("classify_intent", request, completion("refund"), 3.0,
+                             reverse_of="frontier")
+            assert sh.stats.forwarded == 5
+            stats = state_of(sidecar).shadow.stats
+        assert stats.reverse_shadows == 5 and stats.reverse_failed == 0
+    async with await Store.open(sqlite_url) as store, store.session() as session:
+        exchanges = (await session.scalars(select(Exchange))).all()
+        outputs = (await session.scalars(select(CandidateOutput))).all()
+    assert {(x.route, x.primary_model) for x in exchanges} == {("reverse", "frontier")}
+    assert {(o.model, o.output) for o in outputs} == {("small", "refund")}
+
+
+def state_of(server: BackgroundServer):
+    return server.app.state.sidecar
