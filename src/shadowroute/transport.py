@@ -31,6 +31,7 @@ except ImportError:  # pragma: no cover - httpx2 is optional
     httpx2 = None
 
 __all__ = [
+    "FALLBACK_HEADER",
     "REVERSE_HEADER",
     "TASK_HEADER",
     "ShadowTransport",
@@ -43,6 +44,10 @@ TASK_HEADER = "x-shadowroute-task"
 REVERSE_HEADER = "x-shadowroute-reverse"
 """Set by the sidecar on a call it routed to a promoted model: names the primary it replaced,
 so the call is sampled for the reverse shadow. Stripped before the request leaves."""
+FALLBACK_HEADER = "x-shadowroute-fallback"
+"""Set by the sidecar when it sends a call to the primary because the promoted model could not
+be reached: that call was counted already (its routed attempt failed), so the transport neither
+counts nor captures it. Stripped before the request leaves."""
 MAX_CAPTURE_BYTES = 8 * 1024 * 1024
 """Responses larger than this pass through but are not captured (counted as ``oversize``)."""
 
@@ -131,8 +136,11 @@ def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
     reverse_of = request.headers.get(REVERSE_HEADER)
     if reverse_of is not None:
         del request.headers[REVERSE_HEADER]
+    fallback = request.headers.get(FALLBACK_HEADER)
+    if fallback is not None:
+        del request.headers[FALLBACK_HEADER]
     api = api_for(request.method, request.url.path)
-    if api is None:
+    if api is None or fallback is not None:
         return None
     try:
         body: bytes = request.content

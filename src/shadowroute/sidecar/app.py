@@ -1,9 +1,12 @@
-"""The sidecar: an OpenAI- and Anthropic-compatible gateway that forwards every call to the
-primary upstream, byte for byte, and mirrors a sample through the capture pipeline.
+"""The sidecar: an OpenAI- and Anthropic-compatible gateway that forwards each call to the
+primary upstream, byte for byte, or to the promoted model the route map names for its task
+type, and mirrors a sample through the capture pipeline.
 
 Forwarding goes through :class:`~shadowroute.ShadowTransport`: the sidecar names the task type
 (header, config rules, default) and the transport does what it does under an SDK: tee the
 response while relaying it chunk by chunk, then offer the raw bodies to the :class:`Shadow`.
+A routed call carries the replaced primary's name in ``REVERSE_HEADER``, so the transport
+samples it for the reverse shadow (the primary is asked the same request in the background).
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import contextlib
 import fnmatch
 import json
+import logging
 import time
 from collections.abc import AsyncIterator
 from typing import Any
@@ -24,22 +28,32 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..capture import Api, api_for
-from ..config import Config
+from ..config import Config, ModelConfig
 from ..pipeline import Shadow
-from ..transport import TASK_HEADER, ShadowTransport
+from ..routing.routemap import Route as MapRoute
+from ..routing.routemap import RouteMap
+from ..transport import FALLBACK_HEADER, REVERSE_HEADER, TASK_HEADER, ShadowTransport
 from .body import BodyTooLarge, read_body
 from .ingest import ingest_captures
 from .metrics import Metrics
 
 __all__ = ["Sidecar", "create_app"]
 
+log = logging.getLogger("shadowroute")
+
 ROUTE_HEADER = "x-shadowroute-route"
 _HOP_BY_HOP = frozenset(
-    {
+    name.encode()
+    for name in (
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailer", "transfer-encoding", "upgrade", "host", "content-length", TASK_HEADER,
-    }
+        REVERSE_HEADER, FALLBACK_HEADER,  # only the sidecar sets them: a client must not
+    )
 )
+_AUTH_HEADERS = frozenset({b"authorization", b"x-api-key"})
+_Headers = list[tuple[bytes, bytes]]
+"""Request headers as bytes, as they came: a value that is not ASCII is forwarded, not a 500."""
+_CHAT_PATH = {"openai": "/chat/completions", "anthropic": "/v1/messages"}
 _RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 
 
@@ -61,8 +75,20 @@ def api_error(api: Api | None, status: int, message: str, kind: str) -> JSONResp
     return JSONResponse(body, status_code=status)
 
 
+class _Routed:
+    """A call the route map sends to a promoted model instead of the primary."""
+
+    __slots__ = ("body", "headers", "model", "route", "url")
+
+    def __init__(
+        self, route: MapRoute, model: ModelConfig, url: str, headers: _Headers, body: bytes
+    ) -> None:
+        self.route, self.model, self.url, self.headers, self.body = route, model, url, headers, body
+
+
 class Sidecar:
-    """State of one running sidecar: config, the Shadow, the upstream client, metrics."""
+    """State of one running sidecar: config, the Shadow, the route map, the upstream client,
+    metrics."""
 
     def __init__(
         self,
@@ -70,12 +96,19 @@ class Sidecar:
         *,
         shadow: Shadow | None = None,
         upstream_transport: httpx.AsyncBaseTransport | None = None,
+        routes: RouteMap | None = None,
     ) -> None:
         self.config = config
         self.settings = config.sidecar
         self.shadow = shadow or Shadow(config)
         self.metrics = Metrics(self.shadow.stats)
+        # A malformed file does not stop the sidecar: every call goes to its primary until the
+        # file is fixed (RouteMap logs it and keeps watching).
+        self.routes = routes or RouteMap(config.routes_file(),
+                                         interval_s=config.routes.reload_interval_s)
         self._upstream_transport = upstream_transport
+        self._route_warned: set[tuple[str, str, str]] = set()
+        self._fallback_warned: set[str] = set()
         self.client: httpx.AsyncClient | None = None
 
     @contextlib.asynccontextmanager
@@ -103,6 +136,9 @@ class Sidecar:
     def task_for(self, request: Request, body: dict[str, Any], model: str) -> str:
         header = request.headers.get(TASK_HEADER)
         if header:
+            if not header.isascii():  # Starlette decodes latin-1; clients send UTF-8
+                with contextlib.suppress(UnicodeError):
+                    header = header.encode("latin-1").decode("utf-8")
             return header
         metadata = body.get("metadata")
         metadata = metadata if isinstance(metadata, dict) else {}
@@ -113,6 +149,60 @@ class Sidecar:
                 continue
             return rule.task
         return self.settings.default_task
+
+    def route_for(
+        self, api: Api, task: str, parsed: dict[str, Any], headers: _Headers, query: str
+    ) -> _Routed | None:
+        """Where a chat call of a promoted task type goes: its promoted model, if that model
+        can take it; else ``None`` (the primary), the reason counted and logged once."""
+        route = self.routes.get(task)
+        if route is None:
+            return None
+        model = self.config.models.get(route.model)
+        key = model.api_key() if model is not None else None
+        if model is None:
+            self._skip(task, route.model, "undeclared")
+            return None
+        if model.api != api:
+            self._skip(task, route.model, "api_mismatch")
+            return None
+        if model.api_key_env and not key:
+            self._skip(task, route.model, "no_api_key")
+            return None
+        try:
+            body = json.dumps(
+                {**parsed, "model": model.model}, ensure_ascii=False, separators=(",", ":")
+            ).encode()
+        except (ValueError, RecursionError):  # parsed, yet too deep to write back: as it came
+            return None
+        url = model.base_url.rstrip("/") + _CHAT_PATH[api] + (f"?{query}" if query else "")
+        if key:  # the client's credentials are the primary's: never sent to another host
+            out = [(k, v) for k, v in headers if k not in _AUTH_HEADERS]
+            out.append((b"authorization", f"Bearer {key}".encode()) if api == "openai"
+                       else (b"x-api-key", key.encode()))
+        else:
+            out = list(headers)
+        out.append((REVERSE_HEADER.encode(), route.primary.encode()))  # read by ShadowTransport
+        return _Routed(route, model, url, out, body)
+
+    def _skip(self, task: str, model: str, reason: str) -> None:
+        self.metrics.route_skipped(reason)
+        if (task, model, reason) not in self._route_warned:
+            self._route_warned.add((task, model, reason))
+            why = {
+                "undeclared": "it is not declared under [models]",
+                "api_mismatch": "it does not speak the API of the call",
+                "no_api_key": "its api_key_env is not set",
+            }[reason]
+            log.warning("shadowroute: %s is promoted to %r but stays on its primary: %s",
+                        task, model, why)
+
+    async def _send(
+        self, method: str, url: str, headers: _Headers, body: bytes
+    ) -> httpx.Response:
+        assert self.client is not None
+        upstream_request = self.client.build_request(method, url, headers=headers, content=body)
+        return await self.client.send(upstream_request, stream=True)
 
     # ------------------------------------------------------------------ endpoints
 
@@ -134,8 +224,9 @@ class Sidecar:
             )
         except ClientDisconnect:
             return Response(status_code=499)
-        headers = [(k, v) for k, v in request.headers.items() if k not in _HOP_BY_HOP]
+        headers = [(k.lower(), v) for k, v in request.headers.raw if k.lower() not in _HOP_BY_HOP]
         route_header = None
+        routed: _Routed | None = None
         if api is not None:
             try:
                 parsed = json.loads(body)
@@ -145,15 +236,27 @@ class Sidecar:
                 return api_error(api, 400, "request body must be a JSON object", "invalid_request_error")
             model = str(parsed.get("model") or "")
             task = self.task_for(request, parsed, model)
-            headers.append((TASK_HEADER, task))  # read and stripped by ShadowTransport
-            # Every call goes to the primary until task types can be promoted (route map).
-            route_header = f"model={model}; route=primary; task={task}"
+            headers.append((TASK_HEADER.encode(), task.encode()))  # read by ShadowTransport
+            routed = self.route_for(api, task, parsed, headers, request.url.query)
+            if routed is None:
+                route_header = f"model={model}; route=primary; task={task}"
+            else:
+                route_header = (f"model={routed.model.model}; route=promoted; task={task}; "
+                                f"primary={routed.route.primary}")
         url = upstream + path + (f"?{request.url.query}" if request.url.query else "")
-        assert self.client is not None
         began = time.perf_counter()
         try:
-            upstream_request = self.client.build_request(request.method, url, headers=headers, content=body)
-            response = await self.client.send(upstream_request, stream=True)
+            if routed is None:
+                response = await self._send(request.method, url, headers, body)
+            else:
+                response = await self._send_routed(routed, request.method)
+                if response is None:  # the promoted model was unreachable: the primary answered
+                    route_header = (f"model={model}; route=primary; task={task}; "
+                                    f"fallback={routed.route.model}")
+                    # Counted once already (the routed attempt, as a failed production call):
+                    # the transport neither counts nor captures the fallback.
+                    fallback = [*headers, (FALLBACK_HEADER.encode(), b"1")]
+                    response = await self._send(request.method, url, fallback, body)
         except httpx.TransportError as exc:
             if _timed_out(exc):
                 self.metrics.upstream_failure(api, "timeout")
@@ -166,6 +269,26 @@ class Sidecar:
             raw.append((ROUTE_HEADER.encode(), route_header.encode("latin-1", "replace")))
         relayed.raw_headers = raw  # every upstream header as sent, repeated ones included
         return relayed
+
+    async def _send_routed(self, routed: _Routed, method: str) -> httpx.Response | None:
+        """Send a routed call to its promoted model; ``None`` when it could not be reached
+        (connection refused or timed out, DNS): the caller then asks the primary, once. Once
+        connected, the promoted model's answer is the answer: an HTTP error status, or a read
+        timeout, reaches the caller as it would from the primary (no second wait)."""
+        name = routed.route.model
+        self.metrics.routed_to(name)
+        try:
+            response = await self._send(method, routed.url, routed.headers, routed.body)
+        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+            self.metrics.route_fallback()
+            if name not in self._fallback_warned:
+                self._fallback_warned.add(name)
+                log.warning("shadowroute: promoted model %r unreachable (%s: %s); its calls go "
+                            "to the primary meanwhile (counted in shadowroute_route_fallbacks)",
+                            name, type(exc).__name__, exc)
+            return None
+        self._fallback_warned.discard(name)  # reachable again: the next outage is logged too
+        return response
 
     async def _relay(self, response: httpx.Response, api: Api | None, began: float) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, untouched (content-encoding included)."""

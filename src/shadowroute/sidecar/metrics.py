@@ -30,7 +30,17 @@ _COUNTERS = {
     "replay_unavailable": (
         "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."
     ),
+    "reverse_shadows": (
+        "reverse_shadows",
+        "Calls served by a promoted model also answered by the primary it replaced.",
+    ),
+    "reverse_failed": (
+        "reverse_failed", "Reverse shadows not stored: no answer from the replaced primary."
+    ),
 }
+
+ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key")
+"""Why a call of a promoted task type stayed on its primary."""
 
 
 class _StatsCollector(Collector):
@@ -88,6 +98,25 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=self.registry,
         )
+        self.routed = Counter(
+            "shadowroute_routed_requests",
+            "Calls sent to a promoted model instead of the primary (route map), by model.",
+            ["model"],
+            registry=self.registry,
+        )
+        self.skipped = Counter(
+            "shadowroute_route_skipped",
+            "Calls of a promoted task type kept on the primary, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ROUTE_SKIP_REASONS:
+            self.skipped.labels(reason)
+        self.fallbacks = Counter(
+            "shadowroute_route_fallbacks",
+            "Routed calls answered by the primary: the promoted model could not be reached.",
+            registry=self.registry,
+        )
 
     def upstream_done(self, api: str | None, status: int, seconds: float) -> None:
         label = api or "other"
@@ -96,6 +125,15 @@ class Metrics:
 
     def upstream_failure(self, api: str | None, kind: str) -> None:
         self.requests.labels(api or "other", kind).inc()
+
+    def routed_to(self, model: str) -> None:
+        self.routed.labels(model).inc()
+
+    def route_skipped(self, reason: str) -> None:
+        self.skipped.labels(reason).inc()
+
+    def route_fallback(self) -> None:
+        self.fallbacks.inc()
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
