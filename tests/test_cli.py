@@ -153,6 +153,33 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path) -> None:
     assert "scored 0 outputs" in again.stdout
 
 
+def test_an_error_naming_a_config_table_keeps_its_brackets(tmp_path: Path) -> None:
+    """Error text is printed as it is: "[models]" is not taken for terminal markup."""
+    result = run("promote", "classify_intent", "--to", "nope", "--database-url",
+                 f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: <defaults>: cannot promote to 'nope': it is not declared under [models] "
+        "(models: none declared); the router needs its base URL"
+    )
+
+
+def test_promote_without_evidence_is_refused_in_one_line(tmp_path: Path) -> None:
+    toml = tmp_path / "shadowroute.toml"
+    toml.write_text('[models.small]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    refused = run("promote", "classify_intent", "--to", "small", "--database-url", url,
+                  "--config", str(toml), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "no report has decided classify_intent -> small yet" in refused.stderr
+    forced = run("promote", "classify_intent", "--to", "small", "--force", "--database-url", url,
+                 "--config", str(toml), cwd=tmp_path)
+    assert forced.returncode == 2 and "--force needs --reason" in forced.stderr
+    assert not (tmp_path / "routes.yaml").exists()
+    listed = run("routes", "--database-url", url, "--config", str(toml), cwd=tmp_path)
+    assert listed.returncode == 0 and "no task type is promoted" in listed.stdout
+
+
 def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path) -> None:
     result = run("score", "--since", "3 fortnights", cwd=tmp_path)
     assert result.returncode == 2
@@ -161,7 +188,7 @@ def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path) -> None:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"]])
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"]])
 def test_help(tmp_path: Path, command: list[str]) -> None:
     result = run(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage" in result.stdout

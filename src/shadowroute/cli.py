@@ -9,6 +9,7 @@ from typing import Annotated, Any
 import anyio
 import typer
 from rich.console import Console
+from rich.markup import escape
 from rich.table import Table
 
 from .config import Config, load_config
@@ -374,7 +375,8 @@ def main() -> None:
     try:
         app()
     except ShadowrouteError as exc:
-        Console(stderr=True).print(f"[red]error:[/red] {exc}", highlight=False, soft_wrap=True)
+        Console(stderr=True).print(f"[red]error:[/red] {escape(str(exc))}", highlight=False,
+                                   soft_wrap=True)
         sys.exit(2)
     except KeyboardInterrupt:
         sys.exit(130)

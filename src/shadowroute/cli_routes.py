@@ -11,7 +11,9 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
+from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .cli import ConfigOption, DatabaseOption, _config, app, console
 from .config import Config
@@ -44,6 +46,12 @@ def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
     return anyio.run(main)
+
+
+def say(*parts: str | tuple[str, str]) -> None:
+    """Print plain text (names, reasons and commands are not read as markup), never wrapped
+    mid-command; a ``(text, style)`` part is styled."""
+    console.print(Text.assemble(*parts), soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:
@@ -80,19 +88,18 @@ def promote(
                                                  reason=reason, by=by))
     route = change.route
     if not change.changed:
-        console.print(f"{task} is already served by {to} (since {route.since:%Y-%m-%d %H:%M} "
-                      "UTC); nothing changed", highlight=False)
+        say(f"{task} is already served by {to} (since {route.since:%Y-%m-%d %H:%M} UTC); "
+            "nothing changed")
         return
-    console.print(f"[green]promoted[/green] {task} -> {route.model} (replacing {route.primary})",
-                  highlight=False)
-    console.print(f"evidence: {_evidence_line(route.evidence)}", highlight=False)
+    say(("promoted", "green"), f" {task} -> {route.model} (replacing {route.primary})")
+    say(f"evidence: {_evidence_line(route.evidence)}")
     if route.forced:
-        console.print(f"[yellow]forced[/yellow] by {route.by}: {route.reason}", highlight=False)
+        say(("forced", "yellow"), f" by {route.by}: {route.reason}")
     for warning in change.warnings:
-        console.print(f"[yellow]warning:[/yellow] {warning}", highlight=False)
-    console.print(f"route map: {cfg.routes_file()} (commit it); {cfg.reverse_rate(task):.0%} of "
-                  f"{task}'s requests go to {route.primary} too (reverse shadow, for drift); "
-                  f"roll back with `shadowroute demote {task}`", highlight=False)
+        say(("warning:", "yellow"), f" {warning}")
+    say(f"route map: {cfg.routes_file()} (commit it); {cfg.reverse_rate(task):.0%} of {task}'s "
+        f"requests go to {route.primary} too (reverse shadow, for drift); roll back with "
+        f"`shadowroute demote {task}`")
 
 
 @app.command("demote")
@@ -108,9 +115,8 @@ def demote(
 
     cfg = _config(config, database_url)
     change = _run(cfg, lambda store: ops.demote(cfg, store, task, reason=reason, by=by))
-    console.print(f"[green]demoted[/green] {task} -> {change.route.model} (from "
-                  f"{change.route.evidence.get('demoted_from')}); route map: "
-                  f"{cfg.routes_file()}", highlight=False)
+    say(("demoted", "green"), f" {task} -> {change.route.model} (from "
+        f"{change.route.evidence.get('demoted_from')}); route map: {cfg.routes_file()}")
 
 
 @app.command("routes")
@@ -135,28 +141,26 @@ def routes(
     if check:
         problems = _run(cfg, lambda store: ops.check_routes(cfg, store))
         for problem in problems:
-            console.print(f"[red]{problem}[/red]", highlight=False)
+            say((problem, "red"))
         if problems:
             raise typer.Exit(1)
         console.print("ok: every promoted task type holds and the route map file is current")
         return
     if export:
         exported = _run(cfg, lambda store: ops.export_routes(cfg, store))
-        console.print(f"wrote {cfg.routes_file()} ({sum(r.promoted for r in exported.values())} "
-                      "promoted task types)", highlight=False)
+        say(f"wrote {cfg.routes_file()} ({sum(r.promoted for r in exported.values())} promoted "
+            "task types)")
         return
     if diff:
         report, lines = _run(cfg, lambda store: ops.routes_diff(cfg, store))
         if report is not None:
-            console.print(f"latest report {report['id'][:12]} "
-                          f"({report['created_at']:%Y-%m-%d %H:%M} UTC) versus the route map:",
-                          highlight=False)
+            say(f"latest report {report['id'][:12]} ({report['created_at']:%Y-%m-%d %H:%M} UTC) "
+                "versus the route map:")
         for line in lines:
-            mark = "[yellow]~[/yellow]" if line.changes else " "
             arrow = f"{line.current} -> {line.recommended}" if line.changes else line.current
-            console.print(f"{mark} {line.task}: {arrow}  ({line.why})", highlight=False)
+            say(("~" if line.changes else " ", "yellow"), f" {line.task}: {arrow}  ({line.why})")
             if line.command:
-                console.print(f"    run: {line.command}", highlight=False)
+                say(f"    run: {line.command}")
         if not lines:
             console.print("nothing to compare: no report and no route yet")
         return
@@ -165,9 +169,10 @@ def routes(
         table = Table("when (UTC)", "task type", "action", "model", "primary", "by", "forced",
                       "reason", "report", title="route map history")
         for c in changes:
-            table.add_row(f"{c['created_at']:%Y-%m-%d %H:%M}", c["task_type"], c["action"],
-                          c["model"], c["primary_model"], c["actor"], "yes" if c["forced"] else "",
-                          c["reason"] or "", (c["report_id"] or "")[:12])
+            table.add_row(*map(escape, (
+                f"{c['created_at']:%Y-%m-%d %H:%M}", c["task_type"], c["action"], c["model"],
+                c["primary_model"], c["actor"], "yes" if c["forced"] else "", c["reason"] or "",
+                (c["report_id"] or "")[:12])))
         console.print(table)
         return
     current = _run(cfg, ops.current_routes)
@@ -182,5 +187,6 @@ def routes(
         evidence = _evidence_line(r.evidence)
         if r.forced:
             evidence = f"FORCED: {r.reason}; {evidence}"
-        table.add_row(task, r.model, r.primary, f"{r.since:%Y-%m-%d %H:%M}", r.by, evidence)
+        table.add_row(*map(escape, (task, r.model, r.primary, f"{r.since:%Y-%m-%d %H:%M}", r.by,
+                                    evidence)))
     console.print(table)
