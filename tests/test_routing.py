@@ -13,6 +13,7 @@ import yaml
 
 from shadowroute import PromotionRefused, Router, Shadow
 from shadowroute.errors import ConfigError
+from shadowroute.fakellm import FakeLLMServer, default_settings
 from shadowroute.records import REPLAY_MODEL
 from shadowroute.routing import Route, RouteMap, read_routes, write_routes
 from shadowroute.routing import promote as ops
@@ -186,6 +187,22 @@ async def test_the_production_call_error_reaches_the_caller(tmp_path: Path, sqli
             await Router(config).route_and_shadow(task="classify_intent", request=REQUEST,
                                                   call=broken)
     assert sh.stats.primary_errors == 1
+
+
+async def test_without_call_a_route_to_an_undeclared_model_stays_on_the_primary(
+    tmp_path: Path, sqlite_url: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    with FakeLLMServer(default_settings(latency_scale=0.0)) as fake:
+        config = routed_config(tmp_path, sqlite_url, models={
+            "frontier": {"base_url": fake.base_url + "/v1"}})
+        write_routes(config.routes_file(), {"classify_intent": route(model="gone")})
+        with caplog.at_level(logging.WARNING, logger="shadowroute"):
+            async with Router(config) as router:
+                replies = [await router.route_and_shadow(task="classify_intent", request=REQUEST)
+                           for _ in range(2)]
+        assert fake.calls("frontier") == 2
+    assert {r["model"] for r in replies} == {"frontier"}
+    assert len([r for r in caplog.records if "'gone'" in r.getMessage()]) == 1
 
 
 async def test_without_call_an_undeclared_model_is_a_clear_error(tmp_path: Path, sqlite_url: str) -> None:

@@ -16,6 +16,7 @@ it replaced, in the background: the reverse shadow whose pairs the report checks
 
 from __future__ import annotations
 
+import logging
 import time
 from collections.abc import Awaitable, Callable
 from os import PathLike
@@ -30,6 +31,8 @@ from .routemap import Route, RouteMap
 
 __all__ = ["Router"]
 
+log = logging.getLogger("shadowroute")
+
 Call = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -43,6 +46,7 @@ class Router:
             self.config.routes_file(), interval_s=self.config.routes.reload_interval_s
         )
         self._providers: dict[str, Provider] = {}
+        self._warned: set[str] = set()
 
     @classmethod
     def from_config(cls, path: str | PathLike[str] | None = None, **kwargs: Any) -> Router:
@@ -94,6 +98,13 @@ class Router:
         """
         shadow = via or active_shadow()
         route = self.routes.get(task)
+        if route is not None and call is None and route.model not in self.config.models:
+            # Nothing to call it with: production stays on its primary (as the sidecar does).
+            if route.model not in self._warned:
+                self._warned.add(route.model)
+                log.warning("shadowroute: %s is promoted to %r, which is not declared under "
+                            "[models]: its calls stay on the primary", task, route.model)
+            route = None
         if route is None:
             primary = self._caller(call, request)
             if shadow is None:
