@@ -53,16 +53,21 @@ def test_the_file_round_trips_and_is_stable(tmp_path: Path) -> None:
     assert text.index("a_task:") < text.index("b_task:")  # sorted: changes show as small diffs
     assert read_routes(path) == routes
     assert dump_routes(read_routes(path)) == text
-    assert yaml.safe_load(text)["routes"]["b_task"]["evidence"]["n"] == 120
+    loaded = yaml.safe_load(text)["routes"]
+    assert loaded["b_task"]["evidence"]["n"] == 120
+    assert loaded["b_task"]["promoted_at"] == T0.isoformat()
+    assert loaded["a_task"]["demoted_at"] == T0.isoformat() and "promoted_at" not in loaded["a_task"]
     assert read_routes(tmp_path / "absent.yaml") == {}
 
 
 @pytest.mark.parametrize(("text", "key"), [
     ("version: 2\nroutes: {}\n", "version"),
-    ("version: 1\nroutes:\n  t: {model: small, tier: cheap, primary: f, since: 2026-01-01, by: a}\n",
-     "routes.t.tier"),
-    ("version: 1\nroutes:\n  t: {tier: promoted, primary: f, since: 2026-01-01, by: a}\n",
+    ("version: 1\nroutes:\n  t: {model: small, tier: cheap, primary: f, promoted_at: 2026-01-01, "
+     "by: a}\n", "routes.t.tier"),
+    ("version: 1\nroutes:\n  t: {tier: promoted, primary: f, promoted_at: 2026-01-01, by: a}\n",
      "routes.t.model"),
+    ("version: 1\nroutes:\n  t: {model: s, tier: promoted, primary: f, demoted_at: 2026-01-01, "
+     "by: a}\n", "routes.t"),
 ])
 def test_a_malformed_file_names_the_key(text: str, key: str) -> None:
     with pytest.raises(ConfigError, match=f"routes.yaml: {key}: "):

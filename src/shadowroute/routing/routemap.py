@@ -6,7 +6,7 @@
         model: small            # serves the task type
         tier: promoted          # or "primary": demoted, the primary serves it again
         primary: frontier       # the model it replaced (the reverse shadow calls it)
-        since: '2026-11-29T23:59:01+00:00'
+        promoted_at: '2026-11-29T23:59:01+00:00'   # demoted_at for tier "primary"
         by: alice
         forced: false
         reason: null
@@ -31,7 +31,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError
 
@@ -68,6 +68,7 @@ class Route:
     primary: str
     """The primary the promoted model replaced (called again by the reverse shadow)."""
     since: datetime
+    """When this route took effect (``promoted_at`` / ``demoted_at`` in the file)."""
     by: str
     forced: bool = False
     reason: str | None = None
@@ -84,11 +85,25 @@ class _Entry(BaseModel):
     model: str
     tier: Literal["promoted", "primary"]
     primary: str
-    since: datetime
+    promoted_at: datetime | None = None
+    demoted_at: datetime | None = None
     by: str
     forced: bool = False
     reason: str | None = None
     evidence: dict[str, Any] = {}
+
+    @model_validator(mode="after")
+    def _one_time(self) -> _Entry:
+        wanted = "promoted_at" if self.tier == TIER_PROMOTED else "demoted_at"
+        if getattr(self, wanted) is None:
+            raise ValueError(f"a {self.tier!r} route needs {wanted}")
+        return self
+
+    @property
+    def since(self) -> datetime:
+        found = self.promoted_at if self.tier == TIER_PROMOTED else self.demoted_at
+        assert found is not None  # checked by the validator
+        return found
 
 
 class _File(BaseModel):
@@ -119,7 +134,8 @@ def dump_routes(routes: Mapping[str, Route]) -> str:
         "routes": {
             task: {
                 "model": r.model, "tier": r.tier, "primary": r.primary,
-                "since": r.since.isoformat(), "by": r.by, "forced": r.forced,
+                "promoted_at" if r.promoted else "demoted_at": r.since.isoformat(),
+                "by": r.by, "forced": r.forced,
                 "reason": r.reason, "evidence": dict(r.evidence),
             }
             for task, r in sorted(routes.items())
@@ -139,7 +155,8 @@ def parse_routes(text: str, source: str = "routes.yaml") -> dict[str, Route]:
     except ValidationError as exc:
         err = exc.errors()[0]
         key = ".".join(str(part) for part in err["loc"]) or None
-        raise ConfigError(err["msg"], path=source, key=key) from exc
+        raise ConfigError(err["msg"].removeprefix("Value error, "), path=source,
+                          key=key) from exc
     return {
         task: Route(task=task, model=e.model, tier=e.tier, primary=e.primary, since=e.since,
                     by=e.by, forced=e.forced, reason=e.reason, evidence=e.evidence)
