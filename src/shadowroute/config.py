@@ -74,7 +74,7 @@ class ModelConfig(_Strict):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
-SCORER_NAMES = ("schema", "exact", "label", "similarity", "judge")
+SCORER_NAMES = ("schema", "exact", "label", "similarity", "judge", "correctness")
 """The scorers a task type can use (see :mod:`shadowroute.scoring`)."""
 
 _SCORER_OPTIONS = {
@@ -83,6 +83,7 @@ _SCORER_OPTIONS = {
     "label": {"threshold", "labels", "case_sensitive"},
     "similarity": {"threshold", "method"},
     "judge": {"threshold", "rubric"},
+    "correctness": {"tolerance"},
 }
 
 
@@ -101,6 +102,9 @@ class ScorerConfig(_Strict):
     case_sensitive: bool = False
     rubric: str | None = None
     """judge: what "better" means for this task type (default: ``[judge] rubric``)."""
+    tolerance: float | None = Field(None, ge=0.0)
+    """correctness: with recorded grades, the candidate passes when its grade is at least the
+    primary's minus this (default 0)."""
 
 
 class TaskConfig(_Strict):
@@ -173,6 +177,9 @@ class JudgeConfig(_Strict):
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     """Judge value: 1 candidate better, 0.5 same (or a verdict that flips with the order),
     0 worse. At or above the threshold passes: by default "same" passes, "worse" fails."""
+    min_agreement: float = Field(0.75, ge=0.0, le=1.0)
+    """``shadowroute calibrate-judge``: below this agreement with human labels (ties left
+    out) the report warns that the judge's verdicts are not to be trusted."""
 
 
 class DecisionConfig(_Strict):

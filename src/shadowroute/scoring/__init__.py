@@ -4,10 +4,13 @@
 
 Scorers per task type (``[tasks.X.scorers]``): ``schema`` (JSON Schema, hard), ``exact`` /
 ``label`` (normalized match), ``similarity`` (rapidfuzz, field by field for JSON) and ``judge``
-(an LLM judge, pairwise in both orders, on a budget). Scores are stored per (candidate output,
-scorer, version); the noise floor is the same scoring applied to ``primary@replay`` outputs.
+(an LLM judge, pairwise in both orders, on a budget); ``correctness`` compares recorded
+outcomes (right/wrong, grades) from the exchange's metadata instead of the texts. Scores are
+stored per (candidate output, scorer, version); the noise floor is the same scoring applied to
+``primary@replay`` outputs.
 """
 
+from .correctness import CorrectnessScorer, ScoreContext
 from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
 from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
 from .prompt import build_judge_messages, find_injection, parse_verdict
@@ -16,12 +19,14 @@ from .scorers import ExactScorer, SchemaScorer, ScoreResult, SimilarityScorer
 
 __all__ = [
     "BudgetExhausted",
+    "CorrectnessScorer",
     "ExactScorer",
     "Judge",
     "JudgeBudget",
     "JudgeSpec",
     "JudgeUnavailable",
     "SchemaScorer",
+    "ScoreContext",
     "ScoreOptions",
     "ScoreResult",
     "ScoreRunReport",

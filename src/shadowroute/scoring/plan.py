@@ -15,12 +15,15 @@ from typing import Any
 
 from ..config import Config, ScorerConfig
 from ..errors import ConfigError
+from .correctness import CorrectnessScorer
 from .prompt import DEFAULT_RUBRIC, PROMPT_VERSION
 from .scorers import ExactScorer, SchemaScorer, Scorer, SimilarityScorer
 
 __all__ = ["CODE_VERSIONS", "JudgeSpec", "ScorerSpec", "TaskPlan", "plan_for"]
 
-CODE_VERSIONS = {"schema": "1", "exact": "1", "label": "1", "similarity": "1", "judge": "1"}
+CODE_VERSIONS = {
+    "schema": "1", "exact": "1", "label": "1", "similarity": "1", "judge": "1", "correctness": "1",
+}
 """Bump a scorer's entry when its code changes what it computes."""
 
 DEFAULT_THRESHOLDS = {"schema": 1.0, "exact": 1.0, "label": 1.0, "similarity": 0.8}
@@ -43,6 +46,11 @@ class ScorerSpec:
     @property
     def hard(self) -> bool:
         return self.scorer.hard
+
+    @property
+    def uses_context(self) -> bool:
+        """The scorer also needs the exchange's metadata (a :class:`.correctness.ScoreContext`)."""
+        return bool(getattr(self.scorer, "uses_context", False))
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,8 +95,18 @@ def plan_for(config: Config, task: str) -> TaskPlan:
 
 
 def _build(config: Config, task: str, name: str, options: ScorerConfig) -> Scorer:
-    threshold = options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS[name]
     try:
+        if name == "correctness":
+            # A candidate's outcome may be recorded under its upstream model id.
+            aliases = {
+                key: config.models[key].model
+                for key in config.task(task).candidates
+                if key in config.models and config.models[key].model != key
+            }
+            return CorrectnessScorer(tolerance=options.tolerance or 0.0, aliases=aliases)
+        threshold = (
+            options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS[name]
+        )
         if name == "schema":
             schema = config.schema_for(task)
             if schema is None:

@@ -8,7 +8,9 @@ several processes on Postgres) share the work without scoring anything twice.
 
 Per output: the deterministic scorers run first; a hard failure (schema) fails the judge score
 too, without a judge call, so no favourable judge can override it. A candidate call that failed
-is a failed score for every scorer (it gave no usable answer). Judge calls that fail, or that
+is a failed score for every scorer (it gave no usable answer). Scorers that need more than the
+two texts (``uses_context``, e.g. ``correctness``) also get the exchange's metadata and the
+output's model as a :class:`~.correctness.ScoreContext`. Judge calls that fail, or that
 the run's budget cannot cover, leave the output without a judge score for the next run; once
 the budget is spent the run stops calling the judge and finishes the deterministic scorers.
 """
@@ -24,6 +26,7 @@ from datetime import datetime
 from typing import Any
 
 import anyio
+from sqlalchemy import select
 from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config
@@ -31,6 +34,7 @@ from ..errors import ConfigError, StoreError
 from ..mirror import Completer
 from ..records import utcnow
 from ..store import Store
+from ..store.models import Exchange
 from ..store.scores import (
     Pair,
     ScoreRow,
@@ -44,6 +48,7 @@ from ..store.scores import (
     scored_task_types,
     window_ids,
 )
+from .correctness import ScoreContext
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .plan import ScorerSpec, TaskPlan, plan_for
 from .scorers import ScoreResult
@@ -63,6 +68,9 @@ SCHEMA_PROBLEM_SHARE = 0.1
 
 _YIELD_EVERY = 200
 """Pairs scored between two turns given to the event loop (judge calls in flight)."""
+
+_Meta = dict[str, dict[str, Any]]
+"""Exchange id -> its metadata, for the scorers that use it (``ScorerSpec.uses_context``)."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -203,16 +211,16 @@ class _Run:
                     async with cursor.lock:
                         window = await self._window(conn, plan, cursor)
                     ids, have = await self._claim(conn, plan, window, lock=True)
-                    pairs = await self._load(conn, plan, ids, have)
-                    rows = await self._score(plan, pairs, have)
+                    pairs, metadata = await self._load(conn, plan, ids, have)
+                    rows = await self._score(plan, pairs, have, metadata)
                     await insert_scores(conn, rows)
             else:
                 async with cursor.lock:
                     async with self.store.engine.connect() as conn:
                         window = await self._window(conn, plan, cursor)
                         ids, have = await self._claim(conn, plan, window, lock=False)
-                        pairs = await self._load(conn, plan, ids, have)
-                rows = await self._score(plan, pairs, have)
+                        pairs, metadata = await self._load(conn, plan, ids, have)
+                rows = await self._score(plan, pairs, have, metadata)
                 if rows:
                     async with self.store.engine.begin() as conn:
                         await insert_scores(conn, rows)
@@ -258,16 +266,21 @@ class _Run:
 
     async def _load(
         self, conn: Any, plan: TaskPlan, ids: list[str], have: set[tuple[str, str]]
-    ) -> list[Pair]:
+    ) -> tuple[list[Pair], _Meta]:
+        """The pairs to score, and the metadata of their exchanges when a scorer of the plan
+        needs it (``uses_context``) and some output still lacks that scorer's score."""
         if not ids:
-            return []
+            return [], {}
         needs_request = plan.judge is not None and any(
             (output_id, plan.judge.name) not in have for output_id in ids
         )
         pairs = await load_pairs(conn, ids, with_request=needs_request)
         # Candidates of one exchange side by side: scorers cache the last primary they saw.
         pairs.sort(key=lambda pair: pair.exchange_id)
-        return pairs
+        context_scorers = [spec.name for spec in plan.scorers if spec.uses_context]
+        wanted = {pair.exchange_id for pair in pairs
+                  if any((pair.output_id, name) not in have for name in context_scorers)}
+        return pairs, await _exchange_metadata(conn, sorted(wanted))
 
     def _count(self, rows: list[ScoreRow], claimed: int) -> None:
         self.report.outputs += len({row.output_id for row in rows})
@@ -279,7 +292,7 @@ class _Run:
     # ---------------------------------------------------------------- scoring
 
     async def _score(
-        self, plan: TaskPlan, pairs: list[Pair], have: set[tuple[str, str]]
+        self, plan: TaskPlan, pairs: list[Pair], have: set[tuple[str, str]], metadata: _Meta
     ) -> list[ScoreRow]:
         rows: list[ScoreRow] = []
         to_judge: list[Pair] = []
@@ -288,7 +301,7 @@ class _Run:
             if index and index % _YIELD_EVERY == 0:
                 await anyio.sleep(0)
             try:
-                to_judge += self._score_pair(plan, pair, have, rows, now)
+                to_judge += self._score_pair(plan, pair, have, rows, now, metadata)
             except Exception:
                 self.report.scorer_errors += 1
                 log.exception("cannot score output %s", pair.output_id)
@@ -305,6 +318,7 @@ class _Run:
         have: set[tuple[str, str]],
         rows: list[ScoreRow],
         now: datetime,
+        metadata: _Meta,
     ) -> list[Pair]:
         """Append the pair's missing deterministic scores (and its judge score when no call is
         needed) to ``rows``; returns ``[pair]`` when the judge must be asked."""
@@ -315,7 +329,7 @@ class _Run:
             missing = (pair.output_id, spec.name) not in have
             if not (missing or (judge_missing and spec.hard)):
                 continue
-            result = self._deterministic(spec, pair)
+            result = self._deterministic(spec, pair, metadata)
             if spec.hard and result.passed is False:
                 hard_failure = hard_failure or spec.name
             if missing:
@@ -337,10 +351,15 @@ class _Run:
         rows.append(_row(pair, judge.name, judge.version, result, now))
         return []
 
-    def _deterministic(self, spec: ScorerSpec, pair: Pair) -> ScoreResult:
+    def _deterministic(self, spec: ScorerSpec, pair: Pair, metadata: _Meta) -> ScoreResult:
         if pair.error_kind is not None or pair.output is None:
             return _candidate_error(pair)
-        result = spec.scorer.score(pair.primary_output, pair.output)
+        if spec.uses_context:
+            context = ScoreContext(pair.model, pair.primary_model, pair.task_type,
+                                   metadata.get(pair.exchange_id) or {})
+            result = spec.scorer.score(pair.primary_output, pair.output, context)  # type: ignore[call-arg]
+        else:
+            result = spec.scorer.score(pair.primary_output, pair.output)
         primary_valid = result.details.get("primary_valid") if spec.name == "schema" else None
         if primary_valid is not None and pair.exchange_id not in self._schema_checked:
             self._schema_checked.add(pair.exchange_id)
@@ -367,6 +386,14 @@ class _Run:
             log.debug("judge unavailable for %s: %s", pair.output_id, exc)
             return
         rows.append(_row(pair, plan.judge.name, plan.judge.version, result, utcnow()))
+
+
+async def _exchange_metadata(conn: Any, ids: list[str]) -> _Meta:
+    """Exchange id -> its ``metadata`` (for the scorers with ``uses_context``)."""
+    if not ids:
+        return {}
+    rows = await conn.execute(select(Exchange.id, Exchange.meta).where(Exchange.id.in_(ids)))
+    return {exchange_id: meta if isinstance(meta, dict) else {} for exchange_id, meta in rows}
 
 
 def _candidate_error(pair: Pair) -> ScoreResult:
