@@ -7,7 +7,9 @@ from typing import Any
 from rich.markup import escape
 from rich.table import Table
 
-__all__ = ["render_promoted", "render_scores", "render_summary", "render_verdicts"]
+__all__ = [
+    "render_calibration", "render_promoted", "render_scores", "render_summary", "render_verdicts",
+]
 
 
 def _ms(value: float | None) -> str:
@@ -126,7 +128,51 @@ def render_verdicts(report: Any) -> Table:
             )
         if task.candidates:
             table.add_section()
+    caption = _calibration_caption(report)
+    if caption is not None:
+        table.caption = caption
     return table
+
+
+def _calibration_caption(report: Any) -> str | None:
+    """The judge's latest calibration (in red when below ``[judge] min_agreement``), or a hint
+    when a task type uses the judge and it was never calibrated; ``None`` without a judge."""
+    calibration = getattr(report, "judge_calibration", None)
+    if calibration is not None:
+        if calibration.get("warning"):
+            return f"[red]{escape(calibration['summary'])}; {escape(calibration['warning'])}[/]"
+        return escape(calibration["summary"])
+    if any(t.judge_version for t in report.tasks):
+        return "judge uncalibrated: run shadowroute calibrate-judge to measure its agreement with people"
+    return None
+
+
+def render_calibration(run: Any) -> Table:
+    """A :class:`~shadowroute.calibration.CalibrationRun` per category, then overall, then the
+    published reference points: judged pairs, the judge's ties, agreement with ties left out
+    and with ties counted as misses, Cohen's kappa."""
+    from .calibration import REFERENCE
+
+    overall = run.overall
+    table = Table("category", "n", "judge ties", "agreement\n(ties left out)",
+                  "agreement\n(ties = misses)", "kappa",
+                  title=f"judge {escape(run.judge_model)} ({escape(run.judge_upstream)}) vs people: "
+                        f"{escape(run.dataset)}, {overall.n:,} pairs")
+    for name, a in run.per_category.items():
+        table.add_row(escape(name), f"{a.n:,}", f"{a.ties:,}", _pct(a.agreement),
+                      _pct(a.agreement_with_ties), _kappa(a.kappa))
+    table.add_section()
+    table.add_row("[bold]all[/]", f"[bold]{overall.n:,}[/]", f"{overall.ties:,}",
+                  f"[bold]{_pct(overall.agreement)}[/]", _pct(overall.agreement_with_ties),
+                  f"[bold]{_kappa(overall.kappa)}[/]")
+    table.add_section()
+    for name, value in REFERENCE:
+        table.add_row(f"[dim]{escape(name)}[/]", "", "", f"[dim]{value:.0%}[/]", "", "")
+    return table
+
+
+def _kappa(value: float | None) -> str:
+    return "-" if value is None else f"{value:.2f}"
 
 
 _DRIFT_STYLES = {"HOLDS": "green", "NEED MORE DATA": "yellow", "DEMOTE RECOMMENDED": "red"}

@@ -4,12 +4,15 @@ All counting happens in SQL (:mod:`shadowroute.store.report_queries`); this modu
 aggregates per task type x candidate, calls :func:`shadowroute.decision.decide`, and works out
 the money. Monthly figures are "at current volume": production requests per day (the
 ``traffic_daily`` counts, sampled or not) x 30 x the mean cost of one call. Task types the
-route map sends to a promoted model get a drift check (:mod:`.promoted`).
+route map sends to a promoted model get a drift check (:mod:`.promoted`). The judge's latest
+calibration against human verdicts (``shadowroute calibrate-judge``) comes along when one is
+stored for the configured judge model.
 """
 
 from __future__ import annotations
 
 import contextlib
+import math
 import shlex
 import uuid
 from collections.abc import AsyncIterator
@@ -26,6 +29,7 @@ from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
 from ..store import Store
 from ..store import report_queries as q
+from ..store.calibrations import latest_calibration
 from ..store.routes import route_changes
 from ..store.scores import score_summary
 from .examples import Example, build_example
@@ -137,6 +141,9 @@ class Report:
     overview: dict[str, Any]
     tasks: list[TaskResult]
     promoted: list[PromotedResult] = field(default_factory=list)
+    judge_calibration: dict[str, Any] | None = None
+    """The latest ``shadowroute calibrate-judge`` run of the configured judge model (see
+    :func:`_describe_calibration`); ``None`` when there is none."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -175,6 +182,11 @@ async def build_report(
     """Decide every task type x candidate with data since ``since`` (all data when ``None``)."""
     now = now or datetime.now(UTC)
     routes = routes_from_changes(await route_changes(store.engine))
+    calibration = None
+    if config.judge is not None:
+        row = await latest_calibration(store.engine, config.judge.model)
+        if row is not None:
+            calibration = _describe_calibration(row, config.judge.min_agreement)
     async with store.engine.connect() as conn, _tuned(conn):
         primaries = await q.primary_totals(conn, since)
         outputs = await q.output_totals(conn, since)
@@ -214,6 +226,7 @@ async def build_report(
         database=store.engine.url.render_as_string(hide_password=True),
         config_source=config.source, decision=config.decision.model_dump(),
         overview=_overview(results, promoted), tasks=results, promoted=promoted,
+        judge_calibration=calibration,
     )
 
 
@@ -357,4 +370,40 @@ def _overview(tasks: list[TaskResult], promoted: list[PromotedResult]) -> dict[s
         "monthly_now": routed + evaluation, "monthly_with_promotions": after + evaluation,
         "monthly_savings": primary - after, "verdicts": verdicts, "promotions": promotions,
         "drift": {str(v): sum(p.verdict == v for p in promoted) for v in DriftVerdict},
+    }
+
+
+def _whole_pct(value: float) -> str:
+    """Rounded down, so a rate just under ``[judge] min_agreement`` never reads as equal."""
+    return f"{math.floor(value * 100 + 1e-9):.0f}%"
+
+
+def _describe_calibration(row: dict[str, Any], min_agreement: float) -> dict[str, Any]:
+    """A stored calibration (a ``judge_calibrations`` row) as the report shows it: the row's
+    fields plus ``min_agreement``, ``below`` (agreement under it, or no decided pair at all),
+    ``summary`` ("judge calibrated: 83% agreement with people (kappa 0.66, n 200, 20 ties,
+    2026-11-30)") and ``warning`` (``None`` unless ``below``)."""
+    rate = row.get("agreement")
+    kappa = row.get("kappa")
+    n, ties = row["n"], row["ties"]
+    created: datetime = row["created_at"]
+    tied = f", {ties:,} ties" if ties else ""
+    if rate is None:
+        summary = (f"judge calibrated: it picked a side on none of {n:,} pairs with a human "
+                   f"verdict ({created:%Y-%m-%d})")
+        warning = (f"the judge picked a side on none of the {n:,} calibration pairs: treat its "
+                   "verdicts with care; see shadowroute calibrate-judge")
+    else:
+        kappa_text = "–" if kappa is None else f"{kappa:.2f}"
+        summary = (f"judge calibrated: {_whole_pct(rate)} agreement with people (kappa "
+                   f"{kappa_text}, n {n:,}{tied}, {created:%Y-%m-%d})")
+        warning = (f"the judge agrees with people only {_whole_pct(rate)} of the time: "
+                   "treat its verdicts with care; see shadowroute calibrate-judge")
+    below = rate is None or rate < min_agreement
+    return {
+        **row,
+        "min_agreement": min_agreement,
+        "below": below,
+        "summary": summary,
+        "warning": warning if below else None,
     }

@@ -39,6 +39,7 @@ __all__ = [
     "CandidateOutput",
     "Exchange",
     "JSONType",
+    "JudgeCalibration",
     "ReportRun",
     "RouteChange",
     "Score",
@@ -324,3 +325,32 @@ class RouteChange(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     report_id: Mapped[str | None] = mapped_column(String(32))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class JudgeCalibration(Base):
+    """One ``shadowroute calibrate-judge`` run: how often the judge agreed with human labels.
+
+    ``agreement`` leaves the judge's ties out (agreements / pairs the judge decided); ``kappa``
+    is Cohen's kappa over the same pairs; both are ``None`` when the judge decided none.
+    ``per_category`` maps each category (and ``"all"``) to its counts and rates; ``details``
+    holds the run's judge calls, cost and the pairs left out (unreadable, unavailable).
+    The report shows the latest row of the configured judge model.
+    """
+
+    __tablename__ = "judge_calibrations"
+    __table_args__ = (Index("ix_judge_calibrations_judge_model_created_at",
+                            "judge_model", "created_at"),)
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    judge_model: Mapped[str] = mapped_column(String)
+    """The ``[models]`` key of the judge (``[judge] model``)."""
+    judge_version: Mapped[str] = mapped_column(String)
+    """The judge scorer's version for the default rubric (see ``scoring.plan``)."""
+    dataset: Mapped[str] = mapped_column(String)
+    n: Mapped[int] = mapped_column(Integer)
+    ties: Mapped[int] = mapped_column(Integer)
+    agreement: Mapped[float | None] = mapped_column(Float)
+    kappa: Mapped[float | None] = mapped_column(Float)
+    per_category: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
