@@ -170,7 +170,7 @@ def score(
     with _progress("scoring") as progress:
         report = anyio.run(lambda: run_scoring(cfg, options, progress=progress))
     for line in report.lines():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     if report.summary:
         console.print(render_scores(report.summary))
 
@@ -368,7 +368,8 @@ def _safe_url(url: str) -> str:
         return "<unparsable database URL>"
 
 
-from . import cli_routes  # noqa: E402,F401  (registers promote, demote and routes)
+# Each registers its commands on `app` (they import it from here).
+from . import cli_calibrate, cli_data, cli_evals, cli_routes  # noqa: E402,F401
 
 
 def main() -> None:

@@ -205,7 +205,7 @@ def run_demo(
     )
     console.print(render_summary(counts))
     for line in scored.lines():
-        console.print(line, highlight=False)
+        console.print(line, highlight=False, markup=False)
     console.print(render_scores(scored.summary))
     console.print(render_verdicts(report))
     console.print(f"stored in {database}  (look again: shadowroute summary --database-url "
