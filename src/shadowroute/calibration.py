@@ -33,7 +33,6 @@ from __future__ import annotations
 
 import json
 import math
-import os
 import time
 import uuid
 from collections.abc import Callable, Iterable, Sequence
@@ -45,6 +44,7 @@ from typing import Any, Literal
 import anyio
 
 from .config import Config
+from .datasets import DATASETS_ENV, datasets_dirs
 from .errors import ConfigError
 from .mirror import Completer
 from .records import utcnow
@@ -71,7 +71,6 @@ __all__ = [
 
 Label = Literal["1", "2"]
 
-DATASETS_ENV = "SHADOWROUTE_DATASETS"
 """A folder of datasets (``llmbar/mt_bench_human.json``, ``routellm/question.jsonl``)."""
 KNOWN_DATASETS = {"mt_bench_human": "llmbar/mt_bench_human.json"}
 """Dataset names accepted instead of a path, and where they live in a datasets folder."""
@@ -239,24 +238,6 @@ def load_dataset(path: Path, questions: Path | None = None) -> list[HumanPair]:
     return pairs
 
 
-def _datasets_dirs(cwd: Path | None = None) -> list[Path]:
-    """Where a dataset name is looked up: ``$SHADOWROUTE_DATASETS``, then the first
-    ``shared/datasets`` folder above the working directory, then above this package's file
-    (its checkout)."""
-    found: list[Path] = []
-    env = os.environ.get(DATASETS_ENV)
-    if env:
-        found.append(Path(env).expanduser())
-    for start in (Path(cwd or Path.cwd()).resolve(), Path(__file__).resolve().parent):
-        for folder in (start, *start.parents):
-            candidate = folder / "shared" / "datasets"
-            if candidate.is_dir():
-                if candidate not in found:
-                    found.append(candidate)
-                break
-    return found
-
-
 def resolve_dataset(name_or_path: str, *, cwd: Path | None = None) -> Path:
     """The dataset file: ``name_or_path`` itself when it names an existing file (or is not a
     known name), else a known name (``mt_bench_human``) found in a datasets folder."""
@@ -266,7 +247,7 @@ def resolve_dataset(name_or_path: str, *, cwd: Path | None = None) -> Path:
     name = name_or_path.removesuffix(".json")
     if path.exists() or name not in KNOWN_DATASETS:
         return path
-    dirs = _datasets_dirs(cwd)
+    dirs = datasets_dirs(cwd)
     relative = KNOWN_DATASETS[name]
     for folder in dirs:
         for candidate in (folder / relative, folder / Path(relative).name):
@@ -280,7 +261,7 @@ def resolve_dataset(name_or_path: str, *, cwd: Path | None = None) -> Path:
 def find_questions(dataset: Path, *, cwd: Path | None = None) -> Path | None:
     """MT-Bench's ``question.jsonl`` for a dataset: next to it, in a sibling ``routellm/``
     folder, or in a datasets folder; ``None`` if there is none."""
-    folders = [dataset.parent, dataset.parent.parent, *_datasets_dirs(cwd)]
+    folders = [dataset.parent, dataset.parent.parent, *datasets_dirs(cwd)]
     for folder in folders:
         for candidate in (folder / Path(QUESTIONS).name, folder / QUESTIONS):
             if candidate.is_file():

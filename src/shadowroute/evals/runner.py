@@ -17,6 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from ..config import Config, load_config
+from ..datasets import DATASETS_ENV, shared_datasets_dirs
 from ..errors import ConfigError
 from ..report import Report, build_report
 from ..scoring import ScoreRunReport, run_scoring
@@ -24,7 +25,6 @@ from ..store import Store
 
 __all__ = ["DATASETS_ENV", "Eval", "EvalRun", "find_config", "find_data", "run_eval"]
 
-DATASETS_ENV = "SHADOWROUTE_DATASETS"
 
 Loader = Callable[[Store, Path], Awaitable[dict[str, int]]]
 """Writes the eval's exchanges to the store; returns how many were read per source."""
@@ -116,15 +116,13 @@ def find_data(spec: Eval, given: Path | None = None) -> Path:
             raise ConfigError(f"{str(folder)!r} holds neither the {spec.name} data files "
                               f"({files}) nor a {spec.name}/ folder with them", key=key)
         return found.resolve()
-    starts = (Path.cwd(), _checkout())
-    for start in starts:
-        for folder in (start, *start.parents):
-            datasets = folder / "shared" / "datasets"
-            if datasets.is_dir() and (found := _holding(datasets, spec)) is not None:
-                return found.resolve()
+    for datasets in shared_datasets_dirs(Path.cwd(), _checkout()):
+        if (found := _holding(datasets, spec)) is not None:
+            return found.resolve()
     raise ConfigError(
         f"the {spec.name} data ({files}) was not found: pass --data DIR or set "
-        f"${DATASETS_ENV} (no shared/datasets/{spec.name}/ above {starts[0]} or {starts[1]})",
+        f"${DATASETS_ENV} (no shared/datasets/{spec.name}/ above {Path.cwd()} or "
+        f"{_checkout()})",
         key="--data",
     )
 
