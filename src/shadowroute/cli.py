@@ -11,6 +11,7 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
+from rich.text import Text
 
 from .config import Config, load_config
 from .errors import ShadowrouteError
@@ -51,6 +52,12 @@ DatabaseOption = Annotated[
         show_default=False,
     ),
 ]
+
+
+def say(*parts: str | tuple[str, str]) -> None:
+    """Print plain text (names, reasons and commands are not read as markup), never wrapped
+    mid-command; a ``(text, style)`` part is styled."""
+    console.print(Text.assemble(*parts), soft_wrap=True)
 
 
 def _config(path: Path | None, database_url: str | None = None) -> Config:

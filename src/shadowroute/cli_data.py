@@ -12,9 +12,8 @@ from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
-from rich.markup import escape
 
-from .cli import ConfigOption, DatabaseOption, _config, _progress, _since, app, console
+from .cli import ConfigOption, DatabaseOption, _config, _progress, _since, app, console, say
 from .config import Config
 from .errors import ConfigError
 
@@ -35,10 +34,6 @@ def _with_store(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
             return await work(store)
 
     return anyio.run(main)
-
-
-def _say(line: str, style: str | None = None) -> None:
-    console.print(escape(line), style=style, highlight=False, soft_wrap=True)
 
 
 @app.command("import")
@@ -69,7 +64,7 @@ def import_(
         report = _with_store(cfg, lambda store: import_file(
             cfg, store, file, task=task, fmt=fmt.value, requests=requests))
     for i, line in enumerate(report.summary()):
-        _say(line, None if i == 0 or not report.bad else "yellow")
+        say(line if i == 0 or not report.bad else (line, "yellow"))
     if report.bad:
         raise typer.Exit(1)
 
@@ -121,9 +116,9 @@ def replay_(
     except KeyboardInterrupt:
         if runs:
             for line in runs[0].report.lines():
-                _say(line)
+                say(line)
         raise
     for line in report.lines():
-        _say(line)
+        say(line)
     if report.outputs:
-        _say("next: `shadowroute score`, then `shadowroute report`")
+        say("next: `shadowroute score`, then `shadowroute report`")

@@ -13,9 +13,8 @@ import anyio
 import typer
 from rich.markup import escape
 from rich.table import Table
-from rich.text import Text
 
-from .cli import ConfigOption, DatabaseOption, _config, app, console
+from .cli import ConfigOption, DatabaseOption, _config, app, console, say
 from .config import Config
 from .errors import StoreError
 
@@ -46,12 +45,6 @@ def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
                                  f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
     return anyio.run(main)
-
-
-def say(*parts: str | tuple[str, str]) -> None:
-    """Print plain text (names, reasons and commands are not read as markup), never wrapped
-    mid-command; a ``(text, style)`` part is styled."""
-    console.print(Text.assemble(*parts), soft_wrap=True)
 
 
 def _pct(value: float | None) -> str:
