@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tomllib
 from pathlib import Path
 from typing import Any, Literal
@@ -24,6 +25,8 @@ __all__ = [
     "JudgeConfig",
     "MirrorConfig",
     "ModelConfig",
+    "RedactionConfig",
+    "RedactionPattern",
     "RoutesConfig",
     "ScorerConfig",
     "SidecarConfig",
@@ -247,6 +250,42 @@ class StoreConfig(_Strict):
     """How often the spool is replayed while it is not empty."""
 
 
+class RedactionPattern(_Strict):
+    """A user rule of ``[redaction] patterns``: matches become ``[REDACTED:<name>]``."""
+
+    name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    regex: str
+
+    @field_validator("regex")
+    @classmethod
+    def _compiles(cls, value: str) -> str:
+        try:
+            re.compile(value)
+        except re.error as exc:
+            raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
+
+
+class RedactionConfig(_Strict):
+    """What is replaced before an exchange is stored (see :mod:`shadowroute.redaction`)."""
+
+    redactors: tuple[Literal["api_key", "email", "phone", "card"], ...] = ("api_key",)
+    """Built-in detectors; the default only removes API-key-like strings."""
+    patterns: tuple[RedactionPattern, ...] = ()
+    """Your own rules: ``[{name = "ticket", regex = "TCK-\\d+"}]``."""
+    hook: str | None = None
+    """``"package.module:function"``, a ``str -> str`` applied to every stored string."""
+
+    @field_validator("hook")
+    @classmethod
+    def _importable(cls, value: str | None) -> str | None:
+        if value is not None:
+            from .redaction import import_hook
+
+            import_hook(value)  # ValueError with the reason
+        return value
+
+
 class TaskRule(_Strict):
     """How the sidecar names the task type of a call without an ``X-Shadowroute-Task`` header.
 
@@ -299,6 +338,7 @@ class Config(_Strict):
     mirror: MirrorConfig = MirrorConfig()
     store: StoreConfig = StoreConfig()
     sidecar: SidecarConfig = SidecarConfig()
+    redaction: RedactionConfig = RedactionConfig()
     source: str = "<defaults>"
     """Where this configuration came from, for error messages."""
 

@@ -15,12 +15,16 @@ Every line is validated on its own (pydantic); a bad line is reported by number 
 and skipped, the good ones are stored. An exchange's id is a digest of its line's content, so
 importing a file again stores nothing twice. Imported exchanges have no candidate outputs (run
 ``shadowroute replay``) and count nothing into ``traffic_daily``.
+
+``[redaction]`` applies before anything is written, as for captured traffic; a line whose
+redaction fails (a hook raised) is counted in ``redaction_errors`` and not stored.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
+import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
@@ -37,10 +41,13 @@ from .capture import Api, Capture
 from .config import Config
 from .errors import ConfigError, StoreError
 from .records import ExchangeRecord, utcnow
+from .redaction import Redactor
 from .store import Exchange, Store
 
 __all__ = ["BATCH_ROWS", "DEFAULT_TASK", "MAX_LISTED", "BadLine", "Format", "ImportReport",
            "exchange_id", "import_file"]
+
+log = logging.getLogger("shadowroute")
 
 Format = Literal["auto", "chat", "batch"]
 BATCH_ROWS = 500
@@ -273,6 +280,10 @@ class ImportReport:
     """The first :data:`MAX_LISTED` bad lines."""
     tasks: Counter[str] = field(default_factory=Counter)
     """New exchanges per task type."""
+    redactions: Counter[str] = field(default_factory=Counter)
+    """Strings replaced before storage, by redactor name."""
+    redaction_errors: int = 0
+    """Lines not stored because their redaction failed (never stored unredacted)."""
     seconds: float = 0.0
 
     def add_bad(self, line: int, reason: str) -> None:
@@ -291,6 +302,9 @@ class ImportReport:
             out.append(f"{self.already_stored:,} lines were already stored (ids come from the "
                        "line's content: importing a line again, even with another --task, "
                        "stores nothing)")
+        if self.redaction_errors:
+            out.append(f"{self.redaction_errors:,} lines not stored: redaction failed (see the "
+                       "log; fix the [redaction] hook and import again)")
         out.extend(str(bad) for bad in self.bad_lines)
         if self.bad > len(self.bad_lines):
             out.append(f"... and {self.bad - len(self.bad_lines):,} more")
@@ -467,18 +481,36 @@ async def import_file(
     started = time.monotonic()
     path = Path(path)
     report = ImportReport(path=str(path))
+    redactor = Redactor.from_config(config.redaction)
     reader = await anyio.to_thread.run_sync(
         lambda: _Reader(config, path, fmt, task, None if requests is None else Path(requests),
                         report))
     try:
         while not reader.done:
-            records = await anyio.to_thread.run_sync(reader.next_batch, batch_rows)
+            records = await anyio.to_thread.run_sync(
+                lambda: _redacted(redactor, reader.next_batch(batch_rows), report))
             if records:
                 await _write_new(store, records, report)
     finally:
         await anyio.to_thread.run_sync(reader.close)
         report.seconds = time.monotonic() - started
     return report
+
+
+def _redacted(redactor: Redactor, records: list[ExchangeRecord],
+              report: ImportReport) -> list[ExchangeRecord]:
+    """The records redacted for storage; one whose redaction fails is left out and counted."""
+    kept = []
+    for record in records:
+        try:
+            report.redactions.update(redactor.redact_exchange(record))
+        except Exception as exc:
+            if not report.redaction_errors:
+                log.warning("shadowroute import: %s", exc)
+            report.redaction_errors += 1
+            continue
+        kept.append(record)
+    return kept
 
 
 async def _write_new(store: Store, records: list[ExchangeRecord], report: ImportReport) -> None:

@@ -24,6 +24,7 @@ from .config import Config, TaskConfig, load_config
 from .errors import StoreError
 from .mirror import Completer, Mirror
 from .providers import Provider
+from .redaction import Redactor
 from .records import REPLAY_MODEL, ROUTE_REVERSE, CandidateOutputRecord, ExchangeRecord, TrafficRecord
 from .remote import Forwarder
 from .stats import Stats
@@ -81,6 +82,9 @@ class Shadow:
     ) -> None:
         self.config = config or load_config()
         self.stats = Stats()
+        self.redactor = Redactor.from_config(self.config.redaction)
+        """Applied to every exchange before it goes to the writer (see :mod:`.redaction`)."""
+        self._redaction_warned = False
         self._on_error_hook = on_error or _log_error
         self._own_providers = providers is None
         self._providers: Mapping[str, Completer] = (
@@ -486,8 +490,24 @@ class Shadow:
                     self._on_error("capture", exc)
                     continue
                 self.stats.mirrored += 1
-                if record is not None:
+                if record is not None and self._redact(record):
                     await write_send.send(record)
+
+    def _redact(self, record: ExchangeRecord) -> bool:
+        """Redact ``record`` once the candidates answered (they need the real request), before
+        the writer: the database and the spool only ever see redacted data. A failing redactor
+        drops the capture (counted, reported once) rather than store it unredacted."""
+        try:
+            counts = self.redactor.redact_exchange(record)
+        except Exception as exc:
+            self.stats.redaction_errors += 1
+            if not self._redaction_warned:
+                self._redaction_warned = True
+                self._on_error("redaction", exc)
+            return False
+        if counts:
+            self.stats.redactions.update(counts)
+        return True
 
     async def _mirror_one(self, capture: Capture) -> ExchangeRecord | None:
         capture.resolve()

@@ -16,6 +16,10 @@ The candidate name ``primary@replay`` calls each exchange's own primary model ag
 declared under ``[models]``) and stores the answer as the pipeline's noise-floor replays are
 stored: imported traffic gets a noise floor for the report that way.
 
+``[redaction]`` applies to each output (its answer and error text) before it is written; an
+output whose redaction fails (a hook raised) is counted in ``redaction_errors`` and not stored,
+so its pair stays to do.
+
 Budgets: before each call its cost is estimated from the exchange's tokens at the model's
 prices and reserved, so calls in flight cannot together overshoot ``--budget`` (or the task's
 ``daily_budget_usd``) by more than the estimates' error.
@@ -42,6 +46,7 @@ from .config import Config, TaskConfig
 from .errors import ConfigError, ShadowrouteError, StoreError
 from .mirror import Completer, Mirror
 from .records import REPLAY_MODEL, ROUTE_SHADOW, CandidateOutputRecord, ExchangeRecord
+from .redaction import Redactor
 from .stats import Stats
 from .store import CandidateOutput, Exchange, Store
 
@@ -85,6 +90,10 @@ class ReplayReport:
     left: int | None = None
     """Pairs in scope still without an output at the end (``None`` when interrupted)."""
     interrupted: bool = False
+    redactions: Counter[str] = field(default_factory=Counter)
+    """Strings replaced in outputs before storage, by redactor name."""
+    redaction_errors: int = 0
+    """Outputs not stored because their redaction failed (never stored unredacted)."""
     seconds: float = 0.0
 
     @property
@@ -109,6 +118,9 @@ class ReplayReport:
         if self.no_primary_model:
             out.append(f"{self.no_primary_model:,} {REPLAY_MODEL} calls not made: the "
                        "exchange's primary model is not declared under [models]")
+        if self.redaction_errors:
+            out.append(f"{self.redaction_errors:,} outputs not stored: redaction failed (see "
+                       "the log; fix the [redaction] hook and run again)")
         if self.interrupted:
             out.append("interrupted: what arrived is stored; run the same command again to "
                        "continue")
@@ -168,6 +180,7 @@ class Replay:
         self.flush_interval_s = flush_interval_s or config.store.flush_interval_s
         self.report = ReplayReport(task=task, candidates=names)
         self.stats = Stats()
+        self.redactor = Redactor.from_config(config.redaction)
         self._spent = 0.0
         self._reserved = 0.0
         self._done = 0
@@ -316,10 +329,27 @@ class Replay:
                     self._advance()
                     continue
                 self._spent += record.cost_usd or 0.0
+                if not self._redact(record):
+                    self._advance()
+                    continue
                 try:  # without a checkpoint when there is room: an answer had is not dropped
                     send.send_nowait((exchange, record))
                 except anyio.WouldBlock:
                     await send.send((exchange, record))
+
+    def _redact(self, output: CandidateOutputRecord) -> bool:
+        """Redact an output for storage; when that fails it is not stored (counted, logged
+        once)."""
+        report = self.report
+        try:
+            report.redactions.update(self.redactor.redact_output(output))
+        except Exception as exc:
+            if not report.redaction_errors:
+                log.warning("shadowroute replay: %s", exc)
+            report.redaction_errors += 1
+            self.stats.redaction_errors += 1
+            return False
+        return True
 
     async def _write(
         self, receive: ObjectReceiveStream[tuple[ExchangeRecord, CandidateOutputRecord]]

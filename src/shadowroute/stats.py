@@ -14,7 +14,8 @@ class Stats:
     """Process-wide counters of one :class:`~shadowroute.Shadow`.
 
     Every capture offered ends in exactly one of: not sampled, primary error, dropped (queue
-    full or shutdown), capture error, reverse shadow failed, or stored / spooled.
+    full or shutdown), capture error, reverse shadow failed, redaction failed, or stored /
+    spooled.
     ``candidate_errors`` counts failed candidate calls by kind; those are stored too, as part
     of the exchange.
     """
@@ -53,6 +54,10 @@ class Stats:
     """Reverse shadows not stored: the primary's answer, the reference, could not be had
     (its call failed, its circuit was open, its task's budget was spent, or it is not declared
     under [models])."""
+    redactions: Counter[str] = field(default_factory=Counter)
+    """Strings replaced before storage, by redactor name (``[redaction]``)."""
+    redaction_errors: int = 0
+    """Captures dropped because redaction failed (a hook raised): never stored unredacted."""
     stored_exchanges: int = 0
     stored_outputs: int = 0
     spooled_exchanges: int = 0
@@ -74,5 +79,6 @@ class Stats:
     def snapshot(self) -> dict[str, Any]:
         data = asdict(self)
         data["candidate_errors"] = dict(self.candidate_errors)
+        data["redactions"] = dict(self.redactions)
         data["dropped"] = self.dropped
         return data

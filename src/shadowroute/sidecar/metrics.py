@@ -34,6 +34,9 @@ _COUNTERS = {
         "reverse_shadows",
         "Calls served by a promoted model also answered by the primary it replaced.",
     ),
+    "redaction_errors": (
+        "redaction_errors", "Captures dropped: redaction failed (never stored unredacted)."
+    ),
     "reverse_failed": (
         "reverse_failed", "Reverse shadows not stored: no answer from the replaced primary."
     ),
@@ -70,6 +73,13 @@ class _StatsCollector(Collector):
         for kind, value in sorted(stats.candidate_errors.items()):
             errors.add_metric([kind], value)
         yield errors
+        redactions = CounterMetricFamily(
+            "shadowroute_redactions", "Strings replaced before storage, by redactor.",
+            labels=["redactor"],
+        )
+        for name, value in sorted(stats.redactions.items()):
+            redactions.add_metric([name], value)
+        yield redactions
         for name, value, doc in (
             ("queue_depth", stats.queue_depth, "Captures waiting for a mirror worker."),
             ("spool_pending", stats.spool_pending, "Exchanges waiting in the disk spool."),
