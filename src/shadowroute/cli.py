@@ -219,8 +219,8 @@ def report(
     console.print(f"report: {html}\njson:   {twin}", highlight=False)
 
 
-def _since(value: str) -> Any:
-    """``24h`` -> the UTC time 24 hours ago."""
+def _since(value: str, option: str = "--since") -> Any:
+    """``24h`` -> the UTC time 24 hours ago (``option`` names the flag in errors)."""
     from datetime import UTC, datetime, timedelta
 
     from .errors import ConfigError
@@ -230,17 +230,18 @@ def _since(value: str) -> Any:
     try:
         amount, unit = float(text[:-1]), units[text[-1]]
     except (ValueError, KeyError, IndexError):
-        raise ConfigError(f"{value!r} is not a duration; use e.g. 90m, 24h, 7d", key="--since") from None
+        raise ConfigError(f"{value!r} is not a duration; use e.g. 90m, 24h, 7d", key=option) from None
     if amount < 0:
-        raise ConfigError(f"{value!r} is negative", key="--since")
+        raise ConfigError(f"{value!r} is negative", key=option)
     return datetime.now(UTC) - timedelta(seconds=amount * unit)
 
 
 class _progress:
     """A rich progress bar (rate, ETA) on a terminal; a plain line every few seconds otherwise."""
 
-    def __init__(self, label: str, every_s: float = 5.0) -> None:
+    def __init__(self, label: str, every_s: float = 5.0, unit: str = "outputs") -> None:
         self.label = label
+        self.unit = unit
         self.every_s = every_s
         self._bar: Any = None
         self._task: Any = None
@@ -288,13 +289,52 @@ class _progress:
             self._last = now
             eta = (total - done) / rate if rate > 0 else float("inf")
             console.print(
-                f"{self.label}: {done:,}/{total:,} outputs ({rate:,.0f}/s), ETA {eta:,.0f}s",
+                f"{self.label}: {done:,}/{total:,} {self.unit} ({rate:,.0f}/s), ETA {eta:,.0f}s",
                 highlight=False,
             )
 
     def __exit__(self, *exc_info: object) -> None:
         if self._bar is not None:
             self._bar.__exit__(*exc_info)
+
+
+@app.command("prune")
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Delete what was stored longer ago than this, e.g. 30d, 12w, 36h.",
+                          show_default=False)
+    ],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Exchanges deleted per transaction.")] = 5000,
+) -> None:
+    """Delete old exchanges (with their outputs and scores), traffic counts and reports.
+
+    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted.
+    """
+    from .prune import prune as run_prune
+    from .store import Store
+
+    cutoff = _since(older_than, "--older-than")
+    cfg = _config(config, database_url)
+
+    async def go() -> Any:
+        store = await Store.open(cfg.database_url)
+        try:
+            with _progress("pruning", unit="exchanges") as progress:
+                return await run_prune(store, cutoff, dry_run=dry_run, batch=batch,
+                                       progress=progress)
+        finally:
+            await store.close()
+
+    result = anyio.run(go)
+    say(result.summary())
+    hint = result.hint()
+    if hint is not None:
+        say((hint, "dim"))
 
 
 @app.command("serve")
