@@ -30,6 +30,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scoring_throughput.py
 	$(BIN)/python bench/report_scale.py
 	$(BIN)/python bench/router_overhead.py
+	$(BIN)/python bench/redaction_cost.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache shadowroute-demo.db* .shadowroute

@@ -119,12 +119,37 @@ BUILTIN_REDACTORS: dict[str, tuple[str, Callable[[str], bool] | None]] = {
 }
 """Name -> (pattern, check of the matched text). Applied in this order."""
 
+_API_KEY_HINTS = ("sk-", "sk_", "rk_", "akia", "asia", "ghp_", "gho_", "ghu_", "ghs_", "ghr_",
+                  "github_pat_", "xox", "aiza", "bearer", "key", "token", "secret", "password")
+_NO_DIGITS = str.maketrans("", "", "0123456789")
+
+
+def _digits(text: str) -> int:
+    return len(text) - len(text.translate(_NO_DIGITS))
+
+
+def _api_key_hint(text: str) -> bool:
+    lower = text.lower()
+    return any(hint in lower for hint in _API_KEY_HINTS)
+
+
+HINTS: dict[str, Callable[[str], bool]] = {
+    "api_key": _api_key_hint,
+    "email": lambda text: "@" in text,
+    "card": lambda text: _digits(text) >= 13,
+    "phone": lambda text: _digits(text) >= 8,
+}
+"""Cheap tests a text must pass before a built-in pattern is searched for in it (each is
+implied by a match): the patterns' lookbehinds make a search cost ~0.05-0.3 us per character,
+while almost every text holds nothing to redact."""
+
 
 @dataclass(frozen=True, slots=True)
 class _Rule:
     name: str
     regex: re.Pattern[str]
     check: Callable[[str], bool] | None = None
+    hint: Callable[[str], bool] | None = None
 
 
 def import_hook(path: str) -> Hook:
@@ -151,7 +176,8 @@ class Redactor:
         hook_name: str = "hook",
     ) -> None:
         rules = [
-            _Rule(name, re.compile(BUILTIN_REDACTORS[name][0]), BUILTIN_REDACTORS[name][1])
+            _Rule(name, re.compile(BUILTIN_REDACTORS[name][0]), BUILTIN_REDACTORS[name][1],
+                  HINTS[name])
             for name in BUILTIN_REDACTORS
             if name in redactors
         ]
@@ -183,6 +209,8 @@ class Redactor:
 
     def _text(self, text: str, counts: Counter[str]) -> str:
         for rule in self._rules:
+            if rule.hint is not None and not rule.hint(text):
+                continue
             if rule.regex.search(text) is None:
                 continue
             replaced = 0
