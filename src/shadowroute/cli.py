@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import sys
 from pathlib import Path
-from typing import Annotated, Any
+from collections.abc import Awaitable, Callable
+from typing import Annotated, Any, TypeVar
 
 import anyio
 import typer
@@ -17,6 +18,8 @@ from .config import Config, load_config
 from .errors import ShadowrouteError
 
 __all__ = ["app", "main"]
+
+T = TypeVar("T")
 
 app = typer.Typer(
     name="shadowroute",
@@ -58,6 +61,25 @@ def say(*parts: str | tuple[str, str]) -> None:
     """Print plain text (names, reasons and commands are not read as markup), never wrapped
     mid-command; a ``(text, style)`` part is styled."""
     console.print(Text.assemble(*parts), soft_wrap=True)
+
+
+def with_store(cfg: Config, work: Callable[[Any], Awaitable[T]], what: str = "the database") -> T:
+    """Run ``work(store)`` on the configured database; a database failure on the way becomes
+    one :class:`StoreError` line (``what`` says what was being read or written)."""
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from .errors import StoreError
+    from .store import Store
+
+    async def main() -> T:
+        async with await Store.open(cfg.database_url) as store:
+            try:
+                return await work(store)
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot read or write {what} in {store.url}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+
+    return anyio.run(main)
 
 
 def _config(path: Path | None, database_url: str | None = None) -> Config:
@@ -316,21 +338,12 @@ def prune(
     The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted.
     """
     from .prune import prune as run_prune
-    from .store import Store
 
     cutoff = _since(older_than, "--older-than")
     cfg = _config(config, database_url)
-
-    async def go() -> Any:
-        store = await Store.open(cfg.database_url)
-        try:
-            with _progress("pruning", unit="exchanges") as progress:
-                return await run_prune(store, cutoff, dry_run=dry_run, batch=batch,
-                                       progress=progress)
-        finally:
-            await store.close()
-
-    result = anyio.run(go)
+    with _progress("pruning", unit="exchanges") as progress:
+        result = with_store(cfg, lambda store: run_prune(store, cutoff, dry_run=dry_run,
+                                                         batch=batch, progress=progress))
     say(result.summary())
     hint = result.hint()
     if hint is not None:

@@ -5,35 +5,23 @@ Registered on the main app by :mod:`shadowroute.cli`.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
 from enum import Enum
 from pathlib import Path
-from typing import Annotated, Any, TypeVar
+from typing import Annotated, Any
 
-import anyio
 import typer
 
-from .cli import ConfigOption, DatabaseOption, _config, _progress, _since, app, console, say
-from .config import Config
+from .cli import (
+    ConfigOption, DatabaseOption, _config, _progress, _since, app, console, say, with_store,
+)
 from .errors import ConfigError
 
-T = TypeVar("T")
 
 
 class ImportFormat(str, Enum):
     auto = "auto"
     chat = "chat"
     batch = "batch"
-
-
-def _with_store(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    from .store import Store
-
-    async def main() -> T:
-        async with await Store.open(cfg.database_url) as store:
-            return await work(store)
-
-    return anyio.run(main)
 
 
 @app.command("import")
@@ -61,7 +49,7 @@ def import_(
         raise ConfigError("must not be empty", key="--task")
     cfg = _config(config, database_url)
     with console.status(f"importing {file} ..."):
-        report = _with_store(cfg, lambda store: import_file(
+        report = with_store(cfg, lambda store: import_file(
             cfg, store, file, task=task, fmt=fmt.value, requests=requests))
     for i, line in enumerate(report.summary()):
         say(line if i == 0 or not report.bad else (line, "yellow"))
@@ -112,7 +100,7 @@ def replay_(
 
     try:
         with _progress("replaying") as progress:
-            report = _with_store(cfg, work)
+            report = with_store(cfg, work)
     except KeyboardInterrupt:
         if runs:
             for line in runs[0].report.lines():

@@ -9,14 +9,13 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Annotated, Any, TypeVar
 
-import anyio
 import typer
 from rich.markup import escape
 from rich.table import Table
 
-from .cli import ConfigOption, DatabaseOption, _config, app, console, say
+from .cli import ConfigOption, DatabaseOption, _config, app, console, say, with_store
 from .config import Config
-from .errors import StoreError
+from .summary import pct as _pct
 
 T = TypeVar("T")
 
@@ -31,24 +30,7 @@ ByOption = Annotated[
 
 
 def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    """Run ``work(store)`` on the configured database; database failures become StoreError."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from .store import Store
-
-    async def main() -> T:
-        async with await Store.open(cfg.database_url) as store:
-            try:
-                return await work(store)
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot read or write the route map in {store.url}: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
-
-    return anyio.run(main)
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
+    return with_store(cfg, work, "the route map")
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:

@@ -8,6 +8,7 @@ from rich.markup import escape
 from rich.table import Table
 
 __all__ = [
+    "pct",
     "render_calibration", "render_promoted", "render_scores", "render_summary", "render_verdicts",
 ]
 
@@ -106,7 +107,8 @@ def render_scores(rows: list[dict[str, Any]]) -> Table:
     return table
 
 
-def _pct(value: float | None) -> str:
+def pct(value: float | None) -> str:
+    """A rate as a percentage with one decimal; ``-`` when unknown."""
     return "-" if value is None else f"{value:.1%}"
 
 
@@ -122,8 +124,8 @@ def render_verdicts(report: Any) -> Table:
             bound = c.sequential_lower if c.sequential_lower is not None else c.lower_bound
             table.add_row(
                 escape(task.task) if i == 0 else "", escape(c.model),
-                f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", _pct(c.pass_rate),
-                _pct(bound), _pct(c.noise_floor),
+                f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
+                pct(bound), pct(c.noise_floor),
                 "-" if c.monthly_savings is None else _usd(c.monthly_savings),
             )
         if task.candidates:
@@ -159,11 +161,11 @@ def render_calibration(run: Any) -> Table:
                   title=f"judge {escape(run.judge_model)} ({escape(run.judge_upstream)}) vs people: "
                         f"{escape(run.dataset)}, {overall.n:,} pairs")
     for name, a in run.per_category.items():
-        table.add_row(escape(name), f"{a.n:,}", f"{a.ties:,}", _pct(a.agreement),
-                      _pct(a.agreement_with_ties), _kappa(a.kappa))
+        table.add_row(escape(name), f"{a.n:,}", f"{a.ties:,}", pct(a.agreement),
+                      pct(a.agreement_with_ties), _kappa(a.kappa))
     table.add_section()
     table.add_row("[bold]all[/]", f"[bold]{overall.n:,}[/]", f"{overall.ties:,}",
-                  f"[bold]{_pct(overall.agreement)}[/]", _pct(overall.agreement_with_ties),
+                  f"[bold]{pct(overall.agreement)}[/]", pct(overall.agreement_with_ties),
                   f"[bold]{_kappa(overall.kappa)}[/]")
     table.add_section()
     for name, value in REFERENCE:
@@ -190,6 +192,6 @@ def render_promoted(report: Any) -> Table | None:
         table.add_row(
             escape(p.task), escape(p.model), escape(p.primary), f"{p.since:%Y-%m-%d}",
             f"[{_DRIFT_STYLES.get(p.verdict, 'white')}]{p.verdict}[/]", f"{p.n:,}",
-            _pct(p.pass_rate), _pct(p.upper_bound), escape(p.command or ""),
+            pct(p.pass_rate), pct(p.upper_bound), escape(p.command or ""),
         )
     return table

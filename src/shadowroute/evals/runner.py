@@ -22,6 +22,7 @@ from ..errors import ConfigError
 from ..report import Report, build_report
 from ..scoring import ScoreRunReport, run_scoring
 from ..store import Store
+from ..summary import pct as _pct
 
 __all__ = ["DATASETS_ENV", "Eval", "EvalRun", "find_config", "find_data", "run_eval"]
 
@@ -85,10 +86,6 @@ class EvalRun:
         body = ["  ".join([*(row[i].ljust(w) for i, w in enumerate(widths)), row[-1]]).rstrip()
                 for row in table]
         return head + body
-
-
-def _pct(value: float | None) -> str:
-    return "-" if value is None else f"{value:.1%}"
 
 
 def _holding(folder: Path, spec: Eval) -> Path | None:

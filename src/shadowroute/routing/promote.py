@@ -204,11 +204,15 @@ class DiffLine:
         return self.command is not None
 
 
-async def routes_diff(config: Config, store: Store) -> tuple[dict[str, Any] | None, list[DiffLine]]:
+async def routes_diff(
+    config: Config, store: Store, current: dict[str, Route] | None = None
+) -> tuple[dict[str, Any] | None, list[DiffLine]]:
     """What the latest report recommends versus the map: (the report, one line per task type
-    that has a route or a verdict)."""
+    that has a route or a verdict). ``current``: the map, when the caller has read it."""
     report = await latest_report(store.engine)
-    routes = {t: r for t, r in (await current_routes(store)).items() if r.promoted}
+    if current is None:
+        current = await current_routes(store)
+    routes = {t: r for t, r in current.items() if r.promoted}
     if report is None:
         return None, [DiffLine(t, r.model, r.model, "no report yet", None)
                       for t, r in sorted(routes.items())]
@@ -241,11 +245,11 @@ async def check_routes(config: Config, store: Store) -> list[str]:
     """Problems a cron job should alert on: promoted task types whose latest drift check says
     DEMOTE RECOMMENDED, and a route map file that differs from the database."""
     problems = []
-    _, lines = await routes_diff(config, store)
+    expected = await current_routes(store)
+    _, lines = await routes_diff(config, store, expected)
     for line in lines:
         if line.recommended == "primary" and line.command is not None:
             problems.append(f"{line.task}: {line.why} -> run `{line.command}`")
-    expected = await current_routes(store)
     try:
         on_disk = read_routes(config.routes_file())
     except ConfigError as exc:
