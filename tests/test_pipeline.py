@@ -274,7 +274,11 @@ async def test_shutdown_deadline_drops_waiting_and_keeps_in_flight_exchange(tmp_
     report = await sh.aclose(deadline_s=0.1)
     assert time.perf_counter() - began < 2.0
     assert report.dropped == 4 and sh.stats.cut_shutdown == 1
-    assert "dropped 4" in str(report)
+    assert "dropped 4" in str(report) and report.lost == 0
+    # Every accepted capture is accounted for: 1 stored (cut), 4 discarded at the deadline.
+    assert sh.stats.ledger() == {"accepted": 5, "stored": 1, "spooled": 0, "forwarded": 0,
+                                 "discarded": 4, "lost": 0, "pending": 0}
+    assert "discarded 4 (shutdown 4), lost 0" in sh.stats.ledger_line()
     exchanges, outputs = await stored(config.database_url)
     assert len(exchanges) == 1 and outputs == []
 
@@ -299,6 +303,7 @@ async def test_dead_database_spools_then_replays_without_loss(tmp_path: Path, db
             result = await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
             assert result["choices"][0]["message"]["content"] == "shipping"
     assert sh.stats.stored_exchanges == 0 and sh.stats.spooled_exchanges == 30
+    assert sh.stats.ledger()["spooled"] == 30 and sh.stats.ledger()["pending"] == 0
     assert "store" in errors
     assert sh.shutdown_report is not None and sh.shutdown_report.spooled == 30
 

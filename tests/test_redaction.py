@@ -275,6 +275,7 @@ async def test_failing_hook_drops_the_capture_never_the_call(
                                    call=primary) is answer
     assert sh.stats.redaction_errors == 3 and sh.stats.stored_exchanges == 0
     assert sh.stats.spooled_exchanges == 0
+    assert sh.stats.discarded == {"redaction_error": 3} and sh.stats.ledger()["pending"] == 0
     assert [stage for stage, _ in errors] == ["redaction"]  # reported once
     assert EMAIL not in str(errors[0][1]) and "redaction_boom_mod:boom" in str(errors[0][1])
     assert await stored(db_url) == ([], [])

@@ -176,6 +176,7 @@ async def test_a_failed_reference_call_is_counted_not_stored(tmp_path: Path, sql
                                                       call=call)
     assert reply["choices"][0]["message"]["content"] == "shipping"
     assert sh.stats.reverse_failed == 1 and sh.stats.reverse_shadows == 0
+    assert sh.stats.discarded == {"reverse_failed": 1} and sh.stats.ledger()["pending"] == 0
     exchanges, _ = await stored(config.database_url)
     assert exchanges == []
 

@@ -708,6 +708,11 @@ def test_healthz_and_metrics_match_what_happened(tmp_path: Path, sqlite_url: str
     assert after[("shadowroute_stored_exchanges_total", ())] == 2
     assert after[("shadowroute_queue_depth", ())] == 0
     assert after[("shadowroute_dropped_total", (("reason", "shutdown"),))] == 0
+    # The ledger: 2 accepted, 2 stored, none discarded or lost.
+    assert after[("shadowroute_accepted_total", ())] == 2
+    assert after[("shadowroute_discarded_total", (("reason", "shutdown"),))] == 0
+    assert after[("shadowroute_discarded_total", (("reason", "capture_error"),))] == 0
+    assert after[("shadowroute_lost_exchanges_total", ())] == 0
 
 
 # --------------------------------------------------------------------------- 8: done means

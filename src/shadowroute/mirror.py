@@ -48,6 +48,8 @@ class CircuitBreaker:
     consecutive: int = 0
     opened_at: float | None = None
     trial_in_flight: bool = False
+    name: str = "candidate"
+    """The model it guards, for the log line when it opens."""
 
     @property
     def state(self) -> str:
@@ -66,16 +68,24 @@ class CircuitBreaker:
             return True
         return False
 
-    def record(self, ok: bool) -> None:
+    def record(self, ok: bool, error: BaseException | None = None) -> None:
+        """One call's outcome; ``error`` (the failure) is named in the log when it opens."""
         self.trial_in_flight = False
         if ok:
+            if self.opened_at is not None:
+                log.warning("shadowroute: circuit for %r closed: it answered again", self.name)
             self.consecutive = 0
             self.opened_at = None
             return
         self.consecutive += 1
         if self.opened_at is not None or self.consecutive >= self.failures:
             if self.opened_at is None:
-                log.warning("circuit opened after %d consecutive failures", self.consecutive)
+                log.warning(
+                    "shadowroute: circuit for %r opened after %d consecutive failures (last: "
+                    "%s); its calls are skipped for %gs, then one is tried",
+                    self.name, self.consecutive, error if error is not None else "unknown",
+                    self.reset_s,
+                )
             self.opened_at = self.clock()
 
 
@@ -116,7 +126,8 @@ class Mirror:
         self._limiters = {name: anyio.CapacityLimiter(conc) for name, (conc, _) in limits.items()}
         self._retries = {name: retries for name, (_, retries) in limits.items()}
         self.circuits = {
-            name: CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s, clock)
+            name: CircuitBreaker(settings.circuit_failures, settings.circuit_reset_s, clock,
+                                 name=name)
             for name in providers
         }
         self.budgets: dict[str, DailyBudget] = {}
@@ -154,12 +165,12 @@ class Mirror:
             self._stats.skipped_circuit_open += 1
             return None
         except ProviderError as exc:
-            circuit.record(False)
+            circuit.record(False, exc)
             self._stats.candidate_errors[exc.kind] += 1
             record.error_kind, record.error = exc.kind, str(exc)[:1000]
             return record
         except Exception as exc:  # a bug, not a candidate failure: keep it visible
-            circuit.record(False)
+            circuit.record(False, exc)
             self._stats.candidate_errors["internal"] += 1
             self._on_error("mirror", exc)
             record.error_kind, record.error = "internal", f"{type(exc).__name__}: {exc}"[:1000]

@@ -58,11 +58,14 @@ class ShutdownReport:
     spooled: int
     """Exchanges waiting in the spool for the database."""
     seconds: float
+    lost: int = 0
+    """Accepted captures neither stored, spooled nor discarded by a counted policy (see
+    ``Stats.ledger``); anything but 0 is a bug or a failed disk."""
 
     def __str__(self) -> str:
         return (
             f"shadowroute stopped in {self.seconds:.2f}s: drained {self.drained}, "
-            f"dropped {self.dropped}, spooled {self.spooled}"
+            f"dropped {self.dropped}, spooled {self.spooled}, lost {self.lost}"
         )
 
 
@@ -254,9 +257,10 @@ class Shadow:
             dropped=self.stats.dropped_shutdown,
             spooled=self.spool.pending(),
             seconds=time.monotonic() - started,
+            lost=self.stats.lost_exchanges + self.stats.ledger()["pending"],
         )
         self.shutdown_report = report
-        log.info("%s", report)
+        (log.error if report.lost else log.info)("%s", report)
         return report
 
     def _processed(self) -> int:
@@ -271,6 +275,7 @@ class Shadow:
             except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
                 break
             self.stats.dropped_shutdown += 1
+            self.stats.discarded["shutdown"] += 1
         self.stats.queue_depth = 0
 
     # ------------------------------------------------------------------ request path
@@ -487,10 +492,13 @@ class Shadow:
                     record = await self._mirror_one(capture)
                 except Exception as exc:
                     self.stats.capture_errors += 1
+                    self.stats.discarded["capture_error"] += 1
                     self._on_error("capture", exc)
                     continue
                 self.stats.mirrored += 1
-                if record is not None and self._redact(record):
+                if record is None:
+                    self.stats.discarded["reverse_failed"] += 1
+                elif self._redact(record):
                     await write_send.send(record)
 
     def _redact(self, record: ExchangeRecord) -> bool:
@@ -501,6 +509,7 @@ class Shadow:
             counts = self.redactor.redact_exchange(record)
         except Exception as exc:
             self.stats.redaction_errors += 1
+            self.stats.discarded["redaction_error"] += 1
             if not self._redaction_warned:
                 self._redaction_warned = True
                 self._on_error("redaction", exc)

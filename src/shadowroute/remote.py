@@ -71,6 +71,7 @@ class Forwarder:
                 items.append(_payload(capture))
             except Exception as exc:
                 self._stats.capture_errors += 1
+                self._stats.discarded["capture_error"] += 1
                 self._on_error("capture", exc)
         if not items:
             return
@@ -78,6 +79,7 @@ class Forwarder:
             await self._post(client, items)
         except anyio.get_cancelled_exc_class():
             self._stats.dropped_shutdown += len(items)  # the shutdown deadline passed mid-send
+            self._stats.discarded["shutdown"] += len(items)
             raise
 
     async def _post(self, client: httpx.AsyncClient, items: list[dict[str, Any]]) -> None:

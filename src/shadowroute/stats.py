@@ -15,7 +15,8 @@ class Stats:
 
     Every capture offered ends in exactly one of: not sampled, primary error, dropped (queue
     full or shutdown), capture error, reverse shadow failed, redaction failed, or stored /
-    spooled.
+    spooled. From the moment a capture is accepted onto the queue (``enqueued``), :meth:`ledger`
+    accounts for it: stored, spooled, forwarded, discarded by policy (``discarded``), or lost.
     ``candidate_errors`` counts failed candidate calls by kind; those are stored too, as part
     of the exchange.
     """
@@ -54,6 +55,13 @@ class Stats:
     """Reverse shadows not stored: the primary's answer, the reference, could not be had
     (its call failed, its circuit was open, its task's budget was spent, or it is not declared
     under [models])."""
+    discarded: Counter[str] = field(default_factory=Counter)
+    """Accepted captures (``enqueued``) that will not be stored, by reason: ``shutdown`` (still
+    queued, or being forwarded, at the shutdown deadline), ``capture_error`` (the primary's
+    response could not be read), ``redaction_error``, ``reverse_failed``."""
+    lost_exchanges: int = 0
+    """Exchanges neither stored nor spooled: the database and the spool's disk both failed at
+    shutdown (logged as an error)."""
     redactions: Counter[str] = field(default_factory=Counter)
     """Strings replaced before storage, by redactor name (``[redaction]``)."""
     redaction_errors: int = 0
@@ -76,9 +84,39 @@ class Stats:
     def dropped(self) -> int:
         return self.dropped_queue_full + self.dropped_shutdown + self.dropped_forward
 
+    def ledger(self) -> dict[str, int]:
+        """Where every accepted capture went. ``pending`` is still queued, in flight or in the
+        writer's hands; once the pipeline has stopped it is 0, else those captures were lost
+        without being counted anywhere."""
+        done = {
+            "stored": self.stored_exchanges,
+            "spooled": self.spooled_exchanges,
+            "forwarded": self.forwarded,
+            "discarded": sum(self.discarded.values()) + self.dropped_forward,
+            "lost": self.lost_exchanges,
+        }
+        return {"accepted": self.enqueued, **done, "pending": self.enqueued - sum(done.values())}
+
+    def ledger_line(self) -> str:
+        """The ledger in one line, e.g. for the sidecar's last words."""
+        ledger = self.ledger()
+        reasons = Counter(self.discarded)
+        if self.dropped_forward:
+            reasons["forward_failed"] = self.dropped_forward
+        why = ", ".join(f"{reason} {n}" for reason, n in sorted(reasons.items()) if n)
+        return (
+            f"captures accepted {ledger['accepted']}: stored {ledger['stored']}, "
+            f"spooled {ledger['spooled']}, forwarded {ledger['forwarded']}, "
+            f"discarded {ledger['discarded']}{f' ({why})' if why else ''}, "
+            f"lost {ledger['lost'] + ledger['pending']}; "
+            f"not accepted: queue full {self.dropped_queue_full}"
+        )
+
     def snapshot(self) -> dict[str, Any]:
         data = asdict(self)
         data["candidate_errors"] = dict(self.candidate_errors)
         data["redactions"] = dict(self.redactions)
+        data["discarded"] = dict(self.discarded)
         data["dropped"] = self.dropped
+        data["ledger"] = self.ledger()
         return data

@@ -16,7 +16,7 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import anyio
@@ -97,8 +97,11 @@ class Sidecar:
         shadow: Shadow | None = None,
         upstream_transport: httpx.AsyncBaseTransport | None = None,
         routes: RouteMap | None = None,
+        on_stop: Callable[[Shadow], None] | None = None,
     ) -> None:
+        """``on_stop(shadow)`` runs once the Shadow has stopped (its ledger is final)."""
         self.config = config
+        self._on_stop = on_stop
         self.settings = config.sidecar
         self.shadow = shadow or Shadow(config)
         self.metrics = Metrics(self.shadow.stats)
@@ -127,6 +130,8 @@ class Sidecar:
             self.client = client
             yield
         self.client = None
+        if self._on_stop is not None:
+            self._on_stop(self.shadow)
 
     def upstream_for(self, api: Api | None) -> str | None:
         if api == "anthropic" and self.settings.anthropic_upstream:

@@ -16,6 +16,10 @@ _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30,
 
 _COUNTERS = {
     "captured": ("offered", "Production calls seen on the chat endpoints."),
+    "accepted": ("enqueued", "Captures accepted onto the shadow queue."),
+    "lost_exchanges": (
+        "lost_exchanges", "Exchanges neither stored nor spooled (database and disk failed)."
+    ),
     "sampled": ("sampled", "Calls chosen for shadowing."),
     "mirrored": ("mirrored", "Captures whose candidates were called."),
     "stored_exchanges": ("stored_exchanges", "Exchanges written to the database."),
@@ -42,6 +46,9 @@ _COUNTERS = {
     ),
 }
 
+DISCARD_REASONS = ("shutdown", "capture_error", "redaction_error", "reverse_failed")
+"""Why an accepted capture is not stored (``Stats.discarded``), all exported even at 0."""
+
 ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key")
 """Why a call of a promoted task type stayed on its primary."""
 
@@ -67,6 +74,14 @@ class _StatsCollector(Collector):
         ):
             dropped.add_metric([reason], value)
         yield dropped
+        discarded = CounterMetricFamily(
+            "shadowroute_discarded",
+            "Accepted captures that will not be stored, by reason (see Stats.ledger).",
+            labels=["reason"],
+        )
+        for reason in DISCARD_REASONS:
+            discarded.add_metric([reason], stats.discarded[reason])
+        yield discarded
         errors = CounterMetricFamily(
             "shadowroute_candidate_errors", "Failed candidate calls, by kind.", labels=["kind"]
         )

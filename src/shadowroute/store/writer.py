@@ -275,6 +275,7 @@ class BatchWriter:
                 await anyio.to_thread.run_sync(self.spool.append, exchanges, counts)
             except Exception as exc:
                 log.error("lost %d exchanges: neither stored nor spooled", len(exchanges))
+                self.stats.lost_exchanges += len(exchanges)
                 self._report("spool", exc)
             else:
                 self.stats.spooled_exchanges += len(exchanges)
