@@ -8,25 +8,59 @@ The primary answer returns unchanged and on time; a sample is mirrored in the ba
 task's candidate models and the pairs are stored for scoring.
 """
 
-from .config import Config, load_config
-from .errors import (
-    BadResponse,
-    ClientError,
-    ConfigError,
-    ProviderError,
-    ProviderTimeout,
-    PromotionRefused,
-    ProviderUnavailable,
-    RateLimited,
-    ServerError,
-    ShadowrouteError,
-    StoreError,
-)
-from .pipeline import Shadow, ShutdownReport, shadow
-from .routing import Route, Router
-from .stats import Stats
-from .sync import SyncShadow
-from .transport import ShadowTransport, SyncShadowTransport, task
+from typing import TYPE_CHECKING, Any
+
+# The names are imported on first use (PEP 562): `shadowroute serve --help` or `import
+# shadowroute.config` should not pay for SQLAlchemy, httpx and the pipeline (~1.5 s).
+_EXPORTS = {
+    "Config": "config", "load_config": "config",
+    "BadResponse": "errors", "ClientError": "errors", "ConfigError": "errors",
+    "ProviderError": "errors", "ProviderTimeout": "errors", "PromotionRefused": "errors",
+    "ProviderUnavailable": "errors", "RateLimited": "errors", "ServerError": "errors",
+    "ShadowrouteError": "errors", "StoreError": "errors",
+    "Shadow": "pipeline", "ShutdownReport": "pipeline", "shadow": "pipeline",
+    "Route": "routing", "Router": "routing",
+    "Stats": "stats",
+    "SyncShadow": "sync",
+    "ShadowTransport": "transport", "SyncShadowTransport": "transport", "task": "transport",
+}
+
+if TYPE_CHECKING:
+    from .config import Config, load_config
+    from .errors import (
+        BadResponse,
+        ClientError,
+        ConfigError,
+        PromotionRefused,
+        ProviderError,
+        ProviderTimeout,
+        ProviderUnavailable,
+        RateLimited,
+        ServerError,
+        ShadowrouteError,
+        StoreError,
+    )
+    from .pipeline import Shadow, ShutdownReport, shadow
+    from .routing import Route, Router
+    from .stats import Stats
+    from .sync import SyncShadow
+    from .transport import ShadowTransport, SyncShadowTransport, task
+
+
+def __getattr__(name: str) -> Any:
+    module = _EXPORTS.get(name)
+    if module is None:
+        raise AttributeError(f"module 'shadowroute' has no attribute {name!r}")
+    from importlib import import_module
+
+    value = getattr(import_module(f".{module}", __name__), name)
+    globals()[name] = value
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(__all__)
+
 
 __version__ = "0.1.0"
 
