@@ -187,3 +187,25 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         yield opened
     finally:
         await opened.close()
+
+
+# --------------------------------------------------------------------------- the fault suite
+
+
+def pytest_terminal_summary(terminalreporter: Any) -> None:
+    """After a run that included tests/test_faults.py: its table (one row per fault)."""
+    import sys
+
+    module = sys.modules.get("test_faults")
+    rows = getattr(module, "TABLE", None)
+    if not rows:
+        return
+    write = terminalreporter.write_line
+    terminalreporter.section("fault-injection results")
+    write("| fault | primary calls | failed | delayed | p50 / max ms | accepted | stored | "
+          "spooled | discarded | lost | what happened |")
+    write("|---|---|---|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        latency = "-" if r.max_ms != r.max_ms else f"{r.p50_ms:.0f} / {r.max_ms:.0f}"
+        write(f"| {r.fault} | {r.calls:,} | {r.failed} | {r.delayed} | {latency} | {r.accepted} | {r.stored} | {r.spooled} | {r.discarded} | "
+              f"{r.lost} | {r.note} |")
