@@ -27,7 +27,7 @@ import subprocess
 import sys
 import time
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
@@ -77,8 +77,13 @@ class Row:
     note: str
 
 
-TABLE: list[Row] = []
-"""Filled by the scenarios, printed by ``conftest.pytest_terminal_summary``."""
+
+
+@pytest.fixture
+def table(record_property: Callable[[str, object], None]) -> Callable[[Row], None]:
+    """Adds the scenario's row to the table ``conftest.pytest_terminal_summary`` prints (as a
+    test report property, so it also reaches the summary from pytest-xdist workers)."""
+    return lambda row: record_property("fault_row", asdict(row))
 
 
 # --------------------------------------------------------------------------- the setting
@@ -195,8 +200,9 @@ async def _rows(db_url: str) -> tuple[int, list[tuple[Any, ...]]]:
     return int(exchanges or 0), outputs
 
 
-async def _account(fault: str, stats: Stats, db_url: str, spool_pending: int,
-                   latencies: list[float], failures: list[str], note: str) -> Row:
+async def _account(table: Callable[[Row], None], fault: str, stats: Stats, db_url: str,
+                   spool_pending: int, latencies: list[float], failures: list[str],
+                   note: str) -> Row:
     """Check the ledger against the database, add the scenario's row, return it."""
     exchanges, _ = await _rows(db_url)
     discarded = sum(stats.discarded.values())
@@ -206,7 +212,7 @@ async def _account(fault: str, stats: Stats, db_url: str, spool_pending: int,
               sum(1 for s in latencies if s >= DELAY_BOUND_S),
               1000 * ordered[len(ordered) // 2], 1000 * ordered[-1],
               stats.enqueued, exchanges, spool_pending, discarded, lost, note)
-    TABLE.append(row)
+    table(row)
     assert failures == [], failures[:5]
     assert row.delayed == 0, f"max primary latency {row.max_ms:.0f} ms"
     assert row.lost == 0 and stats.ledger()["pending"] == 0, (row, stats.ledger())
@@ -241,7 +247,7 @@ CANDIDATE_FAULTS = {
 @pytest.mark.parametrize("fault", list(CANDIDATE_FAULTS))
 async def test_a_failing_candidate_never_reaches_the_primary(
     fault: str, llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, sqlite_url: str,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, table: Callable[[Row], None],
 ) -> None:
     kind, error = CANDIDATE_FAULTS[fault]
     caplog.set_level(logging.WARNING, logger="shadowroute")
@@ -260,7 +266,7 @@ async def test_a_failing_candidate_never_reaches_the_primary(
     assert {o[3] for o in outputs} == {kind}, "each stored answer records the failure"
     _logged(caplog, rf"circuit for '(small|claude-small)' opened after 4 consecutive failures "
                     rf"\(last: .*{error}")
-    await _account(f"candidate {fault}", stats, sqlite_url, 0, latencies, failures,
+    await _account(table, f"candidate {fault}", stats, sqlite_url, 0, latencies, failures,
                    f"{len(outputs)} failed answers stored ({kind}), then circuit open")
 
 
@@ -271,7 +277,7 @@ async def test_a_failing_candidate_never_reaches_the_primary(
 @pytest.mark.parametrize("fault", ["bad_sse", "bad_json"])
 async def test_a_broken_primary_answer_is_relayed_untouched(
     fault: str, llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, sqlite_url: str,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, table: Callable[[Row], None],
 ) -> None:
     """The upstream itself answers garbage: the app gets those exact bytes (it is the app's
     business), and the capture that cannot be read is discarded, counted and logged."""
@@ -292,7 +298,7 @@ async def test_a_broken_primary_answer_is_relayed_untouched(
                     await anyio.sleep(0.02)
     assert stats.discarded["capture_error"] == len(streamed) == stats.enqueued
     line = _logged(caplog, r"capture error")
-    await _account(f"primary {fault}", stats, sqlite_url, 0, latencies, failures,
+    await _account(table, f"primary {fault}", stats, sqlite_url, 0, latencies, failures,
                    f"bytes relayed as sent; {stats.discarded['capture_error']} unreadable "
                    "captures discarded (capture_error)")
 
@@ -303,6 +309,7 @@ async def test_a_broken_primary_answer_is_relayed_untouched(
 @pytest.mark.anyio
 async def test_a_judge_that_returns_garbage_leaves_the_pairs_and_scores_intact(
     llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, sqlite_url: str,
+    table: Callable[[Row], None],
 ) -> None:
     """Nightly scoring against a judge answering prose instead of a verdict, then cut JSON:
     the deterministic scores are written, the judge's are "not applicable" or left for the
@@ -337,7 +344,7 @@ async def test_a_judge_that_returns_garbage_leaves_the_pairs_and_scores_intact(
     assert cut.judge_unavailable == len(outputs) and cut.scores["judge"] == 0
     assert "judge unavailable for" in "\n".join(cut.lines())
     assert await _rows(sqlite_url) == (exchanges, outputs)  # no stored pair touched
-    await _account("judge garbage / cut JSON", stats, sqlite_url, 0, latencies, failures,
+    await _account(table, "judge garbage / cut JSON", stats, sqlite_url, 0, latencies, failures,
                    f"{len(outputs)} outputs: prose -> N/A after 1 retry; cut JSON -> "
                    "judge unavailable, left for the next run; exact scores all written")
 
@@ -359,7 +366,7 @@ async def _take_judge_scores(store: Store) -> list[Score]:
 @pytest.mark.anyio
 async def test_postgres_stopped_and_restarted_mid_run(
     llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, postgres_url: str,
-    caplog: pytest.LogCaptureFixture,
+    caplog: pytest.LogCaptureFixture, table: Callable[[Row], None],
 ) -> None:
     """Postgres goes away a third of the way through (every connection reset, new ones
     refused) and comes back two thirds through: batches go to the spool meanwhile and are
@@ -386,7 +393,7 @@ async def test_postgres_stopped_and_restarted_mid_run(
     assert stats.store_errors > 0 and stats.spooled_exchanges > 0
     assert stats.replayed_exchanges == stats.spooled_exchanges
     line = _logged(caplog, r"store error")
-    await _account("Postgres stopped + restarted", stats, postgres_url, stats.spool_pending,
+    await _account(table, "Postgres stopped + restarted", stats, postgres_url, stats.spool_pending,
                    latencies, failures,
                    f"{stats.spooled_exchanges} spooled during the outage, all replayed; "
                    f"log: {line[:50]}...")
@@ -413,6 +420,7 @@ LAST_WORDS = re.compile(
 @pytest.mark.anyio
 async def test_sigterm_under_load_finishes_calls_in_flight_and_accounts_for_every_capture(
     llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, sqlite_url: str,
+    table: Callable[[Row], None],
 ) -> None:
     """``shadowroute serve`` in its own process; its candidate is slower than the traffic, so a
     queue builds up. SIGTERM arrives while a wave of calls is in flight (each held 0.5 s on the
@@ -486,7 +494,7 @@ flush_interval_s = 0.05
               1000 * ordered[-1], accepted, exchanges, spooled, discarded, lost,
               f"{len(wave)} calls in flight at SIGTERM all answered; queue drained 1 s, "
               f"{discarded} discarded (shutdown); last line: lost {words['lost']}")
-    TABLE.append(row)
+    table(row)
     assert failures == [], failures[:5]
     assert row.delayed == 0, f"max primary latency {row.max_ms:.0f} ms"
     assert lost == 0 and int(words["lost"]) == 0 and int(words["lost_short"]) == 0
@@ -513,7 +521,9 @@ SLACK_BYTES = 16 * 1024 * 1024
 """Allocator and database pages that come and go, whatever the queue holds."""
 
 
-def test_memory_stays_bounded_against_a_stalled_candidate(tmp_path: Path) -> None:
+def test_memory_stays_bounded_against_a_stalled_candidate(
+    tmp_path: Path, table: Callable[[Row], None]
+) -> None:
     """100k captures offered while the only candidate never answers: the queue (1,000) fills,
     the rest is dropped and counted, and RSS grows by less than queue size x typical capture.
     The same probe with a queue as large as the traffic (the control) blows through that
@@ -538,7 +548,7 @@ def test_memory_stays_bounded_against_a_stalled_candidate(tmp_path: Path) -> Non
     assert got["growth"] < ceiling, got
     assert got["ledger"]["pending"] == 0 and got["ledger"]["lost"] == 0
     assert unbounded["growth"] > ceiling, unbounded  # without the bound, memory follows traffic
-    TABLE.append(Row(
+    table(Row(
         "stalled candidate, 100k captures", got["offered"], 0, 0, math.nan, math.nan,
         got["enqueued"],
         got["ledger"]["stored"], got["ledger"]["spooled"], got["ledger"]["discarded"],
