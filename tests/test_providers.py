@@ -322,6 +322,9 @@ async def test_401_names_the_missing_environment_variable(monkeypatch: pytest.Mo
         (200, b'[1, 2, 3]', "openai"),
         (200, b'{"id": "msg_1", "type": "message"}', "anthropic"),
         (200, b"", "anthropic"),
+        # A usage count that is not a number is an unusable answer, not an internal error.
+        (200, b'{"choices": [{"message": {"content": "x"}}], "usage": {"prompt_tokens": "many"}}',
+         "openai"),
     ],
 )
 async def test_unusable_2xx_is_bad_response(status: int, content: bytes, api: str) -> None:

@@ -85,13 +85,8 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
     for coding in reversed([c.strip().lower() for c in content_encoding.split(",") if c.strip()]):
         if coding == "identity":
             continue
-        if coding in ("gzip", "x-gzip"):
-            body = zlib.decompress(body, 16 + zlib.MAX_WBITS)
-        elif coding == "deflate":
-            try:
-                body = zlib.decompress(body)
-            except zlib.error:  # raw deflate, as some servers send it
-                body = zlib.decompress(body, -zlib.MAX_WBITS)
+        if coding in ("gzip", "x-gzip", "deflate"):
+            body = _inflate(body, coding)
         elif coding == "br":
             body = _optional("brotli").decompress(body)
         elif coding == "zstd":
@@ -99,6 +94,19 @@ def decode_body(body: bytes, content_encoding: str | None) -> bytes:
         else:
             raise ValueError(f"cannot decode a {coding!r} response body")
     return body
+
+
+def _inflate(body: bytes, coding: str) -> bytes:
+    """A gzip or deflate body decompressed; ValueError (not zlib.error) when it is not one."""
+    try:
+        if coding != "deflate":
+            return zlib.decompress(body, 16 + zlib.MAX_WBITS)
+        try:
+            return zlib.decompress(body)
+        except zlib.error:  # raw deflate, as some servers send it
+            return zlib.decompress(body, -zlib.MAX_WBITS)
+    except zlib.error as exc:
+        raise ValueError(f"response body is not valid {coding} data: {exc}") from exc
 
 
 def _optional(name: str) -> Any:
@@ -143,7 +151,10 @@ class Capture:
     def resolve(self) -> None:
         """Parse and normalise to the canonical OpenAI shape. Raises ValueError on garbage."""
         if self.raw_request is not None:
-            body = json.loads(self.raw_request)
+            try:
+                body = json.loads(self.raw_request)
+            except RecursionError:
+                raise ValueError("request body is nested too deeply") from None
             if not isinstance(body, dict):
                 raise ValueError("request body is not a JSON object")
             self.request = body

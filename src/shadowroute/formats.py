@@ -2,7 +2,9 @@
 
 Pure functions, no I/O; called once per captured request, so they stay cheap (one pass, no deep
 copies). Requests translate both ways, responses from Anthropic to canonical (captured SSE
-streams are reassembled in :mod:`shadowroute.sse`). Anything that is not a usable stream or response raises :class:`ValueError` with a clear message.
+streams are reassembled in :mod:`shadowroute.sse`). Anything that is not a usable request, stream
+or response -- a field of the wrong JSON type included -- raises :class:`ValueError` with a clear
+message, never another exception type.
 
 Translation covers text, images (base64 and URL), tools, tool calls and tool results. Limitations:
 
@@ -45,25 +47,26 @@ def anthropic_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
         system = _SYSTEM_JOIN.join(_block_text(b) for b in system)
     if system:
         messages.append({"role": "system", "content": system})
-    for message in body.get("messages") or ():
-        messages.extend(_a2o_message(message))
+    for message in _seq(body.get("messages"), "messages"):
+        messages.extend(_a2o_message(_obj(message, "a message")))
     out: dict[str, Any] = {"model": body["model"]} if "model" in body else {}
     out["messages"] = messages
     for key in ("max_tokens", "temperature", "top_p", "stream"):
         if key in body:
             out[key] = body[key]
     if body.get("stop_sequences"):
-        out["stop"] = list(body["stop_sequences"])
+        out["stop"] = list(_seq(body["stop_sequences"], "stop_sequences"))
     if body.get("tools"):
-        out["tools"] = [_a2o_tool(t) for t in body["tools"]]
+        out["tools"] = [_a2o_tool(_obj(t, "a tool")) for t in _seq(body["tools"], "tools")]
     choice = body.get("tool_choice")
     if isinstance(choice, dict):
         kind = choice.get("type")
-        out["tool_choice"] = {"auto": "auto", "any": "required", "none": "none"}.get(kind) or {
+        named = {"auto": "auto", "any": "required", "none": "none"}
+        out["tool_choice"] = (named.get(kind) if isinstance(kind, str) else None) or {
             "type": "function", "function": {"name": choice.get("name")}}
         if choice.get("disable_parallel_tool_use"):
             out["parallel_tool_calls"] = False
-    user = (body.get("metadata") or {}).get("user_id")
+    user = _obj(body.get("metadata"), "metadata").get("user_id")
     if user:
         out["user"] = user
     return out
@@ -94,7 +97,10 @@ def _a2o_message(message: dict[str, Any]) -> list[dict[str, Any]]:
 
 
 def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
-    arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+    try:
+        arguments = json.dumps(block.get("input") or {}, ensure_ascii=False)
+    except RecursionError:
+        raise ValueError("a tool_use input is nested too deeply") from None
     function = {"name": block.get("name"), "arguments": arguments}
     return {"id": block.get("id"), "type": "function", "function": function}
 
@@ -102,11 +108,12 @@ def _tool_call(block: dict[str, Any]) -> dict[str, Any]:
 def _a2o_part(block: Any) -> Any:
     if isinstance(block, str):
         return {"type": "text", "text": block}
+    block = _obj(block, "a content block")
     kind = block.get("type")
     if kind == "text":
         return {"type": "text", "text": block.get("text", "")}
     if kind == "image":
-        source = block.get("source") or {}
+        source = _obj(block.get("source"), "image source")
         if source.get("type") == "base64":
             url = f"data:{source.get('media_type')};base64,{source.get('data')}"
             return {"type": "image_url", "image_url": {"url": url}}
@@ -138,7 +145,8 @@ def openai_request_to_anthropic(
     """A canonical chat-completions request as an Anthropic Messages request."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
-    for message in body.get("messages") or ():
+    for message in _seq(body.get("messages"), "messages"):
+        message = _obj(message, "a message")
         role, content = message.get("role"), message.get("content")
         if role in ("system", "developer"):
             system.append(_text_of(content, _SYSTEM_JOIN))
@@ -149,7 +157,8 @@ def openai_request_to_anthropic(
             _append_user(messages, [block])
         elif role == "assistant" and message.get("tool_calls"):
             blocks = _o2a_blocks(content)
-            blocks.extend(_o2a_tool_call(call) for call in message["tool_calls"])
+            calls = _seq(message["tool_calls"], "tool_calls")
+            blocks.extend(_o2a_tool_call(_obj(call, "a tool call")) for call in calls)
             messages.append({"role": "assistant", "content": blocks})
         elif role == "user" and messages and _has_tool_result(messages[-1]):
             _append_user(messages, _o2a_blocks(content))
@@ -163,15 +172,20 @@ def openai_request_to_anthropic(
     max_tokens = body.get("max_tokens") or body.get("max_completion_tokens")
     out["max_tokens"] = max_tokens or default_max_tokens
     if body.get("temperature") is not None:
-        out["temperature"] = min(max(float(body["temperature"]), 0.0), 1.0)
+        try:
+            temperature = float(body["temperature"])
+        except (TypeError, ValueError, OverflowError):
+            message = f"temperature is {_brief(body['temperature'])}, expected a number"
+            raise ValueError(message) from None
+        out["temperature"] = min(max(temperature, 0.0), 1.0)
     for key in ("top_p", "stream"):
         if body.get(key) is not None:
             out[key] = body[key]
     stop = body.get("stop")
     if stop:
-        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(stop)
+        out["stop_sequences"] = [stop] if isinstance(stop, str) else list(_seq(stop, "stop"))
     if body.get("tools"):
-        out["tools"] = [_o2a_tool(t) for t in body["tools"]]
+        out["tools"] = [_o2a_tool(_obj(t, "a tool")) for t in _seq(body["tools"], "tools")]
         choice = _o2a_tool_choice(body.get("tool_choice"))
         if body.get("parallel_tool_calls") is False:
             choice = {**(choice or {"type": "auto"}), "disable_parallel_tool_use": True}
@@ -195,6 +209,7 @@ def _o2a_blocks(content: Any) -> list[Any]:
         elif kind == "image_url":
             image = part.get("image_url")
             url = image.get("url", "") if isinstance(image, dict) else str(image or "")
+            url = _str(url, "image_url url")
             if url.startswith("data:") and ";base64," in url:
                 media_type, _, data = url[5:].partition(";base64,")
                 source = {"type": "base64", "media_type": media_type, "data": data}
@@ -207,11 +222,11 @@ def _o2a_blocks(content: Any) -> list[Any]:
 
 
 def _o2a_tool_call(call: dict[str, Any]) -> dict[str, Any]:
-    function = call.get("function") or {}
+    function = _obj(call.get("function"), "a tool call's function")
     arguments = function.get("arguments") or "{}"
     try:
         parsed = json.loads(arguments) if isinstance(arguments, str) else arguments
-    except ValueError:
+    except (ValueError, RecursionError):
         parsed = None
     if not isinstance(parsed, dict):
         parsed = {"arguments": arguments}  # Anthropic needs an object; keep the text visible
@@ -221,7 +236,7 @@ def _o2a_tool_call(call: dict[str, Any]) -> dict[str, Any]:
 def _o2a_tool(tool: dict[str, Any]) -> dict[str, Any]:
     if tool.get("type") != "function":
         return tool
-    function = tool.get("function") or {}
+    function = _obj(tool.get("function"), "a tool's function")
     out = {"name": function.get("name"), "description": function.get("description"),
            "input_schema": function.get("parameters") or {"type": "object", "properties": {}}}
     return {k: v for k, v in out.items() if v is not None}
@@ -229,7 +244,10 @@ def _o2a_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 def _o2a_tool_choice(choice: Any) -> dict[str, Any] | None:
     if isinstance(choice, dict):
-        return {"type": "tool", "name": (choice.get("function") or {}).get("name")}
+        function = _obj(choice.get("function"), "tool_choice function")
+        return {"type": "tool", "name": function.get("name")}
+    if choice and not isinstance(choice, str):
+        raise ValueError(f"tool_choice is {_brief(choice)}, expected a string or an object")
     return {"type": {"required": "any"}.get(choice, choice)} if choice else None
 
 
@@ -261,23 +279,25 @@ def anthropic_response_to_openai(body: dict[str, Any]) -> dict[str, Any]:
         if not isinstance(block, dict):
             continue
         if block.get("type") == "text":
-            texts.append(block.get("text") or "")
+            texts.append(_str(block.get("text") or "", "a text block's text"))
         elif block.get("type") == "tool_use":
             tool_calls.append(_tool_call(block))
     text = "".join(texts) if texts or not tool_calls else None
     message: dict[str, Any] = {"role": "assistant", "content": text}
     if tool_calls:
         message["tool_calls"] = tool_calls
-    usage = body.get("usage") or {}
-    cache_read = usage.get("cache_read_input_tokens") or 0
-    prompt = (usage.get("input_tokens") or 0) + (usage.get("cache_creation_input_tokens") or 0)
+    usage = _obj(body.get("usage"), "usage")
+    cache_read = _count(usage, "cache_read_input_tokens")
+    prompt = _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens")
     prompt += cache_read
-    completion = usage.get("output_tokens") or 0
+    completion = _count(usage, "output_tokens")
     out_usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
                                  "total_tokens": prompt + completion}
     if cache_read:
         out_usage["prompt_tokens_details"] = {"cached_tokens": cache_read}
     reason = body.get("stop_reason")
+    if reason is not None and not isinstance(reason, str):
+        raise ValueError(f"stop_reason is {_brief(reason)}, expected a string")
     choice = {"index": 0, "message": message, "logprobs": None,
               "finish_reason": _FINISH_REASON.get(reason, reason)}
     return {"id": body.get("id"), "object": "chat.completion", "created": int(time.time()),
@@ -298,16 +318,23 @@ def completion_text(response: dict[str, Any]) -> str | None:
         content = _text_of(content, "")
     if content or not message.get("tool_calls"):
         return content if isinstance(content, str) else None
+    if not isinstance(message["tool_calls"], list):
+        return None
     calls = []
     for call in message["tool_calls"]:
-        function = call.get("function") or {}
+        function = call.get("function") if isinstance(call, dict) else None
+        if not isinstance(function, dict):
+            return None  # not tool calls anyone could compare
         arguments = function.get("arguments")
         try:
             arguments = json.loads(arguments) if isinstance(arguments, str) else arguments
-        except ValueError:
+        except (ValueError, RecursionError):
             pass
         calls.append({"name": function.get("name"), "arguments": arguments})
-    return json.dumps(calls, ensure_ascii=False, separators=(",", ":"))
+    try:
+        return json.dumps(calls, ensure_ascii=False, separators=(",", ":"))
+    except RecursionError:  # arguments parsed, but nested too deeply to write back
+        return None
 
 
 def completion_usage(response: dict[str, Any]) -> tuple[int, int]:
@@ -315,7 +342,16 @@ def completion_usage(response: dict[str, Any]) -> tuple[int, int]:
     usage = response.get("usage") if isinstance(response, dict) else None
     if not isinstance(usage, dict):
         return 0, 0
-    return int(usage.get("prompt_tokens") or 0), int(usage.get("completion_tokens") or 0)
+    return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
+
+
+def _count(usage: dict[str, Any], key: str) -> int:
+    """A token count of ``usage`` (0 when absent); ValueError when it is not a number."""
+    value = usage.get(key)
+    try:
+        return int(value or 0)
+    except (TypeError, ValueError, OverflowError):
+        raise ValueError(f"usage.{key} is {_brief(value)}, expected a token count") from None
 
 
 def _loads(data: str | bytes, what: str) -> dict[str, Any]:
@@ -323,6 +359,8 @@ def _loads(data: str | bytes, what: str) -> dict[str, Any]:
         value = json.loads(data)
     except ValueError as exc:
         raise ValueError(f"malformed JSON in {what}: {exc} (starts {data[:80]!r})") from exc
+    except RecursionError:  # absurdly deep nesting: not a response anyone sends
+        raise ValueError(f"malformed JSON in {what}: nested too deeply") from None
     if not isinstance(value, dict):
         raise ValueError(f"{what} is {type(value).__name__}, expected a JSON object")
     return value
@@ -336,8 +374,42 @@ def _error_message(body: Any) -> str:
     return str(error if error is not None else body)[:300]
 
 
+def _obj(value: Any, what: str) -> dict[str, Any]:
+    """``value`` when it is a JSON object, ``{}`` when absent (None); else ValueError."""
+    if value is None:
+        return {}
+    if not isinstance(value, dict):
+        raise ValueError(f"{what} is {_brief(value)}, expected a JSON object")
+    return value
+
+
+def _seq(value: Any, what: str) -> list[Any]:
+    """``value`` when it is a JSON array, ``[]`` when absent (None); else ValueError."""
+    if value is None:
+        return []
+    if not isinstance(value, list):
+        raise ValueError(f"{what} is {_brief(value)}, expected a JSON array")
+    return value
+
+
+def _str(value: Any, what: str) -> str:
+    if not isinstance(value, str):
+        raise ValueError(f"{what} is {_brief(value)}, expected a string")
+    return value
+
+
+def _brief(value: Any) -> str:
+    """A wrong value, for an error message: short, and never a repr of a nested container
+    (which could be as deep as the recursion limit) or of a 5,000-digit integer."""
+    if isinstance(value, dict | list):
+        return f"a JSON {'object' if isinstance(value, dict) else 'array'}"
+    if isinstance(value, int) and not isinstance(value, bool) and abs(value) > 10**30:
+        return "a huge integer"
+    return repr(value)[:40]
+
+
 def _block_text(block: Any) -> str:
-    return block if isinstance(block, str) else str(block.get("text", ""))
+    return block if isinstance(block, str) else str(_obj(block, "a system block").get("text", ""))
 
 
 def _text_of(content: Any, sep: str) -> str:

@@ -169,7 +169,10 @@ def exchange_id(line: dict[str, Any]) -> str:
 def _aware(value: datetime | None) -> datetime:
     if value is None:
         return utcnow()
-    return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
+        raise _BadLine(f"created_at: {value.isoformat()} is out of range in UTC") from None
 
 
 def _task_of(*candidates: Any) -> str:
@@ -186,6 +189,10 @@ def _loads(raw: bytes) -> dict[str, Any]:
         raise _BadLine(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
     except json.JSONDecodeError as exc:
         raise _BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise _BadLine(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _BadLine("invalid JSON: nested too deeply") from None
     if not isinstance(value, dict):
         raise _BadLine(f"expected a JSON object, got {_json_type(value)}")
     return value

@@ -168,10 +168,10 @@ class Provider:
             raise self._status_error(response, api_key)
         try:
             canonical = reassemble(response.content, self.model.api, streamed=False)
+            input_tokens, output_tokens = completion_usage(canonical)
         except ValueError as exc:
             message = f"unusable HTTP {response.status_code} response from {self.origin}: {exc}"
             raise self._error(BadResponse, message, api_key, response.status_code) from exc
-        input_tokens, output_tokens = completion_usage(canonical)
         return Completion(
             model=self.name,
             text=completion_text(canonical),

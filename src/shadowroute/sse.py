@@ -10,7 +10,15 @@ import json
 from collections.abc import Iterator
 from typing import Any, Literal
 
-from .formats import _error_message, _loads, anthropic_response_to_openai
+from .formats import (
+    _brief,
+    _error_message,
+    _loads,
+    _obj,
+    _seq,
+    _str,
+    anthropic_response_to_openai,
+)
 
 __all__ = ["reassemble", "reassemble_anthropic_stream", "reassemble_openai_stream"]
 
@@ -52,20 +60,22 @@ def reassemble_openai_stream(raw: bytes) -> dict[str, Any]:
                 head[key] = chunk[key]
         if chunk.get("usage"):
             usage = chunk["usage"]
-        for choice in chunk.get("choices") or ():
-            index = choice.get("index", 0)
+        for choice in _seq(chunk.get("choices"), "OpenAI stream chunk choices"):
+            choice = _obj(choice, "OpenAI stream choice")
+            index = _index(choice.get("index", 0), "choice index")
             acc = choices.setdefault(index, {"text": [], "calls": {}, "finish": None})
-            delta = choice.get("delta") or {}
+            delta = _obj(choice.get("delta"), "OpenAI stream delta")
             if delta.get("content"):
-                acc["text"].append(delta["content"])
-            for call in delta.get("tool_calls") or ():
-                key = call.get("index", 0)
+                acc["text"].append(_str(delta["content"], "delta content"))
+            for call in _seq(delta.get("tool_calls"), "delta tool_calls"):
+                call = _obj(call, "delta tool call")
+                key = _index(call.get("index", 0), "tool call index")
                 slot = acc["calls"].setdefault(key, {"id": None, "name": "", "args": []})
-                function = call.get("function") or {}
+                function = _obj(call.get("function"), "tool call function")
                 slot["id"] = slot["id"] or call.get("id")
-                slot["name"] = slot["name"] or function.get("name") or ""
+                slot["name"] = slot["name"] or _str(function.get("name") or "", "tool call name")
                 if function.get("arguments"):
-                    slot["args"].append(function["arguments"])
+                    slot["args"].append(_str(function["arguments"], "tool call arguments"))
             if choice.get("finish_reason"):
                 acc["finish"] = choice["finish_reason"]
     if not chunks:
@@ -107,27 +117,29 @@ def reassemble_anthropic_stream(raw: bytes) -> dict[str, Any]:
         if kind == "ping":
             continue
         if kind == "message_start":
-            message = dict(payload.get("message") or {})
-            message["usage"] = dict(message.get("usage") or {})
+            message = dict(_obj(payload.get("message"), "message_start message"))
+            message["usage"] = dict(_obj(message.get("usage"), "message_start usage"))
             continue
         if message is None:
             raise ValueError(f"Anthropic stream: {kind!r} event before message_start")
-        index = payload.get("index", 0)
+        index = _index(payload.get("index", 0), f"{kind} index")
         if kind == "content_block_start":
-            blocks[index] = dict(payload.get("content_block") or {})
+            blocks[index] = dict(_obj(payload.get("content_block"), "content_block"))
         elif kind == "content_block_delta":
-            delta = payload.get("delta") or {}
+            delta = _obj(payload.get("delta"), "content_block_delta delta")
             block = blocks.setdefault(index, {"type": "text", "text": ""})
             if delta.get("type") == "text_delta":
-                pieces.setdefault(index, [block.get("text") or ""]).append(delta.get("text", ""))
+                first = _str(block.get("text") or "", "content block text")
+                pieces.setdefault(index, [first]).append(_str(delta.get("text", ""), "text_delta"))
             elif delta.get("type") == "input_json_delta":
-                pieces.setdefault(index, []).append(delta.get("partial_json", ""))
+                partial = _str(delta.get("partial_json", ""), "input_json_delta")
+                pieces.setdefault(index, []).append(partial)
         elif kind == "message_delta":
-            delta = payload.get("delta") or {}
+            delta = _obj(payload.get("delta"), "message_delta delta")
             for key in ("stop_reason", "stop_sequence"):
                 if key in delta:
                     message[key] = delta[key]
-            usage = payload.get("usage") or {}  # cumulative counts
+            usage = _obj(payload.get("usage"), "message_delta usage")  # cumulative counts
             message["usage"].update({k: v for k, v in usage.items() if v is not None})
         elif kind == "message_stop":
             stopped = True
@@ -143,13 +155,20 @@ def reassemble_anthropic_stream(raw: bytes) -> dict[str, Any]:
             partial = "".join(pieces[index])
             try:
                 block["input"] = json.loads(partial) if partial else {}
-            except ValueError as exc:
+            except (ValueError, RecursionError) as exc:
                 raise ValueError(f"Anthropic stream: malformed tool_use input JSON: {exc}") from exc
         elif index in pieces:
             block["text"] = "".join(pieces[index])
         content.append(block)
     message["content"] = content
     return anthropic_response_to_openai(message)
+
+
+def _index(value: Any, what: str) -> int:
+    """A choice / block / tool call index: an integer, or the stream is not usable."""
+    if not isinstance(value, int) or isinstance(value, bool):
+        raise ValueError(f"{what} is {_brief(value)}, expected an integer")
+    return value
 
 
 def _sse_events(raw: bytes) -> Iterator[tuple[str, str]]:
