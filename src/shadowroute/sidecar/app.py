@@ -18,11 +18,13 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
+from urllib.parse import quote_from_bytes
 
 import anyio
 import httpx
 from httpx_aiohttp import AiohttpTransport
 from starlette.applications import Starlette
+from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
@@ -55,6 +57,20 @@ _Headers = list[tuple[bytes, bytes]]
 """Request headers as bytes, as they came: a value that is not ASCII is forwarded, not a 500."""
 _CHAT_PATH = {"openai": "/chat/completions", "anthropic": "/v1/messages"}
 _RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
+_PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
+_PATH_SAFE = _PRINTABLE.replace("?", "").replace("#", "")
+_QUERY_SAFE = _PRINTABLE.replace("#", "")
+
+
+def _target(request: Request) -> tuple[str, str]:
+    """The path and query to forward, as the client sent them: percent-escapes are kept, never
+    decoded (a ``%00`` or ``%3F`` in the path stays an escape, not a character of the upstream
+    URL); a byte a URL cannot carry is escaped. Only ever appended to the configured upstream."""
+    scope = request.scope
+    raw = scope.get("raw_path") or scope["path"].encode()
+    raw = raw.partition(b"?")[0]  # some servers (httpx's ASGITransport) put the query in it too
+    query = scope.get("query_string") or b""
+    return quote_from_bytes(raw, safe=_PATH_SAFE), quote_from_bytes(query, safe=_QUERY_SAFE)
 
 
 def _timed_out(exc: httpx.TransportError) -> bool:
@@ -212,8 +228,8 @@ class Sidecar:
     # ------------------------------------------------------------------ endpoints
 
     async def proxy(self, request: Request) -> Response:
-        path = request.url.path
-        api = api_for(request.method, path)
+        api = api_for(request.method, request.scope["path"])
+        path, query = _target(request)
         upstream = self.upstream_for(api)
         if upstream is None:
             return api_error(
@@ -242,13 +258,13 @@ class Sidecar:
             model = str(parsed.get("model") or "")
             task = self.task_for(request, parsed, model)
             headers.append((TASK_HEADER.encode(), task.encode()))  # read by ShadowTransport
-            routed = self.route_for(api, task, parsed, headers, request.url.query)
+            routed = self.route_for(api, task, parsed, headers, query)
             if routed is None:
                 route_header = f"model={model}; route=primary; task={task}"
             else:
                 route_header = (f"model={routed.model.model}; route=promoted; task={task}; "
                                 f"primary={routed.route.primary}")
-        url = upstream + path + (f"?{request.url.query}" if request.url.query else "")
+        url = upstream + path + (f"?{query}" if query else "")
         began = time.perf_counter()
         try:
             if routed is None:
@@ -327,6 +343,18 @@ class Sidecar:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+async def _http_error(request: Request, exc: Exception) -> Response:
+    """Starlette's own 404 / 405 (a method the sidecar does not forward, a path no route takes)
+    in the API's JSON error shape, like every other error the sidecar answers."""
+    assert isinstance(exc, HTTPException)
+    path = request.scope.get("path", "")
+    api: Api = "anthropic" if path.endswith("/v1/messages") else "openai"
+    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
+    response = api_error(api, exc.status_code, exc.detail, kind)
+    response.headers.update(exc.headers or {})  # Allow, on a 405
+    return response
+
+
 def create_app(config: Config, **kwargs: Any) -> Starlette:
     """The sidecar ASGI app (``shadowroute serve`` runs it under uvicorn)."""
     sidecar = Sidecar(config, **kwargs)
@@ -337,6 +365,7 @@ def create_app(config: Config, **kwargs: Any) -> Starlette:
             Route("/v1/captures", sidecar.captures, methods=["POST"]),
             Route("/{path:path}", sidecar.proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
         ],
+        exception_handlers={HTTPException: _http_error},
         lifespan=sidecar.lifespan,
     )
     app.state.sidecar = sidecar
