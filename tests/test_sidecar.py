@@ -667,7 +667,9 @@ def test_healthz_and_metrics_match_what_happened(tmp_path: Path, sqlite_url: str
     with FakeLLMServer(settings) as llm:
         config = make_config(
             tmp_path, sqlite_url, llm.base_url,
-            models={"stuck": {"base_url": llm.base_url + "/v1", "timeout_s": 0.5, "max_retries": 0}},
+            # The five calls and the readings below must fit in the first timeout (a loaded
+            # machine took more than 0.5 s): then one capture is in flight and one waits.
+            models={"stuck": {"base_url": llm.base_url + "/v1", "timeout_s": 2.0, "max_retries": 0}},
             tasks={"classify_intent": {"candidates": ["stuck"], "sample_rate": 1.0}},
             mirror={"queue_size": 1, "workers": 1, "circuit_failures": 100},
         )
@@ -692,7 +694,7 @@ def test_healthz_and_metrics_match_what_happened(tmp_path: Path, sqlite_url: str
             during = metrics(sc.base_url)
             health_during = client.get("/healthz").json()
             # Both mirrored captures time out on the hanging candidate, then are stored.
-            wait_until(lambda: stats.stored_exchanges == 2, timeout=10)
+            wait_until(lambda: stats.stored_exchanges == 2, timeout=15)
             after = metrics(sc.base_url)
     assert during[("shadowroute_captured_total", ())] == 5
     assert during[("shadowroute_sampled_total", ())] == 5
