@@ -423,7 +423,35 @@ async def test_workers_in_one_process_share_the_work(store: Store, tmp_path: Pat
     )
 
 
+@pytest.mark.anyio
+async def test_limit_holds_with_several_workers(
+    db_url: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Workers of one run share ``limit``: each claim is counted before the claim's next await
+    (with two workers on a busy Postgres, 5,330 outputs were scored for a limit of 4,998). A
+    slow row lock, as on a loaded server, lets every worker reach its claim meanwhile."""
+    from shadowroute.scoring import runner
+
+    real_lock_ids = runner.lock_ids
+
+    async def slow_lock_ids(conn: Any, ids: list[str]) -> list[str]:
+        await anyio.sleep(0.05)
+        return await real_lock_ids(conn, ids)
+
+    monkeypatch.setattr(runner, "lock_ids", slow_lock_ids)
+    config = make_config(db_url, tmp_path, classify={"candidates": ["mini", "tiny"],
+                                                     "scorers": ["exact"]})
+    async with await Store.open(db_url) as store:
+        await store.write([exchange("classify", f"p{i}", {"mini": f"m{i}", "tiny": f"t{i}"})
+                           for i in range(200)])
+        report = await score(config, store, ScoreOptions(workers=4, batch_size=40, limit=25))
+        async with store.session() as s:
+            n = await s.scalar(select(func.count()).select_from(Score))
+    assert report.outputs == 25 and n == 25
+
+
 @pytest.mark.postgres
+@pytest.mark.anyio
 async def test_two_processes_on_postgres_score_each_output_exactly_once(
     postgres_url: str, tmp_path: Path
 ) -> None:

@@ -255,13 +255,17 @@ class _Run:
         ids = [i for i in window if any((i, name) not in have for name in names)]
         if self.options.limit is not None:
             ids = ids[: max(0, self.options.limit - self.claimed)]
+        # Counted before the next await, so workers of this run never overshoot ``limit``
+        # together; what the lock below does not get is given back.
+        reserved = len(ids)
+        self.claimed += reserved
         if lock and ids:
             ids = await lock_ids(conn, ids)
             # Read again under the lock: this sees every score another process committed
             # before it released these rows.
             have = await existing_scores(conn, ids, keys)
             ids = [i for i in ids if any((i, name) not in have for name in names)]
-        self.claimed += len(ids)
+            self.claimed -= reserved - len(ids)
         return ids, have
 
     async def _load(
