@@ -1,5 +1,6 @@
-"""Helpers the benchmark scripts share: free ports, the fake LLM server, percentiles, and
-throw-away Postgres databases."""
+"""Helpers the benchmark scripts share: free ports, the fake LLM server, percentiles,
+throw-away Postgres databases, and the realistic pairs and scoring config of the scoring
+benchmarks (``scoring_throughput.py``, ``scale.py``)."""
 
 from __future__ import annotations
 
@@ -9,6 +10,8 @@ import subprocess
 import sys
 import time
 import uuid
+from collections.abc import Awaitable
+from pathlib import Path
 from typing import Any
 
 import httpx
@@ -16,9 +19,23 @@ from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
 
+from shadowroute import load_config
+from shadowroute.config import Config
+from shadowroute.fakellm import sample_requests, simulate
+from shadowroute.records import CandidateOutputRecord, ExchangeRecord
+from shadowroute.report import Report
+from shadowroute.store import Store
+
 POSTGRES_URL = os.environ.get(
     "SHADOWROUTE_TEST_POSTGRES_URL", "postgresql+psycopg://postgres@127.0.0.1:5432/test"
 )
+
+TASKS = {"classify_intent": 1, "extract_order": 1, "summarize_ticket": 1}
+"""Task type -> weight in ``sample_requests`` (the scoring benchmarks)."""
+LABELS = ["refund", "cancel", "shipping", "billing", "technical", "other"]
+PRIMARY, PRIMARY_ACCURACY = "frontier", 0.97
+CANDIDATES = {"small": 0.85, "tiny": 0.70}
+"""Candidate name -> simulated accuracy."""
 
 
 def free_port() -> int:
@@ -86,3 +103,70 @@ def pg_drop(db_url: str) -> None:
             conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
     finally:
         admin.dispose()
+
+
+async def timed(call: Awaitable[Any]) -> tuple[Any, float]:
+    """(result, seconds) of awaiting ``call``."""
+    began = time.perf_counter()
+    result = await call
+    return result, time.perf_counter() - began
+
+
+async def admin_sql(store: Store, statement: str) -> None:
+    """Run ``statement`` outside a transaction (ANALYZE, VACUUM)."""
+    async with store.engine.connect() as conn:
+        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
+        await conn.execute(text(statement))
+
+
+def generate_exchanges(exchanges: int, seed: int) -> list[ExchangeRecord]:
+    """``exchanges`` exchanges over ``TASKS``, each answered by the primary and every one of
+    ``CANDIDATES`` offline (the fake server's simulators, no HTTP)."""
+    out: list[ExchangeRecord] = []
+    for item in sample_requests(exchanges, seed=seed, tasks=TASKS):
+        messages = item.request["messages"]
+        primary = simulate(messages, seed=7, model=PRIMARY, accuracy=PRIMARY_ACCURACY)
+        x = ExchangeRecord(
+            task_type=item.task, primary_model=PRIMARY,
+            request={"model": PRIMARY, **item.request}, primary_output=primary.text,
+        )
+        for name, accuracy in CANDIDATES.items():
+            answer = simulate(messages, seed=7, model=name, accuracy=accuracy)
+            x.outputs.append(CandidateOutputRecord(x.id, name, output=answer.text))
+        out.append(x)
+    return out
+
+
+def scoring_config(schema_path: Path, judge: dict[str, Any] | None = None) -> Config:
+    """``TASKS`` with ``CANDIDATES``: without ``judge`` the deterministic scorers
+    (classify_intent ``label`` + ``similarity``, extract_order ``schema`` + ``similarity``,
+    summarize_ticket ``similarity``); with it ``exact`` + ``judge`` (``judge["model"]`` is the
+    judge model's entry, ``judge["settings"]`` the ``[judge]`` table)."""
+    candidates = list(CANDIDATES)
+    models: dict[str, Any] = {name: {"base_url": "http://127.0.0.1:9/v1"} for name in candidates}
+    if judge is None:
+        tasks: dict[str, Any] = {
+            "classify_intent": {"candidates": candidates,
+                                "scorers": {"label": {"labels": LABELS}, "similarity": {}}},
+            "extract_order": {"candidates": candidates, "json_schema": str(schema_path),
+                              "scorers": {"schema": {}, "similarity": {}}},
+            "summarize_ticket": {"candidates": candidates, "scorers": {"similarity": {}}},
+        }
+        return load_config(data={"models": models, "tasks": tasks})
+    models["judge"] = judge["model"]
+    tasks = {task: {"candidates": candidates, "scorers": ["exact", "judge"]} for task in TASKS}
+    return load_config(data={"models": models, "tasks": tasks, "judge": judge["settings"]})
+
+
+def covered(report: Report) -> dict[str, int]:
+    """What a built report counted, summed over its task types and candidates."""
+    candidates = [c for t in report.tasks for c in t.candidates]
+    return {
+        "tasks": len(report.tasks), "candidates": len(candidates),
+        "outputs": sum(c.outputs for c in candidates), "n": sum(c.n for c in candidates),
+        "errors": sum(c.errors for c in candidates),
+        "unscored": sum(c.unscored for c in candidates),
+        "ignored": sum(c.ignored for c in candidates),
+        "noise_n": sum(t.noise_n for t in report.tasks),
+        "examples": sum(len(c.examples) for c in candidates),
+    }

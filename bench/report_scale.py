@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 import anyio
-from _util import pg_create, pg_drop  # bench/ is on sys.path when a script runs
+from _util import covered, pg_create, pg_drop, timed  # bench/ is on sys.path when a script runs
 from sqlalchemy import create_engine, event, insert
 from sqlalchemy.engine import make_url
 from sqlalchemy.pool import NullPool
@@ -57,7 +57,7 @@ from shadowroute import load_config
 from shadowroute.config import Config
 from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA, sample_requests, simulate
 from shadowroute.records import REPLAY_MODEL
-from shadowroute.report import Report, build_report, render_html, report_json
+from shadowroute.report import build_report, render_html, report_json
 from shadowroute.scoring import plan_for
 from shadowroute.store import CandidateOutput, Exchange, Store, TrafficDaily, migrate
 from shadowroute.store import report_queries as q
@@ -370,25 +370,6 @@ class StatementLog:
         began = conn.info["bench_began"].pop()
         if self.on:
             self.statements.append((time.perf_counter() - began, statement, parameters))
-
-
-async def timed(call: Awaitable[Any]) -> tuple[Any, float]:
-    began = time.perf_counter()
-    result = await call
-    return result, time.perf_counter() - began
-
-
-def covered(report: Report) -> dict[str, int]:
-    candidates = [c for t in report.tasks for c in t.candidates]
-    return {
-        "tasks": len(report.tasks), "candidates": len(candidates),
-        "outputs": sum(c.outputs for c in candidates), "n": sum(c.n for c in candidates),
-        "errors": sum(c.errors for c in candidates),
-        "unscored": sum(c.unscored for c in candidates),
-        "ignored": sum(c.ignored for c in candidates),
-        "noise_n": sum(t.noise_n for t in report.tasks),
-        "examples": sum(len(c.examples) for c in candidates),
-    }
 
 
 async def query_times(

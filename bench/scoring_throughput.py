@@ -34,60 +34,30 @@ from typing import Any
 
 import anyio
 import httpx
-from _util import pg_create, pg_drop, start_fake_server  # bench/ is on sys.path when a script runs
+from _util import (  # bench/ is on sys.path when a script runs
+    CANDIDATES,
+    TASKS,
+    admin_sql,
+    generate_exchanges,
+    pg_create,
+    pg_drop,
+    scoring_config,
+    start_fake_server,
+)
 from sqlalchemy import text
 
-from shadowroute import load_config
 from shadowroute.config import Config
-from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA, sample_requests, simulate
-from shadowroute.records import CandidateOutputRecord, ExchangeRecord
+from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA
+from shadowroute.records import ExchangeRecord
 from shadowroute.scoring import ScoreOptions, ScoreRunReport, plan_for, score
 from shadowroute.store import Store, migrate
 
-TASKS = {"classify_intent": 1, "extract_order": 1, "summarize_ticket": 1}
-LABELS = ["refund", "cancel", "shipping", "billing", "technical", "other"]
-PRIMARY, PRIMARY_ACCURACY = "frontier", 0.97
-CANDIDATES = {"small": 0.85, "tiny": 0.70}
 WRITE_BATCH = 500
 """Exchanges per ``Store.write`` (1,000 pairs)."""
 
 
 def say(message: str) -> None:
     print(message, flush=True)
-
-
-def generate(exchanges: int, seed: int) -> list[ExchangeRecord]:
-    """``exchanges`` exchanges, each answered by the primary and both candidates (offline)."""
-    out: list[ExchangeRecord] = []
-    for item in sample_requests(exchanges, seed=seed, tasks=TASKS):
-        messages = item.request["messages"]
-        primary = simulate(messages, seed=7, model=PRIMARY, accuracy=PRIMARY_ACCURACY)
-        x = ExchangeRecord(
-            task_type=item.task, primary_model=PRIMARY,
-            request={"model": PRIMARY, **item.request}, primary_output=primary.text,
-        )
-        for name, accuracy in CANDIDATES.items():
-            answer = simulate(messages, seed=7, model=name, accuracy=accuracy)
-            x.outputs.append(CandidateOutputRecord(x.id, name, output=answer.text))
-        out.append(x)
-    return out
-
-
-def make_config(schema_path: Path, judge: dict[str, Any] | None = None) -> Config:
-    candidates = list(CANDIDATES)
-    models: dict[str, Any] = {name: {"base_url": "http://127.0.0.1:9/v1"} for name in candidates}
-    if judge is None:
-        tasks: dict[str, Any] = {
-            "classify_intent": {"candidates": candidates,
-                                "scorers": {"label": {"labels": LABELS}, "similarity": {}}},
-            "extract_order": {"candidates": candidates, "json_schema": str(schema_path),
-                              "scorers": {"schema": {}, "similarity": {}}},
-            "summarize_ticket": {"candidates": candidates, "scorers": {"similarity": {}}},
-        }
-        return load_config(data={"models": models, "tasks": tasks})
-    models["judge"] = judge["model"]
-    tasks = {task: {"candidates": candidates, "scorers": ["exact", "judge"]} for task in TASKS}
-    return load_config(data={"models": models, "tasks": tasks, "judge": judge["settings"]})
 
 
 def baseline(config: Config, exchanges: list[ExchangeRecord]) -> float:
@@ -102,12 +72,6 @@ def baseline(config: Config, exchanges: list[ExchangeRecord]) -> float:
         for spec in specs:
             spec.scorer.score(primary, output)  # type: ignore[arg-type]
     return time.perf_counter() - began
-
-
-async def admin_sql(store: Store, statement: str) -> None:
-    async with store.engine.connect() as conn:
-        conn = await conn.execution_options(isolation_level="AUTOCOMMIT")
-        await conn.execute(text(statement))
 
 
 async def timed_score(
@@ -198,7 +162,7 @@ def main() -> None:
     n_exchanges = max(args.pairs, args.judge_pairs) // len(CANDIDATES)
     say(f"generating {n_exchanges:,} exchanges x {len(CANDIDATES)} candidate outputs offline ...")
     began = time.perf_counter()
-    exchanges = generate(n_exchanges, args.seed)
+    exchanges = generate_exchanges(n_exchanges, args.seed)
     say(f"  generated in {time.perf_counter() - began:.1f}s")
     scored = exchanges[: args.pairs // len(CANDIDATES)]
     pairs = sum(len(x.outputs) for x in scored)
@@ -207,7 +171,7 @@ def main() -> None:
         tmp = Path(tmp_dir)
         schema_path = tmp / "extract_order.schema.json"
         schema_path.write_text(json.dumps(EXTRACT_ORDER_SCHEMA))
-        config = make_config(schema_path)
+        config = scoring_config(schema_path)
 
         say(f"\n== deterministic scorers: {pairs:,} pairs ({len(scored):,} exchanges x "
             f"{len(CANDIDATES)} candidates), no judge ==")
@@ -233,7 +197,7 @@ def main() -> None:
             model = fake["models"]["judge"]
             latency_s = model["latency_ms"] * fake["latency_scale"] / 1000
             c = args.judge_concurrency
-            judge_config = make_config(schema_path, {
+            judge_config = scoring_config(schema_path, {
                 "model": {"base_url": base_url + "/v1", "input_price": model["input_price"],
                           "output_price": model["output_price"], "max_concurrency": c},
                 "settings": {"model": "judge", "concurrency": c},

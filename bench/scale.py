@@ -1,0 +1,364 @@
+"""Scale on Postgres: ingest, scoring and report on one store of ``--exchanges`` exchanges
+(default 1M) with 2 candidate outputs each, all measured in one run on a fresh database
+(dropped at the end, also on errors and Ctrl-C; ``--keep`` keeps it).
+
+1. Ingest through the sidecar's write path, ``Store.write(exchanges, traffic)`` in batches of
+   ``StoreConfig().batch_size``: primary ``frontier``, candidates ``small`` and ``tiny``, task
+   types classify_intent / extract_order / summarize_ticket, texts from a pool of 3,000
+   offline-answered requests (``sample_requests`` + ``simulate``), every record with its own
+   ids, timestamps (30 days), tokens, latency and cost, plus ``traffic_daily`` increments.
+   Each writer is a process with its own Store, like a sidecar, and builds its records before
+   the clock starts: the first ``--writer-split`` of the exchanges from 1 writer, the rest
+   from 2 at once. Then ANALYZE (the bench server runs with autovacuum off).
+2. Scoring with the real ``score()`` job and the deterministic scorers (no judge), each run on
+   a slice of ``--score-slice`` outputs (a third per task type, ``ScoreOptions(task, limit)``):
+   1 worker, then 2 workers in this process, then 2 processes of 1 worker (two ``shadowroute
+   score`` sharing the work through ``FOR UPDATE SKIP LOCKED``); ``--score-all`` then scores
+   the rest with 2 workers. Rates are end to end, and net of the job's fixed cost (pending
+   counts before and after, the summary) and of its pass over windows earlier slices scored.
+3. Report: ANALYZE of ``scores`` (what autovacuum would do on a live server), then
+   ``build_report(config, store, since=None)`` over the whole store and ``render_html``.
+   Last, a summary: one line per figure, the database size and rows.
+
+    python bench/scale.py [--exchanges 1000000] [--writer-split 0.2] [--score-slice 200000]
+        [--score-all] [--seed 11] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import multiprocessing as mp
+import queue
+import random
+import sys
+import tempfile
+import time
+from collections import Counter
+from collections.abc import Callable
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import anyio
+from _util import (  # bench/ is on sys.path when a script runs
+    PRIMARY,
+    TASKS,
+    admin_sql,
+    covered,
+    generate_exchanges,
+    pg_create,
+    pg_drop,
+    scoring_config,
+    timed,
+)
+from sqlalchemy import text
+
+from shadowroute.config import Config, StoreConfig
+from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA
+from shadowroute.records import CandidateOutputRecord, ExchangeRecord, TrafficRecord
+from shadowroute.report import build_report, render_html
+from shadowroute.scoring import ScoreOptions, score
+from shadowroute.store import Store, migrate
+
+POOL = 3_000
+"""Distinct offline-answered requests the exchanges take their texts from."""
+DAYS = 30
+SAMPLE_RATE = 0.1
+PRICES = {PRIMARY: (2.5e-6, 10e-6), "small": (0.15e-6, 0.6e-6), "tiny": (0.075e-6, 0.3e-6)}
+"""USD per input / output token."""
+TABLES = ("exchanges", "candidate_outputs", "scores", "traffic_daily")
+
+
+def say(message: str) -> None:
+    print(message, flush=True)
+
+
+def cost(model: str, tokens_in: int, tokens_out: int) -> float:
+    return tokens_in * PRICES[model][0] + tokens_out * PRICES[model][1]
+
+
+class Deciles:
+    """A progress line on stderr each time ``value`` passes another tenth of ``total``."""
+
+    def __init__(self, what: str, total: int = 0) -> None:
+        self.what, self.total, self.shown, self.began = what, total, 0, time.perf_counter()
+        self.base = 0  # done before the processes of run_processes() started
+
+    def __call__(self, value: int, total: int | None = None) -> None:
+        self.total = total or self.total
+        if self.total and value * 10 // self.total > self.shown:
+            self.shown = value * 10 // self.total
+            print(f"  {self.what}: {value:,}/{self.total:,} ({value / self.total:.0%}) after "
+                  f"{time.perf_counter() - self.began:.0f}s", file=sys.stderr, flush=True)
+
+
+# --------------------------------------------------------------------------- processes
+
+
+def run_processes(target: Callable[..., None], jobs: list[tuple[Any, ...]],
+                  progress: Deciles) -> tuple[float, list[Any]]:
+    """``target(results, go, done, slot, *job)`` in one spawned process per job. Each puts
+    ``"ready"``, waits for ``go``, counts its progress in ``done[slot]``, then puts its result;
+    the clock runs from ``go`` to the last result. Returns (seconds, results)."""
+    ctx = mp.get_context("spawn")
+    results, go, done = ctx.Queue(), ctx.Event(), ctx.Array("q", len(jobs))
+    procs = [ctx.Process(target=target, args=(results, go, done, slot, *job))
+             for slot, job in enumerate(jobs)]
+    for proc in procs:
+        proc.start()
+
+    def collect() -> list[Any]:
+        out: list[Any] = []
+        while len(out) < len(jobs):
+            try:
+                out.append(results.get(timeout=0.5))
+            except queue.Empty:
+                if any(proc.exitcode not in (None, 0) for proc in procs):
+                    raise SystemExit("a bench process failed (its traceback is above)") from None
+            progress(progress.base + sum(done))
+        return out
+
+    try:
+        collect()  # every process is ready: imports done, records built, store open
+        go.set()
+        began = time.perf_counter()
+        out = collect()
+        return time.perf_counter() - began, out
+    finally:
+        for proc in procs:
+            if proc.is_alive():
+                proc.terminate()
+            proc.join()
+
+
+# --------------------------------------------------------------------------- ingest
+
+
+def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int, seed: int,
+                  now: datetime, batch_size: int) -> list[tuple[list[ExchangeRecord],
+                                                               list[TrafficRecord]]]:
+    """Exchanges ``first`` .. ``first + count`` of ``total`` (timestamps spread over ``DAYS``
+    days in that order), in batches of ``batch_size`` with their traffic increments."""
+    rng = random.Random(f"{seed}:{first}")
+    batches = []
+    for start in range(first, first + count, batch_size):
+        xs: list[ExchangeRecord] = []
+        sampled: Counter[tuple[Any, str]] = Counter()
+        for i in range(start, min(start + batch_size, first + count)):
+            t = pool[rng.randrange(len(pool))]
+            xid = f"{rng.getrandbits(128):032x}"
+            created = now - timedelta(seconds=DAYS * 86400 * (total - i) / total)
+            p_ms = rng.lognormvariate(6.8, 0.35)  # ~900 ms
+            t_in = len(t.request["messages"][-1]["content"]) // 4 + 60  # tokens
+            t_out = len(t.primary_output or "") // 4 + 1
+            x = ExchangeRecord(t.task_type, PRIMARY, t.request, t.primary_output, t_in, t_out,
+                               round(p_ms, 1), cost(PRIMARY, t_in, t_out), id=xid,
+                               created_at=created)
+            for o in t.outputs:
+                ms, o_out = rng.lognormvariate(6.0, 0.4), len(o.output or "") // 4 + 1  # ~400 ms
+                x.outputs.append(CandidateOutputRecord(
+                    xid, o.model, o.output, t_in, o_out, round(ms, 1), cost(o.model, t_in, o_out),
+                    id=f"{rng.getrandbits(128):032x}",
+                    created_at=created + timedelta(milliseconds=p_ms + ms)))
+            xs.append(x)
+            sampled[(created.date(), t.task_type)] += 1
+        traffic = [TrafficRecord(day, task, PRIMARY, round(n / SAMPLE_RATE), n)
+                   for (day, task), n in sorted(sampled.items())]
+        batches.append((xs, traffic))
+    return batches
+
+
+def writer(results: Any, go: Any, done: Any, slot: int, url: str, pool: list[ExchangeRecord],
+           first: int, count: int, total: int, seed: int, now: datetime, batch_size: int) -> None:
+    """One sidecar's store: builds its batches, then writes them one after the other."""
+    began = time.perf_counter()
+    batches = build_batches(pool, first, count, total, seed, now, batch_size)
+    build_s = time.perf_counter() - began
+
+    async def write() -> float:
+        async with await Store.open(url) as store:
+            results.put("ready")
+            go.wait()
+            began = time.perf_counter()
+            for xs, traffic in batches:
+                await store.write(xs, traffic)
+                done[slot] += len(xs)
+            return time.perf_counter() - began
+
+    results.put((build_s, anyio.run(write)))
+
+
+def ingest(writers: int, first: int, count: int, pool: list[ExchangeRecord], url: str,
+           args: argparse.Namespace, now: datetime, progress: Deciles, figures: list[str]
+           ) -> float:
+    """``count`` exchanges through ``writers`` writer processes; returns exchanges/s."""
+    batch_size = StoreConfig().batch_size
+    share = [count // writers + (w < count % writers) for w in range(writers)]
+    jobs = [(url, pool, first + sum(share[:w]), share[w], args.exchanges, args.seed, now,
+             batch_size) for w in range(writers)]
+    progress.base = first
+    wall, out = run_processes(writer, jobs, progress)
+    rate, label = count / wall, f"{writers} writer{'s' if writers > 1 else ''}"
+    say(f"ingest {label:<9}: {count:,} exchanges / {2 * count:,} pairs in {wall:.1f}s = "
+        f"{rate:,.0f} exchanges/s, {2 * rate:,.0f} pairs/s  (batches of {batch_size}; writers "
+        f"done after {', '.join(f'{w:.1f}s' for _, w in out)}; records built before the clock "
+        f"in {max(b for b, _ in out):.1f}s)")
+    figures.append(f"ingest   {label:<22} {rate:>7,.0f} exchanges/s {2 * rate:>7,.0f} pairs/s")
+    return rate
+
+
+# --------------------------------------------------------------------------- scoring
+
+
+async def score_slice(store: Store, config: Config, workers: int, limit: int | None,
+                      advance: Callable[[int, int | None], None]) -> tuple[int, int, float, float]:
+    """``score()`` a third of ``limit`` outputs per task type (everything pending when
+    ``None``, in one call): (outputs, score rows, fixed seconds, seconds passing over scored
+    windows). ``advance(outputs claimed so far, outputs to do)`` reports progress."""
+    outputs = rows = 0
+    fixed = skipped = 0.0
+    calls = [ScoreOptions(task=task, workers=workers, limit=limit // len(TASKS))
+             for task in TASKS] if limit is not None else [ScoreOptions(workers=workers)]
+    for options in calls:
+        marks: list[tuple[float, int]] = []  # (when, claimed) after every batch
+
+        def progress(done: int, todo: int, base: int = outputs,
+                     marks: list[tuple[float, int]] = marks) -> None:
+            marks.append((time.perf_counter(), done))
+            advance(base + done, todo if limit is None else limit)
+
+        began = time.perf_counter()
+        report = await score(config, store, options, progress=progress)
+        ended = time.perf_counter()
+        fixed += (marks[0][0] - began) + (ended - marks[-1][0]) if marks else ended - began
+        idle = [t for t, done in marks[1:] if done == 0]  # windows with nothing to claim
+        skipped += idle[-1] - marks[0][0] if idle else 0.0
+        outputs += report.outputs
+        rows += sum(report.scores.values())
+        if report.scorer_errors:
+            say(f"  !! {report.scorer_errors:,} scorer errors")
+    return outputs, rows, fixed, skipped
+
+
+def scorer(results: Any, go: Any, done: Any, slot: int, url: str, schema_path: str,
+           limit: int) -> None:
+    """One ``shadowroute score --workers 1`` process's share of a slice."""
+    config = scoring_config(Path(schema_path))
+
+    async def run() -> tuple[int, int, float, float]:
+        async with await Store.open(url) as store:
+            results.put("ready")
+            go.wait()
+            return await score_slice(store, config, 1, limit,
+                                     lambda value, _: done.__setitem__(slot, value))
+
+    results.put(anyio.run(run))
+
+
+def say_scoring(label: str, figures: list[str], seconds: float, outputs: int, rows: int,
+                fixed: float, skipped: float) -> float:
+    rate, net = outputs / seconds, outputs / max(1e-9, seconds - fixed - skipped)
+    say(f"scoring {label:<22}: {outputs:,} outputs ({rows:,} scores) in {seconds:.1f}s = "
+        f"{rate:,.0f} outputs/s; fixed cost {fixed:.1f}s, passing over scored windows "
+        f"{skipped:.1f}s; net {net:,.0f} outputs/s")
+    figures.append(f"scoring  {label:<22} {rate:>7,.0f} outputs/s  (net {net:,.0f}; "
+                   f"{outputs:,} outputs)")
+    return rate
+
+
+# --------------------------------------------------------------------------- main
+
+
+async def after_fill(url: str, config: Config, schema_path: Path, args: argparse.Namespace,
+                     figures: list[str]) -> None:
+    async with await Store.open(url) as store:
+        _, seconds = await timed(admin_sql(store, "ANALYZE"))
+        say(f"ANALYZE {seconds:.1f}s")
+        n, rates = args.score_slice, []
+        for label, workers in (("1 worker, 1 process", 1), ("2 workers, 1 process", 2)):
+            result, seconds = await timed(
+                score_slice(store, config, workers, n, Deciles(f"scoring {label}")))
+            rates.append(say_scoring(label, figures, seconds, *result))
+        figures[-1] += f"; 2 w / 1 w = {rates[1] / rates[0]:.2f}"
+        wall, out = await anyio.to_thread.run_sync(
+            run_processes, scorer, [(url, str(schema_path), n // 2)] * 2,
+            Deciles("scoring 2 processes x 1 worker", n))
+        (outputs, rows, fixed, skipped) = ([part[i] for part in out] for i in range(4))
+        rate = say_scoring("2 processes x 1 worker", figures, wall, sum(outputs), sum(rows),
+                           max(fixed), max(skipped))
+        figures[-1] += f"; vs 1 worker = {rate / rates[0]:.2f}"
+        if args.score_all:
+            result, seconds = await timed(
+                score_slice(store, config, 2, None, Deciles("scoring the rest")))
+            say_scoring("the rest, 2 workers", figures, seconds, *result)
+
+        _, analyze_s = await timed(admin_sql(store, "ANALYZE scores"))
+        report, build_s = await timed(build_report(config, store, since=None))
+        seen, began = covered(report), time.perf_counter()
+        html = render_html(report)
+        html_s = time.perf_counter() - began
+        say(f"report: ANALYZE scores {analyze_s:.1f}s; build_report {build_s:.1f}s ({seen['tasks']}"
+            f" task types, {seen['candidates']} task x candidate, {seen['outputs']:,} outputs, "
+            f"{seen['n']:,} scored pairs counted, {seen['unscored']:,} unscored); render_html "
+            f"{html_s:.2f}s ({len(html.encode()) / 1024:,.0f} KiB)")
+        figures.append(f"report   build_report {build_s:.1f}s + render_html {html_s:.2f}s over "
+                       f"{seen['outputs']:,} pairs ({seen['n']:,} scored)")
+        async with store.engine.connect() as conn:
+            size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
+            rows = {t: await conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in TABLES}
+            version = await conn.scalar(text("SHOW server_version"))
+        figures.append(f"database {size / 2**20:,.0f} MiB (Postgres {version.split()[0]}); rows: "
+                       + ", ".join(f"{t} {n:,}" for t, n in rows.items()))
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--exchanges", type=int, default=1_000_000, help="2 pairs each")
+    parser.add_argument("--writer-split", type=float, default=0.2,
+                        help="share of the exchanges written by 1 writer; the rest by 2")
+    parser.add_argument("--score-slice", type=int, default=200_000,
+                        help="outputs scored per measurement (1 worker, 2 workers, 2 processes)")
+    parser.add_argument("--score-all", action="store_true",
+                        help="then score the rest with 2 workers (long)")
+    parser.add_argument("--seed", type=int, default=11, help="of the pool and the records")
+    parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    args = parser.parse_args()
+    if not 0 < args.writer_split < 1:
+        parser.error("--writer-split must be between 0 and 1")
+    if 3 * args.score_slice > 2 * args.exchanges:
+        parser.error("--score-slice: three slices must fit in the 2 x --exchanges outputs")
+
+    url = pg_create()
+    if url is None:
+        raise SystemExit("scale.py needs Postgres (SHADOWROUTE_TEST_POSTGRES_URL)")
+    figures: list[str] = []
+    try:
+        anyio.run(migrate, url)
+        total, now = args.exchanges, datetime.now(UTC).replace(microsecond=0)
+        began = time.perf_counter()
+        pool = generate_exchanges(POOL, args.seed)
+        say(f"pool: {POOL:,} requests answered offline in {time.perf_counter() - began:.1f}s; "
+            f"{total:,} exchanges x 2 candidates into a fresh database")
+        progress, first = Deciles("ingest", total), round(total * args.writer_split)
+        rate1 = ingest(1, 0, first, pool, url, args, now, progress, figures)
+        rate2 = ingest(2, first, total - first, pool, url, args, now, progress, figures)
+        figures[-1] += f"; 2/1 = {rate2 / rate1:.2f}"
+        with tempfile.TemporaryDirectory() as tmp:
+            schema_path = Path(tmp) / "extract_order.schema.json"
+            schema_path.write_text(json.dumps(EXTRACT_ORDER_SCHEMA))
+            anyio.run(after_fill, url, scoring_config(schema_path), schema_path, args, figures)
+        say(f"\n== summary: {total:,} exchanges / {2 * total:,} pairs, one Postgres, "
+            f"{mp.cpu_count()} CPUs ==")
+        for line in figures:
+            say(line)
+    finally:
+        if args.keep:
+            say(f"kept: {url}")
+        else:
+            pg_drop(url)
+
+
+if __name__ == "__main__":
+    main()
