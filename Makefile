@@ -21,7 +21,7 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	scripts/ensure-chromium
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest -n 2 $(PYTEST_ARGS)
 
 bench: $(STAMP)
 	$(BIN)/python -m pip install --quiet -e '.[test,bench]'
@@ -29,6 +29,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/proxy_overhead.py
 	$(BIN)/python bench/scoring_throughput.py
 	$(BIN)/python bench/report_scale.py
+	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/router_overhead.py
 	$(BIN)/python bench/redaction_cost.py
 
