@@ -20,7 +20,6 @@ from __future__ import annotations
 import json
 import logging
 import math
-import os
 import re
 import signal
 import subprocess
@@ -37,6 +36,7 @@ import pytest
 from faultproxy import FaultProxy, TcpProxy
 from sqlalchemy import func, select
 from sqlalchemy.engine import make_url
+from test_sidecar import _answer_text, anthropic_kwargs
 
 from shadowroute import load_config
 from shadowroute.config import Config
@@ -99,26 +99,7 @@ def _body(kind: str, request: dict[str, Any]) -> tuple[str, dict[str, Any]]:
     stream = kind.endswith("stream")
     if kind.startswith("openai"):
         return "/v1/chat/completions", {"model": "frontier", **request, "stream": stream}
-    system, messages = request["messages"][0]["content"], request["messages"][1:]
-    return "/v1/messages", {"model": "frontier", "max_tokens": 400, "system": system,
-                            "messages": messages, "stream": stream}
-
-
-def _text(kind: str, response: httpx.Response) -> str:
-    """The answer text of a (possibly streamed) OpenAI or Anthropic response."""
-    if kind == "openai":
-        return response.json()["choices"][0]["message"]["content"]
-    if kind == "anthropic":
-        return "".join(block["text"] for block in response.json()["content"])
-    parts = []
-    for line in response.text.splitlines():
-        if line.startswith("data:") and line != "data: [DONE]":
-            event = json.loads(line[5:])
-            if kind == "openai-stream":
-                parts.extend(c["delta"].get("content") or "" for c in event.get("choices", []))
-            elif event.get("type") == "content_block_delta":
-                parts.append(event["delta"].get("text", ""))
-    return "".join(parts)
+    return "/v1/messages", {**anthropic_kwargs(request), "stream": stream}
 
 
 @pytest.fixture(scope="module")
@@ -130,7 +111,7 @@ def traffic(llm: FakeLLMServer) -> list[tuple[str, dict[str, Any], str]]:
         for i in range(CALLS):
             kind, request = KINDS[i % len(KINDS)], requests[i % len(requests)]
             path, body = _body(kind, request)
-            calls.append((kind, request, _text(kind, client.post(path, json=body))))
+            calls.append((kind, request, _answer_text(kind, client.post(path, json=body))))
     return calls
 
 
@@ -168,7 +149,7 @@ async def _drive(base_url: str, traffic: list[tuple[str, dict[str, Any], str]],
     limiter = anyio.Semaphore(CONCURRENCY)
 
     def same_answer(kind: str, text: str) -> Callable[[httpx.Response], bool]:
-        return lambda response: response.status_code == 200 and _text(kind, response) == text
+        return lambda response: response.status_code == 200 and _answer_text(kind, response) == text
 
     async with httpx.AsyncClient(base_url=base_url, timeout=30) as client:
 
@@ -297,7 +278,7 @@ async def test_a_broken_primary_answer_is_relayed_untouched(
                 while stats.mirrored + stats.capture_errors < stats.enqueued:
                     await anyio.sleep(0.02)
     assert stats.discarded["capture_error"] == len(streamed) == stats.enqueued
-    line = _logged(caplog, r"capture error")
+    _logged(caplog, r"capture error")
     await _account(table, f"primary {fault}", stats, sqlite_url, 0, latencies, failures,
                    f"bytes relayed as sent; {stats.discarded['capture_error']} unreadable "
                    "captures discarded (capture_error)")
