@@ -517,13 +517,16 @@ def test_memory_stays_bounded_against_a_stalled_candidate(
         (tmp_path / name).mkdir()
         return subprocess.Popen(
             [sys.executable, str(probe), str(tmp_path / name), "--captures", str(captures),
-             "--queue-size", str(size)], stdout=subprocess.PIPE, text=True)
+             "--queue-size", str(size)], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+            text=True)
 
     bounded = start("bounded", 100_000, queue_size)
     control = start("control", 30_000, 30_200)
-    runs = [json.loads(p.communicate(timeout=120)[0]) for p in (bounded, control)]
-    assert bounded.returncode == control.returncode == 0
-    got, unbounded = runs
+    (out, log), (control_out, _) = (p.communicate(timeout=120) for p in (bounded, control))
+    assert bounded.returncode == control.returncode == 0, log
+    got, unbounded = json.loads(out), json.loads(control_out)
+    # One line says drops began (then at most one a minute), not one per dropped capture.
+    assert log.count("queue full ([mirror] queue_size = 1000): new captures are dropped") == 1
     assert got["enqueued"] + got["dropped_queue_full"] == got["offered"] == 100_200
     assert got["dropped_queue_full"] >= 100_200 - queue_size - 8  # 4 workers hold one each
     assert got["growth"] < ceiling, got

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ __all__ = ["Shadow", "ShutdownReport", "active_shadow", "shadow"]
 
 log = logging.getLogger("shadowroute")
 T = TypeVar("T")
+QUEUE_FULL_LOG_INTERVAL_S = 60.0
 ErrorHook = Callable[[str, BaseException], None]
 
 _active: list[Shadow] = []
@@ -129,6 +131,7 @@ class Shadow:
         self._traffic: dict[tuple[str, str], list[int]] = {}
         self._replay_warned: set[str] = set()
         self._started = False
+        self._queue_full_logged = -math.inf
         self.shutdown_report: ShutdownReport | None = None
 
     @classmethod
@@ -446,6 +449,7 @@ class Shadow:
             self._send.send_nowait(capture)
         except anyio.WouldBlock:
             self.stats.dropped_queue_full += 1
+            self._note_queue_full()
             return False
         except (anyio.ClosedResourceError, anyio.BrokenResourceError):
             self.stats.dropped_shutdown += 1
@@ -453,6 +457,18 @@ class Shadow:
         self.stats.enqueued += 1
         self.stats.queue_depth += 1
         return True
+
+    def _note_queue_full(self) -> None:
+        """A log line when captures start being dropped, then at most one a minute."""
+        now = time.monotonic()
+        if now < self._queue_full_logged + QUEUE_FULL_LOG_INTERVAL_S:
+            return
+        self._queue_full_logged = now
+        log.warning(
+            "shadowroute: queue full ([mirror] queue_size = %d): new captures are dropped and "
+            "counted (%d so far); the candidates or the database are not keeping up",
+            self.config.mirror.queue_size, self.stats.dropped_queue_full,
+        )
 
     # ------------------------------------------------------------------ background
 
