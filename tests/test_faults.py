@@ -349,9 +349,9 @@ async def test_postgres_stopped_and_restarted_mid_run(
     llm: FakeLLMServer, traffic: list[Any], tmp_path: Path, postgres_url: str,
     caplog: pytest.LogCaptureFixture, table: Callable[[Row], None],
 ) -> None:
-    """Postgres goes away a third of the way through (every connection reset, new ones
-    refused) and comes back two thirds through: batches go to the spool meanwhile and are
-    replayed, each exchange stored once."""
+    """Postgres goes away a third of the way through, once rows have been written (every
+    connection reset, new ones refused), and comes back two thirds through: batches go to the
+    spool meanwhile and are replayed, each exchange stored once."""
     caplog.set_level(logging.WARNING, logger="shadowroute")
     url = make_url(postgres_url)
     with TcpProxy(url.host or "127.0.0.1", url.port or 5432) as link:
@@ -360,6 +360,9 @@ async def test_postgres_stopped_and_restarted_mid_run(
 
         async def outage(done: int) -> None:
             if done == CALLS // 3:
+                with anyio.fail_after(10):  # rows already written when it goes down
+                    while stats.stored_exchanges == 0:
+                        await anyio.sleep(0.01)
                 await anyio.to_thread.run_sync(link.cut)
             elif done == 2 * CALLS // 3:
                 await anyio.sleep(0.5)  # let the writer fail and spool at least once
@@ -371,11 +374,12 @@ async def test_postgres_stopped_and_restarted_mid_run(
             with anyio.fail_after(20):
                 while stats.stored_exchanges + stats.replayed_exchanges < stats.enqueued:
                     await anyio.sleep(0.05)
-    assert stats.store_errors > 0 and stats.spooled_exchanges > 0
+    assert stats.stored_exchanges > 0 and stats.store_errors > 0 and stats.spooled_exchanges > 0
     assert stats.replayed_exchanges == stats.spooled_exchanges
     line = _logged(caplog, r"store error")
     await _account(table, "Postgres stopped + restarted", stats, postgres_url, stats.spool_pending,
                    latencies, failures,
+                   f"{stats.stored_exchanges} stored before the cut, "
                    f"{stats.spooled_exchanges} spooled during the outage, all replayed; "
                    f"log: {line[:50]}...")
 
