@@ -165,8 +165,8 @@ async def test_failing_candidate_never_delays_primary_and_is_recorded(tmp_path: 
             await sh.shadow(task="classify_intent", request=REQUEST, call=lambda: primary_call(delay=0.01))
             slowest = max(slowest, time.perf_counter() - began)
         # Each call is the primary's 10 ms plus scheduling; a candidate that hangs forever or
-        # fails must add nothing measurable (the bound is loose for slow CI machines).
-        assert slowest < 0.25
+        # fails must add nothing (the bound is loose: two test workers share two cores).
+        assert slowest < 1.0
         await sh.aclose(deadline_s=0.2)
     exchanges, outputs = await stored(config.database_url)
     if kind is None:
@@ -190,7 +190,7 @@ async def test_full_queue_drops_and_counts_without_blocking(tmp_path: Path, db_u
         began = time.perf_counter()
         for _ in range(10):
             await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
-        assert time.perf_counter() - began < 0.25
+        assert time.perf_counter() - began < 1.0  # a blocking put would wait forever
         assert sh.stats.enqueued == 4  # 1 in flight + a full queue of 3
         assert sh.stats.dropped_queue_full == 9
         candidate.release.set()

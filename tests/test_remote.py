@@ -80,7 +80,8 @@ async def test_unreachable_sidecar_never_delays_production_and_drops_are_counted
                     return completion("ok")
 
                 await sh.shadow(task="t", request={"model": "m", "messages": []}, call=primary)
-                assert time.perf_counter() - began < 0.05
+                # A call that waited on the forwarder would pay its 0.5 s retry delay.
+                assert time.perf_counter() - began < 0.4
             await anyio.sleep(0.2)
     finally:
         closed.close()

@@ -227,7 +227,7 @@ async def test_hanging_and_garbage_candidates_over_http_are_recorded(tmp_path, d
         config = load_config(data={
             "database_url": db_url,
             "models": {
-                name: {"base_url": server.base_url + "/v1", "timeout_s": 0.3, "max_retries": 0}
+                name: {"base_url": server.base_url + "/v1", "timeout_s": 2.0, "max_retries": 0}
                 for name in ("stuck", "broken")
             },
             "tasks": {"classify_intent": {"candidates": ["stuck", "broken"], "sample_rate": 1.0}},
@@ -240,7 +240,9 @@ async def test_hanging_and_garbage_candidates_over_http_are_recorded(tmp_path, d
                 began = anyio.current_time()
                 response = await client.post("/v1/chat/completions", json={"model": "frontier", **classify_request()})
                 assert response.status_code == 200
-                assert anyio.current_time() - began < 0.25  # the 0.3 s candidate timeout is not ours
+                # A call that waited on the stuck candidate would take its 2 s timeout; the bound
+                # leaves room for a loaded machine (the suite runs two workers on two cores).
+                assert anyio.current_time() - began < 1.5
     _, outputs = await stored(db_url)
     kinds = sorted((o.model, o.error_kind) for o in outputs)
     assert kinds == [("broken", "bad_response")] * 3 + [("stuck", "timeout")] * 3
