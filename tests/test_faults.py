@@ -116,7 +116,7 @@ def traffic(llm: FakeLLMServer) -> list[tuple[str, dict[str, Any], str]]:
 
 
 def _config(tmp_path: Path, db_url: str, *, upstream: str, candidates: str,
-            judge: str | None = None, **sections: dict[str, Any]) -> Config:
+            judge: str | None = None) -> Config:
     model = {"timeout_s": CANDIDATE_TIMEOUT_S, "max_retries": 1, "max_concurrency": 16}
     data: dict[str, Any] = {
         "database_url": db_url,
@@ -128,9 +128,9 @@ def _config(tmp_path: Path, db_url: str, *, upstream: str, candidates: str,
                                       "sample_rate": 1.0, "noise_floor_rate": 0.0}},
         "sidecar": {"upstream": upstream},
         "mirror": {"workers": 8, "circuit_failures": 4, "circuit_reset_s": 60,
-                   "retry_backoff_s": 0.05, "shutdown_deadline_s": 10, **sections.get("mirror", {})},
+                   "retry_backoff_s": 0.05, "shutdown_deadline_s": 10},
         "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05,
-                  "retry_interval_s": 0.2, "batch_size": 16, **sections.get("store", {})},
+                  "retry_interval_s": 0.2, "batch_size": 16},
     }
     if judge is not None:
         data["models"]["judge"] = {"base_url": judge + "/v1", "max_retries": 0, "timeout_s": 5}
@@ -183,8 +183,8 @@ async def _rows(db_url: str) -> tuple[int, list[tuple[Any, ...]]]:
 
 async def _account(table: Callable[[Row], None], fault: str, stats: Stats, db_url: str,
                    spool_pending: int, latencies: list[float], failures: list[str],
-                   note: str) -> Row:
-    """Check the ledger against the database, add the scenario's row, return it."""
+                   note: str) -> None:
+    """Check the ledger against the database and add the scenario's row."""
     exchanges, _ = await _rows(db_url)
     discarded = sum(stats.discarded.values())
     lost = stats.enqueued - exchanges - spool_pending - discarded
@@ -197,7 +197,6 @@ async def _account(table: Callable[[Row], None], fault: str, stats: Stats, db_ur
     assert failures == [], failures[:5]
     assert row.delayed == 0, f"max primary latency {row.max_ms:.0f} ms"
     assert row.lost == 0 and stats.ledger()["pending"] == 0, (row, stats.ledger())
-    return row
 
 
 def _sidecar(config: Config) -> BackgroundServer:
