@@ -31,6 +31,8 @@ from collections import Counter
 from types import TracebackType
 from typing import Self
 
+from shadowroute.serving import tcp_socket
+
 __all__ = ["FAULTS", "FaultProxy", "TcpProxy"]
 
 FAULTS = ("pass", "hang", "drip", "reset", "429", "500", "bad_json", "bad_sse")
@@ -76,9 +78,7 @@ class TcpProxy:
         self._loop.close()
 
     async def _listen(self) -> None:
-        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
-        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
-        sock.bind(("127.0.0.1", self.port))
+        sock = tcp_socket("127.0.0.1", self.port)  # the same port again after a restore()
         self.port = sock.getsockname()[1]
         self._server = await asyncio.start_server(self._accept, sock=sock)
 

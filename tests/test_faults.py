@@ -42,7 +42,7 @@ from shadowroute import load_config
 from shadowroute.config import Config
 from shadowroute.fakellm import FakeLLMServer, default_settings, sample_requests
 from shadowroute.scoring import score
-from shadowroute.serving import BackgroundServer
+from shadowroute.serving import BackgroundServer, tcp_socket
 from shadowroute.sidecar import create_app
 from shadowroute.stats import Stats
 from shadowroute.store import CandidateOutput, Exchange, Store
@@ -386,13 +386,6 @@ async def test_postgres_stopped_and_restarted_mid_run(
 # --------------------------------------------------------------------------- SIGTERM
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
-
 
 LAST_WORDS = re.compile(
     r"lost (?P<lost_short>\d+); captures accepted (?P<accepted>\d+): stored (?P<stored>\d+), "
@@ -411,7 +404,8 @@ async def test_sigterm_under_load_finishes_calls_in_flight_and_accounts_for_ever
     way to the upstream) and no call is sent after it. The calls in flight are answered; the
     queue drains until the shutdown deadline (1 s) and what is left is discarded and counted;
     the last line on stderr accounts for every capture, and the database agrees."""
-    port = _free_port()
+    with tcp_socket("127.0.0.1", 0) as sock:  # a free port for `serve` to bind
+        port = sock.getsockname()[1]
     config_file = tmp_path / "shadowroute.toml"
     with FakeLLMServer(default_settings(latency_scale=10)) as slow, FaultProxy(
         llm.host, llm.port, delay_s=0.5
