@@ -10,7 +10,7 @@ import time
 
 from shadowroute.config import load_config
 from shadowroute.records import CandidateOutputRecord, ExchangeRecord
-from shadowroute.redaction import Redactor
+from shadowroute.store.redaction import Redactor
 
 EXCHANGES = 20_000
 TEXT = "Hello, I ordered a blue kettle last week and it has not arrived yet. " * 12

@@ -20,7 +20,7 @@ in under a minute, all aggregation in SQL).
    ``build_report(config, store, since=None)`` (task types, candidates and pairs it covered;
    the pairs it counted against those inserted), ``render_html`` + ``report_json`` and the
    HTML size, a second build (warm caches), then each query of
-   ``shadowroute.store.report_queries`` (and ``score_summary``) timed on its own, per task type
+   ``shadowroute.store.queries.report`` (and ``score_summary``) timed on its own, per task type
    where the function loops over task types, with the slowest SQL statement's plan (EXPLAIN
    ANALYZE on Postgres, EXPLAIN QUERY PLAN on SQLite).
 
@@ -56,13 +56,13 @@ from sqlalchemy.pool import NullPool
 from shadowroute import load_config
 from shadowroute.config import Config
 from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA, sample_requests, simulate
-from shadowroute.records import REPLAY_MODEL
+from shadowroute.records import NOISE_FLOOR_MODEL
 from shadowroute.report import build_report, render_html, report_json
 from shadowroute.scoring import plan_for
 from shadowroute.store import CandidateOutput, Exchange, Store, TrafficDaily, migrate
-from shadowroute.store import report_queries as q
+from shadowroute.store.queries import report as q
 from shadowroute.store.models import Score, dumps_json
-from shadowroute.store.scores import score_summary
+from shadowroute.store.queries.scores import score_summary
 
 TARGET_S = 60.0
 DAYS = 30
@@ -85,8 +85,8 @@ POOL_PER_TASK = 2_000
 CHUNK_OUTPUTS = 10_000
 """Candidate outputs per insert chunk (with their exchanges and score rows)."""
 # USD per token, and median latency (ms) of a call.
-PRICES = {PRIMARY: (2.5e-6, 10e-6), REPLAY_MODEL: (2.5e-6, 10e-6)}
-LATENCY_MS = {PRIMARY: 900.0, REPLAY_MODEL: 900.0}
+PRICES = {PRIMARY: (2.5e-6, 10e-6), NOISE_FLOOR_MODEL: (2.5e-6, 10e-6)}
+LATENCY_MS = {PRIMARY: 900.0, NOISE_FLOOR_MODEL: 900.0}
 for _i, _name in enumerate(CANDIDATE_POOL):
     PRICES[_name] = (0.15e-6 / (1 + _i), 0.6e-6 / (1 + _i))
     LATENCY_MS[_name] = 420.0 / (1 + 0.4 * _i)
@@ -164,7 +164,7 @@ def build_pool(config: Config, candidates: list[str], seed: int) -> dict[str, li
             answers = {name: simulate(messages, seed=7, model=name, accuracy=accuracy).text
                        for name, accuracy in CANDIDATE_POOL.items() if name in candidates}
             # The noise floor: the primary asked again (sampling may change its answer).
-            answers[REPLAY_MODEL] = simulate(messages, seed=7, model=PRIMARY,
+            answers[NOISE_FLOOR_MODEL] = simulate(messages, seed=7, model=PRIMARY,
                                              accuracy=PRIMARY_ACCURACY, repeat=1,
                                              consistency=0.97).text
             for name, answer in answers.items():
@@ -215,13 +215,13 @@ def generate(
             item.primary_tokens, round(p_latency, 1),
             item.input_tokens * p_in + item.primary_tokens * p_out, METADATA[rng.randrange(3)],
         ))
-        models = candidates + [REPLAY_MODEL] if rng.random() < NOISE_FLOOR_RATE else candidates
+        models = candidates + [NOISE_FLOOR_MODEL] if rng.random() < NOISE_FLOOR_RATE else candidates
         for model in models:
             oid = f"{rng.getrandbits(128):032x}"
             latency = rng.lognormvariate(math.log(LATENCY_MS[model]), 0.4)
             at = created + timedelta(milliseconds=p_latency + latency)
             scored_at = at + timedelta(seconds=rng.randrange(60, 7200))
-            if model != REPLAY_MODEL and rng.random() < ERROR_RATE:
+            if model != NOISE_FLOOR_MODEL and rng.random() < ERROR_RATE:
                 kind = rng.choice(tuple(ERRORS))
                 chunk.outputs.append((oid, xid, model, None, None, None, None, None, kind,
                                       ERRORS[kind], 3, at))
@@ -262,7 +262,7 @@ class FillStats:
 
     def add(self, chunk: Chunk) -> None:
         self.exchanges += len(chunk.exchanges)
-        replays = sum(1 for row in chunk.outputs if row[2] == REPLAY_MODEL)
+        replays = sum(1 for row in chunk.outputs if row[2] == NOISE_FLOOR_MODEL)
         self.replays += replays
         self.pairs += len(chunk.outputs) - replays
         self.scores += len(chunk.scores)

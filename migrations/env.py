@@ -56,7 +56,7 @@ def _run_with(connection: Connection) -> None:
 
 
 async def _run_with_url(url: str) -> None:
-    from shadowroute.store.db import make_engine
+    from shadowroute.store.engine import make_engine
 
     engine = make_engine(url, foreign_keys=False)
     try:

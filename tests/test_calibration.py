@@ -18,7 +18,7 @@ from typing import Any
 import anyio
 import pytest
 
-from shadowroute.calibration import (
+from shadowroute.scoring.calibration import (
     HumanPair,
     agreement,
     calibrate,
@@ -38,8 +38,12 @@ from shadowroute.records import Completion, utcnow
 from shadowroute.report import build_report, render_html, report_json
 from shadowroute.scoring import plan_for
 from shadowroute.store import Store
-from shadowroute.store.calibrations import calibrations, latest_calibration, save_calibration
-from shadowroute.summary import render_verdicts
+from shadowroute.store.queries.calibrations import (
+    calibrations,
+    latest_calibration,
+    save_calibration,
+)
+from shadowroute.cli.tables import render_verdicts
 
 ROOT = Path(__file__).resolve().parent.parent
 

@@ -11,7 +11,7 @@ from sqlalchemy import select
 
 from shadowroute.config import Config, load_config
 from shadowroute.errors import ConfigError
-from shadowroute.records import REPLAY_MODEL, CandidateOutputRecord, ExchangeRecord
+from shadowroute.records import NOISE_FLOOR_MODEL, CandidateOutputRecord, ExchangeRecord
 from shadowroute.report import build_report
 from shadowroute.scoring import CorrectnessScorer, ScoreContext, plan_for, score
 from shadowroute.store import CandidateOutput, Store
@@ -170,7 +170,7 @@ SEED = [
                  "tiny": {"correct": False}}, {"mini": "x", "tiny": "y"}),
     # no outcome for tiny; mini's call failed; a replay of the primary has no outcome
     exchange(3, {PRIMARY: {"correct": True}, "mini": {"correct": True}},
-             {"mini": None, "tiny": "y", REPLAY_MODEL: "z"}),
+             {"mini": None, "tiny": "y", NOISE_FLOOR_MODEL: "z"}),
     # no metadata at all
     exchange(4, None, {"mini": "x"}),
 ]
@@ -195,7 +195,7 @@ async def test_scoring_job_passes_the_metadata_and_is_idempotent(store: Store) -
     assert got == {
         ("1", "mini"): (True, 1.0), ("1", "tiny"): (False, 0.0),
         ("2", "mini"): (True, 1.0), ("2", "tiny"): (True, 1.0),
-        ("3", "mini"): (False, 0.0), ("3", "tiny"): (None, None), ("3", REPLAY_MODEL): (None, None),
+        ("3", "mini"): (False, 0.0), ("3", "tiny"): (None, None), ("3", NOISE_FLOOR_MODEL): (None, None),
         ("4", "mini"): (None, None),
     }
     details = (await scores_of(store))[("1", "tiny")].details

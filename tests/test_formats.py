@@ -2,14 +2,17 @@ import json
 
 import pytest
 
-from shadowroute.formats import (
+from shadowroute.formats.anthropic import (
     anthropic_request_to_openai,
     anthropic_response_to_openai,
-    completion_text,
-    completion_usage,
     openai_request_to_anthropic,
 )
-from shadowroute.sse import reassemble, reassemble_anthropic_stream, reassemble_openai_stream
+from shadowroute.formats.chat import completion_text, completion_usage
+from shadowroute.formats.sse import (
+    reassemble,
+    reassemble_anthropic_stream,
+    reassemble_openai_stream,
+)
 
 # -- hand-written streams in the providers' real wire formats -----------------------------------
 

@@ -42,20 +42,19 @@ from starlette.responses import JSONResponse, RedirectResponse, Response
 from starlette.routing import Route
 
 from shadowroute import load_config
-from shadowroute.capture import Capture, decode_body
+from shadowroute.capture.capture import Capture, decode_body
 from shadowroute.config import Config
 from shadowroute.errors import ConfigError
-from shadowroute.formats import (
+from shadowroute.formats.anthropic import (
     anthropic_request_to_openai,
     anthropic_response_to_openai,
-    completion_text,
-    completion_usage,
     openai_request_to_anthropic,
 )
-from shadowroute.pipeline import Shadow
+from shadowroute.formats.chat import completion_text, completion_usage
+from shadowroute.pipeline.core import Shadow
 from shadowroute.serving import BackgroundServer
 from shadowroute.sidecar import create_app
-from shadowroute.sse import reassemble
+from shadowroute.formats.sse import reassemble
 
 
 def fuzz(examples: int) -> settings:
@@ -650,7 +649,7 @@ jsonl_lines = st.one_of(
 def test_import_never_crashes_on_a_bad_line(tmp_path: Path) -> None:
     """Every line is imported or reported bad with a reason; only ConfigError / StoreError (the
     documented errors) ever leave ``import_file``."""
-    from shadowroute.importer import import_file
+    from shadowroute.offline.importer import import_file
     from shadowroute.store import Store
 
     config = load_config(data={"database_url": f"sqlite+aiosqlite:///{tmp_path / 'import.db'}"})

@@ -13,7 +13,7 @@ from test_cli import run
 
 from shadowroute import load_config
 from shadowroute.errors import ConfigError
-from shadowroute.importer import MAX_LISTED, exchange_id, import_file
+from shadowroute.offline.importer import MAX_LISTED, exchange_id, import_file
 from shadowroute.store import CandidateOutput, Exchange, Store, TrafficDaily
 
 pytestmark = pytest.mark.anyio

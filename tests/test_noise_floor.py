@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from shadowroute import Shadow, load_config
 from shadowroute.fakellm import FakeLLMServer, default_settings, sample_requests
-from shadowroute.records import REPLAY_MODEL
+from shadowroute.records import NOISE_FLOOR_MODEL
 from shadowroute.scoring import run_scoring
 from shadowroute.store import CandidateOutput, Store
 from shadowroute.store.models import Score
@@ -37,7 +37,7 @@ async def test_replays_the_primary_on_the_configured_slice(tmp_path: Path, db_ur
             await sh.shadow(task="classify_intent", request=request, call=lambda: _answer("shipping"))
     exchanges, outputs = await stored(config.database_url)
     assert len(exchanges) == 5 and sh.stats.primary_replays == 5
-    replays = [o for o in outputs if o.model == REPLAY_MODEL]
+    replays = [o for o in outputs if o.model == NOISE_FLOOR_MODEL]
     assert len(replays) == 5 and {o.output for o in replays} == {"refund"}
     assert all(o.cost_usd is not None for o in replays)  # the replay's spend is shadow spend
     assert len(frontier.requests) == 5 and frontier.requests[0]["messages"][0]["content"] == "parcel 0"
@@ -123,7 +123,7 @@ async def test_capture_replay_and_score_end_to_end(tmp_path: Path) -> None:
             select(CandidateOutput.model, Score.scorer, Score.passed)
             .join(Score, Score.output_id == CandidateOutput.id)
         )).all()
-    replay_exact = [passed for model, scorer, passed in rows if model == REPLAY_MODEL and scorer == "exact"]
+    replay_exact = [passed for model, scorer, passed in rows if model == NOISE_FLOOR_MODEL and scorer == "exact"]
     assert len(replay_exact) == 60
     disagreement = replay_exact.count(False) / 60
     # Two independent draws of a 70%-accurate model disagree on roughly 40% of requests.

@@ -24,4 +24,4 @@ def test_wheel_ships_the_migrations(tmp_path: Path) -> None:
     assert "shadowroute/migrations/script.py.mako" in names
     for name in versions:
         assert f"shadowroute/migrations/versions/{name}" in names
-    assert "shadowroute/cli.py" in names and "shadowroute/fakellm/app.py" in names
+    assert "shadowroute/cli/__init__.py" in names and "shadowroute/fakellm/app.py" in names

@@ -17,7 +17,7 @@ from shadowroute.errors import (
     RateLimited,
     ServerError,
 )
-from shadowroute.providers import ANTHROPIC_VERSION, Provider, parse_retry_after
+from shadowroute.mirror.provider import ANTHROPIC_VERSION, Provider, parse_retry_after
 
 KEY = "sk-test-5up3r-s3cret-k3y"
 KEY_ENV = "SHADOWROUTE_TEST_PROVIDER_KEY"

@@ -12,7 +12,7 @@ from test_cli import run
 from test_store import exchange
 
 from shadowroute.errors import StoreError
-from shadowroute.prune import prune
+from shadowroute.store.retention import prune
 from shadowroute.records import TrafficRecord
 from shadowroute.store import Store, make_engine
 from shadowroute.store.models import (

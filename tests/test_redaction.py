@@ -17,9 +17,9 @@ from test_pipeline import FakeCandidate, completion, make_config, stored
 
 from shadowroute import Shadow, ShadowTransport, load_config
 from shadowroute.errors import ConfigError
-from shadowroute.importer import import_file
+from shadowroute.offline.importer import import_file
 from shadowroute.records import CandidateOutputRecord, ExchangeRecord
-from shadowroute.redaction import Redactor, luhn_ok
+from shadowroute.store.redaction import Redactor, luhn_ok
 from shadowroute.sidecar.metrics import Metrics
 from shadowroute.stats import Stats
 from shadowroute.store import Store

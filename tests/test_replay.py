@@ -16,9 +16,9 @@ from test_pipeline import FakeCandidate
 from shadowroute import load_config
 from shadowroute.errors import ConfigError, StoreError
 from shadowroute.fakellm import FakeLLMServer, default_settings
-from shadowroute.importer import import_file
+from shadowroute.offline.importer import import_file
 from shadowroute.records import Completion
-from shadowroute.replay import Replay, replay
+from shadowroute.offline.replay import Replay, replay
 from shadowroute.report import build_report
 from shadowroute.scoring import ScoreOptions, run_scoring
 from shadowroute.store import CandidateOutput, Store

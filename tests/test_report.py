@@ -22,7 +22,7 @@ from browser import is_blank, render
 from shadowroute.config import Config, load_config
 from shadowroute.decision import wilson_lower
 from shadowroute.records import (
-    REPLAY_MODEL,
+    NOISE_FLOOR_MODEL,
     CandidateOutputRecord,
     ExchangeRecord,
     TrafficRecord,
@@ -31,7 +31,7 @@ from shadowroute.records import (
 from shadowroute.report import Report, build_report, render_html, report_json, write_report
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.store import Store
-from shadowroute.store.scores import ScoreRow, insert_scores
+from shadowroute.store.queries.scores import ScoreRow, insert_scores
 
 pytestmark = pytest.mark.anyio
 
@@ -118,13 +118,13 @@ async def test_counts_rates_errors_unscored_and_noise_floor(store: Store) -> Non
         b = "nope" if i < 30 else primary  # 120
         outs = [Out("mini", a), Out("tiny", b)]
         if i < 50:  # replays: 49 of 50 agree
-            outs.append(Out(REPLAY_MODEL, "other" if i == 0 else primary))
+            outs.append(Out(NOISE_FLOOR_MODEL, "other" if i == 0 else primary))
         batch.append(xchg("classify", primary, *outs))
     # No primary answer: exact does not apply -> ignored, never counted.
     batch += [xchg("classify", None, Out("mini", "x"), Out("tiny", "y")) for _ in range(2)]
     # Outside a 30-day window: all failures, must not count with since=30 days ago.
     batch += [xchg("classify", "label1", Out("mini", "bad"), Out("tiny", "bad"),
-                   Out(REPLAY_MODEL, "bad"), age_days=40) for _ in range(4)]
+                   Out(NOISE_FLOOR_MODEL, "bad"), age_days=40) for _ in range(4)]
     await store.write(batch)
     await score(config, store, ScoreOptions())
     # Stored after scoring: not scored yet.
@@ -179,7 +179,7 @@ async def test_a_failed_replay_call_is_not_counted_as_the_primary_disagreeing(st
     for i in range(40):
         outs = [Out("mini", "a")]
         if i < 20:
-            outs.append(Out(REPLAY_MODEL, None if i < 10 else ("b" if i == 10 else "a")))
+            outs.append(Out(NOISE_FLOOR_MODEL, None if i < 10 else ("b" if i == 10 else "a")))
         batch.append(xchg("classify", "a", *outs))
     await store.write(batch)
     await score(config, store, ScoreOptions())
@@ -227,7 +227,7 @@ async def test_costs_latency_volume_and_monthly_figures(store: Store) -> None:
             Out("tiny", "ok", cost=0.0001, latency=float(lat["tiny"][i])),
         ]
         if i < 5:
-            outs.append(Out(REPLAY_MODEL, "ok", cost=0.002, latency=float(lat["replay"][i])))
+            outs.append(Out(NOISE_FLOOR_MODEL, "ok", cost=0.002, latency=float(lat["replay"][i])))
         batch.append(xchg("alpha", "ok", *outs, cost=p_cost[i], latency=float(lat["primary"][i])))
     beta_lat = [250.0, 100.0, 400.0, 300.0, 200.0, 900.0, 700.0, 800.0, 600.0, 500.0]
     for i in range(10):
@@ -318,7 +318,7 @@ async def seed_promotable(store: Store) -> None:
         outs = [Out("mini", "miss" if i < 2 else "yes", cost=0.002),
                 Out("tiny", "miss" if i < 4 else "yes", cost=0.001)]
         if i < 60:
-            outs.append(Out(REPLAY_MODEL, "miss" if i == 0 else "yes", cost=0.01))
+            outs.append(Out(NOISE_FLOOR_MODEL, "miss" if i == 0 else "yes", cost=0.01))
         batch.append(xchg("easy", "yes", *outs, cost=0.01))
     for i in range(100):
         batch.append(xchg("hard", "yes", Out("mini", "miss" if i < 30 else "yes", cost=0.001),

@@ -19,8 +19,8 @@ from shadowroute.report import Report, build_report, render_html, write_report
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.store import Store
 from shadowroute.store.models import RouteChange
-from shadowroute.store.routes import add_route_change
-from shadowroute.summary import render_promoted
+from shadowroute.store.queries.routes import add_route_change
+from shadowroute.cli.tables import render_promoted
 from test_report import HOSTILE_OUTPUT, HOSTILE_REQUEST, Out, candidate, make_config, task_of, xchg
 
 pytestmark = pytest.mark.anyio

@@ -14,12 +14,12 @@ import yaml
 from shadowroute import PromotionRefused, Router, Shadow
 from shadowroute.errors import ConfigError
 from shadowroute.fakellm import FakeLLMServer, default_settings
-from shadowroute.records import REPLAY_MODEL
+from shadowroute.records import NOISE_FLOOR_MODEL
 from shadowroute.routing import Route, RouteMap, read_routes, write_routes
 from shadowroute.routing import promote as ops
 from shadowroute.routing.routemap import dump_routes, parse_routes
 from shadowroute.store import Store
-from shadowroute.store.routes import route_changes, save_report
+from shadowroute.store.queries.routes import route_changes, save_report
 
 from test_pipeline import REQUEST, FakeCandidate, completion, make_config, stored
 
@@ -157,7 +157,7 @@ async def test_route_and_shadow_serves_promoted_tasks_and_reverse_shadows_them(
     assert {x.primary_output for x in reverse} == {"refund"}
     assert all(x.request["model"] == "frontier" for x in reverse)
     mine = [o for o in outputs if o.exchange_id in {x.id for x in reverse}]
-    assert sorted(o.model for o in mine) == [REPLAY_MODEL] * 4 + ["small"] * 4
+    assert sorted(o.model for o in mine) == [NOISE_FLOOR_MODEL] * 4 + ["small"] * 4
     assert {o.output for o in mine if o.model == "small"} == {"shipping"}
     assert {x.route for x in exchanges if x.task_type == "sentiment"} <= {"shadow"}
 

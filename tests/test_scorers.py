@@ -11,16 +11,10 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
-from shadowroute.scoring.scorers import (
-    SIMILARITY_METHODS,
-    ExactScorer,
-    SchemaScorer,
-    Scorer,
-    ScoreResult,
-    SimilarityScorer,
-    normalize_label,
-    parse_json_output,
-)
+from shadowroute.scoring.scorers.similarity import SIMILARITY_METHODS, SimilarityScorer
+from shadowroute.scoring.scorers.exact import ExactScorer
+from shadowroute.scoring.scorers.schema import SchemaScorer
+from shadowroute.scoring.scorers.base import Scorer, ScoreResult, normalize_label, parse_json_output
 
 ORDER_SCHEMA = {
     "type": "object",

@@ -17,7 +17,7 @@ from sqlalchemy import func, select
 
 from shadowroute.config import Config, load_config
 from shadowroute.errors import ConfigError, ServerError
-from shadowroute.records import REPLAY_MODEL, CandidateOutputRecord, Completion, ExchangeRecord, utcnow
+from shadowroute.records import NOISE_FLOOR_MODEL, CandidateOutputRecord, Completion, ExchangeRecord, utcnow
 from shadowroute.scoring import ScoreOptions, find_injection, parse_verdict, score
 from shadowroute.store import Store
 from shadowroute.store.models import Score
@@ -404,10 +404,10 @@ async def test_task_since_and_limit_narrow_the_run(store: Store, tmp_path: Path)
 
 async def test_primary_replay_is_scored_like_a_candidate(store: Store, tmp_path: Path) -> None:
     config = make_config(store.url, tmp_path, classify={"candidates": ["mini"], "scorers": ["exact"]})
-    await store.write([exchange("classify", "refund", {"mini": "refund", REPLAY_MODEL: "cancel"})])
+    await store.write([exchange("classify", "refund", {"mini": "refund", NOISE_FLOOR_MODEL: "cancel"})])
     await score(config, store)
     scores = {m: s[0].passed for m, s in (await by_model(store, "exact")).items()}
-    assert scores == {"mini": True, REPLAY_MODEL: False}
+    assert scores == {"mini": True, NOISE_FLOOR_MODEL: False}
 
 
 async def test_workers_in_one_process_share_the_work(store: Store, tmp_path: Path) -> None:

@@ -23,7 +23,7 @@ from shadowroute.store import (
     migrate,
     migrations_dir,
 )
-from shadowroute.store.db import _head
+from shadowroute.store.migrations import _head
 
 pytestmark = pytest.mark.anyio
 
@@ -130,7 +130,8 @@ def test_offline_migration_renders_sql() -> None:
 
     from alembic import command
 
-    from shadowroute.store.db import _alembic_config, _url
+    from shadowroute.store.migrations import _alembic_config
+    from shadowroute.store.engine import _url
 
     cfg = _alembic_config(_url("postgresql+psycopg://u:pw@db.invalid/x"))
     cfg.output_buffer = io.StringIO()

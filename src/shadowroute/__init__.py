@@ -18,14 +18,16 @@ _EXPORTS = {
     "ProviderError": "errors", "ProviderTimeout": "errors", "PromotionRefused": "errors",
     "ProviderUnavailable": "errors", "RateLimited": "errors", "ServerError": "errors",
     "ShadowrouteError": "errors", "StoreError": "errors",
-    "Shadow": "pipeline", "ShutdownReport": "pipeline", "shadow": "pipeline",
+    "Shadow": "pipeline.core", "ShutdownReport": "pipeline.core", "shadow": "pipeline.core",
     "Route": "routing", "Router": "routing",
     "Stats": "stats",
-    "SyncShadow": "sync",
-    "ShadowTransport": "transport", "SyncShadowTransport": "transport", "task": "transport",
+    "SyncShadow": "pipeline.sync",
+    "ShadowTransport": "capture.transport", "SyncShadowTransport": "capture.transport",
+    "task": "capture.transport",
 }
 
 if TYPE_CHECKING:
+    from .capture.transport import ShadowTransport, SyncShadowTransport, task
     from .config import Config, load_config
     from .errors import (
         BadResponse,
@@ -40,11 +42,10 @@ if TYPE_CHECKING:
         ShadowrouteError,
         StoreError,
     )
-    from .pipeline import Shadow, ShutdownReport, shadow
+    from .pipeline.core import Shadow, ShutdownReport, shadow
+    from .pipeline.sync import SyncShadow
     from .routing import Route, Router
     from .stats import Stats
-    from .sync import SyncShadow
-    from .transport import ShadowTransport, SyncShadowTransport, task
 
 
 def __getattr__(name: str) -> Any:

@@ -267,7 +267,7 @@ class RedactionPattern(_Strict):
 
 
 class RedactionConfig(_Strict):
-    """What is replaced before an exchange is stored (see :mod:`shadowroute.redaction`)."""
+    """What is replaced before an exchange is stored (see :mod:`shadowroute.store.redaction`)."""
 
     redactors: tuple[Literal["api_key", "email", "phone", "card"], ...] = ("api_key",)
     """Built-in detectors; the default only removes API-key-like strings."""
@@ -280,7 +280,7 @@ class RedactionConfig(_Strict):
     @classmethod
     def _importable(cls, value: str | None) -> str | None:
         if value is not None:
-            from .redaction import import_hook
+            from .store.redaction import import_hook
 
             import_hook(value)  # ValueError with the reason
         return value

@@ -13,7 +13,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 __all__ = [
-    "REPLAY_MODEL",
+    "NOISE_FLOOR_MODEL",
     "ROUTE_REVERSE",
     "ROUTE_SHADOW",
     "CandidateOutputRecord",
@@ -25,9 +25,12 @@ __all__ = [
 ]
 
 
-REPLAY_MODEL = "primary@replay"
-"""The candidate name under which a second answer of the primary itself is stored: scoring it
-like any candidate measures the noise floor (how much the primary disagrees with itself)."""
+NOISE_FLOOR_MODEL = "primary@replay"
+"""The candidate name under which a second answer of the primary itself is stored (the
+*noise-floor replay*): scoring it like any candidate measures the noise floor (how much the
+primary disagrees with itself). The stored string keeps its historical spelling; in code it is
+the noise-floor model, not to be confused with ``shadowroute replay`` (candidates over stored
+exchanges) or draining the spool."""
 
 
 ROUTE_SHADOW = "shadow"

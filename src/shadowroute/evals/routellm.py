@@ -33,7 +33,7 @@ from typing import Any
 
 from ..errors import ConfigError
 from ..records import CandidateOutputRecord, ExchangeRecord
-from ..scoring.correctness import OUTCOMES_KEY
+from ..scoring.scorers.correctness import OUTCOMES_KEY
 from ..store import Store
 
 __all__ = [

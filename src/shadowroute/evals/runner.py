@@ -16,13 +16,13 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from ..cli.tables import pct as _pct
 from ..config import Config, load_config
 from ..datasets import DATASETS_ENV, shared_datasets_dirs
 from ..errors import ConfigError
 from ..report import Report, build_report
 from ..scoring import ScoreRunReport, run_scoring
 from ..store import Store
-from ..summary import pct as _pct
 
 __all__ = ["DATASETS_ENV", "Eval", "EvalRun", "find_config", "find_data", "run_eval"]
 

@@ -11,7 +11,6 @@ from __future__ import annotations
 from typing import Any, Self
 
 from ..serving import BackgroundServer, run_app
-
 from .app import FakeState, create_app
 from .models import FakeLLMSettings, FakeModel
 

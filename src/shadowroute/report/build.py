@@ -1,6 +1,6 @@
 """Gather the stored evidence and decide: the :class:`Report` that the HTML and JSON render.
 
-All counting happens in SQL (:mod:`shadowroute.store.report_queries`); this module combines the
+All counting happens in SQL (:mod:`shadowroute.store.queries.report`); this module combines the
 aggregates per task type x candidate, calls :func:`shadowroute.decision.decide`, and works out
 the money. Monthly figures are "at current volume": production requests per day (the
 ``traffic_daily`` counts, sampled or not) x 30 x the mean cost of one call. Task types the
@@ -24,14 +24,14 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
 from ..decision import DriftVerdict, Evidence, Policy, Verdict, decide
-from ..records import REPLAY_MODEL, ROUTE_SHADOW
+from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
 from ..store import Store
-from ..store import report_queries as q
-from ..store.calibrations import latest_calibration
-from ..store.routes import route_changes
-from ..store.scores import score_summary
+from ..store.queries import report as q
+from ..store.queries.calibrations import latest_calibration
+from ..store.queries.routes import route_changes
+from ..store.queries.scores import score_summary
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
 
@@ -161,7 +161,7 @@ def _times(value: float | None, factor: float) -> float | None:
 
 @dataclass
 class _Aggregates:
-    """What the queries returned, keyed as in :mod:`shadowroute.store.report_queries`."""
+    """What the queries returned, keyed as in :mod:`shadowroute.store.queries.report`."""
 
     primaries: dict[str, dict[str, Any]]
     outputs: dict[tuple[str, str], dict[str, Any]]
@@ -206,7 +206,7 @@ async def build_report(
             judging=await q.scoring_spend(conn, since), examples={},
         )
         noise = {task: (c["counted"], c["counted"] - c["passed"])
-                 for (task, model), c in counts.items() if model == REPLAY_MODEL}
+                 for (task, model), c in counts.items() if model == NOISE_FLOOR_MODEL}
         promoted = await promoted_results(
             conn, config, routes, {t: plans[t].keys() for t in routes}, since, noise, examples)
     for s in summaries:
@@ -273,7 +273,7 @@ def _task_result(
     per_day = requests / days
     shadow = sum(v["spend"] for (t, _), v in agg.outputs.items() if t == task)
     judge = agg.judging.get(task, 0.0)
-    noise = agg.counts.get((task, REPLAY_MODEL), {"counted": 0, "passed": 0})
+    noise = agg.counts.get((task, NOISE_FLOOR_MODEL), {"counted": 0, "passed": 0})
     checks = agg.schema.get(task, {"checked": 0, "invalid": 0})
     policy = Policy.for_task(config, task)
     primary_latency = agg.latency.get((task, None), {})
@@ -293,7 +293,7 @@ def _task_result(
         primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
         scorers=[name for name, _ in keys], candidates=[],
     )
-    models = sorted({m for (t, m) in agg.outputs if t == task and m != REPLAY_MODEL}
+    models = sorted({m for (t, m) in agg.outputs if t == task and m != NOISE_FLOOR_MODEL}
                     | set(config.task(task).candidates))
     for model in models:
         result.candidates.append(_candidate_result(result, model, policy, agg))

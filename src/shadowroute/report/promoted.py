@@ -14,10 +14,10 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
 from ..decision import DriftVerdict, Evidence, Policy, check_drift
-from ..records import REPLAY_MODEL, ROUTE_REVERSE
+from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE
 from ..routing.routemap import Route
-from ..store import report_queries as q
-from ..store.scores import Keys
+from ..store.queries import report as q
+from ..store.queries.scores import Keys
 from .examples import Example, build_example
 
 __all__ = ["PromotedResult", "promoted_results"]
@@ -70,7 +70,7 @@ async def promoted_results(
             counts, worst = await q.outcomes(conn, {task: task_keys}, start, examples,
                                              route=ROUTE_REVERSE)
         mine = counts.get((task, route.model), {"counted": 0, "passed": 0})
-        replays = counts.get((task, REPLAY_MODEL), {"counted": 0, "passed": 0})
+        replays = counts.get((task, NOISE_FLOOR_MODEL), {"counted": 0, "passed": 0})
         shadow_n, shadow_failures = noise.get(task, (0, 0))
         noise_n = shadow_n + replays["counted"]
         noise_failures = shadow_failures + replays["counted"] - replays["passed"]

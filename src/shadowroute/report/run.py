@@ -11,7 +11,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from ..config import Config
 from ..errors import ConfigError, StoreError
 from ..store import Store
-from ..store.routes import save_report
+from ..store.queries.routes import save_report
 from .build import Report, build_report
 from .promoted import as_decision_row
 from .render import write_report

@@ -18,7 +18,7 @@ from ..config import Config
 from ..decision import DriftVerdict, Verdict
 from ..errors import ConfigError, PromotionRefused
 from ..store import Store
-from ..store.routes import (
+from ..store.queries.routes import (
     add_route_change,
     decisions_of,
     latest_decision,

@@ -22,11 +22,11 @@ from collections.abc import Awaitable, Callable
 from os import PathLike
 from typing import Any
 
-from ..capture import Api
+from ..capture.calls import Api
 from ..config import Config, load_config
 from ..errors import ConfigError
-from ..pipeline import Shadow, active_shadow
-from ..providers import Provider
+from ..mirror.provider import Provider
+from ..pipeline.core import Shadow, active_shadow
 from .routemap import Route, RouteMap
 
 __all__ = ["Router"]

@@ -10,12 +10,15 @@ stored per (candidate output, scorer, version); the noise floor is the same scor
 ``primary@replay`` outputs.
 """
 
-from .correctness import CorrectnessScorer, ScoreContext
 from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
 from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
 from .prompt import build_judge_messages, find_injection, parse_verdict
 from .runner import ScoreOptions, ScoreRunReport, run_scoring, score
-from .scorers import ExactScorer, SchemaScorer, ScoreResult, SimilarityScorer
+from .scorers.base import ScoreResult
+from .scorers.correctness import CorrectnessScorer, ScoreContext
+from .scorers.exact import ExactScorer
+from .scorers.schema import SchemaScorer
+from .scorers.similarity import SimilarityScorer
 
 __all__ = [
     "BudgetExhausted",

@@ -22,12 +22,12 @@ from typing import Any
 
 from ..config import Config, TaskConfig
 from ..errors import ShadowrouteError
-from ..mirror import Completer, Mirror
-from ..providers import Provider
+from ..mirror.policy import Completer, Mirror
+from ..mirror.provider import Provider
 from ..stats import Stats
 from .plan import JudgeSpec
-from .prompt import Verdict, build_judge_messages, find_injection, parse_verdict, retry_message
-from .scorers import ScoreResult
+from .prompt import JudgeVerdict, build_judge_messages, find_injection, parse_verdict, retry_message
+from .scorers.base import ScoreResult
 
 __all__ = ["BudgetExhausted", "Judge", "JudgeBudget", "JudgeUnavailable", "VALUES"]
 
@@ -36,7 +36,7 @@ log = logging.getLogger("shadowroute")
 VALUES = {"better": 1.0, "same": 0.5, "worse": 0.0}
 """The judge's value for each verdict, from the candidate's point of view."""
 
-_AS_CANDIDATE: dict[bool, dict[Verdict, str]] = {
+_AS_CANDIDATE: dict[bool, dict[JudgeVerdict, str]] = {
     # candidate shown second (as B)
     False: {"A": "worse", "B": "better", "same": "same"},
     # candidate shown first (as A)
@@ -79,7 +79,7 @@ class JudgeBudget:
 
 @dataclass
 class _Reply:
-    verdict: Verdict | None
+    verdict: JudgeVerdict | None
     reason: str
     text: str | None
     cost_usd: float

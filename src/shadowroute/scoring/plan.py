@@ -15,9 +15,12 @@ from typing import Any
 
 from ..config import Config, ScorerConfig
 from ..errors import ConfigError
-from .correctness import CorrectnessScorer
 from .prompt import DEFAULT_RUBRIC, PROMPT_VERSION
-from .scorers import ExactScorer, SchemaScorer, Scorer, SimilarityScorer
+from .scorers.base import Scorer
+from .scorers.correctness import CorrectnessScorer
+from .scorers.exact import ExactScorer
+from .scorers.schema import SchemaScorer
+from .scorers.similarity import SimilarityScorer
 
 __all__ = ["CODE_VERSIONS", "JudgeSpec", "ScorerSpec", "TaskPlan", "plan_for"]
 

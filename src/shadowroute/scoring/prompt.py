@@ -32,7 +32,7 @@ from typing import Any, Literal
 __all__ = [
     "DEFAULT_RUBRIC",
     "PROMPT_VERSION",
-    "Verdict",
+    "JudgeVerdict",
     "build_judge_messages",
     "find_injection",
     "new_nonce",
@@ -43,7 +43,7 @@ __all__ = [
 PROMPT_VERSION = "1"
 """Bumped whenever the prompt or the verdict format changes (judge scores are versioned by it)."""
 
-Verdict = Literal["A", "B", "same"]
+JudgeVerdict = Literal["A", "B", "same"]
 
 DEFAULT_RUBRIC = (
     "Judge correctness first: does the response do what the request asks, with facts, labels "
@@ -117,10 +117,10 @@ def retry_message() -> dict[str, str]:
 
 
 _FENCED = re.compile(r"^```(?:json)?\s*(.*?)\s*```$", re.S | re.I)
-_VERDICTS: dict[str, Verdict] = {"a": "A", "b": "B", "same": "same"}
+_VERDICTS: dict[str, JudgeVerdict] = {"a": "A", "b": "B", "same": "same"}
 
 
-def parse_verdict(text: str | None) -> tuple[Verdict, str]:
+def parse_verdict(text: str | None) -> tuple[JudgeVerdict, str]:
     """``(verdict, reason)`` from the judge's reply; :class:`ValueError` when it is not exactly
     one JSON object with ``verdict`` in A / B / same and a string ``reason``. A reply wrapped in
     one Markdown code fence is accepted; prose around the object is not."""

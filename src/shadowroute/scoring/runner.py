@@ -31,11 +31,11 @@ from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config
 from ..errors import ConfigError, StoreError
-from ..mirror import Completer
+from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
 from ..store.models import Exchange
-from ..store.scores import (
+from ..store.queries.scores import (
     Pair,
     ScoreRow,
     count_pending,
@@ -48,10 +48,10 @@ from ..store.scores import (
     scored_task_types,
     window_ids,
 )
-from .correctness import ScoreContext
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .plan import ScorerSpec, TaskPlan, plan_for
-from .scorers import ScoreResult
+from .scorers.base import ScoreResult
+from .scorers.correctness import ScoreContext
 
 __all__ = ["ScoreOptions", "ScoreRunReport", "run_scoring", "score"]
 

@@ -29,12 +29,17 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ..capture import Api, api_for
+from ..capture.calls import Api, api_for
+from ..capture.transport import (
+    FALLBACK_HEADER,
+    REVERSE_HEADER,
+    TASK_HEADER,
+    ShadowTransport,
+)
 from ..config import Config, ModelConfig
-from ..pipeline import Shadow
+from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
-from ..transport import FALLBACK_HEADER, REVERSE_HEADER, TASK_HEADER, ShadowTransport
 from .body import BodyTooLarge, read_body
 from .ingest import ingest_captures
 from .metrics import Metrics

@@ -18,7 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from starlette.requests import Request
 from starlette.responses import JSONResponse, Response
 
-from ..pipeline import Shadow
+from ..pipeline.core import Shadow
 from .body import BodyTooLarge, read_body
 
 __all__ = ["CaptureIn", "CapturesIn", "ingest_captures"]

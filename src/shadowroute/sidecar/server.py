@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 
 from ..config import Config
-from ..pipeline import Shadow
+from ..pipeline.core import Shadow
 from ..serving import run_app
 from .app import create_app
 

@@ -6,9 +6,11 @@
     await migrate("postgresql+psycopg://...")                         # `shadowroute db upgrade`
 """
 
-from .db import Store, make_engine, migrate, migrations_dir
+from .engine import make_engine
+from .migrations import migrate, migrations_dir
 from .models import Base, CandidateOutput, Exchange, TrafficDaily
 from .spool import Spool
+from .store import Store
 from .writer import BatchWriter
 
 __all__ = [

@@ -32,7 +32,7 @@ from ..records import CandidateOutputRecord, ExchangeRecord, TrafficRecord
 from .models import dumps_json
 
 if TYPE_CHECKING:
-    from .db import Store
+    from .store import Store
 
 __all__ = ["Spool"]
 

@@ -27,7 +27,7 @@ from .spool import Spool
 if TYPE_CHECKING:
     from datetime import date
 
-    from .db import Store
+    from .store import Store
 
 __all__ = ["BatchWriter"]
 

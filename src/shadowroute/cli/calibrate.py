@@ -1,0 +1,132 @@
+"""``shadowroute calibrate-judge``: how often the configured judge agrees with people.
+
+Registered on the main app by :mod:`shadowroute.cli`. Runs the ``[judge]`` of the configuration
+on answer pairs people have labelled (see :mod:`shadowroute.scoring.calibration`), prints the agreement
+per category next to the published reference, and stores the run for the report.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Callable, Iterator
+from pathlib import Path
+from typing import Annotated
+
+import anyio
+import typer
+from rich.text import Text
+
+from ..errors import StoreError
+from .common import ConfigOption, DatabaseOption, app, console, load
+
+__all__ = ["calibrate_judge"]
+
+
+@contextlib.contextmanager
+def _progress(total: int) -> Iterator[Callable[[int, int], None] | None]:
+    """A transient progress bar on a terminal; nothing otherwise."""
+    if not console.is_terminal:
+        yield None
+        return
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        TextColumn,
+        TimeRemainingColumn,
+    )
+
+    with Progress(TextColumn("[bold]judging pairs"), BarColumn(), MofNCompleteColumn(),
+                  TimeRemainingColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("judging", total=total)
+        yield lambda done, _total: bar.update(task, completed=done)
+
+
+@app.command("calibrate-judge")
+def calibrate_judge(
+    dataset: Annotated[str, typer.Argument(
+        help="Pairs people labelled: a JSON list of {input, output_1, output_2, label (1 or 2)}, "
+             "or the name mt_bench_human (looked up in $SHADOWROUTE_DATASETS, else the first "
+             "shared/datasets folder above the working directory).",
+        show_default=False)],
+    limit: Annotated[int | None, typer.Option(
+        min=1, help="Judge only the first N pairs.", show_default=False)] = None,
+    concurrency: Annotated[int | None, typer.Option(
+        min=1, max=64, help="Pairs judged at once (default: \\[judge] concurrency, 8 unless set).",
+        show_default=False)] = None,
+    budget: Annotated[float | None, typer.Option(
+        min=0, help="Judge spend cap for this run in USD (overrides \\[judge] budget_usd).",
+        show_default=False)] = None,
+    questions: Annotated[Path | None, typer.Option(
+        help="MT-Bench question.jsonl giving each pair its category (default: found next to "
+             "the dataset).", show_default=False)] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Measure how often the configured judge agrees with human verdicts, and store it.
+
+    Each pair is judged like a shadow pair (both orders, a flip is a tie): output_1 plays the
+    primary, output_2 the candidate. The report shows the latest calibration of the judge and
+    warns below \\[judge] min_agreement.
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    from ..scoring.calibration import (
+        CalibrationRun,
+        calibrate,
+        find_questions,
+        judge_spec,
+        load_dataset,
+        resolve_dataset,
+    )
+    from ..store import Store
+    from ..store.queries.calibrations import save_calibration
+    from .tables import render_calibration
+
+    cfg = load(config, database_url)
+    judge_spec(cfg)  # no [judge]: one clear line before anything else
+    assert cfg.judge is not None
+    path = resolve_dataset(dataset)
+    questions = questions or find_questions(path)
+    pairs = load_dataset(path, questions)
+    if limit is not None:
+        pairs = pairs[:limit]
+
+    async def main() -> CalibrationRun:
+        # Open the database first: an unreachable one fails before any judge call is paid for.
+        async with await Store.open(cfg.database_url) as store:
+            with _progress(len(pairs)) as progress:
+                run = await calibrate(cfg, pairs, dataset=path.stem, dataset_path=str(path),
+                                      concurrency=concurrency, budget_usd=budget,
+                                      progress=progress)
+            try:
+                await save_calibration(store.engine, run.row())
+            except SQLAlchemyError as exc:
+                raise StoreError(f"cannot store the calibration in {store.url}: "
+                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            return run
+
+    run = anyio.run(main)
+    overall = run.overall
+    console.print(render_calibration(run))
+    if questions is None:
+        console.print(f"no MT-Bench question.jsonl found near {path}: every pair is in category "
+                      "'other' (pass --questions)", markup=False, highlight=False, soft_wrap=True)
+    for line in run.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    floor = cfg.judge.min_agreement
+    if overall.agreement is None:
+        verdict = Text(f"the judge picked a side on none of the {overall.n:,} pairs: the report "
+                       "will warn that its verdicts carry no signal", style="red")
+    elif overall.agreement < floor:
+        verdict = Text(f"agreement {overall.agreement:.1%} is below [judge] min_agreement "
+                       f"{floor:.0%}: the report will warn to treat the judge's verdicts with care",
+                       style="red")
+    else:
+        verdict = Text(f"agreement {overall.agreement:.1%} meets [judge] min_agreement "
+                       f"{floor:.0%}: the report shows this calibration with each judged task type",
+                       style="green")
+    console.print(verdict, soft_wrap=True)
+    console.print(f"stored calibration {run.id} (judge {run.judge_model}, version "
+                  f"{run.judge_version}, dataset {run.dataset})", markup=False, highlight=False,
+                  soft_wrap=True)

@@ -1,0 +1,119 @@
+"""``shadowroute import`` / ``replay``: bring logged traffic in and run candidates over it.
+
+Registered on the main app by :mod:`shadowroute.cli`.
+"""
+
+from __future__ import annotations
+
+from enum import Enum
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+
+from ..errors import ConfigError
+from .common import (
+    ConfigOption,
+    DatabaseOption,
+    app,
+    console,
+    load,
+    parse_since,
+    progress_bar,
+    say,
+    with_store,
+)
+
+
+class ImportFormat(str, Enum):
+    auto = "auto"
+    chat = "chat"
+    batch = "batch"
+
+
+@app.command("import")
+def import_(
+    file: Annotated[Path, typer.Argument(help="JSONL file: chat request/response pairs, or "
+                                              "OpenAI Batch API output.", show_default=False)],
+    task: Annotated[str | None, typer.Option(help="Task type of every line (default: the "
+                                             "line's \"task\", else \"default\").",
+                                             show_default=False)] = None,
+    fmt: Annotated[ImportFormat, typer.Option("--format", help="Line format; auto tells them "
+                                              "apart by the first line.")] = ImportFormat.auto,
+    requests: Annotated[Path | None, typer.Option("--requests", help="The Batch API input "
+                                                  "file (needed with batch output).",
+                                                  show_default=False)] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Store logged production calls as exchanges (no candidate outputs; see `replay`).
+
+    Bad lines are listed with the reason and skipped; exit code 1 when there were any.
+    Importing the same file again stores nothing twice."""
+    from ..offline.importer import import_file
+
+    if task is not None and not task.strip():
+        raise ConfigError("must not be empty", key="--task")
+    cfg = load(config, database_url)
+    with console.status(f"importing {file} ..."):
+        report = with_store(cfg, lambda store: import_file(
+            cfg, store, file, task=task, fmt=fmt.value, requests=requests))
+    for i, line in enumerate(report.summary()):
+        say(line if i == 0 or not report.bad else (line, "yellow"))
+    if report.bad:
+        raise typer.Exit(1)
+
+
+@app.command("replay")
+def replay_(
+    task: Annotated[str, typer.Option(help="The task type whose stored exchanges to replay.",
+                                      show_default=False)],
+    candidates: Annotated[str, typer.Option(help="Comma-separated \\[models] keys to call, "
+                                            "e.g. small,tiny; primary@replay calls each "
+                                            "exchange's primary again (its noise floor).",
+                                            show_default=False)],
+    limit: Annotated[int | None, typer.Option(min=1, help="Visit at most this many exchanges.",
+                                              show_default=False)] = None,
+    since: Annotated[str | None, typer.Option(help="Only exchanges from this long ago on, "
+                                              "e.g. 30d, 12h (default: all).",
+                                              show_default=False)] = None,
+    concurrency: Annotated[int, typer.Option(min=1, max=256, help="Calls in flight at once "
+                                             "(each model's max_concurrency also applies).")
+                           ] = 8,
+    budget: Annotated[float | None, typer.Option(min=0, help="Spend cap of this run in USD "
+                                                 "(the task's daily_budget_usd applies too).",
+                                                 show_default=False)] = None,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Call candidates on stored exchanges that lack their output, and store the outputs.
+
+    Resumable: run it again after an interruption and it continues where it stopped."""
+    from ..offline.replay import Replay
+
+    names = [name.strip() for name in candidates.split(",") if name.strip()]
+    if not names:
+        raise ConfigError("name at least one model, e.g. --candidates small,tiny",
+                          key="--candidates")
+    cfg = load(config, database_url)
+    start = None if since is None or since.strip().lower() == "all" else parse_since(since)
+    runs: list[Replay] = []
+
+    async def work(store: Any) -> Any:
+        run = Replay(cfg, store, task, names, limit=limit, since=start, budget_usd=budget,
+                     concurrency=concurrency, progress=progress)
+        runs.append(run)
+        return await run.run()
+
+    try:
+        with progress_bar("replaying") as progress:
+            report = with_store(cfg, work)
+    except KeyboardInterrupt:
+        if runs:
+            for line in runs[0].report.lines():
+                say(line)
+        raise
+    for line in report.lines():
+        say(line)
+    if report.outputs:
+        say("next: `shadowroute score`, then `shadowroute report`")

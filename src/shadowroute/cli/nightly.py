@@ -1,0 +1,152 @@
+"""``shadowroute score`` / ``report`` / ``summary`` / ``prune``: the nightly job and what is stored."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated, Any
+
+import anyio
+import typer
+
+from .common import (
+    ConfigOption,
+    DatabaseOption,
+    app,
+    console,
+    load,
+    parse_since,
+    progress_bar,
+    say,
+    with_store,
+)
+
+
+@app.command("summary")
+def summary(config: ConfigOption = None, database_url: DatabaseOption = None) -> None:
+    """Print what is stored: exchanges and candidate outputs per task type and model."""
+    from ..store import Store
+
+    cfg = load(config, database_url)
+
+    async def read() -> dict[str, Any]:
+        store = await Store.open(cfg.database_url)
+        try:
+            return await store.counts()
+        finally:
+            await store.close()
+
+    print_summary(anyio.run(read))
+
+
+def print_summary(counts: dict[str, Any]) -> None:
+    from .tables import render_summary
+
+    console.print(render_summary(counts))
+
+
+@app.command("score")
+def score(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    since: Annotated[
+        str | None,
+        typer.Option(help="Only exchanges from this long ago on, e.g. 24h, 7d, 90m (default: all).",
+                     show_default=False),
+    ] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task type.", show_default=False)] = None,
+    workers: Annotated[int, typer.Option(min=1, max=8, help="Batches scored concurrently.")] = 2,
+    limit: Annotated[
+        int | None, typer.Option(min=1, help="Score at most this many outputs.", show_default=False)
+    ] = None,
+    judge_budget: Annotated[
+        float | None,
+        typer.Option(min=0, help="Judge spend cap for this run in USD (overrides [judge] budget_usd).",
+                     show_default=False),
+    ] = None,
+) -> None:
+    """Score every candidate output that lacks a score from its task's scorers (idempotent)."""
+    from ..scoring import ScoreOptions, run_scoring
+    from .tables import render_scores
+
+    cfg = load(config, database_url)
+    options = ScoreOptions(
+        since=None if since is None else parse_since(since),
+        task=task,
+        workers=workers,
+        limit=limit,
+        judge_budget_usd=judge_budget,
+    )
+    with progress_bar("scoring") as progress:
+        report = anyio.run(lambda: run_scoring(cfg, options, progress=progress))
+    for line in report.lines():
+        console.print(line, highlight=False, markup=False)
+    if report.summary:
+        console.print(render_scores(report.summary))
+
+
+@app.command("report")
+def report(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    since: Annotated[
+        str, typer.Option(help="Only exchanges from this long ago on, e.g. 30d, 12h; 'all' for "
+                               "everything stored.")
+    ] = "30d",
+    out: Annotated[
+        Path | None,
+        typer.Option(help="HTML file to write (default: reports/shadowroute-YYYY-MM-DD.html).",
+                     show_default=False),
+    ] = None,
+    json_path: Annotated[
+        Path | None,
+        typer.Option("--json", help="JSON twin to write (default: next to the HTML, .json).",
+                     show_default=False),
+    ] = None,
+    examples: Annotated[int, typer.Option(min=0, max=20, help="Worst examples per candidate.")] = 3,
+) -> None:
+    """Decide per task type which candidate can take over, and write the HTML report."""
+    from ..report import run_report
+    from .tables import render_promoted, render_verdicts
+
+    cfg = load(config, database_url)
+    start = None if since.strip().lower() == "all" else parse_since(since)
+    with console.status("building the report (aggregating in the database) ..."):
+        result, html, twin = anyio.run(
+            lambda: run_report(cfg, since=start, out=out, json_path=json_path, examples=examples)
+        )
+    console.print(render_verdicts(result))
+    promoted = render_promoted(result)
+    if promoted is not None:
+        console.print(promoted)
+    console.print(f"report: {html}\njson:   {twin}", highlight=False)
+
+
+@app.command("prune")
+def prune(
+    older_than: Annotated[
+        str, typer.Option(help="Delete what was stored longer ago than this, e.g. 30d, 12w, 36h.",
+                          show_default=False)
+    ],
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    dry_run: Annotated[
+        bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
+    ] = False,
+    batch: Annotated[int, typer.Option(min=1, help="Exchanges deleted per transaction.")] = 5000,
+) -> None:
+    """Delete old exchanges (with their outputs and scores), traffic counts and reports.
+
+    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted.
+    """
+    from ..store.retention import prune as run_prune
+
+    cutoff = parse_since(older_than, "--older-than")
+    cfg = load(config, database_url)
+    with progress_bar("pruning", unit="exchanges") as progress:
+        result = with_store(cfg, lambda store: run_prune(store, cutoff, dry_run=dry_run,
+                                                         batch=batch, progress=progress))
+    say(result.summary())
+    hint = result.hint()
+    if hint is not None:
+        say((hint, "dim"))
+

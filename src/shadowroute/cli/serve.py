@@ -1,0 +1,87 @@
+"""``shadowroute serve`` / ``fake-llm`` / ``demo``: the servers and the end-to-end demo."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+from .common import (
+    ConfigOption,
+    DatabaseOption,
+    app,
+    console,
+    load,
+    safe_url,
+)
+
+
+@app.command("serve")
+def serve(
+    config: ConfigOption = None,
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
+    upstream: Annotated[
+        str | None,
+        typer.Option(help="Primary upstream, e.g. https://api.openai.com (overrides [sidecar] upstream).",
+                     show_default=False),
+    ] = None,
+    anthropic_upstream: Annotated[
+        str | None,
+        typer.Option(help="Upstream for /v1/messages when it differs, e.g. https://api.anthropic.com.",
+                     show_default=False),
+    ] = None,
+    database_url: DatabaseOption = None,
+    log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
+) -> None:
+    """Run the sidecar: an OpenAI/Anthropic-compatible gateway that shadows what it forwards."""
+    from ..config import SidecarConfig
+    from ..errors import ConfigError
+    from ..sidecar import serve as run_sidecar
+
+    cfg = load(config, database_url)
+    overrides = {
+        key: value
+        for key, value in (("upstream", upstream), ("anthropic_upstream", anthropic_upstream))
+        if value is not None
+    }
+    if overrides:
+        try:
+            sidecar = SidecarConfig.model_validate({**cfg.sidecar.model_dump(), **overrides})
+        except ValueError as exc:
+            raise ConfigError(f"invalid upstream URL: {exc.errors()[0]['msg']}", key="--upstream") from exc
+        cfg = cfg.model_copy(update={"sidecar": sidecar})
+    console.print(
+        f"shadowroute sidecar on http://{host}:{port} -> {cfg.sidecar.upstream or '(no upstream)'}; "
+        f"database {safe_url(cfg.database_url)}"
+    )
+    run_sidecar(cfg, host=host, port=port, log_level=log_level)
+
+
+@app.command("fake-llm")
+def fake_llm(
+    host: Annotated[str, typer.Option(help="Interface to listen on.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option(help="Port to listen on.")] = 8900,
+    seed: Annotated[int, typer.Option(help="Seed of the simulated models.")] = 7,
+) -> None:
+    """Run the fake OpenAI- and Anthropic-compatible server with simulated models."""
+    from ..fakellm import default_settings, run
+
+    console.print(f"fake LLM server on http://{host}:{port} (OpenAI: /v1, Anthropic: /)")
+    run(default_settings(seed=seed), host=host, port=port)
+
+
+@app.command("demo")
+def demo(
+    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 1500,
+    database: Annotated[
+        Path, typer.Option(help="SQLite file for the demo (recreated on each run).")
+    ] = Path("shadowroute-demo.db"),
+    seed: Annotated[int, typer.Option(help="Seed of the simulated traffic and models.")] = 7,
+) -> None:
+    """Run the end-to-end demo on a local fake LLM server and print what was stored."""
+    from .demo import run_demo
+
+    run_demo(requests=requests, database=database, seed=seed, console=console)
+

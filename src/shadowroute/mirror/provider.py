@@ -1,0 +1,239 @@
+"""Calling one model over HTTP: one pooled httpx client per provider, one attempt per call.
+
+:class:`Provider` sends a canonical chat request to an OpenAI-compatible or Anthropic endpoint
+(translating at the edge with :mod:`shadowroute.formats`) and returns a :class:`Completion` with
+tokens, cost and measured latency. It never retries: every failure becomes one
+:class:`~shadowroute.errors.ProviderError` subclass whose ``kind``, ``retryable``, ``status`` and,
+for 429s, ``retry_after`` are what the mirror needs for retries, backoff and circuit breaking.
+Error messages never contain the API key.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+from datetime import UTC, datetime
+from email.utils import parsedate_to_datetime
+from types import TracebackType
+from typing import Any, Self
+
+import anyio
+import httpx
+
+from ..config import ModelConfig
+from ..errors import (
+    BadResponse,
+    ClientError,
+    ProviderError,
+    ProviderTimeout,
+    ProviderUnavailable,
+    RateLimited,
+    ServerError,
+)
+from ..formats.anthropic import openai_request_to_anthropic
+from ..formats.chat import completion_text, completion_usage
+from ..formats.sse import reassemble
+from ..records import Completion
+
+__all__ = ["ANTHROPIC_VERSION", "Provider", "parse_retry_after"]
+
+ANTHROPIC_VERSION = "2023-06-01"
+_MESSAGE_LIMIT = 300
+_NOT_SENT = frozenset({"stream", "stream_options"})
+
+
+def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
+    """Seconds to wait from a ``Retry-After`` value: delta-seconds or an HTTP-date.
+
+    Returns ``None`` when absent or unparseable; never negative (a date in the past gives 0).
+    """
+    if value is None or not value.strip():
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=UTC)
+        seconds = (when - (now or datetime.now(UTC))).total_seconds()
+    return max(0.0, seconds) if math.isfinite(seconds) else None
+
+
+def _retry_after(headers: httpx.Headers) -> float | None:
+    """``retry-after-ms`` (OpenAI, more precise) when valid, else ``Retry-After``."""
+    millis = headers.get("retry-after-ms")
+    if millis is not None:
+        try:
+            value = float(millis) / 1000
+        except ValueError:
+            value = math.nan
+        if math.isfinite(value):
+            return max(0.0, value)
+    return parse_retry_after(headers.get("retry-after"))
+
+
+class Provider:
+    """One model endpoint. Safe to share between tasks; bound concurrency outside (the mirror).
+
+    ``client`` lets callers supply the httpx client (a ``MockTransport`` in tests, a shared
+    pool, another transport); a client passed in is not closed by :meth:`aclose`. The model's
+    ``timeout_s`` is applied to every call as a deadline for the whole exchange.
+    """
+
+    def __init__(self, model: ModelConfig, *, client: httpx.AsyncClient | None = None) -> None:
+        self.model = model
+        self.name = model.name or model.model
+        self._timeout = httpx.Timeout(model.timeout_s)
+        self._owns_client = client is None
+        if client is None:
+            limits = httpx.Limits(
+                max_connections=model.max_concurrency,
+                max_keepalive_connections=model.max_concurrency,
+            )
+            client = httpx.AsyncClient(timeout=self._timeout, limits=limits)
+        self.client = client
+        path = "/v1/messages" if model.api == "anthropic" else "/chat/completions"
+        self.url = model.base_url + path
+        url = httpx.URL(model.base_url)
+        # Where, for messages: scheme, host and port only (no credentials, no query string).
+        self.origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
+
+    def __repr__(self) -> str:
+        return f"Provider(name={self.name!r}, api={self.model.api!r}, url={self.url!r})"
+
+    async def __aenter__(self) -> Self:
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.aclose()
+
+    async def aclose(self) -> None:
+        """Close the connection pool if this provider created it."""
+        if self._owns_client:
+            await self.client.aclose()
+
+    def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
+        """The JSON body sent upstream for a canonical request (non-streaming, this model)."""
+        body = {key: value for key, value in request.items() if key not in _NOT_SENT}
+        body["model"] = self.model.model or self.name
+        if self.model.api == "anthropic":
+            body = openai_request_to_anthropic(body)
+        return body
+
+    def build_headers(self, api_key: str | None) -> dict[str, str]:
+        headers = {"content-type": "application/json", "accept": "application/json"}
+        if self.model.api == "anthropic":
+            headers["anthropic-version"] = ANTHROPIC_VERSION
+            if api_key:
+                headers["x-api-key"] = api_key
+        elif api_key:
+            headers["authorization"] = f"Bearer {api_key}"
+        return headers
+
+    async def complete(self, request: dict[str, Any]) -> Completion:
+        """Send a canonical chat request once; raise a ProviderError subclass on failure."""
+        api_key = self.model.api_key()
+        try:
+            content = json.dumps(self.build_body(request), ensure_ascii=False).encode()
+        except (TypeError, ValueError) as exc:
+            raise self._error(ClientError, f"request is not valid JSON: {exc}", api_key) from exc
+        headers = self.build_headers(api_key)
+        start = time.perf_counter()
+        try:
+            with anyio.fail_after(self.model.timeout_s):
+                response = await self.client.post(
+                    self.url, content=content, headers=headers, timeout=self._timeout
+                )
+        except (httpx.TimeoutException, TimeoutError) as exc:
+            message = f"no answer within {self.model.timeout_s:g}s from {self.origin}"
+            message += f" ({type(exc).__name__})"
+            raise self._error(ProviderTimeout, message, api_key) from exc
+        except httpx.DecodingError as exc:
+            message = f"undecodable response body from {self.origin}: {exc}"
+            raise self._error(BadResponse, message, api_key) from exc
+        except httpx.RequestError as exc:  # connection refused/reset, DNS, TLS, protocol errors
+            message = f"cannot reach {self.origin}: {type(exc).__name__}: {exc}"
+            raise self._error(ProviderUnavailable, message, api_key) from exc
+        latency_ms = (time.perf_counter() - start) * 1000.0
+        if not response.is_success:
+            raise self._status_error(response, api_key)
+        try:
+            canonical = reassemble(response.content, self.model.api, streamed=False)
+            input_tokens, output_tokens = completion_usage(canonical)
+        except ValueError as exc:
+            message = f"unusable HTTP {response.status_code} response from {self.origin}: {exc}"
+            raise self._error(BadResponse, message, api_key, response.status_code) from exc
+        return Completion(
+            model=self.name,
+            text=completion_text(canonical),
+            response=canonical,
+            input_tokens=input_tokens,
+            output_tokens=output_tokens,
+            latency_ms=latency_ms,
+            cost_usd=self.model.cost(input_tokens, output_tokens),
+            finish_reason=canonical["choices"][0].get("finish_reason"),
+        )
+
+    def _status_error(self, response: httpx.Response, api_key: str | None) -> ProviderError:
+        status = response.status_code
+        detail = _provider_message(response)
+        suffix = f": {detail}" if detail else ""
+        if status == 429:
+            retry_after = _retry_after(response.headers)
+            wait = f", retry after {retry_after:g}s" if retry_after is not None else ""
+            message = _redact(f"rate limited (HTTP 429){wait}{suffix}", api_key)
+            return RateLimited(message, model=self.name, status=status, retry_after=retry_after)
+        if status >= 500:
+            what = "overloaded (HTTP 529)" if status == 529 else f"HTTP {status} server error"
+            error = self._error(ServerError, f"{what}{suffix}", api_key, status)
+            error.retry_after = _retry_after(response.headers)  # 503 and 529 may say when
+            return error
+        if status >= 400:
+            if status in (401, 403) and self.model.api_key_env and not api_key:
+                suffix += f" (environment variable {self.model.api_key_env} is not set)"
+            return self._error(ClientError, f"HTTP {status}{suffix}", api_key, status)
+        message = f"unexpected HTTP {status} from {self.origin} (a redirect? check base_url)"
+        return self._error(ClientError, message, api_key, status)
+
+    def _error(
+        self,
+        cls: type[ProviderError],
+        message: str,
+        api_key: str | None,
+        status: int | None = None,
+    ) -> ProviderError:
+        return cls(_redact(message, api_key), model=self.name, status=status)
+
+
+def _provider_message(response: httpx.Response) -> str:
+    """The provider's own error message from the body, whitespace-collapsed and truncated."""
+    detail: Any = None
+    try:
+        body = json.loads(response.content)
+    except ValueError:
+        body = None
+    if isinstance(body, dict):
+        error = body.get("error")
+        if isinstance(error, dict):
+            kind, text = error.get("type"), error.get("message") or error.get("code")
+            detail = f"{kind}: {text}" if kind and text else text or kind
+        else:
+            detail = error or body.get("message") or body.get("detail")
+    text = " ".join(str(detail or response.text).split())
+    return text if len(text) <= _MESSAGE_LIMIT else text[: _MESSAGE_LIMIT - 1] + "…"
+
+
+def _redact(message: str, api_key: str | None) -> str:
+    if api_key and len(api_key) >= 4:  # shorter "keys" are placeholders; replacing them mangles
+        return message.replace(api_key, "***")
+    return message

@@ -1,0 +1,539 @@
+"""``shadowroute import``: logged production traffic stored as exchanges, ready for ``replay``.
+
+Two line formats (JSONL, one object per line), told apart by the first readable line:
+
+* **chat**: ``{"request": {...}, "response": {...}, "task": "...", "metadata": {...},
+  "latency_ms": 812, "created_at": "2024-05-01T12:00:00Z"}`` -- an OpenAI chat-completion
+  request and its response (an Anthropic Messages request and response are translated to the
+  canonical shape); only ``request`` and ``response`` are required.
+* **batch**: the OpenAI Batch API *output* file (``{"custom_id": ..., "response": {"status_code":
+  200, "body": {...}}, "error": null}``). It does not contain the requests: they come from the
+  batch *input* file (``requests``), joined on ``custom_id`` through an index of byte offsets,
+  so neither file is held in memory.
+
+Every line is validated on its own (pydantic); a bad line is reported by number with the reason
+and skipped, the good ones are stored. An exchange's id is a digest of its line's content, so
+importing a file again stores nothing twice. Imported exchanges have no candidate outputs (run
+``shadowroute replay``) and count nothing into ``traffic_daily``.
+
+``[redaction]`` applies before anything is written, as for captured traffic; a line whose
+redaction fails (a hook raised) is counted in ``redaction_errors`` and not stored.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import logging
+import time
+from collections import Counter
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import IO, Any, Literal
+
+import anyio
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from sqlalchemy import select
+from sqlalchemy.exc import SQLAlchemyError
+
+from ..capture.calls import Api
+from ..capture.capture import Capture
+from ..config import Config
+from ..errors import ConfigError, StoreError
+from ..records import ExchangeRecord, utcnow
+from ..store import Exchange, Store
+from ..store.redaction import Redactor
+
+__all__ = ["BATCH_ROWS", "DEFAULT_TASK", "MAX_LISTED", "BadLine", "Format", "ImportReport",
+           "exchange_id", "import_file"]
+
+log = logging.getLogger("shadowroute")
+
+Format = Literal["auto", "chat", "batch"]
+BATCH_ROWS = 500
+"""Exchanges per ``Store.write``."""
+MAX_LISTED = 20
+"""Bad lines kept (and printed) with their reason; the rest are only counted."""
+DEFAULT_TASK = "default"
+"""Task type of a line when neither ``--task`` nor the line names one."""
+
+
+# --------------------------------------------------------------------------- line schemas
+
+
+class _Edge(BaseModel):
+    model_config = ConfigDict(extra="allow")
+
+
+class _ChatRequest(_Edge):
+    model: str = Field(min_length=1)
+    messages: list[Any] = Field(min_length=1)
+
+
+class _Choice(_Edge):
+    message: dict[str, Any]
+
+
+class _OpenAIResponse(_Edge):
+    choices: list[_Choice] = Field(min_length=1)
+    usage: dict[str, Any] | None = None
+
+
+class _AnthropicResponse(_Edge):
+    type: Literal["message"]
+    content: list[Any]
+    usage: dict[str, Any] | None = None
+
+
+class _ChatLine(_Edge):
+    request: _ChatRequest
+    response: dict[str, Any]
+    task: str | None = Field(None, min_length=1)
+    metadata: dict[str, Any] | None = None
+    latency_ms: float | None = Field(None, ge=0)
+    created_at: datetime | None = None
+
+
+class _BatchResponse(_Edge):
+    status_code: int
+    request_id: str | None = None
+    body: Any = None
+
+
+class _BatchOutputLine(_Edge):
+    id: str | None = None
+    custom_id: str = Field(min_length=1)
+    response: _BatchResponse | None = None
+    error: Any = None
+
+
+class _BatchInputLine(_Edge):
+    custom_id: str = Field(min_length=1)
+    method: str = "POST"
+    url: str
+    body: _ChatRequest
+
+
+class _BadLine(Exception):
+    """One line cannot be imported; the message is the reason."""
+
+
+def _reason(exc: ValidationError, prefix: str = "") -> str:
+    """``response.choices: Field required`` (the first problem, and how many more)."""
+    errors = exc.errors(include_url=False)
+    first = errors[0]
+    loc = ".".join(str(part) for part in first["loc"])
+    loc = f"{prefix}.{loc}" if prefix and loc else prefix or loc
+    message = first["msg"].removeprefix("Value error, ")
+    more = len(errors) - 1
+    if more:
+        message += f" (and {more} more problem{'s' if more > 1 else ''})"
+    return f"{loc}: {message}" if loc else message
+
+
+def _validate(model: type[BaseModel], value: Any, prefix: str = "") -> Any:
+    try:
+        return model.model_validate(value)
+    except ValidationError as exc:
+        raise _BadLine(_reason(exc, prefix)) from None
+
+
+def _response_api(response: dict[str, Any], prefix: str) -> Api:
+    """Which API's response this is (validated); an error response is a bad line."""
+    if "error" in response and "choices" not in response:
+        raise _BadLine(f"{prefix} is an error response: {_error_text(response['error'])}")
+    if response.get("type") == "message":
+        _validate(_AnthropicResponse, response, prefix)
+        return "anthropic"
+    _validate(_OpenAIResponse, response, prefix)
+    return "openai"
+
+
+def _error_text(error: Any) -> str:
+    if isinstance(error, dict):
+        code = error.get("code") or error.get("type")
+        message = error.get("message") or "no message"
+        text = f"{code}: {message}" if code else str(message)
+    else:
+        text = str(error)
+    return " ".join(text.split())[:300]
+
+
+def exchange_id(line: dict[str, Any]) -> str:
+    """The id of the exchange a line becomes: a digest of its content (32 hex digits), the same
+    however the line's JSON is spaced or its keys are ordered."""
+    canonical = json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
+
+
+def _aware(value: datetime | None) -> datetime:
+    if value is None:
+        return utcnow()
+    try:
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+    except OverflowError:  # 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
+        raise _BadLine(f"created_at: {value.isoformat()} is out of range in UTC") from None
+
+
+def _task_of(*candidates: Any) -> str:
+    for value in candidates:
+        if isinstance(value, str) and value.strip():
+            return value.strip()
+    return DEFAULT_TASK
+
+
+def _loads(raw: bytes) -> dict[str, Any]:
+    try:
+        value = json.loads(raw)
+    except UnicodeDecodeError as exc:
+        raise _BadLine(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
+    except json.JSONDecodeError as exc:
+        raise _BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
+    except ValueError as exc:  # an integer of more than 4,300 digits
+        raise _BadLine(f"invalid JSON: {exc}") from None
+    except RecursionError:
+        raise _BadLine("invalid JSON: nested too deeply") from None
+    if not isinstance(value, dict):
+        raise _BadLine(f"expected a JSON object, got {_json_type(value)}")
+    return value
+
+
+def _json_type(value: Any) -> str:
+    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
+            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
+
+
+# --------------------------------------------------------------------------- the batch requests
+
+
+class _Requests:
+    """The Batch API input file, indexed by ``custom_id`` -> (byte offset, line number)."""
+
+    def __init__(self, path: Path) -> None:
+        self.name = path.name
+        self._file = _open(path, "--requests")
+        self._index: dict[str, tuple[int, int]] = {}
+        self._duplicates: dict[str, int] = {}
+        offset, number = 0, 0
+        try:
+            for raw in self._file:
+                number += 1
+                start, offset = offset, offset + len(raw)
+                try:
+                    line = _loads(raw)
+                except _BadLine:
+                    continue  # no custom_id to join on: an output line naming it is reported
+                custom_id = line.get("custom_id")
+                if not isinstance(custom_id, str):
+                    continue
+                if custom_id in self._index:
+                    self._duplicates.setdefault(custom_id, number)
+                else:
+                    self._index[custom_id] = (start, number)
+        except OSError as exc:
+            self.close()
+            raise ConfigError(f"cannot read: {exc.strerror or exc}", path=str(path),
+                              key="--requests") from exc
+
+    def request(self, custom_id: str) -> dict[str, Any]:
+        """The canonical request body for ``custom_id``; a bad line when it has none."""
+        found = self._index.get(custom_id)
+        if found is None:
+            raise _BadLine(f"custom_id {custom_id!r} is not in the requests file {self.name}")
+        if custom_id in self._duplicates:
+            raise _BadLine(f"custom_id {custom_id!r} appears twice in {self.name} (lines "
+                           f"{found[1]} and {self._duplicates[custom_id]}): which request?")
+        offset, number = found
+        self._file.seek(offset)
+        try:
+            raw = _loads(self._file.readline())
+            line = _validate(_BatchInputLine, raw)
+        except _BadLine as exc:
+            raise _BadLine(f"its request (line {number} of {self.name}) is invalid: {exc}") from None
+        if not line.url.rstrip("/").endswith("/chat/completions"):
+            raise _BadLine(f"its request (line {number} of {self.name}) is a {line.url} call; "
+                           "only /v1/chat/completions calls can be imported")
+        return dict(raw["body"])
+
+    def close(self) -> None:
+        self._file.close()
+
+
+# --------------------------------------------------------------------------- reading
+
+
+@dataclass(frozen=True, slots=True)
+class BadLine:
+    line: int
+    reason: str
+
+    def __str__(self) -> str:
+        return f"line {self.line}: {self.reason}"
+
+
+@dataclass
+class ImportReport:
+    """What an import did. ``imported`` counts new exchanges; ``already_stored`` lines whose
+    exchange was stored before (an earlier import of the same line, or a repeat in the file)."""
+
+    path: str
+    format: str = "chat"
+    lines: int = 0
+    """Non-blank lines read."""
+    imported: int = 0
+    already_stored: int = 0
+    bad: int = 0
+    bad_lines: list[BadLine] = field(default_factory=list)
+    """The first :data:`MAX_LISTED` bad lines."""
+    tasks: Counter[str] = field(default_factory=Counter)
+    """New exchanges per task type."""
+    redactions: Counter[str] = field(default_factory=Counter)
+    """Strings replaced before storage, by redactor name."""
+    redaction_errors: int = 0
+    """Lines not stored because their redaction failed (never stored unredacted)."""
+    seconds: float = 0.0
+
+    def add_bad(self, line: int, reason: str) -> None:
+        self.bad += 1
+        if len(self.bad_lines) < MAX_LISTED:
+            self.bad_lines.append(BadLine(line, reason))
+
+    def summary(self) -> list[str]:
+        """The import in a few plain lines: the counts, then the first bad lines."""
+        per_task = ", ".join(f"{task}: {n:,}" for task, n in sorted(self.tasks.items()))
+        head = (f"imported {self.imported:,} exchanges" + (f" ({per_task})" if per_task else "")
+                + f", {self.bad:,} bad lines from {self.path} ({self.format} format, "
+                f"{self.lines:,} lines, {self.seconds:.1f}s)")
+        out = [head]
+        if self.already_stored:
+            out.append(f"{self.already_stored:,} lines were already stored (ids come from the "
+                       "line's content: importing a line again, even with another --task, "
+                       "stores nothing)")
+        if self.redaction_errors:
+            out.append(f"{self.redaction_errors:,} lines not stored: redaction failed (see the "
+                       "log; fix the [redaction] hook and import again)")
+        out.extend(str(bad) for bad in self.bad_lines)
+        if self.bad > len(self.bad_lines):
+            out.append(f"... and {self.bad - len(self.bad_lines):,} more")
+        return out
+
+
+def _open(path: Path, key: str | None = None) -> IO[bytes]:
+    try:
+        return path.open("rb")
+    except FileNotFoundError:
+        message = "file not found"
+    except IsADirectoryError:
+        message = "is a directory, not a JSONL file"
+    except OSError as exc:
+        message = f"cannot read: {exc.strerror or exc}"
+    raise ConfigError(message, path=str(path), key=key)
+
+
+class _Reader:
+    """Turns lines into exchange records, a batch at a time (run in a worker thread)."""
+
+    def __init__(self, config: Config, path: Path, fmt: Format, task: str | None,
+                 requests: Path | None, report: ImportReport) -> None:
+        self.config = config
+        self.path = path
+        self.task = task
+        self.report = report
+        self.number = 0
+        self.done = False
+        self.file = _open(path)
+        self.requests: _Requests | None = None
+        try:
+            self.format = self._detect() if fmt == "auto" else fmt
+            report.format = self.format
+            if self.format == "batch":
+                if requests is None:
+                    raise ConfigError(
+                        f"{path.name} is OpenAI Batch API output, which does not contain the "
+                        "requests: pass the batch input file too, with --requests INPUT.jsonl",
+                        key="--requests")
+                self.requests = _Requests(requests)
+            elif requests is not None:
+                raise ConfigError(f"{path.name} is not Batch API output (it has chat lines with "
+                                  "their requests): leave --requests out, or pass --format batch",
+                                  key="--requests")
+        except BaseException:
+            self.close()
+            raise
+
+    def _detect(self) -> str:
+        """``batch`` when the first line that is a JSON object has a ``custom_id``."""
+        try:
+            for raw in self.file:
+                if not raw.strip():
+                    continue
+                try:
+                    line = _loads(raw)
+                except _BadLine:
+                    continue
+                return "batch" if "custom_id" in line and "request" not in line else "chat"
+            return "chat"
+        finally:
+            self.file.seek(0)
+
+    def close(self) -> None:
+        self.file.close()
+        if self.requests is not None:
+            self.requests.close()
+
+    def next_batch(self, size: int) -> list[ExchangeRecord]:
+        records: list[ExchangeRecord] = []
+        try:
+            while len(records) < size:
+                raw = self.file.readline()
+                if not raw:
+                    self.done = True
+                    break
+                self.number += 1
+                if not raw.strip():
+                    continue
+                self.report.lines += 1
+                try:
+                    records.append(self._record(raw))
+                except _BadLine as exc:
+                    self.report.add_bad(self.number, str(exc))
+        except OSError as exc:
+            raise ConfigError(f"cannot read line {self.number + 1}: {exc.strerror or exc}",
+                              path=str(self.path)) from exc
+        return records
+
+    def _record(self, raw: bytes) -> ExchangeRecord:
+        line = _loads(raw)
+        id_ = exchange_id(line)
+        if self.format == "batch":
+            capture = self._batch_capture(line)
+        else:
+            capture = self._chat_capture(line)
+        try:
+            capture.resolve()
+            record = capture.to_record(self.config)
+        except (ValueError, TypeError, KeyError, AttributeError) as exc:
+            raise _BadLine(f"cannot read the exchange: {exc}") from None
+        record.id = id_
+        return record
+
+    def _chat_capture(self, raw: dict[str, Any]) -> Capture:
+        line: _ChatLine = _validate(_ChatLine, raw)
+        api = _response_api(line.response, "response")
+        metadata = dict(line.metadata or {})
+        request = raw["request"]
+        return Capture(
+            task=_task_of(self.task, line.task, metadata.get("task")),
+            request=dict(request), result=line.response, api=api,
+            latency_ms=line.latency_ms, primary_model=line.request.model, metadata=metadata,
+            created_at=_aware(line.created_at),
+        )
+
+    def _batch_capture(self, raw: dict[str, Any]) -> Capture:
+        line: _BatchOutputLine = _validate(_BatchOutputLine, raw)
+        if line.error is not None:
+            raise _BadLine(f"custom_id {line.custom_id!r}: the request failed: "
+                           f"{_error_text(line.error)}")
+        response = line.response
+        if response is None:
+            raise _BadLine(f"custom_id {line.custom_id!r}: no response and no error")
+        if not 200 <= response.status_code < 300:
+            error = response.body.get("error") if isinstance(response.body, dict) else None
+            detail = f": {_error_text(error)}" if error else ""
+            raise _BadLine(f"custom_id {line.custom_id!r}: HTTP {response.status_code}{detail}")
+        if not isinstance(response.body, dict):
+            raise _BadLine(f"response.body: expected a JSON object, got "
+                           f"{_json_type(response.body)}")
+        _validate(_OpenAIResponse, response.body, "response.body")
+        assert self.requests is not None
+        try:
+            request = self.requests.request(line.custom_id)
+        except _BadLine as exc:
+            message = str(exc)
+            if not message.startswith("custom_id"):
+                message = f"custom_id {line.custom_id!r}: {message}"
+            raise _BadLine(message) from None
+        metadata: dict[str, Any] = {"custom_id": line.custom_id}
+        if response.request_id:
+            metadata["request_id"] = response.request_id
+        request_meta = request.get("metadata")
+        task_hint = request_meta.get("task") if isinstance(request_meta, dict) else None
+        return Capture(
+            task=_task_of(self.task, task_hint), request=request, result=response.body,
+            api="openai", primary_model=str(request["model"]), metadata=metadata,
+        )
+
+
+# --------------------------------------------------------------------------- importing
+
+
+async def import_file(
+    config: Config,
+    store: Store,
+    path: str | Path,
+    *,
+    task: str | None = None,
+    fmt: Format = "auto",
+    requests: str | Path | None = None,
+    batch_rows: int = BATCH_ROWS,
+) -> ImportReport:
+    """Import the JSONL file at ``path`` into ``store``; bad lines are reported, not fatal.
+
+    ``task`` overrides the task type of every line (else the line's ``task``, its metadata's
+    ``task``, else :data:`DEFAULT_TASK`). ``requests`` is the Batch API input file, needed for
+    batch output. Raises :class:`ConfigError` when a file cannot be read (or the options do
+    not fit it) and :class:`StoreError` when the database cannot be written; what was written
+    before stays, and importing again continues without duplicates.
+    """
+    started = time.monotonic()
+    path = Path(path)
+    report = ImportReport(path=str(path))
+    redactor = Redactor.from_config(config.redaction)
+    reader = await anyio.to_thread.run_sync(
+        lambda: _Reader(config, path, fmt, task, None if requests is None else Path(requests),
+                        report))
+    try:
+        while not reader.done:
+            records = await anyio.to_thread.run_sync(
+                lambda: _redacted(redactor, reader.next_batch(batch_rows), report))
+            if records:
+                await _write_new(store, records, report)
+    finally:
+        await anyio.to_thread.run_sync(reader.close)
+        report.seconds = time.monotonic() - started
+    return report
+
+
+def _redacted(redactor: Redactor, records: list[ExchangeRecord],
+              report: ImportReport) -> list[ExchangeRecord]:
+    """The records redacted for storage; one whose redaction fails is left out and counted."""
+    kept = []
+    for record in records:
+        try:
+            report.redactions.update(redactor.redact_exchange(record))
+        except Exception as exc:
+            if not report.redaction_errors:
+                log.warning("shadowroute import: %s", exc)
+            report.redaction_errors += 1
+            continue
+        kept.append(record)
+    return kept
+
+
+async def _write_new(store: Store, records: list[ExchangeRecord], report: ImportReport) -> None:
+    """Write the records not stored yet (checked by id, so the summary can tell them apart)."""
+    unique = {record.id: record for record in records}
+    ids = list(unique)
+    try:
+        async with store.engine.connect() as conn:
+            stored = set((await conn.scalars(select(Exchange.id).where(Exchange.id.in_(ids)))))
+    except SQLAlchemyError as exc:
+        raise StoreError(f"cannot read {store.url}: {type(exc).__name__}: "
+                         f"{str(exc).splitlines()[0]}") from exc
+    new = [record for id_, record in unique.items() if id_ not in stored]
+    report.already_stored += len(records) - len(new)
+    if new:
+        await store.write(new)
+    report.imported += len(new)
+    report.tasks.update(record.task_type for record in new)

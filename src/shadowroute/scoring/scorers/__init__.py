@@ -1,0 +1,30 @@
+"""The deterministic scorers: compare a candidate's output with the primary's, without a model.
+
+    Scorer (protocol)                        base.py
+    ├── SchemaScorer      "schema"           schema.py: valid JSON satisfying a JSON Schema (hard)
+    ├── ExactScorer       "exact" / "label"  exact.py: normalised exact match, optionally a label set
+    ├── SimilarityScorer  "similarity"       similarity.py: rapidfuzz, or field by field for JSON
+    └── CorrectnessScorer "correctness"      correctness.py: a recorded outcome (evals)
+
+A new scorer is one module here implementing :class:`Scorer`, a name in ``config.SCORER_NAMES``
+and a line in :func:`shadowroute.scoring.plan.plan_for`.
+"""
+
+from .base import Scorer, ScoreResult, normalize_label, parse_json_output
+from .correctness import CorrectnessScorer, ScoreContext
+from .exact import ExactScorer
+from .schema import SchemaScorer
+from .similarity import SIMILARITY_METHODS, SimilarityScorer
+
+__all__ = [
+    "SIMILARITY_METHODS",
+    "CorrectnessScorer",
+    "ExactScorer",
+    "SchemaScorer",
+    "ScoreContext",
+    "ScoreResult",
+    "Scorer",
+    "SimilarityScorer",
+    "normalize_label",
+    "parse_json_output",
+]

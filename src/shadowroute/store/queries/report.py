@@ -1,0 +1,311 @@
+"""The report's aggregates, computed in SQL: one pass per question over the stored pairs.
+
+Every function takes the task types' current scorer keys (scorer, version) and a window start,
+and returns plain dicts keyed by task type (and model). They read shadow pairs only (the
+primary served production); :func:`outcomes` reads the reverse-shadow pairs of promoted task
+types when asked (``route=ROUTE_REVERSE``), for the drift check. Only scores at the current versions
+count: an output *counts* when it holds a score from every current scorer of its task, and it
+*passes* when each of those that applied (``passed`` not null) passed. Percentiles come from
+window functions (``row_number`` over the sorted latencies), so they are exact on SQLite and
+Postgres alike.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
+from ..models import CandidateOutput, Exchange, Score, TrafficDaily
+from .scores import Keys
+
+__all__ = [
+    "example_rows",
+    "latency_percentiles",
+    "outcomes",
+    "output_totals",
+    "primary_schema_checks",
+    "primary_totals",
+    "scoring_spend",
+    "score_histograms",
+    "traffic_totals",
+]
+
+_X = Exchange.__table__
+_O = CandidateOutput.__table__
+_S = Score.__table__
+_T = TrafficDaily.__table__
+_PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id)
+_OUTPUTS = _O.join(_X, _X.c.id == _O.c.exchange_id)
+
+
+def _window(since: datetime | None, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:
+    """Exchanges created at or after ``since`` on ``route`` (``None``: every route)."""
+    where = [] if since is None else [_X.c.created_at >= since]
+    return where if route is None else [*where, _X.c.route == route]
+
+
+def _per_output(task: str, keys: Keys, since: datetime | None, route: str) -> Any:
+    """One row per output of ``task`` holding current scores: model, how many of the keys it
+    holds, 1/0/NULL for passed/failed/nothing applied, and its lowest score value.
+
+    A ``primary@replay`` call that failed is left out: it says nothing about how often the
+    primary disagrees with itself (a candidate's failed call does count, as a failure)."""
+    ok = func.min(case((_S.c.passed.is_(True), 1), (_S.c.passed.is_(False), 0)))
+    return (
+        select(
+            _O.c.model.label("model"),
+            _S.c.output_id.label("output_id"),
+            func.count().label("present"),
+            ok.label("ok"),
+            func.min(_S.c.value).label("worst"),
+        )
+        .select_from(_PAIRS)
+        .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(list(keys)),
+               or_(_O.c.model != NOISE_FLOOR_MODEL, _O.c.error_kind.is_(None)),
+               *_window(since, route))
+        .group_by(_O.c.model, _S.c.output_id)
+        .subquery()
+    )
+
+
+async def outcomes(
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None,
+    worst_per_model: int = 3, route: str = ROUTE_SHADOW,
+) -> tuple[dict[tuple[str, str], dict[str, int]], list[tuple[str, str, str]]]:
+    """One pass per task type over its current scores (of pairs on ``route``).
+
+    Returns (task, model) -> ``complete`` (outputs holding every current score), ``counted``
+    (complete and some scorer applied) and ``passed``; and the worst outputs: up to
+    ``worst_per_model`` (task, model, output id) per candidate (replays left out), the counted
+    outputs that failed first, then the lowest score values.
+    """
+    counts: dict[tuple[str, str], dict[str, int]] = {}
+    worst: list[tuple[str, str, str]] = []
+    for task, keys in keys_by_task.items():
+        if not keys:
+            continue
+        per = _per_output(task, keys, since, route)
+        complete = per.c.present == len(set(keys))
+        counted = and_(complete, per.c.ok.is_not(None))
+        example = case((and_(counted, per.c.model != NOISE_FLOOR_MODEL), 0), else_=1)
+        by_model = {"partition_by": per.c.model}
+        ranked = select(
+            per.c.model, per.c.output_id, example.label("not_example"),
+            func.row_number().over(
+                **by_model,
+                order_by=(example, per.c.ok, per.c.worst.asc().nulls_last(), per.c.output_id),
+            ).label("rn"),
+            func.sum(case((complete, 1), else_=0)).over(**by_model).label("complete"),
+            func.sum(case((counted, 1), else_=0)).over(**by_model).label("counted"),
+            func.sum(case((and_(counted, per.c.ok == 1), 1), else_=0)).over(**by_model)
+            .label("passed"),
+        ).subquery()
+        query = select(ranked).where(ranked.c.rn <= max(worst_per_model, 1)).order_by(
+            ranked.c.model, ranked.c.rn)
+        for model, output_id, not_example, rn, done, n, passed in (await conn.execute(query)).all():
+            if rn == 1:
+                counts[(task, model)] = {"complete": int(done), "counted": int(n),
+                                         "passed": int(passed)}
+            if not not_example and rn <= worst_per_model:
+                worst.append((task, model, output_id))
+    return counts, worst
+
+
+async def output_totals(
+    conn: AsyncConnection, since: datetime | None
+) -> dict[tuple[str, str], dict[str, Any]]:
+    """(task, model) -> stored outputs, errors, mean cost of a successful call, total spend,
+    and the first and last output time."""
+    ok = _O.c.error_kind.is_(None)
+    query = (
+        select(
+            _X.c.task_type, _O.c.model, func.count(),
+            func.sum(case((ok, 0), else_=1)),
+            func.avg(case((ok, _O.c.cost_usd))),
+            func.coalesce(func.sum(_O.c.cost_usd), 0.0),
+            func.min(_O.c.created_at), func.max(_O.c.created_at),
+        )
+        .select_from(_OUTPUTS).where(*_window(since)).group_by(_X.c.task_type, _O.c.model)
+    )
+    return {
+        (task, model): {"outputs": int(n), "errors": int(errors or 0),
+                        "mean_cost": None if mean is None else float(mean),
+                        "spend": float(spend), "first": first, "last": last}
+        for task, model, n, errors, mean, spend, first, last in (await conn.execute(query)).all()
+    }
+
+
+async def primary_totals(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, Any]]:
+    """Task -> stored exchanges, their primary models, mean primary cost, first/last time."""
+    query = (
+        select(_X.c.task_type, _X.c.primary_model, func.count(), func.avg(_X.c.cost_usd),
+               func.min(_X.c.created_at), func.max(_X.c.created_at))
+        .where(*_window(since)).group_by(_X.c.task_type, _X.c.primary_model)
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for task, model, n, mean, first, last in (await conn.execute(query)).all():
+        row = out.setdefault(task, {"exchanges": 0, "models": {}, "cost_sum": 0.0, "costed": 0,
+                                    "first": first, "last": last})
+        row["exchanges"] += int(n)
+        row["models"][model] = int(n)
+        if mean is not None:
+            row["cost_sum"] += float(mean) * int(n)
+            row["costed"] += int(n)
+        row["first"], row["last"] = min(row["first"], first), max(row["last"], last)
+    for row in out.values():
+        row["mean_cost"] = row["cost_sum"] / row["costed"] if row["costed"] else None
+    return out
+
+
+async def traffic_totals(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, int]]:
+    """Task -> production requests (sampled or not) and the calendar days from its first to
+    its last day with traffic (both included)."""
+    query = select(_T.c.task_type, func.sum(_T.c.requests), func.sum(_T.c.sampled),
+                   func.min(_T.c.day), func.max(_T.c.day)).group_by(_T.c.task_type)
+    if since is not None:
+        query = query.where(_T.c.day >= since.date())
+    return {task: {"requests": int(r or 0), "sampled": int(s or 0),
+                   "days": (last - first).days + 1 if first and last else 0}
+            for task, r, s, first, last in (await conn.execute(query)).all()}
+
+
+async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, float]:
+    """Task -> what scoring its outputs cost (judge calls), every scorer version and both
+    routes included."""
+    # Only judge scores cost anything: filter on the scores first, then join the few left.
+    query = (select(_X.c.task_type, func.sum(_S.c.cost_usd))
+             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since, None))
+             .group_by(_X.c.task_type))
+    return {task: float(spend) for task, spend in (await conn.execute(query)).all()}
+
+
+def _percentiles(select_from: Any, group: list[Any], value: Any, where: list[Any],
+                 quantiles: Sequence[float]) -> Select[Any]:
+    ranked = (
+        select(*group, value.label("v"),
+               func.row_number().over(partition_by=group, order_by=value).label("rn"),
+               func.count().over(partition_by=group).label("cnt"))
+        .select_from(select_from).where(value.is_not(None), *where)
+        .subquery()
+    )
+    # Nearest rank: the ceil(q * n)-th value, in integer arithmetic (q in whole per mille).
+    wanted = or_(*[ranked.c.rn == _rank(ranked.c.cnt, q) for q in quantiles])
+    return select(*[ranked.c[col.name] for col in group], ranked.c.rn, ranked.c.cnt,
+                  ranked.c.v).where(wanted)
+
+
+def _rank(count: Any, q: float) -> Any:
+    """ceil(q * count) for a per-mille q, valid in SQL (integer division) and Python."""
+    return (count * round(q * 1000) + 999) // 1000
+
+
+async def latency_percentiles(
+    conn: AsyncConnection, since: datetime | None, quantiles: Sequence[float] = (0.5, 0.95)
+) -> dict[tuple[str, str | None], dict[float, float]]:
+    """(task, model) -> {q: latency ms} for successful candidate calls, and (task, None) for the
+    primary."""
+    out: dict[tuple[str, str | None], dict[float, float]] = {}
+    jobs = [
+        (_OUTPUTS, [_X.c.task_type, _O.c.model], _O.c.latency_ms,
+         [*_window(since), _O.c.error_kind.is_(None)]),
+        (_X, [_X.c.task_type], _X.c.latency_ms, _window(since)),
+    ]
+    for select_from, group, value, where in jobs:
+        query = _percentiles(select_from, group, value, where, quantiles)
+        for row in (await conn.execute(query)).all():
+            key = (row[0], row[1] if len(group) == 2 else None)
+            rn, cnt, v = row[-3], row[-2], row[-1]
+            for q in quantiles:
+                if rn == _rank(int(cnt), q):
+                    out.setdefault(key, {})[q] = float(v)
+    return out
+
+
+async def score_histograms(
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], scorer: str, since: datetime | None,
+    buckets: int = 10,
+) -> dict[tuple[str, str], list[int]]:
+    """(task, model) -> counts of ``scorer``'s values (current version) in ``buckets`` equal
+    bins over [0, 1] (1.0 falls in the last)."""
+    out: dict[tuple[str, str], list[int]] = {}
+    for task, keys in keys_by_task.items():
+        versions = [version for name, version in keys if name == scorer]
+        if not versions:
+            continue
+        # A CASE ladder, not floor(): SQLite has floor() only when built with its math
+        # functions, and CAST rounds on Postgres.
+        bucket = case(*[(_S.c.value < (b + 1) / buckets, b) for b in range(buckets - 1)],
+                      else_=buckets - 1)
+        query = (
+            select(_O.c.model, bucket, func.count()).select_from(_PAIRS)
+            .where(_X.c.task_type == task, _S.c.scorer == scorer, _S.c.version.in_(versions),
+                   _S.c.value.is_not(None), *_window(since))
+            .group_by(_O.c.model, bucket)
+        )
+        for model, b, n in (await conn.execute(query)).all():
+            counts = out.setdefault((task, model), [0] * buckets)
+            counts[min(max(int(b), 0), buckets - 1)] += int(n)
+    return out
+
+
+async def primary_schema_checks(
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None
+) -> dict[str, dict[str, int]]:
+    """Task -> how often the schema scorer checked the primary's own output, and how often
+    the primary failed (``details.primary_valid``), counted once per exchange."""
+    out: dict[str, dict[str, int]] = {}
+    valid = _S.c.details["primary_valid"].as_boolean()
+    for task, keys in keys_by_task.items():
+        versions = [version for name, version in keys if name == "schema"]
+        if not versions:
+            continue
+        per_exchange = (
+            select(_O.c.exchange_id, func.min(case((valid.is_(True), 1), (valid.is_(False), 0)))
+                   .label("valid"))
+            .select_from(_PAIRS)
+            .where(_X.c.task_type == task, _S.c.scorer == "schema", _S.c.version.in_(versions),
+                   *_window(since))
+            .group_by(_O.c.exchange_id)
+            .subquery()
+        )
+        checked, invalid = (await conn.execute(select(
+            func.count(per_exchange.c.valid), func.sum(case((per_exchange.c.valid == 0, 1), else_=0))
+        ))).one()
+        out[task] = {"checked": int(checked or 0), "invalid": int(invalid or 0)}
+    return out
+
+
+async def example_rows(
+    conn: AsyncConnection, output_ids: Sequence[str], keys_by_task: Mapping[str, Keys]
+) -> dict[str, dict[str, Any]]:
+    """Output id -> the request, both answers and the current scores of each given output."""
+    if not output_ids:
+        return {}
+    query = (
+        select(_O.c.id, _O.c.model, _O.c.output, _O.c.error_kind, _O.c.error, _O.c.latency_ms,
+               _X.c.id, _X.c.task_type, _X.c.request, _X.c.primary_model, _X.c.primary_output,
+               _X.c.created_at)
+        .select_from(_OUTPUTS).where(_O.c.id.in_(list(output_ids)))
+    )
+    out: dict[str, dict[str, Any]] = {}
+    for (oid, model, output, error_kind, error, latency, xid, task, request, primary_model,
+         primary_output, created_at) in (await conn.execute(query)).all():
+        out[oid] = {"output_id": oid, "model": model, "output": output, "error_kind": error_kind,
+                    "error": error, "latency_ms": latency, "exchange_id": xid, "task": task,
+                    "request": request, "primary_model": primary_model,
+                    "primary_output": primary_output, "created_at": created_at, "scores": []}
+    scores = select(_S.c.output_id, _S.c.scorer, _S.c.version, _S.c.value, _S.c.passed,
+                    _S.c.details).where(_S.c.output_id.in_(list(out)))
+    for oid, scorer, version, value, passed, details in (await conn.execute(scores)).all():
+        row = out[oid]
+        if (scorer, version) in set(keys_by_task.get(row["task"], ())):
+            row["scores"].append({"scorer": scorer, "value": value, "passed": passed,
+                                  "details": details})
+    for row in out.values():
+        row["scores"].sort(key=lambda s: s["scorer"])
+    return out

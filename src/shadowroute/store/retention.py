@@ -1,0 +1,230 @@
+"""Retention: delete stored pairs, traffic counts and reports older than a cutoff.
+
+    report = await prune(store, datetime.now(UTC) - timedelta(days=30))
+    report.summary()   # "deleted 1,200 exchanges, 2,400 candidate outputs, ... before ..."
+
+What goes: exchanges created before the cutoff with their candidate outputs and scores,
+``traffic_daily`` rows of days before the cutoff's (UTC) date, and reports created before the
+cutoff with their decisions — except the newest report, which is always kept so that
+``shadowroute promote`` has a latest decision to check. What stays: ``route_changes`` and
+``judge_calibrations`` (history, and tiny).
+
+Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
+the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
+prune never holds a long lock, and an interrupted one keeps what it already deleted. A dry run
+counts the same rows and deletes nothing. SQLite files do not shrink after a prune: ``VACUUM``
+reclaims the space (not run here, as it rewrites the whole file under an exclusive lock).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+from sqlalchemy import delete, func, select
+from sqlalchemy.exc import SQLAlchemyError
+from sqlalchemy.ext.asyncio import AsyncConnection
+
+from ..errors import StoreError
+from . import Store
+from .engine import _describe, _uncancellable
+from .models import (
+    CandidateOutput,
+    Exchange,
+    ReportRun,
+    Score,
+    StoredDecision,
+    TrafficDaily,
+)
+
+__all__ = ["DEFAULT_BATCH", "PruneReport", "prune"]
+
+DEFAULT_BATCH = 5000
+"""Exchanges deleted per transaction."""
+_ID_SLICE = 500
+"""Ids per ``IN (...)`` list, well under every driver's parameter limit."""
+
+_X = Exchange.__table__
+_O = CandidateOutput.__table__
+_S = Score.__table__
+_T = TrafficDaily.__table__
+_R = ReportRun.__table__
+_D = StoredDecision.__table__
+
+
+@dataclass
+class PruneReport:
+    """What a prune deleted (or, for a dry run, would delete)."""
+
+    cutoff: datetime
+    dry_run: bool = False
+    exchanges: int = 0
+    outputs: int = 0
+    scores: int = 0
+    traffic_days: int = 0
+    """``traffic_daily`` rows (one per day x task type x primary model)."""
+    reports: int = 0
+    decisions: int = 0
+    batches: int = 0
+    kept_report: str | None = None
+    """The newest report's id when it is older than the cutoff and kept anyway."""
+    backend: str = ""
+
+    @property
+    def deleted_anything(self) -> bool:
+        return any((self.exchanges, self.outputs, self.scores, self.traffic_days, self.reports))
+
+    def summary(self) -> str:
+        """One line: the counts per table and the cutoff."""
+        verb = "would delete" if self.dry_run else "deleted"
+        kept = f" (kept the newest report {self.kept_report})" if self.kept_report else ""
+        return (
+            f"{verb} {self.exchanges:,} exchanges, {self.outputs:,} candidate outputs, "
+            f"{self.scores:,} scores, {self.traffic_days:,} traffic rows, "
+            f"{self.reports:,} reports ({self.decisions:,} decisions){kept} "
+            f"from before {self.cutoff.isoformat(timespec='seconds')}"
+        )
+
+    def hint(self) -> str | None:
+        """What to do next, when there is something (SQLite files do not shrink by themselves)."""
+        if self.backend == "sqlite" and not self.dry_run and self.deleted_anything:
+            return (
+                "SQLite keeps the freed pages: run VACUUM on the database file (e.g. "
+                "`sqlite3 shadowroute.db VACUUM`) while nothing writes to it to reclaim the space"
+            )
+        return None
+
+
+async def prune(
+    store: Store,
+    older_than: datetime,
+    *,
+    dry_run: bool = False,
+    batch: int = DEFAULT_BATCH,
+    progress: Callable[[int, int], None] | None = None,
+) -> PruneReport:
+    """Delete what was stored before ``older_than`` (see the module docstring).
+
+    ``batch`` exchanges (oldest first) per transaction; ``progress(done, total)`` is called
+    after each batch with the exchanges deleted so far. Raises :class:`StoreError` when the
+    database cannot be read or written; batches committed before the error stay deleted.
+    """
+    if batch < 1:
+        raise ValueError("batch must be at least 1")
+    if older_than.tzinfo is None:
+        older_than = older_than.replace(tzinfo=UTC)
+    cutoff = older_than.astimezone(UTC)
+    engine = store.engine
+    backend = engine.dialect.name
+    errors = _errors(store)
+    report = PruneReport(cutoff=cutoff, dry_run=dry_run, backend=backend)
+    try:
+        with _uncancellable(backend):
+            async with engine.connect() as conn:
+                newest, newest_at = await _newest_report(conn)
+                counted = await _count(conn, cutoff, newest)
+        if newest is not None and newest_at is not None and newest_at < cutoff:
+            report.kept_report = newest
+        if dry_run:
+            for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions"):
+                setattr(report, key, counted[key])
+            return report
+        total = counted["exchanges"]
+        while True:
+            with _uncancellable(backend):
+                async with engine.begin() as conn:
+                    ids = list(
+                        (
+                            await conn.execute(
+                                select(_X.c.id)
+                                .where(_X.c.created_at < cutoff)
+                                .order_by(_X.c.created_at, _X.c.id)
+                                .limit(batch)
+                            )
+                        ).scalars()
+                    )
+                    if ids:
+                        await _delete_exchanges(conn, ids, report)
+            if not ids:
+                break
+            report.batches += 1
+            if progress is not None:
+                progress(report.exchanges, max(total, report.exchanges))
+            if len(ids) < batch:
+                break
+        with _uncancellable(backend):
+            async with engine.begin() as conn:
+                report.traffic_days = _rows(
+                    await conn.execute(delete(_T).where(_T.c.day < cutoff.date()))
+                )
+                old_reports = select(_R.c.id).where(_R.c.created_at < cutoff)
+                if newest is not None:
+                    old_reports = old_reports.where(_R.c.id != newest)
+                report.decisions = _rows(
+                    await conn.execute(delete(_D).where(_D.c.report_id.in_(old_reports)))
+                )
+                report.reports = _rows(
+                    await conn.execute(delete(_R).where(_R.c.id.in_(old_reports)))
+                )
+    except errors as exc:
+        done = f" (deleted {report.exchanges:,} exchanges before the error)" if report.exchanges else ""
+        raise StoreError(
+            f"cannot prune {store.url}: {_describe(exc, engine.url)}{done}"
+        ) from exc
+    return report
+
+
+async def _delete_exchanges(conn: AsyncConnection, ids: Sequence[str], report: PruneReport) -> None:
+    """Scores, then outputs, then the exchanges themselves (children first)."""
+    for start in range(0, len(ids), _ID_SLICE):
+        chunk = ids[start : start + _ID_SLICE]
+        outputs = select(_O.c.id).where(_O.c.exchange_id.in_(chunk))
+        report.scores += _rows(await conn.execute(delete(_S).where(_S.c.output_id.in_(outputs))))
+        report.outputs += _rows(await conn.execute(delete(_O).where(_O.c.exchange_id.in_(chunk))))
+        report.exchanges += _rows(await conn.execute(delete(_X).where(_X.c.id.in_(chunk))))
+
+
+async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None) -> dict[str, int]:
+    """What a prune at ``cutoff`` deletes, per table (the ``newest`` report excluded)."""
+    old_x = select(_X.c.id).where(_X.c.created_at < cutoff)
+    old_o = select(_O.c.id).where(_O.c.exchange_id.in_(old_x))
+    old_r = select(_R.c.id).where(_R.c.created_at < cutoff)
+    if newest is not None:
+        old_r = old_r.where(_R.c.id != newest)
+
+    async def count(query: Any) -> int:
+        return int(await conn.scalar(query) or 0)
+
+    return {
+        "exchanges": await count(select(func.count()).select_from(old_x.subquery())),
+        "outputs": await count(select(func.count()).select_from(old_o.subquery())),
+        "scores": await count(select(func.count()).select_from(_S).where(_S.c.output_id.in_(old_o))),
+        "traffic_days": await count(
+            select(func.count()).select_from(_T).where(_T.c.day < cutoff.date())
+        ),
+        "reports": await count(select(func.count()).select_from(old_r.subquery())),
+        "decisions": await count(
+            select(func.count()).select_from(_D).where(_D.c.report_id.in_(old_r))
+        ),
+    }
+
+
+async def _newest_report(conn: AsyncConnection) -> tuple[str | None, datetime | None]:
+    """The id and creation time of the report ``latest_report`` returns (or ``None``s)."""
+    query = select(_R.c.id, _R.c.created_at).order_by(_R.c.created_at.desc(), _R.c.id.desc())
+    row = (await conn.execute(query.limit(1))).first()
+    return (row[0], row[1]) if row is not None else (None, None)
+
+
+def _rows(result: Any) -> int:
+    return max(int(result.rowcount or 0), 0)
+
+
+def _errors(store: Store) -> tuple[type[BaseException], ...]:
+    errors: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+    dbapi = getattr(store.engine.dialect, "loaded_dbapi", None)
+    if dbapi is not None and isinstance(getattr(dbapi, "Error", None), type):
+        errors += (dbapi.Error,)
+    return errors
