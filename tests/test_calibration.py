@@ -319,7 +319,7 @@ def test_calibrate_judge_with_the_fake_llm_judge_end_to_end(
 
     async def stored() -> list[dict[str, Any]]:
         async with await Store.open(db_url) as store:
-            return await calibrations(store.engine)
+            return await calibrations(store)
 
     (row,) = anyio.run(stored)
     config = load_config(toml)
@@ -373,7 +373,7 @@ def test_calibrate_judge_stops_at_the_budget_and_stores_what_it_judged(
 
     async def stored() -> dict[str, Any] | None:
         async with await Store.open(url) as store:
-            return await latest_calibration(store.engine, "judge")
+            return await latest_calibration(store, "judge")
 
     row = anyio.run(stored)
     assert row is not None and 0 < row["n"] < 40 and row["details"]["budget_exhausted"]
@@ -413,11 +413,11 @@ async def test_the_report_shows_the_calibration_and_warns_below_min_agreement(st
     assert json.loads(report_json(report))["judge_calibration"] is None
 
     version = judge_spec(config).version
-    await save_calibration(store.engine, calibration_row(0.9, days_ago=3, version=version))
-    await save_calibration(store.engine, calibration_row(0.6101, days_ago=1, version=version,
+    await save_calibration(store, calibration_row(0.9, days_ago=3, version=version))
+    await save_calibration(store, calibration_row(0.6101, days_ago=1, version=version,
                                                          dataset="<b>hostile</b>"))
-    await save_calibration(store.engine, calibration_row(0.95, model="other-judge"))  # not ours
-    assert (await latest_calibration(store.engine, "judge"))["agreement"] == pytest.approx(0.6101)
+    await save_calibration(store, calibration_row(0.95, model="other-judge"))  # not ours
+    assert (await latest_calibration(store, "judge"))["agreement"] == pytest.approx(0.6101)
 
     report = await build_report(config, store)
     cal = report.judge_calibration
@@ -441,7 +441,7 @@ async def test_the_report_shows_the_calibration_and_warns_below_min_agreement(st
     assert "61% agreement with people" in caption and "treat its verdicts with care" in caption
 
     # A newer calibration at or above min_agreement: shown, no warning.
-    await save_calibration(store.engine, calibration_row(0.8333, version="2-newer"))
+    await save_calibration(store, calibration_row(0.8333, version="2-newer"))
     report = await build_report(config, store)
     html = render_html(report)
     assert report.judge_calibration is not None and not report.judge_calibration["below"]

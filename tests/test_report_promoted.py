@@ -51,7 +51,7 @@ def reverse(task: str, served: str, *, age_days: float, content: str | None = No
 
 
 async def promote(store: Store, task: str, at: datetime, *, forced: bool = False) -> None:
-    await add_route_change(store.engine, {
+    await add_route_change(store, {
         "created_at": at, "task_type": task, "action": "promote", "model": "mini",
         "primary_model": "big", "actor": "alice", "reason": "forced in a test" if forced else None,
         "forced": forced, "report_id": None, "evidence": {"n": 60},
@@ -219,7 +219,7 @@ async def test_the_overview_prices_the_route_map_and_lists_only_unrouted_promoti
     assert '<td class="n">$30.00</td><td class="n">$270</td>' in row
 
     # Demoted: back on the primary, and promotable again.
-    await add_route_change(store.engine, {
+    await add_route_change(store, {
         "created_at": utcnow(), "task_type": "easy", "action": "demote", "model": "big",
         "primary_model": "big", "actor": "bob", "reason": "drift", "forced": False,
         "report_id": report.id, "evidence": {},

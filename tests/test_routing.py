@@ -230,7 +230,7 @@ def decision(task: str, model: str, verdict: str, **kw: Any) -> dict[str, Any]:
 
 async def report_with(store: Store, at: datetime, *rows: dict[str, Any]) -> str:
     report_id = f"{int(at.timestamp()):032x}"
-    await save_report(store.engine, {"id": report_id, "created_at": at, "since": None,
+    await save_report(store, {"id": report_id, "created_at": at, "since": None,
                                      "overview": {}},
                       [{**r, "report_id": report_id, "created_at": at} for r in rows])
     return report_id
@@ -251,7 +251,7 @@ async def test_promote_is_gated_on_the_latest_decision(tmp_path: Path, store: St
         await ops.promote(config, store, "classify_intent", "small", force=True)
     with pytest.raises(ConfigError, match="'gpt-9': it is not declared"):
         await ops.promote(config, store, "classify_intent", "gpt-9")
-    assert await route_changes(store.engine) == []
+    assert await route_changes(store) == []
     assert not config.routes_file().exists()
 
 
@@ -267,7 +267,7 @@ async def test_promote_records_evidence_and_exports_the_map(tmp_path: Path, stor
     on_disk = read_routes(config.routes_file())
     assert on_disk == {"classify_intent": change.route}
     again = await ops.promote(config, store, "classify_intent", "small")
-    assert not again.changed and len(await route_changes(store.engine)) == 1
+    assert not again.changed and len(await route_changes(store)) == 1
     assert await ops.check_routes(config, store) == []
 
     demoted = await ops.demote(config, store, "classify_intent", reason="seasonal traffic",
@@ -277,7 +277,7 @@ async def test_promote_records_evidence_and_exports_the_map(tmp_path: Path, stor
     assert Router(config).model_for("classify_intent", "frontier") == "frontier"
     with pytest.raises(PromotionRefused, match="is not promoted"):
         await ops.demote(config, store, "classify_intent")
-    history = await route_changes(store.engine)
+    history = await route_changes(store)
     assert [(c["action"], c["model"], c["actor"]) for c in history] == [
         ("promote", "small", "alice"), ("demote", "frontier", "bob")]
 
@@ -288,7 +288,7 @@ async def test_a_forced_promotion_records_who_and_why(tmp_path: Path, store: Sto
     change = await ops.promote(config, store, "classify_intent", "tiny", force=True,
                                reason="incident 4711: frontier outage", by="carol")
     assert change.route.forced and change.route.reason == "incident 4711: frontier outage"
-    (row,) = await route_changes(store.engine)
+    (row,) = await route_changes(store)
     assert row["forced"] is True and row["actor"] == "carol"
     assert row["evidence"]["verdict"] == "NEED MORE DATA"
 

@@ -126,30 +126,30 @@ def test_spool_round_trips_records_exactly(tmp_path: Path) -> None:
     assert Spool(tmp_path).pending() == 2
 
 
-async def test_replay_writes_oldest_first_and_deletes_files(tmp_path: Path) -> None:
+async def test_drain_writes_oldest_first_and_deletes_files(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     first, second = [exchange()], [exchange(), exchange()]
     spool.append(first)
     spool.append(second, [TrafficRecord(DAY, "classify", "big", 3, 3)])
     store = RecordingStore()
-    assert await spool.replay(store) == 3  # type: ignore[arg-type]
+    assert await spool.drain(store) == 3  # type: ignore[arg-type]
     assert [b[0] for b in store.batches] == [first, second]
     assert spool.pending() == 0
     assert list(tmp_path.iterdir()) == []
 
 
-async def test_replay_stops_at_first_store_error_and_keeps_the_rest(tmp_path: Path) -> None:
+async def test_drain_stops_at_first_store_error_and_keeps_the_rest(tmp_path: Path) -> None:
     spool = Spool(tmp_path)
     for _ in range(3):
         spool.append([exchange()])
     store = RecordingStore()
     store.fail = StoreError("down")
-    assert await spool.replay(store) == 0  # type: ignore[arg-type]
+    assert await spool.drain(store) == 0  # type: ignore[arg-type]
     assert isinstance(spool.last_error, StoreError)
     assert spool.pending() == 3
     assert len(list(tmp_path.glob("*.jsonl"))) == 3
     store.fail = None
-    assert await spool.replay(store, max_batches=2) == 2  # type: ignore[arg-type]
+    assert await spool.drain(store, max_batches=2) == 2  # type: ignore[arg-type]
     assert spool.last_error is None
     assert spool.pending() == 1
 
@@ -167,14 +167,14 @@ async def test_corrupt_spool_file_is_moved_aside(
     assert spool.pending() == 3
     store = RecordingStore()
     with caplog.at_level(logging.WARNING, logger="shadowroute.store"):
-        assert await spool.replay(store) == 1  # type: ignore[arg-type]
+        assert await spool.drain(store) == 1  # type: ignore[arg-type]
     assert sorted(p.name for p in tmp_path.iterdir()) == [
         truncated.name + ".bad",
         garbage.name + ".bad",
     ]
     assert spool.pending() == 0
     assert "spool file moved aside" in caplog.text
-    assert await spool.replay(store) == 0  # not retried  # type: ignore[arg-type]
+    assert await spool.drain(store) == 0  # not retried  # type: ignore[arg-type]
     assert len(store.batches) == 1
 
 
@@ -185,7 +185,7 @@ async def test_batch_the_database_rejects_is_moved_aside_not_blocking(tmp_path: 
     spool = Spool(tmp_path / "spool")
     spool.append([poison])
     spool.append([good])
-    assert await spool.replay(store) == 1  # the good batch behind the poison one gets through
+    assert await spool.drain(store) == 1  # the good batch behind the poison one gets through
     assert spool.last_error is None and spool.pending() == 0
     assert [p.name.endswith(".bad") for p in (tmp_path / "spool").iterdir()] == [True]
     assert await stored(store) == (1, 2)

@@ -131,9 +131,9 @@ def test_offline_migration_renders_sql() -> None:
     from alembic import command
 
     from shadowroute.store.migrations import _alembic_config
-    from shadowroute.store.engine import _url
+    from shadowroute.store.engine import parse_url
 
-    cfg = _alembic_config(_url("postgresql+psycopg://u:pw@db.invalid/x"))
+    cfg = _alembic_config(parse_url("postgresql+psycopg://u:pw@db.invalid/x"))
     cfg.output_buffer = io.StringIO()
     command.upgrade(cfg, "head", sql=True)
     sql = cfg.output_buffer.getvalue()
@@ -341,6 +341,17 @@ async def test_unreachable_postgres_raises_store_error_without_password() -> Non
     assert "s3cret" not in str(info.value)
     assert "127.0.0.1:1" in str(info.value)
     assert info.value.__cause__ is not None
+
+
+@pytest.mark.parametrize("url", [
+    "postgresql://bob:s3cret@db.invalid:port/x",  # a port that is not a number
+    "post gres://bob:s3cret@db.invalid/x",  # not a URL SQLAlchemy can parse
+])
+async def test_unparsable_url_error_hides_the_password(url: str) -> None:
+    with pytest.raises(StoreError) as caught:
+        await Store.open(url)
+    assert "s3cret" not in str(caught.value)
+    assert "bob:***@db.invalid" in str(caught.value)
 
 
 async def test_unopenable_sqlite_file_raises_store_error(tmp_path: Path) -> None:

@@ -16,7 +16,6 @@ import anyio
 import typer
 from rich.text import Text
 
-from ..errors import StoreError
 from .common import ConfigOption, DatabaseOption, app, console, load
 
 __all__ = ["calibrate_judge"]
@@ -69,8 +68,6 @@ def calibrate_judge(
     primary, output_2 the candidate. The report shows the latest calibration of the judge and
     warns below \\[judge] min_agreement.
     """
-    from sqlalchemy.exc import SQLAlchemyError
-
     from ..scoring.calibration import (
         CalibrationRun,
         calibrate,
@@ -99,11 +96,7 @@ def calibrate_judge(
                 run = await calibrate(cfg, pairs, dataset=path.stem, dataset_path=str(path),
                                       concurrency=concurrency, budget_usd=budget,
                                       progress=progress)
-            try:
-                await save_calibration(store.engine, run.row())
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot store the calibration in {store.url}: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
+            await save_calibration(store, run.row())  # "cannot store the calibration in ..."
             return run
 
     run = anyio.run(main)

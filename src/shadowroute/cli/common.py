@@ -70,19 +70,14 @@ def say(*parts: str | tuple[str, str]) -> None:
 
 def with_store(cfg: Config, work: Callable[[Any], Awaitable[T]], what: str = "the database") -> T:
     """Run ``work(store)`` on the configured database; a database failure on the way becomes
-    one :class:`StoreError` line (``what`` says what was being read or written)."""
-    from sqlalchemy.exc import SQLAlchemyError
-
-    from ..errors import StoreError
+    one :class:`StoreError` line (``what`` says what was being read or written, when the
+    store's own reader did not say it already)."""
     from ..store import Store
 
     async def main() -> T:
         async with await Store.open(cfg.database_url) as store:
-            try:
+            with store.errors(f"read or write {what} in"):
                 return await work(store)
-            except SQLAlchemyError as exc:
-                raise StoreError(f"cannot read or write {what} in {store.url}: "
-                                 f"{type(exc).__name__}: {str(exc).splitlines()[0]}") from exc
 
     return anyio.run(main)
 
@@ -174,10 +169,8 @@ class progress_bar:
 
 
 def safe_url(url: str) -> str:
-    from sqlalchemy.engine import make_url
+    """``url`` with its password hidden, for messages."""
+    from ..store.engine import safe_url as _safe_url
 
-    try:
-        return make_url(url).render_as_string(hide_password=True)
-    except Exception:
-        return "<unparsable database URL>"
+    return _safe_url(url)
 

@@ -140,7 +140,7 @@ def routes(
             console.print("nothing to compare: no report and no route yet")
         return
     if history:
-        changes = _run(cfg, lambda store: route_changes(store.engine))
+        changes = _run(cfg, route_changes)
         table = Table("when (UTC)", "task type", "action", "model", "primary", "by", "forced",
                       "reason", "report", title="route map history")
         for c in changes:

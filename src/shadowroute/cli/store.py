@@ -58,13 +58,13 @@ def spool_replay(config: ConfigOption = None, database_url: DatabaseOption = Non
     cfg = load(config, database_url)
     spool = Spool(cfg.store.spool_dir)
 
-    async def replay() -> int:
+    async def drain() -> int:
         store = await Store.open(cfg.database_url)
         try:
-            return await spool.replay(store)
+            return await spool.drain(store)
         finally:
             await store.close()
 
-    replayed = anyio.run(replay)
+    replayed = anyio.run(drain)
     console.print(f"replayed {replayed} exchanges; {spool.pending()} still spooled")
 

@@ -16,7 +16,6 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from ..cli.tables import pct as _pct
 from ..config import Config, load_config
 from ..datasets import DATASETS_ENV, shared_datasets_dirs
 from ..errors import ConfigError
@@ -86,6 +85,10 @@ class EvalRun:
         body = ["  ".join([*(row[i].ljust(w) for i, w in enumerate(widths)), row[-1]]).rstrip()
                 for row in table]
         return head + body
+
+
+def _pct(value: float | None) -> str:
+    return "-" if value is None else f"{value:.1%}"
 
 
 def _holding(folder: Path, spec: Eval) -> Path | None:

@@ -34,16 +34,15 @@ from typing import IO, Any, Literal
 
 import anyio
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..capture.calls import Api
 from ..capture.capture import Capture
 from ..config import Config
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError
 from ..records import ExchangeRecord, utcnow
-from ..store import Exchange, Store
-from ..store.redaction import Redactor
+from ..store import Store
+from ..store.queries.imports import stored_exchange_ids
+from ..store.redaction import Redactor, redact_or_drop
 
 __all__ = ["BATCH_ROWS", "DEFAULT_TASK", "MAX_LISTED", "BadLine", "Format", "ImportReport",
            "exchange_id", "import_file"]
@@ -508,29 +507,18 @@ async def import_file(
 def _redacted(redactor: Redactor, records: list[ExchangeRecord],
               report: ImportReport) -> list[ExchangeRecord]:
     """The records redacted for storage; one whose redaction fails is left out and counted."""
-    kept = []
-    for record in records:
-        try:
-            report.redactions.update(redactor.redact_exchange(record))
-        except Exception as exc:
-            if not report.redaction_errors:
-                log.warning("shadowroute import: %s", exc)
-            report.redaction_errors += 1
-            continue
-        kept.append(record)
-    return kept
+    return [record for record in records
+            if redact_or_drop(redactor, record, report, _log_redaction_error)]
+
+
+def _log_redaction_error(exc: BaseException) -> None:
+    log.warning("shadowroute import: %s", exc)
 
 
 async def _write_new(store: Store, records: list[ExchangeRecord], report: ImportReport) -> None:
     """Write the records not stored yet (checked by id, so the summary can tell them apart)."""
     unique = {record.id: record for record in records}
-    ids = list(unique)
-    try:
-        async with store.engine.connect() as conn:
-            stored = set((await conn.scalars(select(Exchange.id).where(Exchange.id.in_(ids)))))
-    except SQLAlchemyError as exc:
-        raise StoreError(f"cannot read {store.url}: {type(exc).__name__}: "
-                         f"{str(exc).splitlines()[0]}") from exc
+    stored = await stored_exchange_ids(store, list(unique))
     new = [record for id_, record in unique.items() if id_ not in stored]
     report.already_stored += len(records) - len(new)
     if new:

@@ -35,20 +35,19 @@ from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
-from sqlalchemy import func, select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config, TaskConfig
-from ..errors import ConfigError, ShadowrouteError, StoreError
+from ..errors import ConfigError, ShadowrouteError
 from ..mirror.policy import Completer, Mirror
-from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW, CandidateOutputRecord, ExchangeRecord
+from ..mirror.wiring import wire_mirror
+from ..records import NOISE_FLOOR_MODEL, CandidateOutputRecord, ExchangeRecord
 from ..stats import Stats
-from ..store import CandidateOutput, Exchange, Store
-from ..store.redaction import Redactor
+from ..store import Store
+from ..store.queries import replay as q
+from ..store.redaction import Redactor, redact_or_drop
 
 __all__ = ["PAGE_ROWS", "Replay", "ReplayReport", "replay"]
 
@@ -59,9 +58,6 @@ PAGE_ROWS = 200
 
 Progress = Callable[[int, int], None]
 """Called with (pairs done, pairs to do) as the run goes."""
-
-_X = Exchange.__table__
-_O = CandidateOutput.__table__
 
 
 @dataclass
@@ -192,28 +188,16 @@ class Replay:
     async def run(self) -> ReplayReport:
         started = time.monotonic()
         report = self.report
-        own = self._given is None
         await self._count_scope()
         needed = set(self.candidates) - {NOISE_FLOOR_MODEL}
         if NOISE_FLOOR_MODEL in self.candidates:
             needed |= await self._primaries()
-        providers: dict[str, Completer]
-        if own:
-            from ..mirror.provider import Provider
-
-            providers = {name: Provider(self.config.models[name]) for name in sorted(needed)}
-        else:
-            given = self._given or {}
-            providers = {name: given[name] for name in sorted(needed) if name in given}
-        models = self.config.models
-        mirror = Mirror(
-            providers,
-            settings=self.config.mirror,
-            limits={n: (models[n].max_concurrency, models[n].max_retries) for n in providers},
-            stats=self.stats,
+        wiring = wire_mirror(
+            self.config, sorted(needed), providers=self._given, stats=self.stats,
             on_error=lambda stage, exc: log.warning("shadowroute replay %s error: %s: %s",
                                                     stage, type(exc).__name__, exc),
         )
+        mirror = wiring.mirror
         try:
             await self._load_daily_spend(mirror)
             if self.progress is not None:
@@ -226,10 +210,8 @@ class Replay:
         finally:
             self._collect()
             report.seconds = time.monotonic() - started
-            if own:
-                with anyio.CancelScope(shield=True):
-                    for provider in providers.values():
-                        await provider.aclose()  # type: ignore[attr-defined]
+            with anyio.CancelScope(shield=True):
+                await wiring.aclose()
         return report
 
     async def _pipeline(self, mirror: Mirror) -> None:
@@ -340,16 +322,11 @@ class Replay:
     def _redact(self, output: CandidateOutputRecord) -> bool:
         """Redact an output for storage; when that fails it is not stored (counted, logged
         once)."""
-        report = self.report
-        try:
-            report.redactions.update(self.redactor.redact_output(output))
-        except Exception as exc:
-            if not report.redaction_errors:
-                log.warning("shadowroute replay: %s", exc)
-            report.redaction_errors += 1
-            self.stats.redaction_errors += 1
-            return False
-        return True
+        if redact_or_drop(self.redactor, output, self.report,
+                          lambda exc: log.warning("shadowroute replay: %s", exc)):
+            return True
+        self.stats.redaction_errors += 1
+        return False
 
     async def _write(
         self, receive: ObjectReceiveStream[tuple[ExchangeRecord, CandidateOutputRecord]]
@@ -417,41 +394,19 @@ class Replay:
 
     # ------------------------------------------------------------------ queries
 
-    def _scope(self) -> list[Any]:
-        where = [_X.c.task_type == self.task.name, _X.c.route == ROUTE_SHADOW]
-        if self.since is not None:
-            where.append(_X.c.created_at >= self.since)
-        return where
-
-    async def _read(self, statement: Any) -> list[Any]:
-        try:
-            async with self.store.engine.connect() as conn:
-                return list((await conn.execute(statement)).all())
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read {self.store.url}: {type(exc).__name__}: "
-                             f"{str(exc).splitlines()[0]}") from exc
-
     async def _pairs(self) -> tuple[int, int]:
         """(exchanges in scope, pairs of them with a stored output)."""
-        scope = self._scope()
-        [(exchanges,)] = await self._read(select(func.count()).select_from(_X).where(*scope))
-        [(done,)] = await self._read(
-            select(func.count()).select_from(_O.join(_X, _X.c.id == _O.c.exchange_id))
-            .where(*scope, _O.c.model.in_(self.candidates)))
-        return exchanges, done
+        return await q.exchanges_and_stored_pairs(self.store, self.task.name, self.candidates,
+                                                  self.since)
 
     async def _count_scope(self) -> None:
         report = self.report
         exchanges, done = await self._pairs()
-        if exchanges == 0:
-            [(any_at_all,)] = await self._read(
-                select(func.count()).select_from(_X).where(_X.c.task_type == self.task.name))
-            if not any_at_all:
-                rows = await self._read(select(_X.c.task_type).distinct().order_by(_X.c.task_type)
-                                        .limit(20))
-                known = ", ".join(r[0] for r in rows) or "none: import or capture some first"
-                raise ConfigError(f"no exchanges of task type {self.task.name!r} are stored "
-                                  f"(stored task types: {known})", key="--task")
+        if exchanges == 0 and not await q.stored_exchange_count(self.store, self.task.name):
+            types = await q.stored_task_types(self.store, limit=20)
+            known = ", ".join(types) or "none: import or capture some first"
+            raise ConfigError(f"no exchanges of task type {self.task.name!r} are stored "
+                              f"(stored task types: {known})", key="--task")
         report.exchanges, report.already_done = exchanges, done
         report.to_do = self._total = exchanges * len(self.candidates) - done
         if self.limit is not None:
@@ -459,8 +414,8 @@ class Replay:
 
     async def _primaries(self) -> set[str]:
         """The declared models that are primaries of exchanges in scope (for primary@replay)."""
-        rows = await self._read(select(_X.c.primary_model).where(*self._scope()).distinct())
-        found = (self.config.model_named(row[0]) for row in rows)
+        names = await q.primary_models_in_scope(self.store, self.task.name, self.since)
+        found = (self.config.model_named(name) for name in names)
         return {model.name for model in found if model is not None}
 
     async def _missing_pairs(self) -> int:
@@ -478,34 +433,8 @@ class Replay:
     async def _page(self, after: str) -> list[tuple[ExchangeRecord, list[str]]]:
         """The next exchanges (by id) lacking an output from at least one candidate, each with
         the candidates it lacks."""
-        have = (select(func.count()).select_from(_O)
-                .where(_O.c.exchange_id == _X.c.id, _O.c.model.in_(self.candidates))
-                .scalar_subquery())
-        rows = await self._read(
-            select(_X).where(*self._scope(), _X.c.id > after, have < len(self.candidates))
-            .order_by(_X.c.id).limit(PAGE_ROWS))
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        done: dict[str, set[str]] = {}
-        for exchange_id, model in await self._read(
-            select(_O.c.exchange_id, _O.c.model)
-            .where(_O.c.exchange_id.in_(ids), _O.c.model.in_(self.candidates))
-        ):
-            done.setdefault(exchange_id, set()).add(model)
-        page = []
-        for row in rows:
-            m = row._mapping
-            exchange = ExchangeRecord(
-                task_type=m["task_type"], primary_model=m["primary_model"], request=m["request"],
-                primary_output=m["primary_output"], input_tokens=m["input_tokens"],
-                output_tokens=m["output_tokens"], latency_ms=m["latency_ms"],
-                cost_usd=m["cost_usd"], metadata=m["metadata"] or {}, id=m["id"],
-                created_at=m["created_at"], route=m["route"],
-            )
-            lacking = [c for c in self.candidates if c not in done.get(exchange.id, ())]
-            page.append((exchange, lacking))
-        return page
+        return await q.exchanges_lacking_outputs(self.store, self.task.name, self.candidates,
+                                                 self.since, after=after, limit=PAGE_ROWS)
 
 
 def _leaves(group: BaseExceptionGroup) -> list[BaseException]:

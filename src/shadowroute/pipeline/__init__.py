@@ -5,6 +5,11 @@ capture on a bounded queue (dropped and counted when full: never blocking, never
 Workers resolve each capture, call the candidates (and the primary again for the noise floor,
 or the replaced primary for a reverse shadow), redact, and hand the exchange to the batch
 writer. :class:`SyncShadow` runs the same pipeline for sync apps on a background thread.
+
+Modules, one job each: :mod:`.core` (``Shadow``: the request path and the lifecycle),
+:mod:`.queue` (the bounded capture queue), :mod:`.workers` (the worker loop, or the remote
+forwarder), :mod:`.reverse` (calls to a primary: reverse shadow, noise-floor replay),
+:mod:`.traffic` (daily traffic counts), :mod:`.sync` (``SyncShadow``).
 """
 
 from .core import Shadow, ShutdownReport, active_shadow, shadow

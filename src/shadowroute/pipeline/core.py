@@ -1,14 +1,20 @@
-"""``Shadow``: owns the queue, the mirror workers and the batch writer; ``shadow()`` feeds it.
+"""``Shadow``: the request path and the lifecycle of the pipeline; ``shadow()`` feeds it.
 
-The request path does three things: run the primary call, decide sampling, ``send_nowait`` a
-:class:`Capture` into a bounded stream (drop and count when full). Everything else — parsing,
-candidate calls, storage — runs in background tasks and can never delay or break the caller.
+What it promises: the request path does three things: run the primary call, decide sampling,
+put a :class:`Capture` on the bounded queue (drop and count when full). It never blocks and
+never raises into production (the primary's own result and exceptions reach the caller as
+they are). Every production call is counted (``Stats``, daily traffic). Everything else runs in
+background tasks owned here and can never delay or break the caller: the queue
+(:mod:`.queue`), its workers or the remote forwarder (:mod:`.workers`), the calls to a primary
+for reverse shadows and the noise floor (:mod:`.reverse`), the daily traffic counts
+(:mod:`.traffic`) and the batch writer. :meth:`Shadow.start` opens the store (or falls back to
+the spool and keeps reconnecting) and loads today's spend into the budgets;
+:meth:`Shadow.aclose` drains within the deadline and returns a :class:`ShutdownReport`.
 """
 
 from __future__ import annotations
 
 import logging
-import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -17,32 +23,27 @@ from os import PathLike
 from typing import Any, TypeVar
 
 import anyio
-from anyio.abc import ObjectReceiveStream, ObjectSendStream, TaskGroup
+from anyio.abc import ObjectReceiveStream, TaskGroup
 
 from ..capture.calls import Api, is_sampled, request_key, snapshot_request
 from ..capture.capture import Capture
-from ..capture.remote import Forwarder
-from ..config import Config, TaskConfig, load_config
+from ..config import Config, load_config
 from ..errors import StoreError
-from ..mirror.policy import Completer, Mirror
-from ..mirror.provider import Provider
-from ..records import (
-    NOISE_FLOOR_MODEL,
-    ROUTE_REVERSE,
-    CandidateOutputRecord,
-    ExchangeRecord,
-    TrafficRecord,
-)
+from ..mirror.policy import Completer
+from ..mirror.wiring import wire_mirror
+from ..records import ExchangeRecord
 from ..stats import Stats
 from ..store import BatchWriter, Spool, Store
 from ..store.redaction import Redactor
+from .queue import CaptureQueue
+from .reverse import PrimaryCalls
+from .traffic import DailyTraffic
+from .workers import ErrorHook, Workers
 
 __all__ = ["Shadow", "ShutdownReport", "active_shadow", "shadow"]
 
 log = logging.getLogger("shadowroute")
 T = TypeVar("T")
-QUEUE_FULL_LOG_INTERVAL_S = 60.0
-ErrorHook = Callable[[str, BaseException], None]
 
 _active: list[Shadow] = []
 """Shadows entered with ``async with``, newest last; module-level :func:`shadow` uses the last."""
@@ -94,30 +95,22 @@ class Shadow:
         self.config = config or load_config()
         self.stats = Stats()
         self.redactor = Redactor.from_config(self.config.redaction)
-        """Applied to every exchange before it goes to the writer (see :mod:`.redaction`)."""
-        self._redaction_warned = False
+        """Applied to every exchange before it goes to the writer (see
+        :mod:`shadowroute.store.redaction`)."""
         self._on_error_hook = on_error or _log_error
-        self._own_providers = providers is None
-        self._providers: Mapping[str, Completer] = (
-            providers
+        names = (
+            list(providers)
             if providers is not None
-            else {}
+            else []
             if self.config.remote  # the sidecar calls the candidates
-            else {name: Provider(model) for name, model in self.config.models.items()}
+            else list(self.config.models)
         )
-        models = self.config.models
-        self.mirror = Mirror(
-            self._providers,
-            settings=self.config.mirror,
-            limits={
-                name: (models[name].max_concurrency, models[name].max_retries)
-                if name in models
-                else (8, 2)
-                for name in self._providers
-            },
-            stats=self.stats,
-            on_error=self._on_error,
+        self._wiring = wire_mirror(
+            self.config, names, stats=self.stats, on_error=self._on_error, providers=providers
         )
+        self.mirror = self._wiring.mirror
+        self._primaries = PrimaryCalls(self.config, self.mirror, self._wiring.providers,
+                                       self.stats)
         store_cfg = self.config.store
         self.spool = Spool(store_cfg.spool_dir)
         self.writer = BatchWriter(
@@ -129,15 +122,12 @@ class Shadow:
             stats=self.stats,
             on_error=self._on_error,
         )
-        self._send: ObjectSendStream[Capture] | None = None
-        self._receive: ObjectReceiveStream[Capture] | None = None
+        self._queue = CaptureQueue(self.config.mirror.queue_size, self.stats)
+        self._traffic = DailyTraffic()
+        self._workers: Workers | None = None
         self._task_group: TaskGroup | None = None
         self._store: Store | None = None
-        self._in_flight: set[anyio.CancelScope] = set()
-        self._traffic: dict[tuple[str, str], list[int]] = {}
-        self._replay_warned: set[str] = set()
         self._started = False
-        self._queue_full_logged = -math.inf
         self.shutdown_report: ShutdownReport | None = None
 
     @classmethod
@@ -158,42 +148,30 @@ class Shadow:
         if self._started:
             raise RuntimeError("this Shadow is already running")
         self._started = True
-        self._send, self._receive = anyio.create_memory_object_stream[Capture](
-            self.config.mirror.queue_size
-        )
+        self._queue.open()
         write_send, write_receive = anyio.create_memory_object_stream[ExchangeRecord](
             self.config.store.batch_size
         )
-        self._workers_done = anyio.Event()
+        workers = self._workers = Workers(
+            config=self.config, queue=self._queue, mirror=self.mirror,
+            primaries=self._primaries, redactor=self.redactor, stats=self.stats,
+            on_error=self._on_error,
+        )
         self._writer_done = anyio.Event()
-        self._task_group = anyio.create_task_group()
-        await self._task_group.__aenter__()
+        self._task_group = tg = anyio.create_task_group()
+        await tg.__aenter__()
         if self.config.remote:
             write_send.close()
             write_receive.close()
             self._writer_done.set()
-            self._task_group.start_soon(self._run_forwarder, self.config.remote)
+            tg.start_soon(workers.forward, self.config.remote)
         else:
             if not await self._open_store():
-                self._task_group.start_soon(self._reconnect_store)
-            self._task_group.start_soon(self._run_writer, write_receive)
-            self._task_group.start_soon(self._run_workers, write_send)
-            self._task_group.start_soon(self._tick_traffic)
+                tg.start_soon(self._reconnect_store)
+            tg.start_soon(self._run_writer, write_receive)
+            tg.start_soon(workers.run, write_send, self._flush_traffic)
+            tg.start_soon(self._traffic.tick, self.writer, self.config.store.flush_interval_s)
         _active.append(self)
-
-    async def _run_forwarder(self, url: str) -> None:
-        """Remote mode: captures go to the sidecar instead of local workers and storage."""
-        assert self._receive is not None
-        forwarder = Forwarder(
-            url,
-            stats=self.stats,
-            on_error=self._on_error,
-            flush_interval_s=self.config.store.flush_interval_s,
-        )
-        with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
-            self._in_flight.add(scope)
-            await forwarder.run(self._receive.clone())
-        self._workers_done.set()
 
     async def _open_store(self) -> bool:
         """One attempt to open (and for SQLite migrate) the database. Shielded: an open
@@ -237,28 +215,26 @@ class Shadow:
         """
         if self.shutdown_report is not None:
             return self.shutdown_report
-        if self._send is None or self._task_group is None:
+        workers = self._workers
+        if workers is None or self._task_group is None:
             raise RuntimeError("this Shadow was never started")
         if self in _active:
             _active.remove(self)
         started = time.monotonic()
         deadline = self.config.mirror.shutdown_deadline_s if deadline_s is None else deadline_s
         processed_before = self._processed()
-        self._send.close()
+        self._queue.close()
         with anyio.move_on_after(deadline):
-            await self._workers_done.wait()
-        if not self._workers_done.is_set():
-            self._drop_waiting()
-            for scope in list(self._in_flight):
-                scope.cancel()
-            await self._workers_done.wait()
+            await workers.done.wait()
+        if not workers.done.is_set():
+            self._queue.drop_waiting()
+            workers.cancel_in_flight()
+            await workers.done.wait()
         await self._writer_done.wait()
         self._task_group.cancel_scope.cancel()
         await self._task_group.__aexit__(None, None, None)
-        self._receive.close()  # type: ignore[union-attr]
-        if self._own_providers:
-            for provider in self._providers.values():
-                await provider.aclose()  # type: ignore[attr-defined]
+        self._queue.close_receiving()
+        await self._wiring.aclose()
         if self._store is not None:
             await self._store.close()
         report = ShutdownReport(
@@ -275,17 +251,6 @@ class Shadow:
     def _processed(self) -> int:
         """Captures taken off the queue and finished: mirrored, forwarded, or failed."""
         return self.stats.mirrored + self.stats.forwarded + self.stats.capture_errors
-
-    def _drop_waiting(self) -> None:
-        assert self._receive is not None
-        while True:
-            try:
-                self._receive.receive_nowait()
-            except (anyio.WouldBlock, anyio.EndOfStream, anyio.ClosedResourceError):
-                break
-            self.stats.dropped_shutdown += 1
-            self.stats.discarded["shutdown"] += 1
-        self.stats.queue_depth = 0
 
     # ------------------------------------------------------------------ request path
 
@@ -352,8 +317,8 @@ class Shadow:
         reverse_of: str | None = None,
     ) -> bool:
         model = str(request.get("model") or "")
-        sampled = presampled or self.decide(task, lambda: request_key(request),
-                                            reverse=reverse_of is not None)
+        sampled = presampled or self.would_sample(task, lambda: request_key(request),
+                                                  reverse=reverse_of is not None)
         self.count_offer(task, model, sampled)
         if not sampled:
             return False
@@ -368,7 +333,7 @@ class Shadow:
             output=output,
             reverse_of=reverse_of,
         )
-        return self._enqueue(capture)
+        return self._queue.put(capture)
 
     def offer_raw(
         self,
@@ -399,18 +364,20 @@ class Shadow:
             metadata=dict(metadata) if metadata else {},
             reverse_of=reverse_of,
         )
-        return self._enqueue(capture)
+        return self._queue.put(capture)
 
     def sample(
         self, task: str, model: str, key: Callable[[], bytes], *, reverse: bool = False
     ) -> bool:
         """Count a production call and decide whether to capture it (the transport asks before
         it tees the response, so unsampled calls cost nothing more)."""
-        sampled = self.decide(task, key, reverse=reverse)
+        sampled = self.would_sample(task, key, reverse=reverse)
         self.count_offer(task, model, sampled)
         return sampled
 
-    def decide(self, task: str, key: Callable[[], bytes], *, reverse: bool = False) -> bool:
+    def would_sample(
+        self, task: str, key: Callable[[], bytes], *, reverse: bool = False
+    ) -> bool:
         """The sampling decision alone, without counting: safe from any thread. ``reverse``:
         a promoted model served the call; sample it at the task's reverse-shadow rate."""
         config = self.config
@@ -440,41 +407,7 @@ class Shadow:
         counts[1] += sampled
 
     def _flush_traffic(self) -> None:
-        if not self._traffic:
-            return
-        today = datetime.now(UTC).date()
-        for (task, model), (requests, sampled) in self._traffic.items():
-            self.writer.add_traffic(TrafficRecord(today, task, model, requests, sampled))
-        self._traffic.clear()
-
-    def _enqueue(self, capture: Capture) -> bool:
-        if self._send is None:
-            self.stats.dropped_queue_full += 1  # not started or already closed
-            return False
-        try:
-            self._send.send_nowait(capture)
-        except anyio.WouldBlock:
-            self.stats.dropped_queue_full += 1
-            self._note_queue_full()
-            return False
-        except (anyio.ClosedResourceError, anyio.BrokenResourceError):
-            self.stats.dropped_shutdown += 1
-            return False
-        self.stats.enqueued += 1
-        self.stats.queue_depth += 1
-        return True
-
-    def _note_queue_full(self) -> None:
-        """A log line when captures start being dropped, then at most one a minute."""
-        now = time.monotonic()
-        if now < self._queue_full_logged + QUEUE_FULL_LOG_INTERVAL_S:
-            return
-        self._queue_full_logged = now
-        log.warning(
-            "shadowroute: queue full ([mirror] queue_size = %d): new captures are dropped and "
-            "counted (%d so far); the candidates or the database are not keeping up",
-            self.config.mirror.queue_size, self.stats.dropped_queue_full,
-        )
+        self._traffic.flush(self.writer)
 
     # ------------------------------------------------------------------ background
 
@@ -484,146 +417,9 @@ class Shadow:
         except Exception:  # a broken hook must not break the pipeline
             log.exception("shadowroute on_error hook failed")
 
-    async def _run_workers(self, write_send: ObjectSendStream[ExchangeRecord]) -> None:
-        assert self._receive is not None
-        async with write_send:
-            async with anyio.create_task_group() as tg:
-                for _ in range(self.config.mirror.workers):
-                    tg.start_soon(self._worker, self._receive.clone(), write_send.clone())
-            self._flush_traffic()  # last counts go out with the final batch
-        self._workers_done.set()
-
     async def _run_writer(self, write_receive: ObjectReceiveStream[ExchangeRecord]) -> None:
         await self.writer.run(write_receive)
         self._writer_done.set()
-
-    async def _tick_traffic(self) -> None:
-        while True:
-            await anyio.sleep(self.config.store.flush_interval_s)
-            self._flush_traffic()
-
-    async def _worker(
-        self,
-        receive: ObjectReceiveStream[Capture],
-        write_send: ObjectSendStream[ExchangeRecord],
-    ) -> None:
-        async with receive, write_send:
-            async for capture in receive:
-                self.stats.queue_depth -= 1
-                try:
-                    record = await self._mirror_one(capture)
-                except Exception as exc:
-                    self.stats.capture_errors += 1
-                    self.stats.discarded["capture_error"] += 1
-                    self._on_error("capture", exc)
-                    continue
-                self.stats.mirrored += 1
-                if record is None:
-                    self.stats.discarded["reverse_failed"] += 1
-                elif self._redact(record):
-                    await write_send.send(record)
-
-    def _redact(self, record: ExchangeRecord) -> bool:
-        """Redact ``record`` once the candidates answered (they need the real request), before
-        the writer: the database and the spool only ever see redacted data. A failing redactor
-        drops the capture (counted, reported once) rather than store it unredacted."""
-        try:
-            counts = self.redactor.redact_exchange(record)
-        except Exception as exc:
-            self.stats.redaction_errors += 1
-            self.stats.discarded["redaction_error"] += 1
-            if not self._redaction_warned:
-                self._redaction_warned = True
-                self._on_error("redaction", exc)
-            return False
-        if counts:
-            self.stats.redactions.update(counts)
-        return True
-
-    async def _mirror_one(self, capture: Capture) -> ExchangeRecord | None:
-        capture.resolve()
-        record = capture.to_record(self.config)
-        task = self.config.task(capture.task)
-        reverse = capture.reverse_of
-        stored: ExchangeRecord | None = None if reverse is not None else record
-        with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
-            self._in_flight.add(scope)
-            try:
-                if reverse is not None:
-                    stored = await self._reverse(task, reverse, record)
-                else:
-                    await self.mirror.answer(task, record, replay=self._replay_model(task, record))
-            finally:
-                self._in_flight.discard(scope)
-        if scope.cancel_called:
-            if reverse is not None and stored is None:
-                self.stats.reverse_failed += 1  # no reference before the deadline
-            else:
-                self.stats.cut_shutdown += 1
-        return stored
-
-    async def _reverse(
-        self, task: TaskConfig, primary: str, served: ExchangeRecord
-    ) -> ExchangeRecord | None:
-        """Ask the replaced ``primary`` the same request, and store the pair the usual way
-        round: the primary's answer as the reference, the promoted model's production answer
-        as the candidate output (see ``records.ROUTE_REVERSE``). Without the reference there is
-        nothing to compare: the exchange is counted in ``reverse_failed``, not stored."""
-        model = self.config.models.get(primary)
-        if model is None or primary not in self._providers:
-            self.stats.reverse_failed += 1
-            if primary not in self._replay_warned:
-                self._replay_warned.add(primary)
-                log.warning("shadowroute: no reverse shadow to %r: declare it under [models]",
-                            primary)
-            return None
-        promoted = self.config.model_named(served.primary_model)
-        request = {**served.request, "model": model.model}
-        record = ExchangeRecord(
-            task_type=served.task_type, primary_model=model.model, request=request,
-            primary_output=None, metadata=served.metadata, created_at=served.created_at,
-            route=ROUTE_REVERSE,
-        )
-        record.outputs.append(CandidateOutputRecord(
-            exchange_id=record.id, model=promoted.name if promoted else served.primary_model,
-            output=served.primary_output, input_tokens=served.input_tokens,
-            output_tokens=served.output_tokens, latency_ms=served.latency_ms,
-            cost_usd=served.cost_usd, created_at=served.created_at,
-        ))
-        reference = await self.mirror.call(task, primary, request, record.id)
-        if reference is None or reference.error_kind is not None:
-            self.stats.reverse_failed += 1
-            return None
-        record.primary_output = reference.output
-        record.input_tokens, record.output_tokens = reference.input_tokens, reference.output_tokens
-        record.latency_ms, record.cost_usd = reference.latency_ms, reference.cost_usd
-        replay = self._replay_model(task, record)
-        if replay is not None:
-            self.stats.primary_replays += 1
-            again = await self.mirror.call(task, replay, request, record.id, label=NOISE_FLOOR_MODEL)
-            if again is not None:
-                record.outputs.append(again)
-        self.stats.reverse_shadows += 1
-        return record
-
-    def _replay_model(self, task: TaskConfig, record: ExchangeRecord) -> str | None:
-        """The primary's model to call again for the noise floor, when this exchange is in the
-        task's ``noise_floor_rate`` slice (drawn independently of the sampling decision)."""
-        key = lambda: b"replay\x00" + request_key(record.request)  # noqa: E731
-        if not task.candidates or not is_sampled(task.noise_floor_rate, self.config.seed, key):
-            return None
-        model = self.config.model_named(record.primary_model)
-        if model is None or model.name not in self._providers:
-            self.stats.replay_unavailable += 1
-            if record.primary_model not in self._replay_warned:
-                self._replay_warned.add(record.primary_model)
-                log.warning(
-                    "shadowroute: no noise floor for primary %r: declare it under [models] so it "
-                    "can be called again (or set noise_floor_rate = 0)",
-                    record.primary_model,
-                )
-            return None
-        return model.name
 
 
 async def shadow(

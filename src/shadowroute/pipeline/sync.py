@@ -121,7 +121,7 @@ class SyncShadow:
     def sample(
         self, task: str, model: str, key: Callable[[], bytes], *, reverse: bool = False
     ) -> bool:
-        sampled = self.inner.decide(task, key, reverse=reverse)
+        sampled = self.inner.would_sample(task, key, reverse=reverse)
         self._post(self.inner.count_offer, task, model, sampled)
         return sampled
 

@@ -11,16 +11,12 @@ stored for the configured judge model.
 
 from __future__ import annotations
 
-import contextlib
 import math
 import shlex
 import uuid
-from collections.abc import AsyncIterator
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
-
-from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..config import Config
 from ..decision import DriftVerdict, Evidence, Policy, Verdict, decide
@@ -40,8 +36,6 @@ __all__ = [
 ]
 
 DAYS_PER_MONTH = 30
-REPORT_PRAGMAS = {"cache_size": -256 * 1024, "mmap_size": 4 << 30}
-"""SQLite settings of the report's connection: its scans visit a 1M-pair file in index order."""
 QUANTILES = (0.5, 0.95)
 
 
@@ -181,13 +175,13 @@ async def build_report(
 ) -> Report:
     """Decide every task type x candidate with data since ``since`` (all data when ``None``)."""
     now = now or datetime.now(UTC)
-    routes = routes_from_changes(await route_changes(store.engine))
+    routes = routes_from_changes(await route_changes(store))
     calibration = None
     if config.judge is not None:
-        row = await latest_calibration(store.engine, config.judge.model)
+        row = await latest_calibration(store, config.judge.model)
         if row is not None:
             calibration = _describe_calibration(row, config.judge.min_agreement)
-    async with store.engine.connect() as conn, _tuned(conn):
+    async with q.reading(store) as conn:
         primaries = await q.primary_totals(conn, since)
         outputs = await q.output_totals(conn, since)
         tasks = sorted(set(primaries) | {t for t, c in config.tasks.items() if c.candidates})
@@ -223,7 +217,7 @@ async def build_report(
         _money(p, by_task.get(p.task))
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
-        database=store.engine.url.render_as_string(hide_password=True),
+        database=store.url,
         config_source=config.source, decision=config.decision.model_dump(),
         overview=_overview(results, promoted), tasks=results, promoted=promoted,
         judge_calibration=calibration,
@@ -235,27 +229,6 @@ def _money(p: PromotedResult, t: TaskResult | None) -> None:
     c = next((c for c in t.candidates if c.model == p.model), None) if t else None
     if c is not None:
         p.monthly_cost, p.monthly_savings = c.monthly_cost, c.monthly_savings
-
-
-@contextlib.asynccontextmanager
-async def _tuned(conn: AsyncConnection) -> AsyncIterator[None]:
-    """Give this read-only connection the memory its few big scans want. SQLite: a 256 MiB page
-    cache and the file memory-mapped (up to 4 GiB), both put back before the connection returns
-    to the pool. Postgres: sorts in memory (``SET LOCAL``: this transaction only)."""
-    if conn.dialect.name == "postgresql":
-        await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
-    if conn.dialect.name != "sqlite":
-        yield
-        return
-    before = {name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
-              for name in REPORT_PRAGMAS}
-    for name, value in REPORT_PRAGMAS.items():
-        await conn.exec_driver_sql(f"PRAGMA {name}={value}")
-    try:
-        yield
-    finally:
-        for name, value in before.items():
-            await conn.exec_driver_sql(f"PRAGMA {name}={int(value or 0)}")
 
 
 def _task_result(

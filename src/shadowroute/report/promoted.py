@@ -10,12 +10,11 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy.ext.asyncio import AsyncConnection
-
 from ..config import Config
 from ..decision import DriftVerdict, Evidence, Policy, check_drift
 from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE
 from ..routing.routemap import Route
+from ..store.queries import Connection
 from ..store.queries import report as q
 from ..store.queries.scores import Keys
 from .examples import Example, build_example
@@ -51,7 +50,7 @@ class PromotedResult:
 
 
 async def promoted_results(
-    conn: AsyncConnection, config: Config, routes: Mapping[str, Route],
+    conn: Connection, config: Config, routes: Mapping[str, Route],
     keys: Mapping[str, Keys], since: datetime | None, noise: Mapping[str, tuple[int, int]],
     examples: int,
 ) -> list[PromotedResult]:

@@ -6,10 +6,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from sqlalchemy.exc import SQLAlchemyError
-
 from ..config import Config
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError
 from ..store import Store
 from ..store.queries.routes import save_report
 from .build import Report, build_report
@@ -35,13 +33,9 @@ async def run_report(
     :class:`ConfigError` naming the option; a half-written report never replaces a good one.
     """
     async with await Store.open(config.database_url) as store:
-        try:
-            report = await build_report(config, store, since=since, examples=examples)
-            run, rows = decision_rows(report)
-            await save_report(store.engine, run, rows)
-        except SQLAlchemyError as exc:
-            raise StoreError(f"cannot read the report's data: {exc.__class__.__name__}: "
-                             f"{str(exc).splitlines()[0]}") from exc
+        report = await build_report(config, store, since=since, examples=examples)
+        run, rows = decision_rows(report)
+        await save_report(store, run, rows)
     html_path = out or default_report_path(report.generated_at)
     try:
         html, twin = write_report(report, html_path, json_path)

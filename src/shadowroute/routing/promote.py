@@ -65,7 +65,7 @@ class Change:
 
 async def current_routes(store: Store) -> dict[str, Route]:
     """The map as the database says (demoted task types included, with tier ``primary``)."""
-    return routes_from_changes(await route_changes(store.engine))
+    return routes_from_changes(await route_changes(store))
 
 
 async def export_routes(config: Config, store: Store) -> dict[str, Route]:
@@ -119,7 +119,7 @@ async def promote(
     existing = routes.get(task)
     if existing is not None and existing.promoted and existing.model == model:
         return Change(existing, changed=False)
-    decision = await latest_decision(store.engine, task, model)
+    decision = await latest_decision(store, task, model)
     if not force:
         if decision is None:
             raise PromotionRefused(
@@ -142,7 +142,7 @@ async def promote(
             f"no report has seen {task}'s primary yet, so there is nothing to roll back to: "
             "run `shadowroute report` on its stored traffic first")
     warnings = _warnings(config, task, model, primary)
-    await add_route_change(store.engine, {
+    await add_route_change(store, {
         "created_at": now or datetime.now(UTC), "task_type": task, "action": "promote",
         "model": model, "primary_model": primary, "actor": by or actor(),
         "reason": reason.strip() if reason else None, "forced": bool(force and (
@@ -177,8 +177,8 @@ async def demote(
     existing = (await current_routes(store)).get(task)
     if existing is None or not existing.promoted:
         raise PromotionRefused(f"{task} is not promoted: its primary serves it already")
-    drift = await latest_decision(store.engine, task, existing.model, kind="drift")
-    await add_route_change(store.engine, {
+    drift = await latest_decision(store, task, existing.model, kind="drift")
+    await add_route_change(store, {
         "created_at": now or datetime.now(UTC), "task_type": task, "action": "demote",
         "model": existing.primary, "primary_model": existing.primary,
         "actor": by or actor(), "reason": reason.strip() if reason else None, "forced": False,
@@ -209,14 +209,14 @@ async def routes_diff(
 ) -> tuple[dict[str, Any] | None, list[DiffLine]]:
     """What the latest report recommends versus the map: (the report, one line per task type
     that has a route or a verdict). ``current``: the map, when the caller has read it."""
-    report = await latest_report(store.engine)
+    report = await latest_report(store)
     if current is None:
         current = await current_routes(store)
     routes = {t: r for t, r in current.items() if r.promoted}
     if report is None:
         return None, [DiffLine(t, r.model, r.model, "no report yet", None)
                       for t, r in sorted(routes.items())]
-    rows = await decisions_of(store.engine, report["id"])
+    rows = await decisions_of(store, report["id"])
     lines = []
     for task in sorted({r["task_type"] for r in rows} | set(routes)):
         route = routes.get(task)

@@ -23,9 +23,10 @@ from os import PathLike
 from typing import Any
 
 from ..capture.calls import Api
-from ..config import Config, load_config
+from ..config import Config, ModelConfig, load_config
 from ..errors import ConfigError
 from ..mirror.provider import Provider
+from ..mirror.wiring import new_provider
 from ..pipeline.core import Shadow, active_shadow
 from .routemap import Route, RouteMap
 
@@ -124,6 +125,14 @@ class Router:
                          metadata=metadata, api=api, reverse_of=route.primary)
         return result
 
+    def provider_for(self, model: ModelConfig) -> Provider:
+        """The provider this router calls ``model`` (a ``[models]`` entry) with: made on first
+        use, then reused (one connection pool per model until :meth:`aclose`)."""
+        provider = self._providers.get(model.name)
+        if provider is None:
+            provider = self._providers[model.name] = new_provider(model)
+        return provider
+
     def _caller(
         self, call: Call | None, request: dict[str, Any], model: str | None = None
     ) -> Callable[[], Awaitable[Any]]:
@@ -136,9 +145,7 @@ class Router:
                 f"cannot call model {name!r}: it is not declared under [models] (declare it, "
                 "or pass call= to make the call yourself)", path=self.config.source,
             )
-        provider = self._providers.get(declared.name)
-        if provider is None:
-            provider = self._providers[declared.name] = Provider(declared)
+        provider = self.provider_for(declared)
 
         async def complete() -> dict[str, Any]:
             return (await provider.complete(request)).response

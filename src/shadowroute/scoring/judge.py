@@ -22,8 +22,8 @@ from typing import Any
 
 from ..config import Config, TaskConfig
 from ..errors import ShadowrouteError
-from ..mirror.policy import Completer, Mirror
-from ..mirror.provider import Provider
+from ..mirror.policy import Completer
+from ..mirror.wiring import wire_mirror
 from ..stats import Stats
 from .plan import JudgeSpec
 from .prompt import JudgeVerdict, build_judge_messages, find_injection, parse_verdict, retry_message
@@ -100,16 +100,15 @@ class Judge:
             raise ValueError("no [judge] configured")
         self.settings = config.judge
         self.model = config.models[self.settings.model]
-        self._own_provider = provider is None
-        self._provider: Completer = provider or Provider(self.model)
         self.stats = Stats()
-        self._mirror = Mirror(
-            {self.model.name: self._provider},
-            settings=config.mirror,
-            limits={self.model.name: (self.settings.concurrency, self.model.max_retries)},
+        self._wiring = wire_mirror(
+            config, [self.model.name],
+            providers=None if provider is None else {self.model.name: provider},
+            concurrency={self.model.name: self.settings.concurrency},
             stats=self.stats,
             on_error=lambda stage, exc: log.warning("judge %s error: %s", stage, exc),
         )
+        self._mirror = self._wiring.mirror
         self._task = TaskConfig(name="judge")
         cap = self.settings.budget_usd if budget_usd is None else budget_usd
         self.budget = JudgeBudget(cap)
@@ -119,8 +118,8 @@ class Judge:
         self.injections = 0
 
     async def aclose(self) -> None:
-        if self._own_provider:
-            await self._provider.aclose()  # type: ignore[attr-defined]
+        """Close the judge model's connection pool, unless its provider was given."""
+        await self._wiring.aclose()
 
     def names(self) -> set[str]:
         """Names the judge's model goes by (for the judge-is-the-primary check)."""

@@ -26,19 +26,17 @@ from datetime import datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import select
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..config import Config
-from ..errors import ConfigError, StoreError
+from ..errors import ConfigError
 from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
-from ..store.models import Exchange
 from ..store.queries.scores import (
     Pair,
     ScoreRow,
     count_pending,
+    exchange_metadata,
     existing_scores,
     insert_scores,
     load_pairs,
@@ -71,6 +69,10 @@ _YIELD_EVERY = 200
 
 _Meta = dict[str, dict[str, Any]]
 """Exchange id -> its metadata, for the scorers that use it (``ScorerSpec.uses_context``)."""
+
+_DB: dict[str, Any] = {"what": "read or write", "prefix": "scoring stopped: "}
+"""How a database error reads (``Store.connect(**_DB)``): "scoring stopped: cannot read or
+write <url>: ..."; scores already committed stay, the next run continues from them."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -185,7 +187,7 @@ class _Run:
         self.total = 0
         self.claimed = 0
         self.done = 0
-        self.locking = store.engine.dialect.name == "postgresql"
+        self.locking = store.backend == "postgresql"
         self._schema_checked: set[str] = set()
 
     # ---------------------------------------------------------------- work distribution
@@ -207,7 +209,8 @@ class _Run:
     async def _worker(self, plan: TaskPlan, cursor: _Cursor) -> None:
         while not cursor.done:
             if self.locking:
-                async with self.store.engine.connect() as conn, conn.begin():
+                # One transaction: the claim's row locks hold until its scores are committed.
+                async with self.store.begin(**_DB) as conn:
                     async with cursor.lock:
                         window = await self._window(conn, plan, cursor)
                     ids, have = await self._claim(conn, plan, window, lock=True)
@@ -216,13 +219,13 @@ class _Run:
                     await insert_scores(conn, rows)
             else:
                 async with cursor.lock:
-                    async with self.store.engine.connect() as conn:
+                    async with self.store.connect(**_DB) as conn:
                         window = await self._window(conn, plan, cursor)
                         ids, have = await self._claim(conn, plan, window, lock=False)
                         pairs, metadata = await self._load(conn, plan, ids, have)
                 rows = await self._score(plan, pairs, have, metadata)
                 if rows:
-                    async with self.store.engine.begin() as conn:
+                    async with self.store.begin(**_DB) as conn:
                         await insert_scores(conn, rows)
             self._count(rows, len(ids))
 
@@ -284,7 +287,7 @@ class _Run:
         context_scorers = [spec.name for spec in plan.scorers if spec.uses_context]
         wanted = {pair.exchange_id for pair in pairs
                   if any((pair.output_id, name) not in have for name in context_scorers)}
-        return pairs, await _exchange_metadata(conn, sorted(wanted))
+        return pairs, await exchange_metadata(conn, sorted(wanted))
 
     def _count(self, rows: list[ScoreRow], claimed: int) -> None:
         self.report.outputs += len({row.output_id for row in rows})
@@ -392,14 +395,6 @@ class _Run:
         rows.append(_row(pair, plan.judge.name, plan.judge.version, result, utcnow()))
 
 
-async def _exchange_metadata(conn: Any, ids: list[str]) -> _Meta:
-    """Exchange id -> its ``metadata`` (for the scorers with ``uses_context``)."""
-    if not ids:
-        return {}
-    rows = await conn.execute(select(Exchange.id, Exchange.meta).where(Exchange.id.in_(ids)))
-    return {exchange_id: meta if isinstance(meta, dict) else {} for exchange_id, meta in rows}
-
-
 def _candidate_error(pair: Pair) -> ScoreResult:
     kind = pair.error_kind or "no_output"
     return ScoreResult(0.0, False, {"candidate_error": kind})
@@ -428,14 +423,8 @@ async def score(
 ) -> ScoreRunReport:
     """Score what lacks a score in ``store``; returns what was done. ``judge_provider``
     replaces the judge model's HTTP provider (tests)."""
-    try:
+    with store.errors(**_DB):  # an error outside the connections below too (OSError)
         return await _score(config, store, options, judge_provider, progress)
-    except (SQLAlchemyError, OSError) as exc:
-        # Scores already committed stay; the next run continues from them.
-        first = (str(getattr(exc, "orig", None) or exc).strip().splitlines() or [""])[0][:300]
-        raise StoreError(
-            f"scoring stopped: cannot read or write {store.url}: {type(exc).__name__}: {first}"
-        ) from exc
 
 
 async def _score(
@@ -447,7 +436,7 @@ async def _score(
 ) -> ScoreRunReport:
     started = time.monotonic()
     since = options.since
-    async with store.engine.connect() as conn:
+    async with store.connect(**_DB) as conn:
         tasks = [options.task] if options.task else await scored_task_types(conn, since)
     plans = {task: plan_for(config, task) for task in tasks}
     judged = [task for task, plan in plans.items() if plan.judge is not None]
@@ -460,7 +449,7 @@ async def _score(
         if judge is not None:
             await _check_judge_is_not_primary(store, judge, judged, since, config)
         run = _Run(config, store, options, judge, progress)
-        async with store.engine.connect() as conn:
+        async with store.connect(**_DB) as conn:
             for plan in plans.values():
                 run.total += await count_pending(conn, plan.task, plan.keys(), since)
         if options.limit is not None:
@@ -472,7 +461,7 @@ async def _score(
                 break
             await run.run_task(plan)
         report = run.report
-        async with store.engine.connect() as conn:
+        async with store.connect(**_DB) as conn:
             for plan in plans.values():
                 report.left_unscored += await count_pending(conn, plan.task, plan.keys(), since)
             report.summary = await score_summary(
@@ -495,7 +484,7 @@ async def _score(
 async def _check_judge_is_not_primary(
     store: Store, judge: Judge, tasks: list[str], since: datetime | None, config: Config
 ) -> None:
-    async with store.engine.connect() as conn:
+    async with store.connect(**_DB) as conn:
         primaries = await primary_models(conn, tasks, since)
     names = judge.names()
     for task, models in sorted(primaries.items()):

@@ -3,6 +3,7 @@
 
     store = await Store.open("sqlite+aiosqlite:///shadowroute.db")   # migrates SQLite
     await store.write(exchanges, traffic)                             # one transaction
+    async with store.connect() as conn: ...                           # readers: store.queries
     await migrate("postgresql+psycopg://...")                         # `shadowroute db upgrade`
 """
 

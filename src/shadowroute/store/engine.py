@@ -1,25 +1,38 @@
 """Database URLs, engines tuned for shadowroute's write pattern, and one-line error text.
 
 SQLite (a file, WAL mode) by default, Postgres in production. The helpers here are the store's
-own: :func:`describe` turns a driver error into one line with the password scrubbed, and
-:func:`uncancellable` keeps a SQLite operation from being cancelled half-way.
+own: :func:`translated` is the one place a database, driver or OS error becomes a
+:class:`~shadowroute.errors.StoreError` (:func:`describe` turns it into one line with the
+password scrubbed), and :func:`uncancellable` keeps a SQLite operation from being cancelled
+half-way.
 """
 
 from __future__ import annotations
 
+import contextlib
+import re
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
 import anyio
 from sqlalchemy import URL, event
-from sqlalchemy.engine import Connection, make_url
-from sqlalchemy.exc import ArgumentError, SQLAlchemyError
+from sqlalchemy.engine import Connection, Dialect, make_url
+from sqlalchemy.exc import ArgumentError, DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 
 from ..errors import StoreError
 from .models import dumps_json
 
-__all__ = ["make_engine"]
+__all__ = [
+    "db_errors",
+    "describe",
+    "make_engine",
+    "parse_url",
+    "safe_url",
+    "translated",
+    "uncancellable",
+]
 
 SQLITE_BUSY_TIMEOUT_MS = 10_000
 
@@ -27,12 +40,17 @@ SQLITE_BUSY_TIMEOUT_MS = 10_000
 PG_CONNECT_TIMEOUT_S = 5
 
 
-def _url(url: str | URL) -> URL:
+_PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+"""The password of ``scheme://user:password@host``, hidden even when the URL does not parse."""
+
+
+def parse_url(url: str | URL) -> URL:
     """Parse ``url``, defaulting to the async drivers shadowroute ships with."""
     try:
         parsed = make_url(url)
-    except ArgumentError as exc:
-        raise StoreError(f"invalid database URL {str(url)!r}: {exc}") from exc
+    except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
+        shown, why = (_PASSWORD.sub(r"\1***@", str(text)) for text in (url, exc))
+        raise StoreError(f"invalid database URL {shown!r}: {why}") from exc
     if parsed.drivername in ("sqlite", "sqlite+pysqlite"):
         parsed = parsed.set(drivername="sqlite+aiosqlite")
     elif parsed.drivername in ("postgresql", "postgres", "postgresql+psycopg2"):
@@ -40,9 +58,10 @@ def _url(url: str | URL) -> URL:
     return parsed
 
 
-def _safe(url: str | URL) -> str:
+def safe_url(url: str | URL) -> str:
+    """``url`` for messages: parsed like :func:`parse_url`, its password hidden."""
     try:
-        return _url(url).render_as_string(hide_password=True)
+        return parse_url(url).render_as_string(hide_password=True)
     except StoreError:
         return "<invalid database URL>"
 
@@ -56,7 +75,7 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True) -> AsyncEngine:
     enforcement on (the default) or off (migrations, which may recreate tables).
     Postgres: pre-ping, a bounded pool, a connect timeout.
     """
-    parsed = _url(url)
+    parsed = parse_url(url)
     backend = parsed.get_backend_name()
     try:
         if backend == "sqlite":
@@ -73,7 +92,7 @@ def make_engine(url: str | URL, *, foreign_keys: bool = True) -> AsyncEngine:
             parsed, pool_pre_ping=True, json_serializer=dumps_json, **kwargs
         )
     except (SQLAlchemyError, ImportError) as exc:
-        raise StoreError(f"cannot create a database engine for {_safe(parsed)}: {exc}") from exc
+        raise StoreError(f"cannot create a database engine for {safe_url(parsed)}: {exc}") from exc
 
 
 def _sqlite_engine(url: URL, foreign_keys: bool) -> AsyncEngine:
@@ -109,7 +128,7 @@ def _sqlite_engine(url: URL, foreign_keys: bool) -> AsyncEngine:
     return engine
 
 
-def _uncancellable(backend: str) -> anyio.CancelScope:
+def uncancellable(backend: str) -> anyio.CancelScope:
     """A scope that holds off cancellation for SQLite operations (a no-op scope otherwise).
 
     Cancelling an aiosqlite operation midway leaves SQLAlchemy's graceful-close task waiting
@@ -120,7 +139,7 @@ def _uncancellable(backend: str) -> anyio.CancelScope:
     return anyio.CancelScope(shield=backend == "sqlite")
 
 
-def _describe(exc: BaseException, url: URL | None = None) -> str:
+def describe(exc: BaseException, url: URL | None = None) -> str:
     """One line about a low-level error: its type and first line, password scrubbed."""
     orig = getattr(exc, "orig", None) or exc
     lines = str(orig).strip().splitlines()
@@ -131,3 +150,39 @@ def _describe(exc: BaseException, url: URL | None = None) -> str:
         text = text[:300] + "..."
     return f"{type(orig).__name__}: {text}" if text else type(orig).__name__
 
+
+
+def db_errors(dialect: Dialect | None = None) -> tuple[type[BaseException], ...]:
+    """What a database operation can raise: SQLAlchemy's errors, the OS's (a file or a socket
+    that fails), and the base error class of the ``dialect``'s driver."""
+    errors: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
+    dbapi = getattr(dialect, "loaded_dbapi", None)
+    if dbapi is not None and isinstance(getattr(dbapi, "Error", None), type):
+        errors += (dbapi.Error,)
+    return errors
+
+
+@contextlib.contextmanager
+def translated(
+    url: URL,
+    dialect: Dialect | None,
+    what: str,
+    *,
+    prefix: str = "",
+    note: Callable[[], str] | None = None,
+) -> Iterator[None]:
+    """Turn an error of :func:`db_errors` raised inside into one :class:`StoreError` reading
+    ``{prefix}cannot {what} {url}: {describe(exc)}{note()}``, the password hidden.
+
+    ``rejected`` is set when the database refused the data itself (``DataError``,
+    ``IntegrityError``): retrying would never succeed. Any other exception, a
+    :class:`StoreError` translated further in included, passes through unchanged.
+    """
+    try:
+        yield
+    except db_errors(dialect) as exc:
+        where = url.render_as_string(hide_password=True)
+        text = f"{prefix}cannot {what} {where}: {describe(exc, url)}"
+        if note is not None:
+            text += note()
+        raise StoreError(text, rejected=isinstance(exc, DataError | IntegrityError)) from exc

@@ -10,10 +10,9 @@ from typing import Any
 
 from sqlalchemy import URL
 from sqlalchemy.engine import Connection
-from sqlalchemy.exc import SQLAlchemyError
 
 from ..errors import StoreError
-from .engine import _describe, _safe, _uncancellable, _url, make_engine
+from .engine import make_engine, parse_url, safe_url, translated, uncancellable
 
 __all__ = ["migrate", "migrations_dir"]
 
@@ -80,7 +79,7 @@ async def migrate(url: str | URL, revision: str = "head") -> None:
     from alembic import command
     from alembic.util import CommandError
 
-    parsed = _url(url)
+    parsed = parse_url(url)
     cfg = _alembic_config(parsed)
 
     def upgrade(connection: Connection) -> None:
@@ -88,14 +87,13 @@ async def migrate(url: str | URL, revision: str = "head") -> None:
         command.upgrade(cfg, revision)
 
     engine = make_engine(parsed, foreign_keys=False)
-    with _uncancellable(parsed.get_backend_name()):
+    with uncancellable(parsed.get_backend_name()):
         try:
-            async with engine.begin() as conn:
-                await conn.run_sync(upgrade)
+            with translated(parsed, engine.dialect, "migrate"):
+                async with engine.begin() as conn:
+                    await conn.run_sync(upgrade)
         except CommandError as exc:
-            raise StoreError(f"cannot migrate {_safe(parsed)} to {revision!r}: {exc}") from exc
-        except (SQLAlchemyError, OSError) as exc:
-            raise StoreError(f"cannot migrate {_safe(parsed)}: {_describe(exc, parsed)}") from exc
+            raise StoreError(f"cannot migrate {safe_url(parsed)} to {revision!r}: {exc}") from exc
         finally:
             await engine.dispose()
 

@@ -49,19 +49,18 @@ Presidio is not a dependency; plug it in through ``hook``::
 
 from __future__ import annotations
 
-import pkgutil
 import re
 from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, Protocol
 
+from ..config.hooks import Hook, import_hook
 from ..errors import ShadowrouteError
 from ..records import CandidateOutputRecord, ExchangeRecord
 
-__all__ = ["BUILTIN_REDACTORS", "Redactor", "import_hook", "luhn_ok"]
+__all__ = ["BUILTIN_REDACTORS", "RedactionTally", "Redactor", "luhn_ok", "redact_or_drop"]
 
-Hook = Callable[[str], str]
 
 
 def luhn_ok(digits: str) -> bool:
@@ -150,19 +149,6 @@ class _Rule:
     regex: re.Pattern[str]
     check: Callable[[str], bool] | None = None
     hint: Callable[[str], bool] | None = None
-
-
-def import_hook(path: str) -> Hook:
-    """The function named by ``"package.module:function"``; ValueError when it is not one."""
-    if ":" not in path:
-        raise ValueError(f"{path!r} must look like 'package.module:function'")
-    try:
-        found = pkgutil.resolve_name(path)
-    except Exception as exc:  # ImportError, AttributeError, or the module failing to import
-        raise ValueError(f"cannot import {path!r}: {type(exc).__name__}: {exc}") from exc
-    if not callable(found):
-        raise ValueError(f"{path!r} is not a function (str -> str)")
-    return found  # type: ignore[no-any-return]
 
 
 class Redactor:
@@ -301,3 +287,42 @@ class Redactor:
         for output in record.outputs:
             counts.update(self.redact_output(output))
         return counts
+
+
+# --------------------------------------------------------------------------- redact or drop
+
+
+class RedactionTally(Protocol):
+    """Where :func:`redact_or_drop` counts: ``Stats``, ``ReplayReport`` and ``ImportReport``."""
+
+    redactions: Counter[str]
+    """Replacements made, by rule name."""
+    redaction_errors: int
+    """Records dropped because their redaction failed."""
+
+
+def redact_or_drop(
+    redactor: Redactor,
+    record: ExchangeRecord | CandidateOutputRecord,
+    tally: RedactionTally,
+    report: Callable[[BaseException], None],
+) -> bool:
+    """Redact ``record`` (an exchange or a candidate output) in place for storage; whether to
+    keep it. Its replacements are added to ``tally.redactions``. When redaction fails (a hook
+    raised) the record must not be stored: it is counted in ``tally.redaction_errors``, the
+    first failure of the tally is passed to ``report`` (a log line, an error hook; later ones
+    only count), and ``False`` is returned. Never raises what the redactor raised."""
+    try:
+        if isinstance(record, CandidateOutputRecord):
+            counts = redactor.redact_output(record)
+        else:
+            counts = redactor.redact_exchange(record)
+    except Exception as exc:
+        tally.redaction_errors += 1
+        if tally.redaction_errors == 1:
+            report(exc)
+        return False
+    if counts:
+        tally.redactions.update(counts)
+    return True
+

@@ -24,12 +24,9 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import delete, func, select
-from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..errors import StoreError
 from . import Store
-from .engine import _describe, _uncancellable
 from .models import (
     CandidateOutput,
     Exchange,
@@ -116,63 +113,55 @@ async def prune(
     if older_than.tzinfo is None:
         older_than = older_than.replace(tzinfo=UTC)
     cutoff = older_than.astimezone(UTC)
-    engine = store.engine
-    backend = engine.dialect.name
-    errors = _errors(store)
-    report = PruneReport(cutoff=cutoff, dry_run=dry_run, backend=backend)
-    try:
-        with _uncancellable(backend):
-            async with engine.connect() as conn:
-                newest, newest_at = await _newest_report(conn)
-                counted = await _count(conn, cutoff, newest)
-        if newest is not None and newest_at is not None and newest_at < cutoff:
-            report.kept_report = newest
-        if dry_run:
-            for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions"):
-                setattr(report, key, counted[key])
-            return report
-        total = counted["exchanges"]
-        while True:
-            with _uncancellable(backend):
-                async with engine.begin() as conn:
-                    ids = list(
-                        (
-                            await conn.execute(
-                                select(_X.c.id)
-                                .where(_X.c.created_at < cutoff)
-                                .order_by(_X.c.created_at, _X.c.id)
-                                .limit(batch)
-                            )
-                        ).scalars()
+    report = PruneReport(cutoff=cutoff, dry_run=dry_run, backend=store.backend)
+
+    def done() -> str:
+        return f" (deleted {report.exchanges:,} exchanges before the error)" if report.exchanges else ""
+
+    async with store.connect("prune", note=done) as conn:
+        newest, newest_at = await _newest_report(conn)
+        counted = await _count(conn, cutoff, newest)
+    if newest is not None and newest_at is not None and newest_at < cutoff:
+        report.kept_report = newest
+    if dry_run:
+        for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions"):
+            setattr(report, key, counted[key])
+        return report
+    total = counted["exchanges"]
+    while True:
+        async with store.begin("prune", note=done) as conn:
+            ids = list(
+                (
+                    await conn.execute(
+                        select(_X.c.id)
+                        .where(_X.c.created_at < cutoff)
+                        .order_by(_X.c.created_at, _X.c.id)
+                        .limit(batch)
                     )
-                    if ids:
-                        await _delete_exchanges(conn, ids, report)
-            if not ids:
-                break
-            report.batches += 1
-            if progress is not None:
-                progress(report.exchanges, max(total, report.exchanges))
-            if len(ids) < batch:
-                break
-        with _uncancellable(backend):
-            async with engine.begin() as conn:
-                report.traffic_days = _rows(
-                    await conn.execute(delete(_T).where(_T.c.day < cutoff.date()))
-                )
-                old_reports = select(_R.c.id).where(_R.c.created_at < cutoff)
-                if newest is not None:
-                    old_reports = old_reports.where(_R.c.id != newest)
-                report.decisions = _rows(
-                    await conn.execute(delete(_D).where(_D.c.report_id.in_(old_reports)))
-                )
-                report.reports = _rows(
-                    await conn.execute(delete(_R).where(_R.c.id.in_(old_reports)))
-                )
-    except errors as exc:
-        done = f" (deleted {report.exchanges:,} exchanges before the error)" if report.exchanges else ""
-        raise StoreError(
-            f"cannot prune {store.url}: {_describe(exc, engine.url)}{done}"
-        ) from exc
+                ).scalars()
+            )
+            if ids:
+                await _delete_exchanges(conn, ids, report)
+        if not ids:
+            break
+        report.batches += 1
+        if progress is not None:
+            progress(report.exchanges, max(total, report.exchanges))
+        if len(ids) < batch:
+            break
+    async with store.begin("prune", note=done) as conn:
+        report.traffic_days = _rows(
+            await conn.execute(delete(_T).where(_T.c.day < cutoff.date()))
+        )
+        old_reports = select(_R.c.id).where(_R.c.created_at < cutoff)
+        if newest is not None:
+            old_reports = old_reports.where(_R.c.id != newest)
+        report.decisions = _rows(
+            await conn.execute(delete(_D).where(_D.c.report_id.in_(old_reports)))
+        )
+        report.reports = _rows(
+            await conn.execute(delete(_R).where(_R.c.id.in_(old_reports)))
+        )
     return report
 
 
@@ -220,11 +209,3 @@ async def _newest_report(conn: AsyncConnection) -> tuple[str | None, datetime | 
 
 def _rows(result: Any) -> int:
     return max(int(result.rowcount or 0), 0)
-
-
-def _errors(store: Store) -> tuple[type[BaseException], ...]:
-    errors: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-    dbapi = getattr(store.engine.dialect, "loaded_dbapi", None)
-    if dbapi is not None and isinstance(getattr(dbapi, "Error", None), type):
-        errors += (dbapi.Error,)
-    return errors

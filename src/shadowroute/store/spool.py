@@ -3,9 +3,10 @@
 One file per batch, JSON lines: a header (``{"spool": 1, "exchanges": n, "traffic": m}``), then
 one line per exchange (its candidate outputs inline), then one per traffic count. A file is
 written under a temporary name, fsynced, then renamed, so a file with the ``.jsonl`` suffix is
-always complete. Replay writes the files oldest first and deletes each once stored; the store
-skips rows it already has, so a batch replayed twice is stored once. A file that cannot be
-parsed is renamed to ``*.bad`` (kept for inspection, never retried).
+always complete. :meth:`Spool.drain` writes the files into the database oldest first and
+deletes each once stored; the store skips rows it already has, so a batch written twice is
+stored once. A file that cannot be parsed is renamed to ``*.bad`` (kept for inspection, never
+retried).
 
 One spool directory belongs to one process at a time.
 """
@@ -57,17 +58,17 @@ class _Batch:
 
 
 class Spool:
-    """Batches on local disk, replayed into a :class:`~shadowroute.store.Store` later."""
+    """Batches on local disk, drained into a :class:`~shadowroute.store.Store` later."""
 
     def __init__(self, directory: str | os.PathLike[str]) -> None:
         self.directory = Path(directory)
         self.last_error: StoreError | None = None
-        """The error that stopped the last :meth:`replay`; ``None`` when it got through."""
+        """The error that stopped the last :meth:`drain`; ``None`` when it got through."""
         self._lock = threading.Lock()
         self._files: dict[str, int] = {}  # file name -> exchanges in it
         self._pending = 0
         self._seq = itertools.count()
-        self._replaying: anyio.Lock | None = None
+        self._draining: anyio.Lock | None = None
         try:
             self.directory.mkdir(parents=True, exist_ok=True)
         except OSError as exc:
@@ -109,7 +110,7 @@ class Spool:
 
     @staticmethod
     def _count(path: Path) -> int:
-        """Exchanges in a spool file, from its header line (0 when unreadable: replay decides)."""
+        """Exchanges in a spool file, from its header line (0 when unreadable: drain decides)."""
         try:
             with path.open("rb") as f:
                 header = json.loads(f.readline())
@@ -170,21 +171,21 @@ class Spool:
         finally:
             os.close(fd)
 
-    # ------------------------------------------------------------------ replaying
+    # ------------------------------------------------------------------ draining
 
-    async def replay(self, store: Store, *, max_batches: int | None = None) -> int:
+    async def drain(self, store: Store, *, max_batches: int | None = None) -> int:
         """Write spooled batches to ``store``, oldest first, deleting each once stored.
 
         Stops at the first :class:`StoreError` (kept in :attr:`last_error`; that batch and the
         rest stay spooled) or after ``max_batches`` files. A batch the database rejects for its
         content (``StoreError.rejected``) is moved aside to ``*.bad`` instead, so it cannot
-        block the rest. Returns the exchanges replayed.
+        block the rest. Returns the exchanges written (``shadowroute spool replay`` runs this).
         """
-        if self._replaying is None:
-            self._replaying = anyio.Lock()
-        async with self._replaying:
+        if self._draining is None:
+            self._draining = anyio.Lock()
+        async with self._draining:
             self.last_error = None
-            replayed = 0
+            drained = 0
             names = await anyio.to_thread.run_sync(self._names)
             for index, name in enumerate(names):
                 if max_batches is not None and index >= max_batches:
@@ -207,14 +208,14 @@ class Spool:
                     self.last_error = exc
                     break
                 await anyio.to_thread.run_sync(self._remove, path)
-                replayed += len(batch.exchanges)
-            return replayed
+                drained += len(batch.exchanges)
+            return drained
 
     def _remove(self, path: Path) -> None:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            # Left in place it would be replayed again: harmless for exchanges (skipped as
+            # Left in place it would be written again: harmless for exchanges (skipped as
             # duplicates) but its traffic counts would be added twice.
             log.error("stored spool file %s but cannot delete it: %s", path, exc)
         self._forget(path.name)

@@ -1,21 +1,22 @@
 """:class:`Store`: the database, and batched, idempotent writes of exchanges.
 
 SQLite (a file, WAL mode) by default, Postgres in production. Every write is one transaction
-of multi-row inserts that skip rows already stored, so a batch replayed from the spool after an
+of multi-row inserts that skip rows already stored, so a batch drained from the spool after an
 ambiguous failure is stored once. Every database, driver or OS error becomes a
 :class:`~shadowroute.errors.StoreError` naming the database (password hidden).
 """
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import URL, case, func, select
+from sqlalchemy import URL
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.exc import DataError, IntegrityError, SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
     AsyncEngine,
     AsyncSession,
     async_sessionmaker,
@@ -23,9 +24,10 @@ from sqlalchemy.ext.asyncio import (
 
 from ..errors import StoreError
 from ..records import ExchangeRecord, TrafficRecord
-from .engine import _describe, _uncancellable, _url, make_engine
+from .engine import make_engine, parse_url, translated, uncancellable
 from .migrations import _current_revision, _head, _known_revision, migrate
 from .models import CandidateOutput, Exchange, TrafficDaily, clean_text
+from .queries.counts import candidate_spend_since, stored_counts
 
 __all__ = ["Store"]
 
@@ -37,20 +39,14 @@ _OUTPUTS = CandidateOutput.__table__
 _TRAFFIC = TrafficDaily.__table__
 
 
-# --------------------------------------------------------------------------- engines
-
-
-# --------------------------------------------------------------------------- migrations
-
-
-# --------------------------------------------------------------------------- the store
-
-
 class Store:
-    """The database: batched writes for the pipeline, sessions and summaries for readers.
+    """The database: batched writes for the pipeline, connections for readers.
 
     ``Store(engine)`` wraps an engine without connecting; :meth:`open` is the usual way in: it
-    migrates (SQLite by default) or checks that the schema is current (Postgres).
+    migrates (SQLite by default) or checks that the schema is current (Postgres). Readers take
+    a connection from :meth:`connect` (or a transaction from :meth:`begin`) and hand it to the
+    functions of :mod:`shadowroute.store.queries`; every database error on the way becomes one
+    :class:`StoreError` (see :meth:`errors`).
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
@@ -78,10 +74,6 @@ class Store:
                 "sampled": _TRAFFIC.c.sampled + upsert.excluded.sampled,
             },
         )
-        dbapi = getattr(dialect, "loaded_dbapi", None)
-        self._errors: tuple[type[BaseException], ...] = (SQLAlchemyError, OSError)
-        if dbapi is not None and isinstance(getattr(dbapi, "Error", None), type):
-            self._errors += (dbapi.Error,)
 
     @classmethod
     async def open(cls, url: str | URL, *, auto_migrate: bool | None = None) -> Store:
@@ -91,7 +83,7 @@ class Store:
         ``shadowroute db upgrade`` once per release instead. Raises :class:`StoreError` when
         the database is unreachable or its schema is not at the latest revision.
         """
-        parsed = _url(url)
+        parsed = parse_url(url)
         if auto_migrate is None:
             auto_migrate = parsed.get_backend_name() == "sqlite"
         store = cls(make_engine(parsed))
@@ -109,14 +101,8 @@ class Store:
         return store
 
     async def _revision_or_raise(self) -> str | None:
-        try:
-            with _uncancellable(self._backend):
-                async with self._engine.connect() as conn:
-                    return await conn.run_sync(_current_revision)
-        except self._errors as exc:
-            raise StoreError(
-                f"cannot connect to {self.url}: {_describe(exc, self._engine.url)}"
-            ) from exc
+        async with self.connect("connect to") as conn:
+            return await conn.run_sync(_current_revision)
 
     def _check_revision(self, current: str | None) -> None:
         head = _head()
@@ -139,7 +125,47 @@ class Store:
 
     @property
     def engine(self) -> AsyncEngine:
+        """The SQLAlchemy engine (tests and benchmarks check rows with it; shadowroute's own
+        readers use :meth:`connect`)."""
         return self._engine
+
+    @property
+    def backend(self) -> str:
+        """``"sqlite"`` or ``"postgresql"``."""
+        return self._backend
+
+    def errors(
+        self, what: str, *, prefix: str = "", note: Callable[[], str] | None = None
+    ) -> contextlib.AbstractContextManager[None]:
+        """``with store.errors("prune"): ...``: a database, driver or OS error raised inside
+        becomes one :class:`StoreError` reading ``{prefix}cannot {what} {url}: {error}{note()}``
+        (see :func:`.engine.translated`)."""
+        return translated(self._engine.url, self._engine.dialect, what, prefix=prefix, note=note)
+
+    @contextlib.asynccontextmanager
+    async def connect(
+        self, what: str = "read", *, prefix: str = "", note: Callable[[], str] | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """A pooled connection: ``async with store.connect() as conn: ...``.
+
+        Nothing is committed (a statement runs in the transaction it begins, rolled back when
+        the block ends). On SQLite the block is not cancelled half-way (the cancellation is
+        delivered after it). An error inside becomes a :class:`StoreError` worded by ``what``,
+        ``prefix`` and ``note`` as for :meth:`errors` (``"cannot read <url>: ..."``).
+        """
+        with uncancellable(self._backend), self.errors(what, prefix=prefix, note=note):
+            async with self._engine.connect() as conn:
+                yield conn
+
+    @contextlib.asynccontextmanager
+    async def begin(
+        self, what: str = "write", *, prefix: str = "", note: Callable[[], str] | None = None
+    ) -> AsyncIterator[AsyncConnection]:
+        """A connection in a transaction, committed when the block ends without an error and
+        rolled back otherwise; otherwise as :meth:`connect` (``"cannot write <url>: ..."``)."""
+        with uncancellable(self._backend), self.errors(what, prefix=prefix, note=note):
+            async with self._engine.begin() as conn:
+                yield conn
 
     def session(self) -> AsyncSession:
         """A new ORM session (``async with store.session() as s: ...``); objects stay usable
@@ -148,12 +174,8 @@ class Store:
 
     async def revision(self) -> str | None:
         """The schema revision the database is at (``None`` when empty)."""
-        try:
-            with _uncancellable(self._backend):
-                async with self._engine.connect() as conn:
-                    return await conn.run_sync(_current_revision)
-        except self._errors as exc:
-            raise StoreError(f"cannot read {self.url}: {_describe(exc, self._engine.url)}") from exc
+        async with self.connect() as conn:
+            return await conn.run_sync(_current_revision)
 
     async def write(
         self, exchanges: Sequence[ExchangeRecord], traffic: Sequence[TrafficRecord] = ()
@@ -202,154 +224,31 @@ class Store:
         traffic_rows = _merge_traffic(traffic)
         if not (exchange_rows or traffic_rows):
             return
-        try:
-            with _uncancellable(self._backend):
-                async with self._engine.begin() as conn:
-                    # In slices, so the event loop gets a turn between them: one 500-exchange
-                    # batch would otherwise hold it for tens of milliseconds (parameters are
-                    # processed on the loop), stalling the production calls that share it.
-                    for statement, rows in (
-                        (self._insert_exchanges, exchange_rows),
-                        (self._insert_outputs, output_rows),
-                        (self._upsert_traffic, traffic_rows),
-                    ):
-                        for start in range(0, len(rows), WRITE_SLICE_ROWS):
-                            chunk = rows[start : start + WRITE_SLICE_ROWS]
-                            await conn.execute(statement, chunk)
-        except self._errors as exc:
-            raise StoreError(
-                f"cannot write {len(exchange_rows)} exchanges to {self.url}: "
-                f"{_describe(exc, self._engine.url)}",
-                rejected=isinstance(exc, DataError | IntegrityError),
-            ) from exc
+        # A refused batch (DataError, IntegrityError) raises StoreError(rejected=True).
+        async with self.begin(f"write {len(exchange_rows)} exchanges to") as conn:
+            # In slices, so the event loop gets a turn between them: one 500-exchange batch
+            # would otherwise hold it for tens of milliseconds (parameters are processed on
+            # the loop), stalling the production calls that share it.
+            for statement, rows in (
+                (self._insert_exchanges, exchange_rows),
+                (self._insert_outputs, output_rows),
+                (self._upsert_traffic, traffic_rows),
+            ):
+                for start in range(0, len(rows), WRITE_SLICE_ROWS):
+                    chunk = rows[start : start + WRITE_SLICE_ROWS]
+                    await conn.execute(statement, chunk)
 
     async def counts(self) -> dict[str, Any]:
-        """What is stored, per task type, for the summary command and the demo::
-
-            {"exchanges": 120, "outputs": 240, "errors": 3,
-             "tasks": {"classify_intent": {
-                 "exchanges": 120, "outputs": 240, "errors": {"timeout": 3},
-                 "requests": 1200, "sampled": 120,
-                 "primary": {"gpt-4o": {"exchanges": 120, "mean_latency_ms": 812.0,
-                                        "cost_usd": 1.2}},
-                 "candidates": {"gpt-4o-mini": {"outputs": 120, "errors": 3,
-                                                "mean_latency_ms": 301.5, "cost_usd": 0.04}}}},
-             "traffic": {"classify_intent": {"requests": 1200, "sampled": 120}}}
-
-        A candidate's mean latency counts successful calls only; ``None`` when there are none.
-        """
-        x, o, t = _EXCHANGES, _OUTPUTS, _TRAFFIC
-        primary = select(
-            x.c.task_type,
-            x.c.primary_model,
-            func.count(),
-            func.avg(x.c.latency_ms),
-            func.coalesce(func.sum(x.c.cost_usd), 0.0),
-        ).group_by(x.c.task_type, x.c.primary_model).order_by(x.c.task_type, x.c.primary_model)
-        candidates = (
-            select(
-                x.c.task_type,
-                o.c.model,
-                func.count(),
-                func.count(o.c.error_kind),
-                func.avg(case((o.c.error_kind.is_(None), o.c.latency_ms))),
-                func.coalesce(func.sum(o.c.cost_usd), 0.0),
-            )
-            .join(x, x.c.id == o.c.exchange_id)
-            .group_by(x.c.task_type, o.c.model)
-            .order_by(x.c.task_type, o.c.model)
-        )
-        errors = (
-            select(x.c.task_type, o.c.error_kind, func.count())
-            .join(x, x.c.id == o.c.exchange_id)
-            .where(o.c.error_kind.is_not(None))
-            .group_by(x.c.task_type, o.c.error_kind)
-            .order_by(x.c.task_type, o.c.error_kind)
-        )
-        traffic = select(t.c.task_type, func.sum(t.c.requests), func.sum(t.c.sampled)).group_by(
-            t.c.task_type
-        )
-        try:
-            with _uncancellable(self._backend):
-                async with self._engine.connect() as conn:
-                    primary_rows = (await conn.execute(primary)).all()
-                    candidate_rows = (await conn.execute(candidates)).all()
-                    error_rows = (await conn.execute(errors)).all()
-                    traffic_rows = (await conn.execute(traffic)).all()
-        except self._errors as exc:
-            raise StoreError(f"cannot read {self.url}: {_describe(exc, self._engine.url)}") from exc
-
-        tasks: dict[str, dict[str, Any]] = {}
-
-        def task(name: str) -> dict[str, Any]:
-            if name not in tasks:
-                tasks[name] = {
-                    "exchanges": 0,
-                    "outputs": 0,
-                    "errors": {},
-                    "requests": 0,
-                    "sampled": 0,
-                    "primary": {},
-                    "candidates": {},
-                }
-            return tasks[name]
-
-        for name, model, n, latency, cost in primary_rows:
-            entry = task(name)
-            entry["exchanges"] += n
-            entry["primary"][model] = {
-                "exchanges": n,
-                "mean_latency_ms": _float(latency),
-                "cost_usd": float(cost),
-            }
-        for name, model, n, failed, latency, cost in candidate_rows:
-            entry = task(name)
-            entry["outputs"] += n
-            entry["candidates"][model] = {
-                "outputs": n,
-                "errors": failed,
-                "mean_latency_ms": _float(latency),
-                "cost_usd": float(cost),
-            }
-        for name, kind, n in error_rows:
-            task(name)["errors"][kind] = n
-        for name, requests, sampled in traffic_rows:
-            entry = task(name)
-            entry["requests"] = int(requests or 0)
-            entry["sampled"] = int(sampled or 0)
-        ordered = {name: tasks[name] for name in sorted(tasks)}
-        return {
-            "exchanges": sum(v["exchanges"] for v in ordered.values()),
-            "outputs": sum(v["outputs"] for v in ordered.values()),
-            "errors": sum(sum(v["errors"].values()) for v in ordered.values()),
-            "tasks": ordered,
-            "traffic": {
-                name: {"requests": v["requests"], "sampled": v["sampled"]}
-                for name, v in ordered.items()
-                if v["requests"] or v["sampled"]
-            },
-        }
+        """What is stored, per task type (see :func:`.queries.counts.stored_counts`)."""
+        return await stored_counts(self)
 
     async def spend_since(self, since: datetime) -> dict[str, float]:
         """Candidate spend (USD) per task type for outputs created at or after ``since``."""
-        x, o = _EXCHANGES, _OUTPUTS
-        query = (
-            select(x.c.task_type, func.coalesce(func.sum(o.c.cost_usd), 0.0))
-            .join(x, x.c.id == o.c.exchange_id)
-            .where(o.c.created_at >= since)
-            .group_by(x.c.task_type)
-        )
-        try:
-            with _uncancellable(self._backend):
-                async with self._engine.connect() as conn:
-                    rows = (await conn.execute(query)).all()
-        except self._errors as exc:
-            raise StoreError(f"cannot read {self.url}: {_describe(exc, self._engine.url)}") from exc
-        return {name: float(total) for name, total in rows}
+        return await candidate_spend_since(self, since)
 
     async def close(self) -> None:
         """Close every pooled connection. Safe to call more than once."""
-        with _uncancellable(self._backend):
+        with uncancellable(self._backend):
             await self._engine.dispose()
 
     async def __aenter__(self) -> Store:
@@ -360,10 +259,6 @@ class Store:
 
     def __repr__(self) -> str:
         return f"Store({self.url!r})"
-
-
-def _float(value: Any) -> float | None:
-    return None if value is None else float(value)
 
 
 def _merge_traffic(traffic: Sequence[TrafficRecord]) -> list[dict[str, Any]]:

@@ -3,7 +3,7 @@
 One task reads the mirror workers' stream and writes a batch when it reaches ``batch_size`` or
 when its first record has waited ``flush_interval_s``. When the database fails, the batch goes
 to the spool and the writer stops trying the database with every batch: new batches go straight
-to disk until a replay of the spool, every ``retry_interval_s``, gets through. So an
+to disk until a drain of the spool, every ``retry_interval_s``, gets through. So an
 unreachable database costs one failed attempt per retry interval, never one per batch, and the
 stream keeps draining. Nothing here raises out of :meth:`BatchWriter.run` for a store failure.
 """
@@ -35,17 +35,17 @@ _NOTHING = object()
 
 log = logging.getLogger("shadowroute.store")
 
-REPLAY_BATCHES_PER_TURN = 4
-"""Spool files replayed between two looks at the stream, so a long replay cannot stall it."""
-CLOSE_REPLAY_S = 2.0
-"""How long a closing writer keeps replaying the spool into a working database."""
+DRAIN_BATCHES_PER_TURN = 4
+"""Spool files drained between two looks at the stream, so a long drain cannot stall it."""
+CLOSE_DRAIN_S = 2.0
+"""How long a closing writer keeps draining the spool into a working database."""
 
 
 class BatchWriter:
     """Writes exchanges in batches to a :class:`Store`, or to the :class:`Spool` when it fails.
 
     ``store`` may be ``None`` (no database yet: everything is spooled) and may be replaced at
-    any time (``writer.store = store``); the next loop turn then replays the spool into it.
+    any time (``writer.store = store``); the next loop turn then drains the spool into it.
     """
 
     def __init__(
@@ -120,7 +120,7 @@ class BatchWriter:
     async def _run(self, receive: ObjectReceiveStream[ExchangeRecord]) -> None:
         self._sync_pending()
         if self.spool.pending_batches():
-            self._next_retry = anyio.current_time()  # replay once at start
+            self._next_retry = anyio.current_time()  # drain once at start
         try:
             closed = False
             while not closed:
@@ -149,9 +149,9 @@ class BatchWriter:
             await self._spool_all()
 
     async def _drain_on_close(self) -> None:
-        """Closing while the database is up: replay what the spool holds, for a few seconds
+        """Closing while the database is up: drain what the spool holds, for a few seconds
         at most (checked between spool files), so a clean shutdown leaves it empty."""
-        deadline = anyio.current_time() + CLOSE_REPLAY_S
+        deadline = anyio.current_time() + CLOSE_DRAIN_S
         if self._store_changed:
             self._store_changed = False
             self._db_ok = True
@@ -282,7 +282,7 @@ class BatchWriter:
         self._sync_pending()
 
     async def _retry(self) -> None:
-        """Replay a few spool files (and held batches); on failure, wait one more interval."""
+        """Drain a few spool files (and held batches); on failure, wait one more interval."""
         self._next_retry = None
         store = self._store
         if store is None:
@@ -293,13 +293,13 @@ class BatchWriter:
             return
         before = self.spool.pending_batches()
         try:
-            replayed = await self.spool.replay(store, max_batches=REPLAY_BATCHES_PER_TURN)
+            drained = await self.spool.drain(store, max_batches=DRAIN_BATCHES_PER_TURN)
         except Exception as exc:  # a bug or an unreadable spool: report, try again later
             self._report("spool", exc)
             self._sync_pending()
             self._next_retry = anyio.current_time() + self.retry_interval_s
             return
-        self.stats.replayed_exchanges += replayed
+        self.stats.replayed_exchanges += drained
         self._sync_pending()
         error = self.spool.last_error
         if error is not None:
@@ -311,7 +311,7 @@ class BatchWriter:
         left = self.spool.pending_batches()
         if left:
             # Keep going on the next loop turn, unless this turn made no progress at all.
-            progressed = left < before or replayed > 0
+            progressed = left < before or drained > 0
             now = anyio.current_time()
             self._next_retry = now if progressed else now + self.retry_interval_s
 

@@ -1,5 +1,10 @@
 """Every SQL statement outside the write path: one module per reader.
 
-Each function takes an open connection from :meth:`shadowroute.store.Store.connect` (or the
-:class:`~shadowroute.store.Store` itself) and says in its name what it returns.
+Each function takes the :class:`~shadowroute.store.Store` (and opens its own connection) or an
+open :data:`Connection` from :meth:`Store.connect <shadowroute.store.Store.connect>` /
+:meth:`Store.begin <shadowroute.store.Store.begin>`, and says in its name what it returns.
 """
+
+from sqlalchemy.ext.asyncio import AsyncConnection as Connection
+
+__all__ = ["Connection"]

@@ -1,8 +1,8 @@
 """Judge calibrations in the database: ``shadowroute calibrate-judge`` writes, the report reads.
 
-    await save_calibration(engine, row)                # one calibration run
-    await latest_calibration(engine, "judge")          # the newest run of that judge model
-    await calibrations(engine)                         # every run, newest first
+    await save_calibration(store, row)                 # one calibration run
+    await latest_calibration(store, "judge")           # the newest run of that judge model
+    await calibrations(store)                          # every run, newest first
 
 Rows go in and come out as plain dicts keyed by column name (see
 :class:`~shadowroute.store.models.JudgeCalibration`).
@@ -11,25 +11,27 @@ Rows go in and come out as plain dicts keyed by column name (see
 from __future__ import annotations
 
 from collections.abc import Mapping
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
-from sqlalchemy.ext.asyncio import AsyncEngine
 
 from ..models import JudgeCalibration
+
+if TYPE_CHECKING:
+    from ..store import Store
 
 __all__ = ["calibrations", "latest_calibration", "save_calibration"]
 
 _T = JudgeCalibration.__table__
 
 
-async def save_calibration(engine: AsyncEngine, row: Mapping[str, Any]) -> None:
+async def save_calibration(store: Store, row: Mapping[str, Any]) -> None:
     """Store one calibration run."""
-    async with engine.begin() as conn:
+    async with store.begin("store the calibration in") as conn:
         await conn.execute(_T.insert(), [dict(row)])
 
 
-async def latest_calibration(engine: AsyncEngine, judge_model: str) -> dict[str, Any] | None:
+async def latest_calibration(store: Store, judge_model: str) -> dict[str, Any] | None:
     """The newest calibration of ``judge_model`` (by ``created_at``), or ``None``."""
     query = (
         select(_T)
@@ -37,15 +39,15 @@ async def latest_calibration(engine: AsyncEngine, judge_model: str) -> dict[str,
         .order_by(_T.c.created_at.desc(), _T.c.id.desc())
         .limit(1)
     )
-    async with engine.connect() as conn:
+    async with store.connect("read the judge calibrations in") as conn:
         row = (await conn.execute(query)).mappings().first()
     return dict(row) if row is not None else None
 
 
-async def calibrations(engine: AsyncEngine, judge_model: str | None = None) -> list[dict[str, Any]]:
+async def calibrations(store: Store, judge_model: str | None = None) -> list[dict[str, Any]]:
     """Every calibration (of ``judge_model``, or of all judges), newest first."""
     query = select(_T).order_by(_T.c.created_at.desc(), _T.c.id.desc())
     if judge_model is not None:
         query = query.where(_T.c.judge_model == judge_model)
-    async with engine.connect() as conn:
+    async with store.connect("read the judge calibrations in") as conn:
         return [dict(row) for row in (await conn.execute(query)).mappings().all()]

@@ -7,14 +7,15 @@ types when asked (``route=ROUTE_REVERSE``), for the drift check. Only scores at 
 count: an output *counts* when it holds a score from every current scorer of its task, and it
 *passes* when each of those that applied (``passed`` not null) passed. Percentiles come from
 window functions (``row_number`` over the sorted latencies), so they are exact on SQLite and
-Postgres alike.
+Postgres alike. They run on the one connection :func:`reading` gives the report.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+import contextlib
+from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -23,17 +24,25 @@ from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..models import CandidateOutput, Exchange, Score, TrafficDaily
 from .scores import Keys
 
+if TYPE_CHECKING:
+    from ..store import Store
+
 __all__ = [
+    "REPORT_PRAGMAS",
     "example_rows",
     "latency_percentiles",
     "outcomes",
     "output_totals",
     "primary_schema_checks",
     "primary_totals",
-    "scoring_spend",
+    "reading",
     "score_histograms",
+    "scoring_spend",
     "traffic_totals",
 ]
+
+REPORT_PRAGMAS = {"cache_size": -256 * 1024, "mmap_size": 4 << 30}
+"""SQLite settings of the report's connection: its scans visit a 1M-pair file in index order."""
 
 _X = Exchange.__table__
 _O = CandidateOutput.__table__
@@ -41,6 +50,29 @@ _S = Score.__table__
 _T = TrafficDaily.__table__
 _PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id)
 _OUTPUTS = _O.join(_X, _X.c.id == _O.c.exchange_id)
+
+
+@contextlib.asynccontextmanager
+async def reading(store: Store) -> AsyncIterator[AsyncConnection]:
+    """The report's read-only connection, given the memory its few big scans want. SQLite: a
+    256 MiB page cache and the file memory-mapped (up to 4 GiB), both put back before the
+    connection returns to the pool. Postgres: sorts in memory (``SET LOCAL``: this
+    transaction only). An error becomes "cannot read the report's data in <url>: ..."."""
+    async with store.connect("read the report's data in") as conn:
+        if conn.dialect.name == "postgresql":
+            await conn.exec_driver_sql("SET LOCAL work_mem = '64MB'")
+        if conn.dialect.name != "sqlite":
+            yield conn
+            return
+        before = {name: (await conn.exec_driver_sql(f"PRAGMA {name}")).scalar()
+                  for name in REPORT_PRAGMAS}
+        for name, value in REPORT_PRAGMAS.items():
+            await conn.exec_driver_sql(f"PRAGMA {name}={value}")
+        try:
+            yield conn
+        finally:
+            for name, value in before.items():
+                await conn.exec_driver_sql(f"PRAGMA {name}={int(value or 0)}")
 
 
 def _window(since: datetime | None, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:

@@ -28,6 +28,7 @@ __all__ = [
     "Pair",
     "ScoreRow",
     "count_pending",
+    "exchange_metadata",
     "existing_scores",
     "insert_scores",
     "load_pairs",
@@ -300,3 +301,12 @@ async def primary_models(
     for task, model in (await conn.execute(query)).all():
         found.setdefault(task, set()).add(model)
     return found
+
+
+async def exchange_metadata(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+    """Exchange id -> its ``metadata`` (``{}`` when not a mapping), for the scorers that use the
+    exchange's context."""
+    if not ids:
+        return {}
+    rows = await conn.execute(select(Exchange.id, Exchange.meta).where(Exchange.id.in_(ids)))
+    return {exchange_id: meta if isinstance(meta, dict) else {} for exchange_id, meta in rows}

@@ -1,0 +1,45 @@
+"""Daily production traffic per task type x primary model: calls seen and calls sampled.
+
+What it promises: every production call the request path counts (sampled or not) reaches the
+writer as a :class:`~shadowroute.records.TrafficRecord` for its UTC day, the report's base for
+"share of traffic" and savings. Counts build up in memory, a dict update per call on the
+request path, and :meth:`DailyTraffic.flush` hands them to the writer (which adds them up per
+day) every ``[store] flush_interval_s`` and once more when the workers stop, so the last counts
+go out with the final batch.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import anyio
+
+from ..records import TrafficRecord
+from ..store import BatchWriter
+
+__all__ = ["DailyTraffic"]
+
+
+class DailyTraffic(dict[tuple[str, str], list[int]]):
+    """(task, primary model) -> [requests, sampled] since the last flush.
+
+    The request path (``Shadow.count_offer``) adds to it in place, as a plain dict: no call
+    beyond the lookup. Only the event loop's thread touches it.
+    """
+
+    __slots__ = ()
+
+    def flush(self, writer: BatchWriter) -> None:
+        """Hand the counts so far to ``writer`` (dated today, UTC) and start again from zero."""
+        if not self:
+            return
+        today = datetime.now(UTC).date()
+        for (task, model), (requests, sampled) in self.items():
+            writer.add_traffic(TrafficRecord(today, task, model, requests, sampled))
+        self.clear()
+
+    async def tick(self, writer: BatchWriter, interval_s: float) -> None:
+        """Flush every ``interval_s`` until cancelled."""
+        while True:
+            await anyio.sleep(interval_s)
+            self.flush(writer)
