@@ -1,13 +1,33 @@
+"""Fixtures of the whole suite: databases (SQLite and Postgres), the headless browser, the shared
+fakes and builders of ``tests/support`` (one fixture each), and the fault suite's setting and
+summary table.
+
+The fakes and builders are plain functions and classes in ``support``; a fixture hands one to a
+test, so test modules never import each other for them.
+"""
+
 from __future__ import annotations
 
+import dataclasses
+import functools
 import os
 import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 import anyio
 import pytest
+
+from support import cli as _cli
+from support import config as _config
+from support import faults as _faults
+from support import offline as _offline
+from support import pipeline as _pipeline
+from support import report as _report
+from support import scoring as _scoring
+from support import sidecar as _sidecar
+from support import store as _store
 
 if TYPE_CHECKING:
     from shadowroute.store import Store
@@ -20,14 +40,14 @@ def anyio_backend() -> str:
 
 # --------------------------------------------------------------------------- browser
 #
-# Like Postgres below: tests that render HTML (tests/browser.py) take `chromium`, which skips
+# Like Postgres below: tests that render HTML (support/browser.py) take `chromium`, which skips
 # when no browser is installed (scripts/ensure-chromium installs one) and fails under CI=true.
 
 
 @pytest.fixture(scope="session")
 def chromium() -> str:
     """Path of the headless Chromium binary (skip if none; fail on CI)."""
-    from browser import find_chromium
+    from support.browser import find_chromium
 
     binary = find_chromium()
     if binary is None:
@@ -189,12 +209,265 @@ async def store(db_url: str) -> AsyncIterator[Store]:
         await opened.close()
 
 
+# --------------------------------------------------------------------------- fakes and builders
+#
+# One fixture per shared fake or builder of tests/support (documented there). Those that hold no
+# state are session-scoped, so module-scoped fixtures may use them too.
+
+
+@pytest.fixture(scope="session")
+def fake_candidate() -> type[_pipeline.FakeCandidate]:
+    """:class:`support.pipeline.FakeCandidate`: ``fake_candidate("small", mode="hang")``."""
+    return _pipeline.FakeCandidate
+
+
+@pytest.fixture(scope="session")
+def completion() -> Callable[..., dict[str, Any]]:
+    """:func:`support.pipeline.completion`: the primary's answer, ``completion("refund")``."""
+    return _pipeline.completion
+
+
+@pytest.fixture(scope="session")
+def make_config() -> Callable[..., Any]:
+    """:func:`support.config.make_config`, the config builder: a database URL, presets, overrides."""
+    return _config.make_config
+
+
+@pytest.fixture
+def shadow_preset(tmp_path: Path) -> dict[str, Any]:
+    """:func:`support.config.shadow_preset` for this test's tmp_path."""
+    return _config.shadow_preset(tmp_path)
+
+
+@pytest.fixture
+def sidecar_preset(tmp_path: Path) -> Callable[..., dict[str, Any]]:
+    """:func:`support.config.sidecar_preset` for this test's tmp_path: ``sidecar_preset(upstream)``."""
+    return functools.partial(_config.sidecar_preset, tmp_path)
+
+
+@pytest.fixture
+def scoring_preset(tmp_path: Path) -> dict[str, Any]:
+    """:func:`support.config.scoring_preset` for this test's tmp_path (its schema file written)."""
+    return _config.scoring_preset(tmp_path)
+
+
+@pytest.fixture(scope="session")
+def exchange() -> Callable[..., Any]:
+    """:func:`support.store.exchange`: an ExchangeRecord with an answer per candidate."""
+    return _store.exchange
+
+
+@pytest.fixture(scope="session")
+def stored() -> Callable[[str], Any]:
+    """:func:`support.store.stored`: ``exchanges, outputs = await stored(url)``."""
+    return _store.stored
+
+
+@pytest.fixture(scope="session")
+def stored_counts() -> Callable[[Any], Any]:
+    """:func:`support.store.stored_counts`: ``await stored_counts(store) == (exchanges, outputs)``."""
+    return _store.stored_counts
+
+
+@pytest.fixture(scope="session")
+def stored_text() -> Callable[[str], Any]:
+    """:func:`support.store.stored_text`: every row of every table, as text."""
+    return _store.stored_text
+
+
+@pytest.fixture(scope="session")
+def cli() -> Callable[..., _cli.CliResult]:
+    """:func:`support.cli.run_cli`: ``cli("db", "upgrade", cwd=tmp_path)`` in-process."""
+    return _cli.run_cli
+
+
+@pytest.fixture(scope="session")
+def sidecar_server() -> Callable[..., Any]:
+    """:func:`support.sidecar.sidecar_server`: ``with sidecar_server(config) as sc: ...``."""
+    return _sidecar.sidecar_server
+
+
+@pytest.fixture(scope="session")
+def sidecar_state() -> Callable[[Any], Any]:
+    """:func:`support.sidecar.state`: the Sidecar behind a running server."""
+    return _sidecar.state
+
+
+@pytest.fixture(scope="session")
+def twin_fakes() -> Callable[..., Any]:
+    """:func:`support.sidecar.twin_fakes`: ``with twin_fakes() as (direct, upstream): ...``."""
+    return _sidecar.twin_fakes
+
+
+@pytest.fixture(scope="session")
+def recording_transport() -> type[_sidecar.RecordingTransport]:
+    """:class:`support.sidecar.RecordingTransport`: an upstream transport keeping its requests."""
+    return _sidecar.RecordingTransport
+
+
+@pytest.fixture(scope="session")
+def request_for() -> Callable[[str, int], dict[str, Any]]:
+    """:func:`support.sidecar.request_for`: the fake server's sample request of a task."""
+    return _sidecar.request_for
+
+
+@pytest.fixture(scope="session")
+def anthropic_kwargs() -> Callable[[dict[str, Any]], dict[str, Any]]:
+    """:func:`support.sidecar.anthropic_kwargs`: a chat request as Messages API arguments."""
+    return _sidecar.anthropic_kwargs
+
+
+@pytest.fixture(scope="session")
+def answer_text() -> Callable[[str, Any], str]:
+    """:func:`support.sidecar.answer_text`: the answer in an OpenAI/Anthropic (stream) response."""
+    return _sidecar.answer_text
+
+
+@pytest.fixture(scope="session")
+def capture_completion() -> Callable[[str], dict[str, Any]]:
+    """:func:`support.sidecar.capture_completion`: a primary's answer posted to /v1/captures."""
+    return _sidecar.capture_completion
+
+
+@pytest.fixture(scope="session")
+def curl() -> Callable[..., tuple[str, list[tuple[str, str]], bytes]]:
+    """:func:`support.sidecar.curl`: POST with ``curl -sN -i``; (status line, headers, body)."""
+    return _sidecar.curl
+
+
+@pytest.fixture(scope="session")
+def spool_text() -> Callable[[Path], str]:
+    """:func:`support.sidecar.spool_text`: every spool file's content, as text."""
+    return _sidecar.spool_text
+
+
+@pytest.fixture(scope="session")
+def metrics() -> Callable[[str], dict[Any, float]]:
+    """:func:`support.sidecar.metrics`: a server's /metrics samples."""
+    return _sidecar.metrics
+
+
+@pytest.fixture(scope="session")
+def wait_until() -> Callable[..., None]:
+    """:func:`support.sidecar.wait_until`: poll a condition, blocking."""
+    return _sidecar.wait_until
+
+
+@pytest.fixture(scope="session")
+def await_until() -> Callable[..., Any]:
+    """:func:`support.sidecar.await_until`: poll a condition in the event loop."""
+    return _sidecar.await_until
+
+
+@pytest.fixture(scope="session")
+def xchg() -> Callable[..., Any]:
+    """:func:`support.report.xchg`: an exchange of crafted answers (``Out``) for report tests."""
+    return _report.xchg
+
+
+@pytest.fixture(scope="session")
+def candidate_of() -> Callable[..., Any]:
+    """:func:`support.report.candidate_of`: a report's row of one candidate on one task."""
+    return _report.candidate_of
+
+
+@pytest.fixture(scope="session")
+def task_of() -> Callable[..., Any]:
+    """:func:`support.report.task_of`: a report's section of one task type."""
+    return _report.task_of
+
+
+@pytest.fixture(scope="session")
+def scripted_judge() -> type[_scoring.ScriptedJudge]:
+    """:class:`support.scoring.ScriptedJudge`: ``scripted_judge(prefers("good"))``."""
+    return _scoring.ScriptedJudge
+
+
+@pytest.fixture(scope="session")
+def verdict() -> Callable[[str], str]:
+    """:func:`support.scoring.verdict`: the judge's reply naming A, B or same."""
+    return _scoring.verdict
+
+
+@pytest.fixture(scope="session")
+def prefers() -> Callable[[str], Callable[[str, str], str]]:
+    """:func:`support.scoring.prefers`: a judge's decision picking the response with a word."""
+    return _scoring.prefers
+
+
+@pytest.fixture(scope="session")
+def scoring_exchange() -> Callable[..., Any]:
+    """:func:`support.scoring.scoring_exchange`: an exchange with answers by model, to score."""
+    return _scoring.scoring_exchange
+
+
+@pytest.fixture(scope="session")
+def score_rows() -> Callable[[Any], Any]:
+    """:func:`support.scoring.score_rows`: every score row of an open store."""
+    return _scoring.score_rows
+
+
+@pytest.fixture(scope="session")
+def scores_by_model() -> Callable[[Any, str], Any]:
+    """:func:`support.scoring.scores_by_model`: one scorer's rows by model."""
+    return _scoring.scores_by_model
+
+
+@pytest.fixture(scope="session")
+def chat_line() -> Callable[..., dict[str, Any]]:
+    """:func:`support.offline.chat_line`: line ``i`` of a chat log for ``shadowroute import``."""
+    return _offline.chat_line
+
+
+@pytest.fixture(scope="session")
+def write_jsonl() -> Callable[[Path, list[Any]], Path]:
+    """:func:`support.offline.write_jsonl`: lines written to a JSONL file."""
+    return _offline.write_jsonl
+
+
 # --------------------------------------------------------------------------- the fault suite
+#
+# tests/test_faults.py and tests/test_faults_process.py (``pytest -m fault``): each scenario adds a
+# row (support/faults.py) to the table printed after the run.
+
+
+@pytest.fixture
+def fault_table(record_property: Callable[[str, object], None]) -> Callable[[_faults.Row], None]:
+    """Adds a fault scenario's :class:`support.faults.Row` to the table
+    :func:`pytest_terminal_summary` prints (as a test report property, so it also reaches the
+    summary from pytest-xdist workers)."""
+    return lambda row: record_property("fault_row", dataclasses.asdict(row))
+
+
+@pytest.fixture(scope="module")
+def fault_llm() -> Iterator[Any]:
+    """The fault suite's upstream and candidates: a fake LLM server (latency scale 0.2)."""
+    from shadowroute.fakellm import FakeLLMServer, default_settings
+
+    with FakeLLMServer(default_settings(latency_scale=0.2)) as server:
+        yield server
+
+
+@pytest.fixture(scope="module")
+def fault_traffic(fault_llm: Any) -> list[tuple[str, dict[str, Any], str]]:
+    """(kind, request, the upstream's answer text) for each of the fault suite's CALLS calls."""
+    import httpx
+
+    from shadowroute.fakellm import sample_requests
+
+    requests = [d.request for d in sample_requests(12, seed=5)]
+    calls = []
+    with httpx.Client(base_url=fault_llm.base_url, timeout=30) as client:
+        for i in range(_faults.CALLS):
+            kind, request = _faults.KINDS[i % len(_faults.KINDS)], requests[i % len(requests)]
+            path, body = _faults.request_body(kind, request)
+            calls.append((kind, request, _sidecar.answer_text(kind, client.post(path, json=body))))
+    return calls
 
 
 def pytest_terminal_summary(terminalreporter: Any) -> None:
-    """After a run that included tests/test_faults.py: its table (one row per scenario, in the
-    order they ran; see the ``table`` fixture there)."""
+    """After a run that included the fault suite (tests/test_faults*.py): its table (one row per
+    scenario, in the order they ran; see the ``fault_table`` fixture)."""
     rows = [
         dict(value)
         for outcome in ("passed", "failed")

@@ -1,0 +1,192 @@
+"""The command line: one clear line for bad input, the demo end to end, db upgrade.
+
+Commands run in-process (the ``cli`` fixture: ``shadowroute.cli.main`` under click's
+``CliRunner`` isolation); ``db upgrade`` runs the installed ``shadowroute`` in a subprocess."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import anyio
+import pytest
+
+from shadowroute.records import utcnow
+from shadowroute.store import Store
+
+
+@pytest.mark.parametrize(
+    "toml, expected",
+    [
+        ("[tasks.x]\nsample_rate = 2\n", "bad.toml: tasks.x.sample_rate: Input should be less than or equal to 1"),
+        ('[tasks.x]\ncandidates = ["nope"]\n', "unknown model 'nope'"),
+        ("[modles.x]\n", "bad.toml: modles: unknown key"),
+        ('[models.x]\nbase_url = "ftp://x"\n', "bad.toml: models.x.base_url: must start with http"),
+        ("x = [\n", "bad.toml: invalid TOML"),
+        ('[models.x]\nbase_url = "http://h"\n[tasks.t]\ncandidates = ["x"]\njson_schema = "missing.json"\n',
+         "bad.toml: tasks.t.json_schema: JSON schema file"),
+    ],
+)
+def test_bad_config_is_one_clear_line(tmp_path: Path, toml: str, expected: str, cli) -> None:
+    (tmp_path / "bad.toml").write_text(toml)
+    result = cli("config", "check", "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.startswith("error: ")
+    assert expected in result.stderr
+    assert "Traceback" not in result.stderr and len(result.stderr.strip().splitlines()) == 1
+
+
+def test_missing_config_file(tmp_path: Path, cli) -> None:
+    result = cli("config", "check", "--config", "nope.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "nope.toml: config file not found" in result.stderr
+
+
+def test_unreachable_database_is_one_line(tmp_path: Path, cli) -> None:
+    result = cli("db", "upgrade", "--database-url", "postgresql+psycopg://postgres:hunter2@127.0.0.1:1/x", cwd=tmp_path)
+    assert result.returncode == 2 and result.stderr.startswith("error: ")
+    assert "hunter2" not in result.stderr and "Traceback" not in result.stderr
+
+
+def test_db_upgrade_creates_the_schema(tmp_path: Path) -> None:
+    """The one test of the installed entry point in a process of its own (the others run the
+    same ``main()`` in-process, through the ``cli`` fixture)."""
+    url = f"sqlite+aiosqlite:///{tmp_path / 'up.db'}"
+    result = subprocess.run(
+        [str(Path(sys.executable).with_name("shadowroute")), "db", "upgrade", "--database-url", url],
+        cwd=tmp_path, capture_output=True, text=True, timeout=120, check=False,
+        env={**os.environ, "COLUMNS": "200"},
+    )
+    assert result.returncode == 0, result.stderr
+    assert "database at head" in result.stdout
+
+    async def tables() -> dict:
+        async with await Store.open(url, auto_migrate=False) as store:
+            return await store.counts()
+
+    assert anyio.run(tables)["exchanges"] == 0
+
+
+def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
+    result = cli("demo", cwd=tmp_path)  # the defaults, as `make demo` runs it
+    assert result.returncode == 0, result.stderr
+    assert "production calls" in result.stdout
+    database = tmp_path / "shadowroute-demo.db"
+    assert database.exists()
+
+    async def counts() -> dict:
+        async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+            return await store.counts()
+
+    stored = anyio.run(counts)
+    assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment"}
+    # 1,500 calls on the primary, then 300 through the Router after the promotions.
+    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500 + 300
+    assert stored["exchanges"] > 0 and stored["outputs"] >= stored["exchanges"]
+    summary = cli("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
+    assert summary.returncode == 0 and "classify_intent" in summary.stdout
+
+    async def scores() -> tuple[dict[str, int], dict[str, int], dict[str, int]]:
+        """Scores per scorer, scored outputs per task type, reverse-shadow outputs per model."""
+        from sqlalchemy import distinct, func, select
+
+        from shadowroute.store import CandidateOutput, Exchange
+        from shadowroute.store.models import Score
+
+        async with await Store.open(f"sqlite+aiosqlite:///{database}") as store:
+            async with store.session() as s:
+                rows = await s.execute(select(Score.scorer, func.count()).group_by(Score.scorer))
+                scored = await s.execute(
+                    select(Exchange.task_type, func.count(distinct(Score.output_id)))
+                    .join(CandidateOutput, CandidateOutput.id == Score.output_id)
+                    .join(Exchange, Exchange.id == CandidateOutput.exchange_id)
+                    .group_by(Exchange.task_type))
+                reverse = await s.execute(
+                    select(CandidateOutput.model, func.count())
+                    .join(Exchange, Exchange.id == CandidateOutput.exchange_id)
+                    .where(Exchange.route == "reverse").group_by(CandidateOutput.model))
+                return dict(rows.all()), dict(scored.all()), dict(reverse.all())
+
+    # The demo scored what it captured before the promotions: its task's scores, judge included.
+    by_scorer, scored, reverse = anyio.run(scores)
+    assert "judge:" in result.stdout and "passed/scored" in result.stdout
+    assert f"scored {sum(scored.values()):,} outputs" in result.stdout
+    assert by_scorer["judge"] == sum(scored.values()) - scored["classify_intent"]  # label only
+    assert by_scorer["label"] == scored["classify_intent"] + scored["sentiment"]
+    assert {"label", "schema", "similarity"} <= set(by_scorer)
+
+    # ... and ended with the report: a mix of verdicts that follows from the simulated quality.
+    html = tmp_path / "reports" / f"shadowroute-{utcnow():%Y-%m-%d}.html"
+    assert html.exists() and f"report: reports/{html.name}" in result.stdout
+    twin = json.loads(html.with_suffix(".json").read_text())
+    verdicts = {(t["task"], c["model"]): c["verdict"] for t in twin["tasks"] for c in t["candidates"]}
+    assert verdicts[("classify_intent", "claude-small")] == "PROMOTE"  # 97% accurate, like the primary
+    assert verdicts[("classify_intent", "tiny")] == "HOLD"  # 85% accurate
+    assert verdicts[("sentiment", "tiny")] == "NEED MORE DATA"  # ~20 samples at the demo's traffic mix
+    assert {"PROMOTE", "HOLD", "NEED MORE DATA"} <= set(verdicts.values())
+    assert "shadowroute promote classify_intent --to claude-small" in html.read_text()
+
+    # ... then promoted what the report allowed, and routed the next calls by the new map.
+    assert "ran: shadowroute promote classify_intent --to claude-small" in result.stdout
+    assert "monthly cost at this volume (calls only): before $" in result.stdout
+    assert "classify_intent -> claude-small:" in result.stdout
+    assert "extract_order -> frontier:" in result.stdout
+    routes = (tmp_path / ".shadowroute" / "demo-routes.yaml").read_text()
+    assert "classify_intent:" in routes and "model: claude-small" in routes
+    # The reverse shadow: claude-small's production answers against frontier's reference.
+    assert reverse["claude-small"] > 0
+
+    # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
+    # the outputs the demo did not already score with it (extract_order's use the same
+    # version), and a second run finds nothing left to do.
+    url = f"sqlite+aiosqlite:///{database}"
+    first = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
+    assert first.returncode == 0, first.stderr
+    todo = stored["outputs"] - scored["extract_order"]
+    assert f"scored {todo:,} outputs ({todo:,} scores)" in first.stdout
+    again = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
+    assert again.returncode == 0, again.stderr
+    assert "scored 0 outputs" in again.stdout
+
+
+def test_an_error_naming_a_config_table_keeps_its_brackets(tmp_path: Path, cli) -> None:
+    """Error text is printed as it is: "[models]" is not taken for terminal markup."""
+    result = cli("promote", "classify_intent", "--to", "nope", "--database-url",
+                 f"sqlite+aiosqlite:///{tmp_path / 'x.db'}", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: <defaults>: cannot promote to 'nope': it is not declared under [models] "
+        "(models: none declared); the router needs its base URL"
+    )
+
+
+def test_promote_without_evidence_is_refused_in_one_line(tmp_path: Path, cli) -> None:
+    toml = tmp_path / "shadowroute.toml"
+    toml.write_text('[models.small]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    refused = cli("promote", "classify_intent", "--to", "small", "--database-url", url,
+                  "--config", str(toml), cwd=tmp_path)
+    assert refused.returncode == 2 and refused.stderr.count("\n") == 1
+    assert "no report has decided classify_intent -> small yet" in refused.stderr
+    forced = cli("promote", "classify_intent", "--to", "small", "--force", "--database-url", url,
+                 "--config", str(toml), cwd=tmp_path)
+    assert forced.returncode == 2 and "--force needs --reason" in forced.stderr
+    assert not (tmp_path / "routes.yaml").exists()
+    listed = cli("routes", "--database-url", url, "--config", str(toml), cwd=tmp_path)
+    assert listed.returncode == 0 and "no task type is promoted" in listed.stdout
+
+
+def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path, cli) -> None:
+    result = cli("score", "--since", "3 fortnights", cwd=tmp_path)
+    assert result.returncode == 2
+    assert result.stderr.strip() == (
+        "error: --since: '3 fortnights' is not a duration; use e.g. 90m, 24h, 7d"
+    )
+
+
+@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"], ["import"], ["replay"], ["eval"], ["calibrate-judge"], ["prune"]])
+def test_help(tmp_path: Path, command: list[str], cli) -> None:
+    result = cli(*command, "--help", cwd=tmp_path)
+    assert result.returncode == 0 and "Usage" in result.stdout
