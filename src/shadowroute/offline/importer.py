@@ -22,27 +22,38 @@ redaction fails (a hook raised) is counted in ``redaction_errors`` and not store
 
 from __future__ import annotations
 
-import hashlib
-import json
 import logging
 import time
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
 from typing import IO, Any, Literal
 
 import anyio
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
-from ..capture.calls import Api
 from ..capture.capture import Capture
 from ..config import Config
 from ..errors import ConfigError
-from ..records import ExchangeRecord, utcnow
+from ..records import ExchangeRecord
 from ..store import Store
 from ..store.queries.imports import stored_exchange_ids
 from ..store.redaction import Redactor, redact_or_drop
+from .lines import (
+    DEFAULT_TASK,
+    BatchInputLine,
+    BatchOutputLine,
+    ChatLine,
+    LineError,
+    OpenAIResponse,
+    aware,
+    error_text,
+    exchange_id,
+    json_type,
+    loads,
+    response_api,
+    task_of,
+    validate,
+)
 
 __all__ = ["BATCH_ROWS", "DEFAULT_TASK", "MAX_LISTED", "BadLine", "Format", "ImportReport",
            "exchange_id", "import_file"]
@@ -54,153 +65,47 @@ BATCH_ROWS = 500
 """Exchanges per ``Store.write``."""
 MAX_LISTED = 20
 """Bad lines kept (and printed) with their reason; the rest are only counted."""
-DEFAULT_TASK = "default"
-"""Task type of a line when neither ``--task`` nor the line names one."""
 
 
 # --------------------------------------------------------------------------- line schemas
 
 
-class _Edge(BaseModel):
-    model_config = ConfigDict(extra="allow")
 
 
-class _ChatRequest(_Edge):
-    model: str = Field(min_length=1)
-    messages: list[Any] = Field(min_length=1)
 
 
-class _Choice(_Edge):
-    message: dict[str, Any]
 
 
-class _OpenAIResponse(_Edge):
-    choices: list[_Choice] = Field(min_length=1)
-    usage: dict[str, Any] | None = None
 
 
-class _AnthropicResponse(_Edge):
-    type: Literal["message"]
-    content: list[Any]
-    usage: dict[str, Any] | None = None
 
 
-class _ChatLine(_Edge):
-    request: _ChatRequest
-    response: dict[str, Any]
-    task: str | None = Field(None, min_length=1)
-    metadata: dict[str, Any] | None = None
-    latency_ms: float | None = Field(None, ge=0)
-    created_at: datetime | None = None
 
 
-class _BatchResponse(_Edge):
-    status_code: int
-    request_id: str | None = None
-    body: Any = None
 
 
-class _BatchOutputLine(_Edge):
-    id: str | None = None
-    custom_id: str = Field(min_length=1)
-    response: _BatchResponse | None = None
-    error: Any = None
 
 
-class _BatchInputLine(_Edge):
-    custom_id: str = Field(min_length=1)
-    method: str = "POST"
-    url: str
-    body: _ChatRequest
 
 
-class _BadLine(Exception):
-    """One line cannot be imported; the message is the reason."""
 
 
-def _reason(exc: ValidationError, prefix: str = "") -> str:
-    """``response.choices: Field required`` (the first problem, and how many more)."""
-    errors = exc.errors(include_url=False)
-    first = errors[0]
-    loc = ".".join(str(part) for part in first["loc"])
-    loc = f"{prefix}.{loc}" if prefix and loc else prefix or loc
-    message = first["msg"].removeprefix("Value error, ")
-    more = len(errors) - 1
-    if more:
-        message += f" (and {more} more problem{'s' if more > 1 else ''})"
-    return f"{loc}: {message}" if loc else message
 
 
-def _validate(model: type[BaseModel], value: Any, prefix: str = "") -> Any:
-    try:
-        return model.model_validate(value)
-    except ValidationError as exc:
-        raise _BadLine(_reason(exc, prefix)) from None
 
 
-def _response_api(response: dict[str, Any], prefix: str) -> Api:
-    """Which API's response this is (validated); an error response is a bad line."""
-    if "error" in response and "choices" not in response:
-        raise _BadLine(f"{prefix} is an error response: {_error_text(response['error'])}")
-    if response.get("type") == "message":
-        _validate(_AnthropicResponse, response, prefix)
-        return "anthropic"
-    _validate(_OpenAIResponse, response, prefix)
-    return "openai"
 
 
-def _error_text(error: Any) -> str:
-    if isinstance(error, dict):
-        code = error.get("code") or error.get("type")
-        message = error.get("message") or "no message"
-        text = f"{code}: {message}" if code else str(message)
-    else:
-        text = str(error)
-    return " ".join(text.split())[:300]
 
 
-def exchange_id(line: dict[str, Any]) -> str:
-    """The id of the exchange a line becomes: a digest of its content (32 hex digits), the same
-    however the line's JSON is spaced or its keys are ordered."""
-    canonical = json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
-    return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 
-def _aware(value: datetime | None) -> datetime:
-    if value is None:
-        return utcnow()
-    try:
-        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
-    except OverflowError:  # 9999-12-31T23:59:59-12:00 is in year 10000 in UTC
-        raise _BadLine(f"created_at: {value.isoformat()} is out of range in UTC") from None
 
 
-def _task_of(*candidates: Any) -> str:
-    for value in candidates:
-        if isinstance(value, str) and value.strip():
-            return value.strip()
-    return DEFAULT_TASK
 
 
-def _loads(raw: bytes) -> dict[str, Any]:
-    try:
-        value = json.loads(raw)
-    except UnicodeDecodeError as exc:
-        raise _BadLine(f"not UTF-8 text ({exc.reason} at byte {exc.start})") from None
-    except json.JSONDecodeError as exc:
-        raise _BadLine(f"invalid JSON: {exc.msg} (column {exc.colno})") from None
-    except ValueError as exc:  # an integer of more than 4,300 digits
-        raise _BadLine(f"invalid JSON: {exc}") from None
-    except RecursionError:
-        raise _BadLine("invalid JSON: nested too deeply") from None
-    if not isinstance(value, dict):
-        raise _BadLine(f"expected a JSON object, got {_json_type(value)}")
-    return value
 
 
-def _json_type(value: Any) -> str:
-    return {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
-            int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
 
 # --------------------------------------------------------------------------- the batch requests
@@ -220,8 +125,8 @@ class _Requests:
                 number += 1
                 start, offset = offset, offset + len(raw)
                 try:
-                    line = _loads(raw)
-                except _BadLine:
+                    line = loads(raw)
+                except LineError:
                     continue  # no custom_id to join on: an output line naming it is reported
                 custom_id = line.get("custom_id")
                 if not isinstance(custom_id, str):
@@ -239,19 +144,19 @@ class _Requests:
         """The canonical request body for ``custom_id``; a bad line when it has none."""
         found = self._index.get(custom_id)
         if found is None:
-            raise _BadLine(f"custom_id {custom_id!r} is not in the requests file {self.name}")
+            raise LineError(f"custom_id {custom_id!r} is not in the requests file {self.name}")
         if custom_id in self._duplicates:
-            raise _BadLine(f"custom_id {custom_id!r} appears twice in {self.name} (lines "
+            raise LineError(f"custom_id {custom_id!r} appears twice in {self.name} (lines "
                            f"{found[1]} and {self._duplicates[custom_id]}): which request?")
         offset, number = found
         self._file.seek(offset)
         try:
-            raw = _loads(self._file.readline())
-            line = _validate(_BatchInputLine, raw)
-        except _BadLine as exc:
-            raise _BadLine(f"its request (line {number} of {self.name}) is invalid: {exc}") from None
+            raw = loads(self._file.readline())
+            line = validate(BatchInputLine, raw)
+        except LineError as exc:
+            raise LineError(f"its request (line {number} of {self.name}) is invalid: {exc}") from None
         if not line.url.rstrip("/").endswith("/chat/completions"):
-            raise _BadLine(f"its request (line {number} of {self.name}) is a {line.url} call; "
+            raise LineError(f"its request (line {number} of {self.name}) is a {line.url} call; "
                            "only /v1/chat/completions calls can be imported")
         return dict(raw["body"])
 
@@ -368,8 +273,8 @@ class _Reader:
                 if not raw.strip():
                     continue
                 try:
-                    line = _loads(raw)
-                except _BadLine:
+                    line = loads(raw)
+                except LineError:
                     continue
                 return "batch" if "custom_id" in line and "request" not in line else "chat"
             return "chat"
@@ -395,7 +300,7 @@ class _Reader:
                 self.report.lines += 1
                 try:
                     records.append(self._record(raw))
-                except _BadLine as exc:
+                except LineError as exc:
                     self.report.add_bad(self.number, str(exc))
         except OSError as exc:
             raise ConfigError(f"cannot read line {self.number + 1}: {exc.strerror or exc}",
@@ -403,7 +308,7 @@ class _Reader:
         return records
 
     def _record(self, raw: bytes) -> ExchangeRecord:
-        line = _loads(raw)
+        line = loads(raw)
         id_ = exchange_id(line)
         if self.format == "batch":
             capture = self._batch_capture(line)
@@ -413,53 +318,53 @@ class _Reader:
             capture.resolve()
             record = capture.to_record(self.config)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
-            raise _BadLine(f"cannot read the exchange: {exc}") from None
+            raise LineError(f"cannot read the exchange: {exc}") from None
         record.id = id_
         return record
 
     def _chat_capture(self, raw: dict[str, Any]) -> Capture:
-        line: _ChatLine = _validate(_ChatLine, raw)
-        api = _response_api(line.response, "response")
+        line: ChatLine = validate(ChatLine, raw)
+        api = response_api(line.response, "response")
         metadata = dict(line.metadata or {})
         request = raw["request"]
         return Capture(
-            task=_task_of(self.task, line.task, metadata.get("task")),
+            task=task_of(self.task, line.task, metadata.get("task")),
             request=dict(request), result=line.response, api=api,
             latency_ms=line.latency_ms, primary_model=line.request.model, metadata=metadata,
-            created_at=_aware(line.created_at),
+            created_at=aware(line.created_at),
         )
 
     def _batch_capture(self, raw: dict[str, Any]) -> Capture:
-        line: _BatchOutputLine = _validate(_BatchOutputLine, raw)
+        line: BatchOutputLine = validate(BatchOutputLine, raw)
         if line.error is not None:
-            raise _BadLine(f"custom_id {line.custom_id!r}: the request failed: "
-                           f"{_error_text(line.error)}")
+            raise LineError(f"custom_id {line.custom_id!r}: the request failed: "
+                           f"{error_text(line.error)}")
         response = line.response
         if response is None:
-            raise _BadLine(f"custom_id {line.custom_id!r}: no response and no error")
+            raise LineError(f"custom_id {line.custom_id!r}: no response and no error")
         if not 200 <= response.status_code < 300:
             error = response.body.get("error") if isinstance(response.body, dict) else None
-            detail = f": {_error_text(error)}" if error else ""
-            raise _BadLine(f"custom_id {line.custom_id!r}: HTTP {response.status_code}{detail}")
+            detail = f": {error_text(error)}" if error else ""
+            raise LineError(f"custom_id {line.custom_id!r}: HTTP {response.status_code}{detail}")
         if not isinstance(response.body, dict):
-            raise _BadLine(f"response.body: expected a JSON object, got "
-                           f"{_json_type(response.body)}")
-        _validate(_OpenAIResponse, response.body, "response.body")
+            raise LineError(f"response.body: expected a JSON object, got "
+                           f"{json_type(response.body)}")
+        validate(OpenAIResponse, response.body, "response.body")
         assert self.requests is not None
         try:
             request = self.requests.request(line.custom_id)
-        except _BadLine as exc:
+        except LineError as exc:
             message = str(exc)
             if not message.startswith("custom_id"):
                 message = f"custom_id {line.custom_id!r}: {message}"
-            raise _BadLine(message) from None
+            raise LineError(message) from None
         metadata: dict[str, Any] = {"custom_id": line.custom_id}
         if response.request_id:
             metadata["request_id"] = response.request_id
         request_meta = request.get("metadata")
         task_hint = request_meta.get("task") if isinstance(request_meta, dict) else None
         return Capture(
-            task=_task_of(self.task, task_hint), request=request, result=response.body,
+            task=task_of(self.task, task_hint), request=request, result=response.body,
             api="openai", primary_model=str(request["model"]), metadata=metadata,
         )
 
