@@ -1,5 +1,10 @@
 """A fake OpenAI- and Anthropic-compatible LLM server with simulated, deterministic models.
 
+It speaks OpenAI chat completions (tools, parallel calls, ``n``, ``reasoning_effort``,
+``response_format``), the OpenAI Responses API (``/v1/responses``: items, function calls,
+reasoning, ``previous_response_id``) and Anthropic Messages (tools, thinking,
+``output_config.format``), streamed or not, in the shapes the official SDKs validate.
+
     from shadowroute.fakellm import FakeLLMServer, default_settings, sample_requests
 
     with FakeLLMServer(default_settings(latency_scale=0)) as srv:
@@ -17,6 +22,11 @@ as a simulated judge: it checks both responses against the task's ground truth, 
 position bias ("A") at ``1 - accuracy_for("judge")``, is fooled by a response that addresses the
 judge, and replies in prose at ``verdict_garbage_rate`` (see ``fakellm/_judge.py``). The default
 roster: ``frontier`` (primary), ``small``, ``tiny``, ``claude-small`` (candidates) and ``judge``.
+
+The ``lookup_order`` task (:data:`TOOL_SIMULATORS`) is an agent with the tools
+:data:`LOOKUP_TOOLS`: it calls them (in parallel for two order ids) and answers from the results
+a client returns (:func:`tool_result` makes them). ``frontier`` is a reasoning model: asked to
+reason or think, it spends reasoning tokens (OpenAI) or shows a signed thinking block (Anthropic).
 """
 
 from .app import FakeState, create_app
@@ -24,7 +34,9 @@ from .models import DEFAULT_SETTINGS, FakeLLMSettings, FakeModel, default_settin
 from .server import FakeLLMServer, run
 from .tasks import (
     EXTRACT_ORDER_SCHEMA,
+    LOOKUP_TOOLS,
     TASK_SIMULATORS,
+    TOOL_SIMULATORS,
     DemoRequest,
     TaskSimulator,
     count_tokens,
@@ -34,12 +46,15 @@ from .tasks import (
     sample_requests,
     simulate,
     task_marker,
+    tool_result,
 )
 
 __all__ = [
     "DEFAULT_SETTINGS",
     "EXTRACT_ORDER_SCHEMA",
+    "LOOKUP_TOOLS",
     "TASK_SIMULATORS",
+    "TOOL_SIMULATORS",
     "DemoRequest",
     "FakeLLMServer",
     "FakeLLMSettings",
@@ -56,4 +71,5 @@ __all__ = [
     "sample_requests",
     "simulate",
     "task_marker",
+    "tool_result",
 ]

@@ -37,10 +37,15 @@ class TaskSimulator:
         """A plausible answer that differs from :meth:`expected`."""
         raise NotImplementedError
 
-    def answer(self, text: str, rng: random.Random, *, correct: bool) -> str:
+    def wrong_structured(self, text: str, rng: random.Random) -> str:
+        """A wrong answer under structured output (parses and fits the task's schema)."""
+        return self.wrong(text, rng)
+
+    def answer(self, text: str, rng: random.Random, *, correct: bool,
+               structured: bool = False) -> str:
         if correct:
             return self.expected(text)
-        wrong = self.wrong(text, rng)
+        wrong = self.wrong_structured(text, rng) if structured else self.wrong(text, rng)
         if wrong == self.expected(text):  # defensive: a wrong answer must differ
             wrong = wrong + " (unsure)"
         return wrong

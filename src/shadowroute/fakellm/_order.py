@@ -1,7 +1,8 @@
 """The ``extract_order`` simulator: free text about an order -> a JSON object.
 
 Wrong answers are the kinds a scorer must catch: a field with a wrong value (most often), a
-missing field, a wrong type, or (rarely) text that is not valid JSON at all.
+missing field, a wrong type, or (rarely) text that is not valid JSON at all. Under structured
+output (a JSON schema in the request) only the first kind remains.
 """
 
 from __future__ import annotations
@@ -121,6 +122,15 @@ class ExtractOrder(TaskSimulator):
             data["quantity"] = str(data["quantity"])
         else:
             return _malformed(data, rng)
+        return json.dumps(data)
+
+    def wrong_structured(self, text: str, rng: random.Random) -> str:
+        """Under a JSON schema the answer always fits: only a value can be wrong."""
+        data = self.parse(text)
+        present = [k for k, v in data.items() if v is not None]
+        if present:
+            field = rng.choice(present)
+            data[field] = _alter(field, data[field], rng)
         return json.dumps(data)
 
 

@@ -1,65 +1,53 @@
-"""Wire formats of the two APIs the fake server speaks: request bodies, responses, SSE, errors."""
+"""What the three wire APIs share: the parsed request, the answer, and canonical messages.
+
+Each API module (``_openai.py``, ``_anthropic.py``, ``_responses.py``) validates its request
+body into an :class:`Ask` -- canonical messages plus the settings the simulation needs -- and
+renders a :class:`Completion` in its own shape. Canonical messages are OpenAI-style with string
+contents (the input of the simulators); a plain request gives exactly ``{"role", "content"}``
+per message, so its answer does not depend on the API it came through. Tool traffic adds keys
+without ids (ids differ per API and per call): an assistant message may carry ``tool_calls``
+(``[{"name", "arguments"}]``) and a ``tool`` message the ``name`` and ``arguments`` of the call
+it answers (:class:`CallIndex` resolves ids to calls).
+"""
 
 from __future__ import annotations
 
 import json
 import re
-import time
-from collections.abc import Iterator
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, ValidationError
 
 __all__ = [
-    "AnthropicRequest",
+    "Api",
+    "Ask",
+    "Body",
+    "CallIndex",
+    "Choice",
     "Completion",
-    "OpenAIRequest",
-    "anthropic_body",
-    "anthropic_error",
-    "anthropic_events",
+    "Effort",
+    "ThinkingSpec",
+    "ToolCallOut",
+    "ToolSpec",
+    "arguments_value",
     "describe_validation_error",
-    "normalize_anthropic",
-    "normalize_openai",
-    "openai_body",
-    "openai_chunks",
-    "openai_error",
+    "flatten",
+    "json_pieces",
     "split_words",
+    "tool_messages_text",
 ]
 
+Api = Literal["openai", "anthropic", "responses"]
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
+"""The reasoning efforts the OpenAI APIs accept."""
 
-class _Body(BaseModel):
+
+class Body(BaseModel):
+    """Base of the request models: unknown fields are accepted (and ignored), like the APIs'."""
+
     model_config = ConfigDict(extra="allow")
-
-
-class OpenAIMessage(_Body):
-    role: Literal["system", "developer", "user", "assistant", "tool", "function"]
-    content: str | list[dict[str, Any]] | None = None
-
-
-class StreamOptions(_Body):
-    include_usage: bool = False
-
-
-class OpenAIRequest(_Body):
-    model: str
-    messages: list[OpenAIMessage] = Field(min_length=1)
-    stream: bool | None = False
-    stream_options: StreamOptions | None = None
-    max_tokens: int | None = Field(None, ge=1)
-    max_completion_tokens: int | None = Field(None, ge=1)
-
-
-class AnthropicMessage(_Body):
-    role: Literal["user", "assistant"]
-    content: str | list[dict[str, Any]]
-
-
-class AnthropicRequest(_Body):
-    model: str
-    max_tokens: int = Field(ge=1)
-    messages: list[AnthropicMessage] = Field(min_length=1)
-    system: str | list[dict[str, Any]] | None = None
-    stream: bool | None = False
 
 
 def describe_validation_error(exc: ValidationError) -> str:
@@ -70,36 +58,150 @@ def describe_validation_error(exc: ValidationError) -> str:
     return "; ".join(parts)
 
 
-def _flatten(content: str | list[dict[str, Any]] | None) -> str:
+_TEXT_PARTS = ("text", "input_text", "output_text")
+
+
+def flatten(content: Any) -> str:
+    """The text of a message content: a string, or the text parts of a list joined by newlines."""
     if content is None:
         return ""
     if isinstance(content, str):
         return content
-    return "\n".join(
-        str(part.get("text", "")) for part in content if part.get("type") in ("text", "input_text")
-    )
+    if isinstance(content, list):
+        return "\n".join(str(part.get("text", "")) for part in content
+                         if isinstance(part, dict) and part.get("type") in _TEXT_PARTS)
+    return str(content)
 
 
-def normalize_openai(req: OpenAIRequest) -> list[dict[str, str]]:
-    """OpenAI-style messages with plain string contents (the input of the simulators)."""
-    return [{"role": m.role, "content": _flatten(m.content)} for m in req.messages]
+def arguments_value(arguments: Any) -> Any:
+    """Tool-call arguments as a value: JSON text parsed (kept as text when it is not JSON)."""
+    if isinstance(arguments, str):
+        try:
+            return json.loads(arguments)
+        except ValueError:
+            return arguments
+    return arguments
 
 
-def normalize_anthropic(req: AnthropicRequest) -> list[dict[str, str]]:
-    """The same canonical form as :func:`normalize_openai`: the system prompt comes first."""
-    messages = [{"role": "system", "content": _flatten(req.system)}] if req.system else []
-    return messages + [{"role": m.role, "content": _flatten(m.content)} for m in req.messages]
+class CallIndex:
+    """Tool calls seen so far in a conversation, by id, to resolve the results that answer them."""
+
+    def __init__(self, known: Mapping[str, tuple[str, Any]] | None = None) -> None:
+        self.calls: dict[str, tuple[str, Any]] = dict(known or {})
+
+    def call(self, call_id: Any, name: str, arguments: Any) -> dict[str, Any]:
+        """Record a call; returns its canonical form ``{"name", "arguments"}``."""
+        value = arguments_value(arguments)
+        if call_id:
+            self.calls[str(call_id)] = (name, value)
+        return {"name": name, "arguments": value}
+
+    def result(self, call_id: Any, content: str) -> dict[str, Any]:
+        """The canonical ``tool`` message of a result (with its call's name and arguments)."""
+        message: dict[str, Any] = {"role": "tool", "content": content}
+        if call_id and str(call_id) in self.calls:
+            name, arguments = self.calls[str(call_id)]
+            message |= {"name": name, "arguments": arguments}
+        return message
 
 
-class Completion(BaseModel):
+@dataclass(frozen=True, slots=True)
+class ToolSpec:
+    """A declared function tool."""
+
+    name: str
+    description: str | None = None
+    parameters: dict[str, Any] | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ThinkingSpec:
+    """Anthropic ``thinking``: ``budget`` None for ``adaptive``; ``display`` as sent."""
+
+    budget: int | None = None
+    display: str | None = None
+
+
+@dataclass(slots=True)
+class Ask:
+    """One request, API independent: what the simulation and the renderers need from it."""
+
+    model: str
+    messages: list[dict[str, Any]]
+    stream: bool = False
+    include_usage: bool = False
+    limit: int | None = None
+    n: int = 1
+    tools: list[ToolSpec] = field(default_factory=list)
+    tool_choice: str = "auto"
+    """``"auto"``, ``"none"``, ``"required"`` or the name of the function the call must use."""
+    parallel_tool_calls: bool = True
+    effort: str | None = None
+    """OpenAI reasoning effort (chat ``reasoning_effort``, Responses ``reasoning.effort``)."""
+    reasoning_summary: str | None = None
+    """Responses ``reasoning.summary`` (``auto``, ``concise``, ``detailed``)."""
+    thinking: ThinkingSpec | None = None
+    json_mode: bool = False
+    """Structured output asked for: the answer must be JSON (fitting ``schema`` if given)."""
+    schema: dict[str, Any] | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    """API-specific settings a renderer echoes (the Responses API's request fields)."""
+
+
+@dataclass(frozen=True, slots=True)
+class ToolCallOut:
+    id: str
+    name: str
+    arguments: str
+    """JSON text; cut short (not valid JSON) when the answer ran out of tokens inside it."""
+
+
+@dataclass(slots=True)
+class Choice:
+    """One answer: text and/or tool calls, with hidden or visible thinking."""
+
+    text: str
+    tool_calls: list[ToolCallOut] = field(default_factory=list)
+    truncated: bool = False
+    output_tokens: int = 0
+    """Every token produced: reasoning or thinking, text and tool calls."""
+    reasoning_tokens: int = 0
+    thinking: str | None = None
+    """Visible thinking (Anthropic block); None when the model did not think visibly."""
+    signature: str = ""
+    summary: str | None = None
+    """Reasoning summary (Responses ``reasoning.summary``)."""
+    reasoned: bool = False
+    """The model reasoned (an OpenAI reasoning item / hidden tokens, or a thinking block)."""
+
+    @property
+    def finish(self) -> Literal["length", "tool_calls", "stop"]:
+        if self.truncated:
+            return "length"
+        return "tool_calls" if self.tool_calls else "stop"
+
+
+@dataclass(slots=True)
+class Completion:
     """What the simulated model produced for one call, API independent."""
 
     id: str
     model: str
-    text: str
+    created: int
     prompt_tokens: int
-    completion_tokens: int
-    truncated: bool = False
+    choices: list[Choice]
+
+    @property
+    def completion_tokens(self) -> int:
+        return sum(c.output_tokens for c in self.choices)
+
+    @property
+    def reasoning_tokens(self) -> int:
+        return sum(c.reasoning_tokens for c in self.choices)
+
+    @property
+    def first(self) -> Choice:
+        return self.choices[0]
 
 
 def split_words(text: str) -> list[str]:
@@ -111,126 +213,15 @@ def split_words(text: str) -> list[str]:
     return pieces or ([text] if text else [])
 
 
-# --- OpenAI ----------------------------------------------------------------------------------
-def _usage_openai(c: Completion) -> dict[str, int]:
-    return {
-        "prompt_tokens": c.prompt_tokens,
-        "completion_tokens": c.completion_tokens,
-        "total_tokens": c.prompt_tokens + c.completion_tokens,
-    }
+def json_pieces(text: str) -> list[str]:
+    """Stream pieces of JSON arguments, token-like (``{"``, ``order_id``, ``":"``, ...)."""
+    return re.findall(r"\w+|\W+", text)
 
 
-def openai_body(c: Completion) -> dict[str, Any]:
-    return {
-        "id": f"chatcmpl-{c.id}",
-        "object": "chat.completion",
-        "created": int(time.time()),
-        "model": c.model,
-        "choices": [
-            {
-                "index": 0,
-                "message": {"role": "assistant", "content": c.text, "refusal": None},
-                "logprobs": None,
-                "finish_reason": "length" if c.truncated else "stop",
-            }
-        ],
-        "usage": _usage_openai(c),
-        "system_fingerprint": "fp_fakellm",
-    }
-
-
-def openai_chunks(c: Completion, *, include_usage: bool) -> Iterator[str]:
-    """``data:`` lines of a streamed chat completion, ending with ``data: [DONE]``."""
-    created = int(time.time())
-
-    def chunk(delta: dict[str, Any], finish: str | None) -> str:
-        body: dict[str, Any] = {
-            "id": f"chatcmpl-{c.id}", "object": "chat.completion.chunk", "created": created,
-            "model": c.model, "system_fingerprint": "fp_fakellm",
-            "choices": [{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}],
-        }
-        if include_usage:
-            body["usage"] = None
-        return f"data: {json.dumps(body)}\n\n"
-
-    yield chunk({"role": "assistant", "content": ""}, None)
-    for piece in split_words(c.text):
-        yield chunk({"content": piece}, None)
-    yield chunk({}, "length" if c.truncated else "stop")
-    if include_usage:
-        body = {
-            "id": f"chatcmpl-{c.id}", "object": "chat.completion.chunk", "created": created,
-            "model": c.model, "system_fingerprint": "fp_fakellm", "choices": [],
-            "usage": _usage_openai(c),
-        }
-        yield f"data: {json.dumps(body)}\n\n"
-    yield "data: [DONE]\n\n"
-
-
-_OPENAI_ERROR_TYPES = {
-    400: ("invalid_request_error", None), 401: ("authentication_error", "invalid_api_key"),
-    403: ("permission_error", None), 404: ("invalid_request_error", "model_not_found"),
-    408: ("timeout", None), 409: ("conflict", None),
-    429: ("rate_limit_error", "rate_limit_exceeded"),
-}
-
-
-def openai_error(status: int, message: str, *, param: str | None = None) -> dict[str, Any]:
-    kind, code = _OPENAI_ERROR_TYPES.get(status, ("server_error" if status >= 500 else
-                                                  "invalid_request_error", None))
-    return {"error": {"message": message, "type": kind, "param": param, "code": code}}
-
-
-# --- Anthropic -------------------------------------------------------------------------------
-def anthropic_body(c: Completion) -> dict[str, Any]:
-    return {
-        "id": f"msg_{c.id}",
-        "type": "message",
-        "role": "assistant",
-        "model": c.model,
-        "content": [{"type": "text", "text": c.text}],
-        "stop_reason": "max_tokens" if c.truncated else "end_turn",
-        "stop_sequence": None,
-        "usage": {"input_tokens": c.prompt_tokens, "output_tokens": c.completion_tokens},
-    }
-
-
-def _event(name: str, data: dict[str, Any]) -> str:
-    return f"event: {name}\ndata: {json.dumps(data)}\n\n"
-
-
-def anthropic_events(c: Completion) -> Iterator[str]:
-    """The SSE events of a streamed Messages API response."""
-    message = anthropic_body(c) | {"content": [], "stop_reason": None}
-    message["usage"] = {"input_tokens": c.prompt_tokens, "output_tokens": 1}
-    yield _event("message_start", {"type": "message_start", "message": message})
-    yield _event("content_block_start", {
-        "type": "content_block_start", "index": 0, "content_block": {"type": "text", "text": ""},
-    })
-    yield _event("ping", {"type": "ping"})
-    for piece in split_words(c.text):
-        yield _event("content_block_delta", {
-            "type": "content_block_delta", "index": 0,
-            "delta": {"type": "text_delta", "text": piece},
-        })
-    yield _event("content_block_stop", {"type": "content_block_stop", "index": 0})
-    yield _event("message_delta", {
-        "type": "message_delta",
-        "delta": {"stop_reason": "max_tokens" if c.truncated else "end_turn",
-                  "stop_sequence": None},
-        "usage": {"output_tokens": c.completion_tokens},
-    })
-    yield _event("message_stop", {"type": "message_stop"})
-
-
-_ANTHROPIC_ERROR_TYPES = {
-    400: "invalid_request_error", 401: "authentication_error", 403: "permission_error",
-    404: "not_found_error", 413: "request_too_large", 429: "rate_limit_error",
-    500: "api_error", 529: "overloaded_error",
-}
-
-
-def anthropic_error(status: int, message: str) -> dict[str, Any]:
-    kind = _ANTHROPIC_ERROR_TYPES.get(status, "api_error" if status >= 500 else
-                                      "invalid_request_error")
-    return {"type": "error", "error": {"type": kind, "message": message}}
+def tool_messages_text(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The text a prompt's tool traffic adds (for the token count)."""
+    parts = []
+    for m in messages:
+        for call in m.get("tool_calls") or ():
+            parts.append(str(call.get("name", "")) + json.dumps(call.get("arguments")))
+    return "".join(parts)

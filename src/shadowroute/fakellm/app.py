@@ -2,18 +2,23 @@
 
 Routes::
 
-    POST /v1/chat/completions    OpenAI chat completions (stream or not)
-    POST /v1/messages            Anthropic Messages (stream or not)
+    POST /v1/chat/completions    OpenAI chat completions (stream or not; tools, n, reasoning)
+    POST /v1/responses           OpenAI Responses (stream or not; tools, reasoning, stored
+                                 responses for previous_response_id)
+    POST /v1/messages            Anthropic Messages (stream or not; tools, thinking)
     GET  /v1/models[/{name}]     the roster, with prices
     POST /_fake/models/{name}    change (or add) a model at runtime; returns its new settings
     GET  /_fake/settings         seed, latency scale and every model's settings
     GET  /_fake/stats            per-model call counts;  POST /_fake/reset clears them
 
 The first answer to a request is a pure function of (seed, model, messages) -- see
-:func:`~shadowroute.fakellm.tasks.simulate`. The server counts answered repeats of each
-identical (model, messages) request (an LRU of :attr:`FakeState.REPEAT_MEMORY` keys); a repeat
-keeps the first answer with the model's ``consistency`` and is otherwise drawn afresh, so a
-replay of the primary can disagree with it. A request holding a judge prompt is answered by the
+:func:`~shadowroute.fakellm.tasks.simulate` -- and does not depend on the API it came through
+(requests are made canonical first, see ``fakellm/_wire.py``; the answer is built in
+``fakellm/_answer.py`` and shaped by ``_openai.py``, ``_responses.py`` or ``_anthropic.py``). The
+server counts answered repeats of each identical (model, messages) request (an LRU of
+:attr:`FakeState.REPEAT_MEMORY` keys); a repeat keeps the first answer with the model's
+``consistency`` and is otherwise drawn afresh, so a replay of the primary can disagree with it
+(``n`` choices count as ``n`` repeats). A request holding a judge prompt is answered by the
 simulated judge instead (:mod:`shadowroute.fakellm._judge`, task ``"judge"`` in the stats; no
 repeat counting). Faults and latency jitter are drawn per call from (seed, model, call number),
 so a retry of a failed call can succeed.
@@ -24,10 +29,7 @@ from __future__ import annotations
 import hashlib
 import json
 import random
-import threading
-from collections import Counter, OrderedDict
-from collections.abc import Mapping, Sequence
-from typing import Any, Literal
+from typing import Any
 
 import anyio
 from pydantic import ValidationError
@@ -36,116 +38,31 @@ from starlette.requests import Request
 from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
-from ._judge import JUDGE_TASK, find_judge_prompt, judge_reply
-from ._wire import (
+from ._answer import build_completion
+from ._anthropic import (
     AnthropicRequest,
-    Completion,
-    OpenAIRequest,
+    anthropic_ask,
     anthropic_body,
     anthropic_error,
     anthropic_events,
-    describe_validation_error,
-    normalize_anthropic,
-    normalize_openai,
-    openai_body,
-    openai_chunks,
-    openai_error,
 )
+from ._judge import JUDGE_TASK, find_judge_prompt
+from ._openai import OpenAIRequest, openai_ask, openai_body, openai_chunks, openai_error
+from ._responses import (
+    ResponsesRequest,
+    responses_ask,
+    responses_body,
+    responses_events,
+    stored_after,
+)
+from ._state import FakeState
+from ._wire import Api, Ask, describe_validation_error
 from .models import DEFAULT_SETTINGS, FakeLLMSettings, FakeModel
-from .tasks import GENERIC, TASK_SIMULATORS, count_tokens, detect_task, simulate
+from .tasks import task_name
 
 __all__ = ["FakeState", "create_app"]
 
-Api = Literal["openai", "anthropic"]
 _CREATED = 1_700_000_000
-
-
-class FakeState:
-    """The server's mutable state: its copy of the roster and the call statistics.
-
-    Thread-safe, so :class:`~shadowroute.fakellm.server.FakeLLMServer` can update models and
-    read stats from the test's thread while the server runs in its own.
-    """
-
-    REPEAT_MEMORY = 200_000
-    """How many distinct (model, messages) keys the repeat counter remembers (least recently
-    seen forgotten first; a forgotten request counts as new again)."""
-
-    def __init__(self, settings: FakeLLMSettings) -> None:
-        self.seed = settings.seed
-        self.latency_scale = settings.latency_scale
-        self.hang_seconds = settings.hang_seconds
-        self._models: dict[str, FakeModel] = dict(settings.models)
-        self._lock = threading.Lock()
-        self._seq: Counter[str] = Counter()
-        self._stats: dict[str, dict[str, Any]] = {}
-        self._answered: OrderedDict[bytes, int] = OrderedDict()
-        self.closing = threading.Event()
-        """Set by the server when it stops, so hanging requests end instead of being cancelled."""
-
-    def model(self, name: str) -> FakeModel | None:
-        with self._lock:
-            return self._models.get(name)
-
-    def models(self) -> list[FakeModel]:
-        with self._lock:
-            return list(self._models.values())
-
-    def settings(self) -> FakeLLMSettings:
-        return FakeLLMSettings(seed=self.seed, models=self.models(),
-                               latency_scale=self.latency_scale, hang_seconds=self.hang_seconds)
-
-    def update_model(self, name: str, changes: dict[str, Any]) -> FakeModel:
-        """Apply ``changes`` to model ``name`` (created with defaults if unknown); validated."""
-        with self._lock:
-            current = self._models.get(name) or FakeModel(name=name)
-            updated = current.with_changes(**changes)
-            self._models[name] = updated
-            return updated
-
-    def begin_call(self, model: str, api: Api, task: str) -> int:
-        """Count a call; returns its sequence number for this model (never reset)."""
-        with self._lock:
-            self._seq[model] += 1
-            entry = self._stats.setdefault(model, _empty_stats())
-            entry["calls"] += 1
-            entry[api] += 1
-            entry["tasks"][task] = entry["tasks"].get(task, 0) + 1
-            return self._seq[model]
-
-    def repeat_index(self, model: str, messages: Sequence[Mapping[str, Any]]) -> int:
-        """How many times this exact (model, messages) request was answered before; counts it.
-
-        Not cleared by :meth:`reset_stats`: a repeat stays a repeat.
-        """
-        canonical = json.dumps([model, list(messages)], sort_keys=True, separators=(",", ":"),
-                               ensure_ascii=False)
-        key = hashlib.sha256(canonical.encode()).digest()[:16]
-        with self._lock:
-            seen = self._answered.get(key, 0)
-            self._answered[key] = seen + 1
-            self._answered.move_to_end(key)
-            while len(self._answered) > self.REPEAT_MEMORY:
-                self._answered.popitem(last=False)
-            return seen
-
-    def record(self, model: str, outcome: str) -> None:
-        with self._lock:
-            self._stats.setdefault(model, _empty_stats())[outcome] += 1
-
-    def stats(self) -> dict[str, Any]:
-        with self._lock:
-            models = {name: {**e, "tasks": dict(e["tasks"])} for name, e in self._stats.items()}
-        return {"total_calls": sum(e["calls"] for e in models.values()), "models": models}
-
-    def reset_stats(self) -> None:
-        with self._lock:
-            self._stats.clear()
-
-
-def _empty_stats() -> dict[str, Any]:
-    return {"calls": 0, "openai": 0, "anthropic": 0, "ok": 0, "errors": 0, "garbage": 0,
-            "hangs": 0, "tasks": {}}
 
 
 def _call_rng(seed: int, model: str, seq: int) -> random.Random:
@@ -162,6 +79,13 @@ def _format_seconds(value: float) -> str:
     return str(int(value)) if float(value).is_integer() else f"{value:g}"
 
 
+class _BadRequest(Exception):
+    def __init__(self, status: int, message: str, *, param: str | None = None,
+                 code: str | None = None) -> None:
+        super().__init__(message)
+        self.status, self.message, self.param, self.code = status, message, param, code
+
+
 _GARBAGE_BODIES = (
     b'{"id": "chatcmpl-garbage", "object": "chat.completion", "choices": [{"message": {"con',
     b"<html><head><title>502 Bad Gateway</title></head><body>upstream hiccup</body></html>",
@@ -171,14 +95,35 @@ _GARBAGE_BODIES = (
 
 
 class _Handler:
-    """One API flavour's request handling; the two flavours differ only in wire format."""
+    """One API flavour's request handling; the flavours differ only in wire format."""
 
     def __init__(self, api: Api) -> None:
         self.api = api
-        self.error_body = openai_error if api == "openai" else anthropic_error
 
-    def error(self, status: int, message: str, headers: dict[str, str] | None = None) -> Response:
-        return JSONResponse(self.error_body(status, message), status_code=status, headers=headers)
+    def error(self, status: int, message: str, headers: dict[str, str] | None = None, *,
+              param: str | None = None, code: str | None = None) -> Response:
+        body = (anthropic_error(status, message) if self.api == "anthropic"
+                else openai_error(status, message, param=param, code=code))
+        return JSONResponse(body, status_code=status, headers=headers)
+
+    def parse(self, data: dict[str, Any], state: FakeState) -> Ask:
+        """The body as an :class:`Ask` (raises ``ValidationError`` or :class:`_BadRequest`)."""
+        if self.api == "openai":
+            return openai_ask(OpenAIRequest.model_validate(data))
+        if self.api == "anthropic":
+            return anthropic_ask(AnthropicRequest.model_validate(data))
+        req = ResponsesRequest.model_validate(data)
+        previous = None
+        if req.previous_response_id is not None:
+            previous = state.stored_response(req.previous_response_id)
+            if previous is None:
+                raise _BadRequest(404, f"Previous response with id '{req.previous_response_id}' "
+                                  "not found.", param="previous_response_id",
+                                  code="previous_response_not_found")
+        elif not req.input:
+            raise _BadRequest(400, "Missing required parameter: 'input'.", param="input",
+                              code="missing_required_parameter")
+        return responses_ask(req, previous)
 
     async def handle(self, request: Request) -> Response:
         state: FakeState = request.app.state.fake
@@ -189,28 +134,18 @@ class _Handler:
         if not isinstance(data, dict):
             return self.error(400, "The request body must be a JSON object.")
         try:
-            if self.api == "openai":
-                oreq = OpenAIRequest.model_validate(data)
-                name, messages, stream = oreq.model, normalize_openai(oreq), bool(oreq.stream)
-                limit = oreq.max_completion_tokens or oreq.max_tokens
-                include_usage = bool(oreq.stream_options and oreq.stream_options.include_usage)
-            else:
-                areq = AnthropicRequest.model_validate(data)
-                name, messages, stream = areq.model, normalize_anthropic(areq), bool(areq.stream)
-                limit, include_usage = areq.max_tokens, False
+            ask = self.parse(data, state)
         except ValidationError as exc:
             return self.error(400, f"Invalid request: {describe_validation_error(exc)}")
+        except _BadRequest as exc:
+            return self.error(exc.status, exc.message, param=exc.param, code=exc.code)
 
-        model = state.model(name)
+        model = state.model(ask.model)
         if model is None:
-            return self.error(404, f"The model `{name}` does not exist or you do not have "
+            return self.error(404, f"The model `{ask.model}` does not exist or you do not have "
                                    "access to it.")
-        judge = find_judge_prompt(messages)
-        if judge is not None:
-            task = JUDGE_TASK
-        else:
-            task = detect_task(messages) or ""
-            task = task if task in TASK_SIMULATORS else GENERIC.name
+        judge = find_judge_prompt(ask.messages)
+        task = JUDGE_TASK if judge is not None else task_name(ask.messages)
         seq = state.begin_call(model.name, self.api, task)
         rng = _call_rng(state.seed, model.name, seq)
         delay = _latency_s(model, state.latency_scale, rng)
@@ -235,31 +170,27 @@ class _Handler:
         await anyio.sleep(delay)
         if model.garbage:
             state.record(model.name, "garbage")
-            return self._garbage(rng, stream, headers)
+            return self._garbage(rng, ask.stream, headers)
 
-        if judge is not None:
-            text = judge_reply(judge, seed=state.seed, model=model.name,
-                               accuracy=model.accuracy_for(JUDGE_TASK),
-                               garbage_rate=model.verdict_garbage_rate, n_messages=len(messages))
-        else:
-            text = simulate(messages, seed=state.seed, model=model.name,
-                            accuracy=model.accuracy_for(task),
-                            repeat=state.repeat_index(model.name, messages),
-                            consistency=model.consistency).text
-        truncated = False
-        if limit is not None and count_tokens(text) > limit:
-            text, truncated = text[: limit * 4].rstrip(), True
-        completion = Completion(
-            id=call_id, model=model.name, text=text, truncated=truncated,
-            prompt_tokens=count_tokens("\n".join(m["content"] for m in messages)),
-            completion_tokens=count_tokens(text),
-        )
+        completion = build_completion(state, model, ask, api=self.api, call_id=call_id,
+                                      task=task, judge=judge)
         state.record(model.name, "ok")
-        if not stream:
-            body = openai_body(completion) if self.api == "openai" else anthropic_body(completion)
+        if self.api == "responses" and ask.extra["request"].store is not False:
+            state.store_response(f"resp_{call_id}", stored_after(ask, completion))
+        if not ask.stream:
+            if self.api == "openai":
+                body = openai_body(completion)
+            elif self.api == "anthropic":
+                body = anthropic_body(completion)
+            else:
+                body = responses_body(ask, completion)
             return JSONResponse(body, headers=headers)
-        events = (openai_chunks(completion, include_usage=include_usage)
-                  if self.api == "openai" else anthropic_events(completion))
+        if self.api == "openai":
+            events = openai_chunks(completion, include_usage=ask.include_usage)
+        elif self.api == "anthropic":
+            events = anthropic_events(completion)
+        else:
+            events = responses_events(ask, completion)
         return StreamingResponse(_paced(events), media_type="text/event-stream",
                                  headers=headers | {"cache-control": "no-cache"})
 
@@ -268,8 +199,11 @@ class _Handler:
             if self.api == "openai":
                 body = 'data: {"id": "chatcmpl-garbage", "choices": [{"delta": {"cont\n\n'
                 body += "data: [DONE]\n\n"
-            else:
+            elif self.api == "anthropic":
                 body = "event: message_start\ndata: {\"type\": \"message_start\", \"mess\n\n"
+            else:
+                body = ("event: response.created\ndata: {\"type\": \"response.created\", "
+                        "\"resp\n\n")
             return Response(body, media_type="text/event-stream", headers=headers)
         return Response(rng.choice(_GARBAGE_BODIES), media_type="application/json",
                         headers=headers)
@@ -336,6 +270,7 @@ def create_app(settings: FakeLLMSettings | None = None) -> Starlette:
     """The ASGI app; its state (roster copy, stats) is ``app.state.fake`` (a :class:`FakeState`)."""
     app = Starlette(routes=[
         Route("/v1/chat/completions", _Handler("openai").handle, methods=["POST"]),
+        Route("/v1/responses", _Handler("responses").handle, methods=["POST"]),
         Route("/v1/messages", _Handler("anthropic").handle, methods=["POST"]),
         Route("/v1/models", _list_models, methods=["GET"]),
         Route("/v1/models/{name:path}", _get_model, methods=["GET"]),

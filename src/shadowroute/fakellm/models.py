@@ -58,6 +58,14 @@ class FakeModel(BaseModel):
     verdict_garbage_rate: float = Field(0.0, ge=0.0, le=1.0)
     """When judging: probability that the reply is unreadable prose instead of the verdict JSON
     (drawn per judge conversation length, so a retry with more messages draws again)."""
+    reasoning: bool = False
+    """A reasoning model: asked to reason (OpenAI ``reasoning_effort`` / ``reasoning.effort``,
+    Anthropic ``thinking``) it spends reasoning tokens, or shows a thinking block, before the
+    same answer (see ``fakellm/_thinking.py``). Other models accept those settings and ignore
+    them. Never without being asked, so plain requests cost the same either way."""
+    tool_preamble: float = Field(0.25, ge=0.0, le=1.0)
+    """Probability that a turn with tool calls starts with a short text ("Let me look that
+    up.") -- drawn per request; Claude models do it most of the time."""
     owned_by: str = "fakellm"
 
     @field_validator("task_accuracy")
@@ -139,6 +147,8 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
 
     ``small`` is good enough for ``classify_intent`` and ``sentiment`` but not for
     ``extract_order`` -- exactly the situation shadowroute's report should uncover.
+    ``frontier`` is a reasoning model (it reasons only when a request asks it to);
+    ``claude-small`` puts a short text before its tool calls most of the time.
     Every model answers a repeated request the same way (``consistency=1.0``), so tests can
     compare answers across calls; lower ``frontier``'s consistency (as the demo does) to give
     replays of the primary a noise floor. ``judge`` is meant for judge prompts (92% accurate on
@@ -152,6 +162,7 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
             FakeModel(
                 name="frontier",
                 accuracy=0.97,
+                reasoning=True,
                 latency_ms=40,
                 latency_jitter_ms=10,
                 input_price=2.50,
@@ -166,6 +177,7 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
                     "sentiment": 0.96,
                     "extract_order": 0.75,
                     "summarize_ticket": 0.85,
+                    "lookup_order": 0.8,
                 },
                 latency_ms=15,
                 latency_jitter_ms=5,
@@ -181,6 +193,7 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
                     "sentiment": 0.88,
                     "extract_order": 0.55,
                     "summarize_ticket": 0.65,
+                    "lookup_order": 0.6,
                 },
                 latency_ms=8,
                 latency_jitter_ms=3,
@@ -196,7 +209,9 @@ def default_settings(*, seed: int = 7, latency_scale: float = 1.0) -> FakeLLMSet
                     "sentiment": 0.97,
                     "extract_order": 0.90,
                     "summarize_ticket": 0.91,
+                    "lookup_order": 0.93,
                 },
+                tool_preamble=0.9,
                 latency_ms=25,
                 latency_jitter_ms=8,
                 input_price=0.80,

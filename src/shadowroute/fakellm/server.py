@@ -63,8 +63,9 @@ class FakeLLMServer(BackgroundServer):
         return self.state.model(name)
 
     def stats(self) -> dict[str, Any]:
-        """``{"total_calls": n, "models": {name: {"calls", "openai", "anthropic", "ok",
-        "errors", "garbage", "hangs", "tasks": {task: n}}}}``."""
+        """``{"total_calls": n, "models": {name: {"calls", "openai", "anthropic", "responses",
+        "ok", "errors", "garbage", "hangs", "tasks": {task: n}}}}`` (``openai`` counts chat
+        completions, ``responses`` the Responses API)."""
         return self.state.stats()
 
     def calls(self, name: str) -> int:

@@ -16,6 +16,15 @@ the pure function above. A repeat keeps that answer with probability ``consisten
 answer (always, when both draws are correct). This is the noise floor a replay of the primary
 measures.
 
+Tool calling: :data:`TOOL_SIMULATORS` holds the task types whose answers are turns of an agent
+(``lookup_order``, see :mod:`shadowroute.fakellm._lookup`): :func:`simulate` gives them the
+declared tool names and returns ``tool_calls``. They are not in :data:`TASK_SIMULATORS` (nor in
+the default mix of :func:`sample_requests`); name them to get their requests.
+
+Structured outputs: ``json_mode`` (with an optional ``json_schema``) makes the answer JSON that
+fits the schema (see :mod:`shadowroute.fakellm._schema`); a wrong answer is then one that still
+parses and fits, only with wrong values.
+
 Judge prompts (see :mod:`shadowroute.fakellm._judge`) never reach :func:`simulate`.
 """
 
@@ -32,21 +41,27 @@ from typing import Any
 
 from . import _vocab as V
 from ._base import TaskSimulator, pick_other, task_marker
+from ._lookup import LOOKUP_TOOLS, PREAMBLE, LookupOrder, ToolCall, tool_result
 from ._order import EXTRACT_ORDER_SCHEMA, ExtractOrder
+from ._schema import fit_schema
 from ._ticket import SummarizeTicket
 
 __all__ = [
     "EXTRACT_ORDER_SCHEMA",
     "GENERIC",
+    "LOOKUP_TOOLS",
     "TASK_SIMULATORS",
+    "TOOL_SIMULATORS",
     "ClassifyIntent",
     "DemoRequest",
     "ExtractOrder",
     "Generic",
+    "LookupOrder",
     "Sentiment",
     "SimulatedAnswer",
     "SummarizeTicket",
     "TaskSimulator",
+    "ToolCall",
     "count_tokens",
     "detect_task",
     "ground_truth",
@@ -56,6 +71,8 @@ __all__ = [
     "sample_requests",
     "simulate",
     "task_marker",
+    "task_name",
+    "tool_result",
 ]
 
 _MARKER = re.compile(r"^\s*\[task:([A-Za-z0-9_.\-]+)\]")
@@ -200,9 +217,18 @@ TASK_SIMULATORS: dict[str, TaskSimulator] = {
     sim.name: sim
     for sim in (ClassifyIntent(), ExtractOrder(), SummarizeTicket(), Sentiment())
 }
-"""The task types the fake server recognises, by name."""
+"""The text task types the fake server recognises, by name."""
+
+TOOL_SIMULATORS: dict[str, LookupOrder] = {sim.name: sim for sim in (LookupOrder(),)}
+"""The tool-calling task types, by name (their answers are tool calls or text)."""
 
 GENERIC = Generic()
+
+
+def task_name(messages: Sequence[Mapping[str, Any]]) -> str:
+    """The simulated task type of a request: a known marker's task, else ``"generic"``."""
+    task = detect_task(messages) or ""
+    return task if task in TASK_SIMULATORS or task in TOOL_SIMULATORS else GENERIC.name
 
 
 @dataclass(frozen=True, slots=True)
@@ -211,6 +237,8 @@ class SimulatedAnswer:
     """The detected task type, or ``"generic"``."""
     text: str
     correct: bool
+    tool_calls: tuple[ToolCall, ...] = ()
+    """The calls the model makes (tool-calling tasks only); ``text`` may precede them."""
 
 
 def simulate(
@@ -221,6 +249,12 @@ def simulate(
     accuracy: float,
     repeat: int = 0,
     consistency: float = 1.0,
+    tools: Sequence[str] | None = None,
+    tool_choice: str = "auto",
+    parallel_tool_calls: bool = True,
+    preamble: float = 0.0,
+    json_mode: bool = False,
+    json_schema: Mapping[str, Any] | None = None,
 ) -> SimulatedAnswer:
     """The answer of ``model`` (correct with probability ``accuracy``) -- a pure function.
 
@@ -228,17 +262,30 @@ def simulate(
     for the detected task (see :meth:`FakeModel.accuracy_for` and :func:`detect_task`).
     ``repeat`` is how many times this exact request was answered before; a repeat keeps the
     first answer with probability ``consistency`` and is otherwise drawn afresh (see the module
-    docstring).
+    docstring). ``tools`` (declared function names), ``tool_choice`` and
+    ``parallel_tool_calls`` matter to tool-calling tasks; a turn with tool calls starts with a
+    short text with probability ``preamble``. ``json_mode`` / ``json_schema``: structured output.
     """
     rng = request_rng(seed, model, messages)
     if (repeat > 0 and consistency < 1.0
             and request_rng(seed, model, messages, "repeat", repeat).random() >= consistency):
         rng = request_rng(seed, model, messages, "redraw", repeat)
-    task = detect_task(messages)
-    sim = TASK_SIMULATORS.get(task or "", GENERIC)
+    task = detect_task(messages) or ""
     correct = rng.random() < accuracy
-    text = sim.answer(last_user_text(messages), rng, correct=correct)
-    return SimulatedAnswer(task=sim.name, text=text, correct=correct)
+    calls: tuple[ToolCall, ...] = ()
+    if task in TOOL_SIMULATORS:
+        turn = TOOL_SIMULATORS[task].turn(messages, rng, correct=correct, tools=tools,
+                                          tool_choice=tool_choice, parallel=parallel_tool_calls)
+        text, calls = turn.text, turn.calls
+        if calls and request_rng(seed, model, messages, "preamble").random() < preamble:
+            text = PREAMBLE
+    else:
+        sim = TASK_SIMULATORS.get(task, GENERIC)
+        task = sim.name
+        text = sim.answer(last_user_text(messages), rng, correct=correct, structured=json_mode)
+    if json_mode and not calls:
+        text = fit_schema(text, json_schema)
+    return SimulatedAnswer(task=task, text=text, correct=correct, tool_calls=calls)
 
 
 @dataclass(frozen=True, slots=True)
@@ -250,19 +297,26 @@ class DemoRequest:
     """The ground truth (what a correct model answers)."""
 
 
+def _simulator(task: str) -> TaskSimulator | LookupOrder | None:
+    return TASK_SIMULATORS.get(task) or TOOL_SIMULATORS.get(task)
+
+
 def ground_truth(request: Mapping[str, Any]) -> str | None:
-    """The correct answer for a request built by :func:`make_request` (None if no task marker)."""
+    """The correct answer for a request built by :func:`make_request` (None if no task marker).
+
+    For a tool-calling task: the JSON list of the calls, ``[{"name", "arguments"}, ...]``.
+    """
     messages = request.get("messages") or []
-    sim = TASK_SIMULATORS.get(detect_task(messages) or "")
+    sim = _simulator(detect_task(messages) or "")
     return sim.expected(last_user_text(messages)) if sim else None
 
 
 def make_request(task: str, rng: random.Random) -> dict[str, Any]:
     """One realistic OpenAI chat request body (no ``model``) for ``task``."""
-    try:
-        sim = TASK_SIMULATORS[task]
-    except KeyError:
-        raise ValueError(f"unknown task {task!r}; known: {sorted(TASK_SIMULATORS)}") from None
+    sim = _simulator(task)
+    if sim is None:
+        known = sorted([*TASK_SIMULATORS, *TOOL_SIMULATORS])
+        raise ValueError(f"unknown task {task!r}; known: {known}")
     return sim.make_request(rng)
 
 
@@ -275,7 +329,8 @@ def sample_requests(
     """``n`` demo requests, deterministic per seed.
 
     ``tasks`` restricts the task types; a mapping gives relative weights, e.g.
-    ``{"classify_intent": 5, "extract_order": 2}``. Default: all simulators, equal weights.
+    ``{"classify_intent": 5, "extract_order": 2}``. Default: the text simulators
+    (:data:`TASK_SIMULATORS`), equal weights; tool-calling tasks only when named.
     """
     rng = random.Random(seed)
     if tasks is None:
@@ -284,12 +339,14 @@ def sample_requests(
         names, weights = list(tasks), [float(w) for w in tasks.values()]
     else:
         names, weights = list(tasks), None
-    for name in names:
-        if name not in TASK_SIMULATORS:
-            raise ValueError(f"unknown task {name!r}; known: {sorted(TASK_SIMULATORS)}")
+    sims = {name: _simulator(name) for name in names}
+    for name, sim in sims.items():
+        if sim is None:
+            known = sorted([*TASK_SIMULATORS, *TOOL_SIMULATORS])
+            raise ValueError(f"unknown task {name!r}; known: {known}")
     out: list[DemoRequest] = []
     for _ in range(n):
         name = rng.choices(names, weights=weights)[0]
-        request = TASK_SIMULATORS[name].make_request(rng)
+        request = sims[name].make_request(rng)  # type: ignore[union-attr]
         out.append(DemoRequest(name, request, ground_truth(request) or ""))
     return out
