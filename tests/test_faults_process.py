@@ -64,6 +64,7 @@ sample_rate = 1.0
 noise_floor_rate = 0.0
 [sidecar]
 upstream = "http://{held.url_host}"
+anthropic_upstream = "http://{held.url_host}"
 [mirror]
 workers = 1
 shutdown_deadline_s = 1.0

@@ -58,11 +58,14 @@ class Completion:
     model: str
     text: str | None
     response: dict[str, Any]
-    input_tokens: int = 0
-    output_tokens: int = 0
+    input_tokens: int | None = None
+    output_tokens: int | None = None
+    """``None`` when the response carried no usage: unknown, and so is the cost."""
     latency_ms: float = 0.0
-    cost_usd: float = 0.0
+    cost_usd: float | None = None
     finish_reason: str | None = None
+    not_carried: list[str] | None = None
+    """Settings of the canonical request this model's API could not be given."""
 
 
 @dataclass(slots=True)
@@ -83,6 +86,8 @@ class CandidateOutputRecord:
     attempts: int = 1
     id: str = field(default_factory=new_id)
     created_at: datetime = field(default_factory=utcnow)
+    not_carried: list[str] | None = None
+    """Settings of the request this candidate's API could not be given."""
 
 
 @dataclass(slots=True)
@@ -103,6 +108,8 @@ class ExchangeRecord:
     created_at: datetime = field(default_factory=utcnow)
     route: str = ROUTE_SHADOW
     """:data:`ROUTE_SHADOW` or :data:`ROUTE_REVERSE`."""
+    not_carried: list[str] | None = None
+    """Settings of the primary's request the canonical form could not hold."""
 
 
 @dataclass(slots=True)
@@ -118,3 +125,5 @@ class TrafficRecord:
     primary_model: str
     requests: int = 0
     sampled: int = 0
+    not_shadowable: int = 0
+    """Sampled calls not mirrored because they depend on state their provider keeps."""

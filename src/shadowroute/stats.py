@@ -58,7 +58,11 @@ class Stats:
     discarded: Counter[str] = field(default_factory=Counter)
     """Accepted captures (``enqueued``) that will not be stored, by reason: ``shutdown`` (still
     queued, or being forwarded, at the shutdown deadline), ``capture_error`` (the primary's
-    response could not be read), ``redaction_error``, ``reverse_failed``."""
+    response could not be read), ``redaction_error``, ``reverse_failed``, ``not_shadowable``
+    (the call depends on state its provider keeps: see ``not_shadowable``)."""
+    not_shadowable: Counter[str] = field(default_factory=Counter)
+    """Sampled calls not mirrored, by the feature that makes them depend on provider-side
+    state (``previous_response_id``, ``conversation``, a server-side tool, ...)."""
     lost_exchanges: int = 0
     """Exchanges neither stored nor spooled: the database and the spool's disk both failed at
     shutdown (logged as an error)."""
@@ -117,6 +121,7 @@ class Stats:
         data["candidate_errors"] = dict(self.candidate_errors)
         data["redactions"] = dict(self.redactions)
         data["discarded"] = dict(self.discarded)
+        data["not_shadowable"] = dict(self.not_shadowable)
         data["dropped"] = self.dropped
         data["ledger"] = self.ledger()
         return data

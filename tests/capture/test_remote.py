@@ -75,7 +75,7 @@ async def test_unreachable_sidecar_never_delays_production_and_drops_are_counted
                 async def primary() -> dict:
                     return capture_completion("ok")
 
-                await sh.shadow(task="t", request={"model": "m", "messages": []}, call=primary)
+                await sh.shadow(task="t", request={"model": "m", "messages": [{"role": "user", "content": "hi"}]}, call=primary)
                 # A call that waited on the forwarder would pay its 0.5 s retry delay.
                 assert time.perf_counter() - began < 0.4
             await anyio.sleep(0.2)

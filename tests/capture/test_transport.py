@@ -278,7 +278,8 @@ async def test_compressed_responses_are_decoded_for_storage(
     async with Shadow(config) as sh, httpx.AsyncClient(
         transport=ShadowTransport(sh, httpx.MockTransport(upstream), task="t")
     ) as client:
-        response = await client.post("https://x.test/v1/chat/completions", json={"model": "frontier", "messages": []})
+        response = await client.post("https://x.test/v1/chat/completions", json={
+            "model": "frontier", "messages": [{"role": "user", "content": "Where is my parcel?"}]})
         assert response.json()["choices"][0]["message"]["content"] == "shipping"
     exchanges, _ = await stored(db_url)
     assert [e.primary_output for e in exchanges] == ["shipping"] and sh.stats.capture_errors == 0

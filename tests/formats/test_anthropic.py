@@ -44,6 +44,7 @@ def test_anthropic_request_to_openai_basic_fields() -> None:
         "max_tokens": 256,
         "temperature": 0.2,
         "top_p": 0.9,
+        "top_k": 40,  # Anthropic's own setting: kept for an Anthropic candidate
         "stop": ["###"],
         "stream": True,
     }
@@ -238,7 +239,8 @@ def test_anthropic_tool_use_response() -> None:
     message = out["choices"][0]["message"]
     assert message["content"] is None
     assert message["tool_calls"][0]["function"] == {"name": "classify", "arguments": '{"label": "refund"}'}
-    assert json.loads(completion_text(out)) == [{"name": "classify", "arguments": {"label": "refund"}}]
+    assert json.loads(completion_text(out)) == {
+        "content": None, "tool_calls": [{"name": "classify", "arguments": {"label": "refund"}}]}
 
 
 @pytest.mark.parametrize(
@@ -257,6 +259,6 @@ def test_completion_text_and_usage_edge_cases() -> None:
     assert completion_text({"choices": [{"message": {"content": None}}]}) is None
     parts = {"choices": [{"message": {"content": [{"type": "text", "text": "a"}, {"type": "text", "text": "b"}]}}]}
     assert completion_text(parts) == "ab"
-    assert completion_usage({}) == (0, 0)
-    assert completion_usage({"usage": None}) == (0, 0)
+    assert completion_usage({}) == (None, None)  # unknown, not zero
+    assert completion_usage({"usage": None}) == (None, None)
     assert completion_usage({"usage": {"prompt_tokens": 4}}) == (4, 0)

@@ -151,7 +151,7 @@ def test_reassemble_openai_stream_ignores_data_after_done_and_tolerates_no_usage
     )
     out = reassemble_openai_stream(without_usage + b"data: {not json\n\n")
     assert out["usage"] is None
-    assert completion_usage(out) == (0, 0)
+    assert completion_usage(out) == (None, None)  # unknown, not zero
     assert completion_text(out) == "Café ouvert \U0001F600"
 
 

@@ -172,12 +172,13 @@ async def test_no_key_means_no_auth_header(monkeypatch: pytest.MonkeyPatch) -> N
 
 
 @pytest.mark.anyio
-async def test_missing_usage_costs_nothing() -> None:
+async def test_missing_usage_is_unknown_not_free() -> None:
     body = {**OPENAI_OK}
     del body["usage"]
     async with make_provider(lambda request: json_response(200, body)) as provider:
         completion = await provider.complete(REQUEST)
-    assert (completion.input_tokens, completion.output_tokens, completion.cost_usd) == (0, 0, 0.0)
+    assert (completion.input_tokens, completion.output_tokens, completion.cost_usd) == (
+        None, None, None)
 
 
 # -- errors --------------------------------------------------------------------------------------

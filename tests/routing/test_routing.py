@@ -193,6 +193,35 @@ async def test_a_failed_reference_call_is_counted_not_stored(
     assert exchanges == []
 
 
+async def test_a_call_that_depends_on_the_primarys_state_is_not_routed(
+    tmp_path: Path, sqlite_url: str, routed_config, fake_candidate,
+) -> None:
+    """A Responses API follow-up (previous_response_id) only means something to the provider
+    that stored the first turn: it stays on the primary even when its task type is promoted."""
+    config = routed_config(tmp_path, sqlite_url)
+    write_routes(config.routes_file(), {"classify_intent": route()})
+    sent: list[dict[str, Any]] = []
+
+    async def call(request: dict[str, Any]) -> dict[str, Any]:
+        sent.append(request)
+        return {"id": "resp_2", "object": "response", "status": "completed", "model": request["model"],
+                "output": [], "usage": None}
+
+    follow_up = {"model": "frontier", "input": "and the other one?", "previous_response_id": "resp_1"}
+    fresh = {"model": "frontier", "input": "where is my parcel?"}
+    async with Shadow(config, providers={"small": fake_candidate("small")}) as sh:
+        router = Router(config)
+        await router.route_and_shadow(task="classify_intent", request=follow_up, call=call,
+                                      api="responses")
+        await router.route_and_shadow(task="classify_intent", request=fresh, call=call,
+                                      api="responses")
+        with pytest.raises(ConfigError, match="previous_response_id.*pass call="):
+            await router.route_and_shadow(task="classify_intent", request=follow_up,
+                                          api="responses")
+    assert [r["model"] for r in sent] == ["frontier", "small"]
+    assert sh.stats.not_shadowable == {"previous_response_id": 1}
+
+
 async def test_the_production_call_error_reaches_the_caller(
     tmp_path: Path, sqlite_url: str, routed_config, fake_candidate,
 ) -> None:

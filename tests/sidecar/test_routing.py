@@ -59,7 +59,7 @@ def routing_config(
             "classify_intent": {"candidates": ["cheap"], "sample_rate": 0.0, "noise_floor_rate": 0.0},
             "sentiment": {"candidates": ["cheap"], "sample_rate": 0.0, "noise_floor_rate": 0.0},
         },
-        "sidecar": {"upstream": upstream},
+        "sidecar": {"upstream": upstream, "anthropic_upstream": upstream},
         "routes": {"file": str(tmp_path / "routes.yaml"), "reload_interval_s": 0,
                    "reverse_shadow_rate": 1.0},
         "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05},

@@ -92,7 +92,9 @@ def sidecar_preset(tmp_path: Path, upstream: str | None, *,
             "sentiment": {"candidates": ["tiny"], "sample_rate": 1.0},
         },
         "sidecar": {
+            # The fake serves both APIs, as a gateway in front of both providers would.
             "upstream": upstream,
+            "anthropic_upstream": upstream,
             "rules": [{"task": "sentiment", "model": "front*", "metadata": {"feature": "reviews"}}],
         },
         "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05,

@@ -19,7 +19,9 @@ __all__ = [
     "Api", "api_for", "is_sampled", "model_from_body", "request_key", "snapshot_request",
 ]
 
-Api = Literal["openai", "anthropic"]
+Api = Literal["openai", "anthropic", "responses"]
+"""The API a production call speaks: OpenAI chat completions, Anthropic Messages, or the OpenAI
+Responses API."""
 
 
 _MODEL_RE = re.compile(rb'"model"\s*:\s*"([^"\\]{1,200})"')
@@ -33,6 +35,8 @@ def api_for(method: str, path: str) -> Api | None:
         return "openai"
     if path.endswith("/v1/messages"):
         return "anthropic"
+    if path.endswith("/responses"):
+        return "responses"
     return None
 
 

@@ -17,7 +17,8 @@ from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
 from ..formats.anthropic import anthropic_request_to_openai, anthropic_response_to_openai
-from ..formats.chat import completion_text, completion_usage
+from ..formats.chat import NotShadowable, completion_text, completion_usage, stateful_feature
+from ..formats.responses import responses_request_to_openai, responses_response_to_openai
 from ..formats.sse import reassemble
 from ..records import ExchangeRecord, utcnow
 
@@ -99,9 +100,14 @@ class Capture:
     output_text: str | None = None
     input_tokens: int | None = None
     output_tokens: int | None = None
+    """``None`` when the response said nothing about usage: unknown, and so is the cost."""
+    not_carried: list[str] = field(default_factory=list)
+    """Settings of the request the canonical form has no place for (stored with the exchange)."""
 
     def resolve(self) -> None:
-        """Parse and normalise to the canonical OpenAI shape. Raises ValueError on garbage."""
+        """Parse and normalise to the canonical OpenAI shape. Raises ValueError on garbage, and
+        :class:`~shadowroute.formats.chat.NotShadowable` for a call no other model can be given
+        (it depends on state its provider keeps)."""
         if self.raw_request is not None:
             try:
                 body = json.loads(self.raw_request)
@@ -112,8 +118,17 @@ class Capture:
             self.request = body
         if self.request is None:
             raise ValueError("capture has no request")
+        if self.api == "openai" and "messages" not in self.request and "input" in self.request:
+            self.api = "responses"  # shadow() of client.responses.create(...)
+        feature = stateful_feature(self.api, self.request)
+        if feature is not None:
+            raise NotShadowable(feature)
         if self.api == "anthropic":
-            self.request = anthropic_request_to_openai(self.request)
+            self.request = anthropic_request_to_openai(self.request, self.not_carried)
+        elif self.api == "responses":
+            self.request = responses_request_to_openai(self.request, self.not_carried)
+        if not self.request.get("messages"):
+            raise ValueError(f"the {self.api} request has no messages: nothing to mirror")
         if self.raw_response is not None:
             body = decode_body(self.raw_response, self.content_encoding)
             response: Any = reassemble(body, self.api, self.streamed)
@@ -147,6 +162,7 @@ class Capture:
             cost_usd=cost,
             metadata=self.metadata,
             created_at=self.created_at,
+            not_carried=list(self.not_carried) or None,
         )
 
     def _result_as_response(self) -> dict[str, Any] | None:
@@ -162,9 +178,12 @@ class Capture:
         if isinstance(result, dict):
             if result.get("type") == "message" and "content" in result:
                 return anthropic_response_to_openai(result)
+            if result.get("object") == "response" and "output" in result:
+                return responses_response_to_openai(result)
             if "choices" in result:
                 return result
         raise ValueError(
             f"cannot read the primary result of type {type(self.result).__name__}; "
-            "return an OpenAI/Anthropic response or a string, or pass output=<function>"
+            "return an OpenAI (chat or Responses) or Anthropic response or a string, or pass "
+            "output=<function>"
         )

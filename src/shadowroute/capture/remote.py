@@ -15,6 +15,7 @@ import anyio
 import httpx
 from anyio.abc import ObjectReceiveStream
 
+from ..formats.chat import NotShadowable
 from ..stats import Stats
 from .capture import Capture
 
@@ -69,6 +70,9 @@ class Forwarder:
             try:
                 capture.resolve()
                 items.append(_payload(capture))
+            except NotShadowable as exc:
+                self._stats.discarded["not_shadowable"] += 1
+                self._stats.not_shadowable[exc.feature] += 1
             except Exception as exc:
                 self._stats.capture_errors += 1
                 self._stats.discarded["capture_error"] += 1
@@ -112,4 +116,5 @@ def _payload(capture: Capture) -> dict[str, Any]:
         "metadata": capture.metadata,
         "sampled": True,
         **({"reverse_of": capture.reverse_of} if capture.reverse_of is not None else {}),
+        **({"not_carried": capture.not_carried} if capture.not_carried else {}),
     }

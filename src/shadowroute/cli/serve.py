@@ -14,6 +14,7 @@ from .common import (
     console,
     load,
     safe_url,
+    say,
 )
 
 
@@ -24,13 +25,15 @@ def serve(
     port: Annotated[int, typer.Option(help="Port to listen on.")] = 8787,
     upstream: Annotated[
         str | None,
-        typer.Option(help="Primary upstream, e.g. https://api.openai.com (overrides [sidecar] upstream).",
+        typer.Option(help="Upstream of OpenAI-style calls (chat completions, Responses, other /v1 "
+                          "paths), e.g. https://api.openai.com (overrides [sidecar] upstream).",
                      show_default=False),
     ] = None,
     anthropic_upstream: Annotated[
         str | None,
-        typer.Option(help="Upstream for /v1/messages when it differs, e.g. https://api.anthropic.com.",
-                     show_default=False),
+        typer.Option(help="Upstream of Anthropic calls (/v1/messages), e.g. "
+                          "https://api.anthropic.com; without it they are refused, never sent "
+                          "to --upstream.", show_default=False),
     ] = None,
     database_url: DatabaseOption = None,
     log_level: Annotated[str, typer.Option(help="uvicorn log level.")] = "warning",
@@ -52,10 +55,10 @@ def serve(
         except ValueError as exc:
             raise ConfigError(f"invalid upstream URL: {exc.errors()[0]['msg']}", key="--upstream") from exc
         cfg = cfg.model_copy(update={"sidecar": sidecar})
-    console.print(
-        f"shadowroute sidecar on http://{host}:{port} -> {cfg.sidecar.upstream or '(no upstream)'}; "
-        f"database {safe_url(cfg.database_url)}"
-    )
+    from ..sidecar.app import upstreams_line
+
+    say(f"shadowroute sidecar on http://{host}:{port}: {upstreams_line(cfg.sidecar)}; "
+        f"database {safe_url(cfg.database_url)}")
     run_sidecar(cfg, host=host, port=port, log_level=log_level)
 
 

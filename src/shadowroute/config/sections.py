@@ -43,7 +43,9 @@ class ModelConfig(_Strict):
     """Model id sent upstream; defaults to the table key."""
     base_url: str
     """As the provider's SDK takes it: ``https://api.openai.com/v1``, ``https://api.anthropic.com``."""
-    api: Literal["openai", "anthropic"] = "openai"
+    api: Literal["openai", "anthropic", "responses"] = "openai"
+    """The API the model is called in: ``openai`` (chat completions), ``anthropic`` (Messages)
+    or ``responses`` (the OpenAI Responses API)."""
     api_key_env: str | None = None
     input_price: float = Field(0.0, ge=0)
     """USD per 1M input tokens."""
@@ -288,11 +290,14 @@ class TaskRule(_Strict):
 
 class SidecarConfig(_Strict):
     upstream: str | None = None
-    """Where production calls go: ``https://api.openai.com``; paths are forwarded as they come
-    (``/v1/chat/completions``). Upstreams come from here (or ``--upstream``) only, never from a
-    request."""
+    """Where OpenAI-style calls go (chat completions, Responses, every other path but
+    Anthropic's): ``https://api.openai.com``; paths are forwarded as they come. Upstreams come
+    from here (or ``--upstream``) only, never from a request."""
     anthropic_upstream: str | None = None
-    """Upstream for ``/v1/messages`` when it differs (``https://api.anthropic.com``)."""
+    """Where Anthropic calls go (``/v1/messages...``, or any call with ``anthropic-version``):
+    ``https://api.anthropic.com``. Without it they are answered with an error and not
+    forwarded, so an Anthropic key never reaches the OpenAI host. A gateway that serves both
+    APIs is given as both."""
     rules: tuple[TaskRule, ...] = ()
     default_task: str = "default"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)

@@ -2,21 +2,25 @@
 
 Pure functions, no I/O; called once per captured request, so they stay cheap (one pass, no deep
 copies). Requests translate both ways, responses from Anthropic to canonical (captured SSE
-streams are reassembled in :mod:`shadowroute.formats.sse`). Anything that is not a usable request, stream
-or response -- a field of the wrong JSON type included -- raises :class:`ValueError` with a clear
-message, never another exception type.
+streams are reassembled in :mod:`shadowroute.formats.sse`). Anything that is not a usable
+request, stream or response -- a field of the wrong JSON type included -- raises
+:class:`ValueError` with a clear message, never another exception type.
 
-Translation covers text, images (base64 and URL), tools, tool calls and tool results. Limitations:
+Translation covers text, images (base64 and URL), tools, tool calls and tool results, and the
+settings that have a documented counterpart: ``stop``/``stop_sequences``, ``tool_choice``,
+``reasoning_effort``/``output_config.effort``, ``response_format`` (JSON schema) /
+``output_config.format``. Anthropic's ``thinking`` and ``top_k`` have no OpenAI counterpart:
+the canonical request keeps them under the same names (see :data:`.chat.ANTHROPIC_ONLY`) so an
+Anthropic candidate gets them, and an OpenAI one is told they were not carried. What a target
+cannot carry is named in the ``dropped`` list the caller passes (``n``, ``seed``,
+``logprobs``, penalties, ``json_object``, ``temperature`` above 1 (clamped), ...), so a
+candidate is never judged on a request it did not really get. Requests that use Anthropic's
+server-side tools (web search, code execution, MCP servers) raise :class:`.chat.NotShadowable`.
 
-- Blocks or parts with no counterpart (Anthropic ``document``/``thinking``/server-tool blocks,
-  OpenAI ``input_audio``/``file`` parts) are passed through unchanged: nothing crashes, but the
-  other API may reject them with a 400.
-- Dropped: ``cache_control``, ``top_k``, ``thinking``, tool-result ``is_error`` (Anthropic);
-  ``n``, ``seed``, ``response_format``, ``logprobs``, penalties, ``logit_bias`` and any other
-  OpenAI-only field. ``temperature`` is clamped to Anthropic's 0..1.
 - A list-valued Anthropic ``system`` becomes one system message (texts joined by a blank line).
-- In responses, Anthropic ``thinking`` blocks are ignored; ``prompt_tokens`` counts cache reads
-  and writes too (as OpenAI's does), so cost at the plain input price is an upper bound.
+- In responses, Anthropic ``thinking`` blocks are not part of the answer; ``prompt_tokens``
+  counts cache reads and writes too (as OpenAI's does), so cost at the plain input price is an
+  upper bound.
 """
 
 from __future__ import annotations
@@ -25,7 +29,19 @@ import json
 import time
 from typing import Any
 
-from .chat import _block_text, _brief, _count, _error_message, _obj, _seq, _str, _text_of
+from .chat import (
+    ANTHROPIC_ONLY,
+    NotShadowable,
+    _block_text,
+    _brief,
+    _count,
+    _error_message,
+    _note,
+    _obj,
+    _seq,
+    _str,
+    _text_of,
+)
 
 __all__ = [
     "anthropic_request_to_openai", "anthropic_response_to_openai", "openai_request_to_anthropic",
@@ -40,8 +56,14 @@ _SYSTEM_JOIN = "\n\n"
 
 
 # -- requests: Anthropic -> canonical -------------------------------------------------------------
-def anthropic_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
-    """An Anthropic Messages request as a canonical chat-completions request."""
+def anthropic_request_to_openai(
+    body: dict[str, Any], dropped: list[str] | None = None
+) -> dict[str, Any]:
+    """An Anthropic Messages request as a canonical chat-completions request (settings with no
+    canonical place are named in ``dropped``)."""
+    for key in ("mcp_servers", "container"):
+        if body.get(key):
+            raise NotShadowable(key)
     messages: list[dict[str, Any]] = []
     system = body.get("system")
     if isinstance(system, list):
@@ -52,7 +74,7 @@ def anthropic_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
         messages.extend(_a2o_message(_obj(message, "a message")))
     out: dict[str, Any] = {"model": body["model"]} if "model" in body else {}
     out["messages"] = messages
-    for key in ("max_tokens", "temperature", "top_p", "stream"):
+    for key in ("max_tokens", "temperature", "top_p", "stream", *ANTHROPIC_ONLY):
         if key in body:
             out[key] = body[key]
     if body.get("stop_sequences"):
@@ -70,7 +92,26 @@ def anthropic_request_to_openai(body: dict[str, Any]) -> dict[str, Any]:
     user = _obj(body.get("metadata"), "metadata").get("user_id")
     if user:
         out["user"] = user
+    config = _obj(body.get("output_config"), "output_config")
+    if config.get("effort"):
+        out["reasoning_effort"] = _str(config["effort"], "output_config.effort")
+    form = _obj(config.get("format"), "output_config.format")
+    if form.get("type") == "json_schema":
+        out["response_format"] = {"type": "json_schema", "json_schema": {
+            "name": "output", "schema": _obj(form.get("schema"), "output_config.format.schema"),
+            "strict": True}}
+    for key in body:
+        if key not in _A2O_HANDLED and body[key] is not None:
+            _note(dropped, key)
     return out
+
+
+_A2O_HANDLED = frozenset({
+    "model", "system", "messages", "max_tokens", "temperature", "top_p", "stream",
+    *ANTHROPIC_ONLY, "stop_sequences", "tools", "tool_choice", "metadata", "output_config",
+    "service_tier", "mcp_servers", "container",
+})
+"""Request fields translated above (``service_tier`` changes the price, not the answer)."""
 
 
 def _a2o_message(message: dict[str, Any]) -> list[dict[str, Any]]:
@@ -133,7 +174,7 @@ def _a2o_tool_content(content: Any) -> Any:
 
 def _a2o_tool(tool: dict[str, Any]) -> dict[str, Any]:
     if "input_schema" not in tool:
-        return tool  # an Anthropic server tool (web search, ...): no canonical counterpart
+        raise NotShadowable(f"{tool.get('type') or tool.get('name')} server tool")
     function = {"name": tool.get("name"), "description": tool.get("description"),
                 "parameters": tool["input_schema"]}
     return {"type": "function", "function": {k: v for k, v in function.items() if v is not None}}
@@ -141,9 +182,10 @@ def _a2o_tool(tool: dict[str, Any]) -> dict[str, Any]:
 
 # -- requests: canonical -> Anthropic -------------------------------------------------------------
 def openai_request_to_anthropic(
-    body: dict[str, Any], *, default_max_tokens: int = 1024
+    body: dict[str, Any], *, default_max_tokens: int = 1024, dropped: list[str] | None = None
 ) -> dict[str, Any]:
-    """A canonical chat-completions request as an Anthropic Messages request."""
+    """A canonical chat-completions request as an Anthropic Messages request (what Anthropic
+    has no place for is named in ``dropped``)."""
     system: list[str] = []
     messages: list[dict[str, Any]] = []
     for message in _seq(body.get("messages"), "messages"):
@@ -179,7 +221,9 @@ def openai_request_to_anthropic(
             message = f"temperature is {_brief(body['temperature'])}, expected a number"
             raise ValueError(message) from None
         out["temperature"] = min(max(temperature, 0.0), 1.0)
-    for key in ("top_p", "stream"):
+        if temperature > 1.0:
+            _note(dropped, "temperature above 1 (clamped to 1)")
+    for key in ("top_p", "stream", *ANTHROPIC_ONLY):
         if body.get(key) is not None:
             out[key] = body[key]
     stop = body.get("stop")
@@ -194,7 +238,39 @@ def openai_request_to_anthropic(
             out["tool_choice"] = choice
     if body.get("user"):
         out["metadata"] = {"user_id": body["user"]}
+    config: dict[str, Any] = {}
+    effort = body.get("reasoning_effort")
+    if effort in _EFFORTS:
+        config["effort"] = effort
+    elif effort is not None:
+        _note(dropped, f"reasoning_effort {effort}")
+    form = _obj(body.get("response_format"), "response_format")
+    if form.get("type") == "json_schema":
+        schema = _obj(_obj(form.get("json_schema"), "response_format.json_schema").get("schema"),
+                      "response_format.json_schema.schema")
+        config["format"] = {"type": "json_schema", "schema": schema}
+    elif form.get("type") not in (None, "text"):
+        _note(dropped, f"response_format {form.get('type')}")
+    if config:
+        out["output_config"] = config
+    if body.get("n") not in (None, 1):
+        _note(dropped, "n")
+    for key in body:
+        if key not in _O2A_HANDLED and body[key] is not None:
+            _note(dropped, key)
     return out
+
+
+_EFFORTS = frozenset({"low", "medium", "high", "xhigh", "max"})
+"""``output_config.effort`` values (``reasoning_effort`` ``minimal``/``none`` have none)."""
+_O2A_HANDLED = frozenset({
+    "model", "messages", "max_tokens", "max_completion_tokens", "temperature", "top_p",
+    "stream", "stream_options", *ANTHROPIC_ONLY, "stop", "tools", "tool_choice",
+    "parallel_tool_calls", "user", "reasoning_effort", "response_format", "n", "store",
+    "metadata", "service_tier",
+})
+"""Canonical fields translated above, or that do not change the answer (``store``,
+``metadata``, ``service_tier``)."""
 
 
 def _o2a_blocks(content: Any) -> list[Any]:

@@ -9,14 +9,44 @@ never another exception type. The helpers with a leading underscore are private 
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["completion_text", "completion_usage"]
+__all__ = [
+    "ANTHROPIC_ONLY", "Answer", "NotShadowable", "chat_request", "completion_text",
+    "completion_usage", "parse_answer", "stateful_feature",
+]
+
+
+ANTHROPIC_ONLY = ("thinking", "top_k")
+"""Anthropic request settings with no chat-completions counterpart. The canonical request keeps
+them under their own names so that an Anthropic candidate gets them; any other API is told
+they were not carried (:func:`chat_request`)."""
+
+_CHAT_PARTS = frozenset({"text", "image_url", "input_audio", "file"})
+"""Content part types the chat-completions API accepts."""
+
+
+class NotShadowable(ValueError):
+    """A call whose meaning depends on state the provider keeps (a stored conversation, a
+    prompt template, a server-side tool): no other model can be given the same request, so it
+    is counted and left out rather than mirrored half-way. ``feature`` names what it uses."""
+
+    def __init__(self, feature: str) -> None:
+        super().__init__(f"not shadowable: the call uses {feature}, which another model cannot "
+                         "be given")
+        self.feature = feature
 
 
 def completion_text(response: dict[str, Any]) -> str | None:
-    """The first choice's text. A message carrying only tool calls is rendered as a compact JSON
-    array ``[{"name": ..., "arguments": {...}}]`` so tool-calling tasks can still be compared."""
+    """The answer of the first choice as shadowroute stores and compares it.
+
+    A message without tool calls is its text. A message with tool calls (alone, or after text
+    such as Claude's "Let me look that up.") is rendered as one JSON object,
+    ``{"content": <text or null>, "tool_calls": [{"name": ..., "arguments": {...}}]}``, with
+    each call's arguments parsed (kept as the raw string when they are not JSON) and call ids
+    left out (they differ from model to model): nothing the model said is lost, and scorers
+    compare the calls as calls (:func:`parse_answer`). ``None`` when there is no message."""
     try:
         message = response["choices"][0]["message"]
     except (KeyError, IndexError, TypeError):
@@ -26,12 +56,17 @@ def completion_text(response: dict[str, Any]) -> str | None:
     content = message.get("content")
     if isinstance(content, list):
         content = _text_of(content, "")
-    if content or not message.get("tool_calls"):
-        return content if isinstance(content, str) else None
-    if not isinstance(message["tool_calls"], list):
+    if content is not None and not isinstance(content, str):
+        return None
+    if not content and isinstance(message.get("refusal"), str):
+        content = message["refusal"]  # OpenAI's structured refusal: what the model said
+    raw_calls = message.get("tool_calls")
+    if not raw_calls:
+        return content
+    if not isinstance(raw_calls, list):
         return None
     calls = []
-    for call in message["tool_calls"]:
+    for call in raw_calls:
         function = call.get("function") if isinstance(call, dict) else None
         if not isinstance(function, dict):
             return None  # not tool calls anyone could compare
@@ -42,16 +77,53 @@ def completion_text(response: dict[str, Any]) -> str | None:
             pass
         calls.append({"name": function.get("name"), "arguments": arguments})
     try:
-        return json.dumps(calls, ensure_ascii=False, separators=(",", ":"))
+        return json.dumps({"content": content or None, "tool_calls": calls},
+                          ensure_ascii=False, separators=(",", ":"))
     except RecursionError:  # arguments parsed, but nested too deeply to write back
         return None
 
 
-def completion_usage(response: dict[str, Any]) -> tuple[int, int]:
-    """``(prompt_tokens, completion_tokens)`` of a canonical response; ``(0, 0)`` when absent."""
+@dataclass(frozen=True, slots=True)
+class Answer:
+    """A stored answer read back: its text and, when the model called tools, the calls."""
+
+    content: str | None
+    tool_calls: tuple[dict[str, Any], ...] | None = None
+    """``({"name": ..., "arguments": ...}, ...)`` in the model's order; ``None``: no calls."""
+
+
+def parse_answer(stored: str | None) -> Answer:
+    """What :func:`completion_text` stored, read back. Tool calls come back from the object
+    rendering, and from the bare array ``[{"name": ..., "arguments": ...}]`` that earlier
+    versions stored for a message that only called tools; anything else is text."""
+    if not stored or stored[0] not in "[{":
+        return Answer(stored)
+    try:
+        value = json.loads(stored)
+    except (ValueError, RecursionError):
+        return Answer(stored)
+    content: Any = None
+    if isinstance(value, dict) and set(value) == {"content", "tool_calls"}:
+        content, value = value["content"], value["tool_calls"]
+        if content is not None and not isinstance(content, str):
+            return Answer(stored)
+    elif not isinstance(value, list) or not value:
+        return Answer(stored)
+    if not isinstance(value, list) or not all(
+        isinstance(c, dict) and set(c) == {"name", "arguments"} and isinstance(c["name"], str)
+        for c in value
+    ):
+        return Answer(stored)
+    return Answer(content, tuple(value))
+
+
+def completion_usage(response: dict[str, Any]) -> tuple[int | None, int | None]:
+    """``(prompt_tokens, completion_tokens)`` of a canonical response; ``(None, None)`` when
+    the response carries no usage (an OpenAI stream without ``stream_options.include_usage``):
+    unknown, never zero."""
     usage = response.get("usage") if isinstance(response, dict) else None
-    if not isinstance(usage, dict):
-        return 0, 0
+    if not isinstance(usage, dict) or not usage:
+        return None, None
     return _count(usage, "prompt_tokens"), _count(usage, "completion_tokens")
 
 
@@ -130,3 +202,68 @@ def _text_of(content: Any, sep: str) -> str:
         )
     return "" if content is None else str(content)
 
+
+def chat_request(body: dict[str, Any], dropped: list[str] | None = None) -> dict[str, Any]:
+    """A canonical request as the body an OpenAI chat-completions endpoint accepts: Anthropic's
+    own settings and content blocks that endpoint would reject are taken out, and ``n`` is 1
+    (a candidate answers once: its other answers would be paid for and thrown away). Each is
+    named in ``dropped``."""
+    out = dict(body)
+    for key in ANTHROPIC_ONLY:
+        if out.pop(key, None) is not None:
+            _note(dropped, key)
+    if out.pop("n", None) not in (None, 1):
+        _note(dropped, "n")
+    messages = []
+    for message in _seq(out.get("messages"), "messages"):
+        content = message.get("content") if isinstance(message, dict) else None
+        if isinstance(content, list):
+            kept = [p for p in content if not isinstance(p, dict) or p.get("type") in _CHAT_PARTS]
+            for part in content:
+                if isinstance(part, dict) and part.get("type") not in _CHAT_PARTS:
+                    _note(dropped, f"{part.get('type')} content")
+            message = {**message, "content": kept}
+        messages.append(message)
+    if "messages" in out:
+        out["messages"] = messages
+    return out
+
+
+def _note(dropped: list[str] | None, what: str) -> None:
+    """Name a setting a translation could not carry (once)."""
+    if dropped is not None and what not in dropped:
+        dropped.append(what)
+
+
+def stateful_feature(api: str, body: dict[str, Any]) -> str | None:
+    """The feature that makes a request depend on state its provider keeps (see
+    :class:`NotShadowable`), found cheaply on the request path without translating it; ``None``
+    for a call any model of the family can be given. Such calls are neither shadowed nor
+    routed to a promoted model: no evidence was gathered on them."""
+    if api == "responses":
+        for key in ("previous_response_id", "conversation", "prompt", "background"):
+            if body.get(key):
+                return key
+        items = body.get("input")
+        for item in items if isinstance(items, list) else ():
+            kind = item.get("type", "message") if isinstance(item, dict) else "message"
+            if kind not in _STATELESS_ITEMS:
+                return f"{kind} input item"
+        return _server_tool(body, lambda tool: tool.get("type") != "function")
+    if api == "anthropic":
+        for key in ("mcp_servers", "container"):
+            if body.get(key):
+                return key
+        return _server_tool(body, lambda tool: "input_schema" not in tool)
+    return "web_search_options" if body.get("web_search_options") else None
+
+
+_STATELESS_ITEMS = frozenset({"message", "function_call", "function_call_output", "reasoning"})
+
+
+def _server_tool(body: dict[str, Any], is_server: Any) -> str | None:
+    tools = body.get("tools")
+    for tool in tools if isinstance(tools, list) else ():
+        if isinstance(tool, dict) and is_server(tool):
+            return f"{tool.get('type') or tool.get('name')} tool"
+    return None

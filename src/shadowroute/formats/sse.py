@@ -12,19 +12,27 @@ from typing import Any, Literal
 
 from .anthropic import anthropic_response_to_openai
 from .chat import _brief, _error_message, _loads, _obj, _seq, _str
+from .responses import responses_response_to_openai
 
-__all__ = ["reassemble", "reassemble_anthropic_stream", "reassemble_openai_stream"]
+__all__ = [
+    "reassemble", "reassemble_anthropic_stream", "reassemble_openai_stream",
+    "reassemble_responses_stream",
+]
 
 
-def reassemble(raw: bytes, api: Literal["openai", "anthropic"], streamed: bool) -> dict[str, Any]:
+def reassemble(
+    raw: bytes, api: Literal["openai", "anthropic", "responses"], streamed: bool
+) -> dict[str, Any]:
     """A captured response body (an SSE stream when ``streamed``) as a canonical completion."""
-    if api not in ("openai", "anthropic"):
-        raise ValueError(f"unknown api {api!r} (expected 'openai' or 'anthropic')")
+    if api not in _STREAMS:
+        raise ValueError(f"unknown api {api!r} (expected one of {', '.join(_STREAMS)})")
     if streamed:
-        return (reassemble_openai_stream if api == "openai" else reassemble_anthropic_stream)(raw)
+        return _STREAMS[api](raw)
     body = _loads(raw, f"{api} response body")
     if api == "anthropic":
         return anthropic_response_to_openai(body)
+    if api == "responses":
+        return responses_response_to_openai(body)
     if "error" in body:
         raise ValueError(f"OpenAI error response: {_error_message(body)}")
     choices = body.get("choices")
@@ -56,10 +64,13 @@ def reassemble_openai_stream(raw: bytes) -> dict[str, Any]:
         for choice in _seq(chunk.get("choices"), "OpenAI stream chunk choices"):
             choice = _obj(choice, "OpenAI stream choice")
             index = _index(choice.get("index", 0), "choice index")
-            acc = choices.setdefault(index, {"text": [], "calls": {}, "finish": None})
+            acc = choices.setdefault(index, {"text": [], "calls": {}, "finish": None,
+                                             "refusal": []})
             delta = _obj(choice.get("delta"), "OpenAI stream delta")
             if delta.get("content"):
                 acc["text"].append(_str(delta["content"], "delta content"))
+            if delta.get("refusal"):
+                acc["refusal"].append(_str(delta["refusal"], "delta refusal"))
             for call in _seq(delta.get("tool_calls"), "delta tool_calls"):
                 call = _obj(call, "delta tool call")
                 key = _index(call.get("index", 0), "tool call index")
@@ -79,6 +90,8 @@ def reassemble_openai_stream(raw: bytes) -> dict[str, Any]:
     for index in sorted(choices):
         acc = choices[index]
         message: dict[str, Any] = {"role": "assistant", "content": "".join(acc["text"])}
+        if acc["refusal"]:
+            message["refusal"] = "".join(acc["refusal"])
         if acc["calls"]:
             message["tool_calls"] = [
                 {"id": s["id"], "type": "function",
@@ -157,6 +170,64 @@ def reassemble_anthropic_stream(raw: bytes) -> dict[str, Any]:
     return anthropic_response_to_openai(message)
 
 
+def reassemble_responses_stream(raw: bytes) -> dict[str, Any]:
+    """A complete Responses API SSE stream as one canonical completion; ValueError if unusable.
+
+    The terminal event (``response.completed``, ``response.incomplete``) carries the whole
+    response object; its output is rebuilt from the ``response.output_item.done`` events (and
+    the text and argument deltas of items that never finished) when a server leaves it out.
+    A stream without a terminal event was cut short; ``response.failed`` and ``error`` are
+    error responses."""
+    final: dict[str, Any] | None = None
+    items: dict[int, dict[str, Any]] = {}
+    done: set[int] = set()
+    texts: dict[tuple[int, int], list[str]] = {}
+    arguments: dict[int, list[str]] = {}
+    events = 0
+    for event, data in _sse_events(raw):
+        payload = _loads(data, "Responses stream event")
+        kind = payload.get("type") or event
+        events += 1
+        if kind == "error" or event == "error":
+            raise ValueError(f"Responses stream error: {_error_message(payload)}")
+        if kind == "response.failed":
+            response = _obj(payload.get("response"), "response.failed response")
+            raise ValueError(f"Responses stream failed: {_error_message(response)}")
+        if kind in ("response.completed", "response.incomplete"):
+            final = dict(_obj(payload.get("response"), f"{kind} response"))
+            break
+        if kind in ("response.output_item.added", "response.output_item.done"):
+            index = _index(payload.get("output_index", 0), f"{kind} output_index")
+            items[index] = dict(_obj(payload.get("item"), f"{kind} item"))
+            if kind == "response.output_item.done":
+                done.add(index)
+        elif kind == "response.output_text.delta":
+            key = (_index(payload.get("output_index", 0), "output_index"),
+                   _index(payload.get("content_index", 0), "content_index"))
+            texts.setdefault(key, []).append(_str(payload.get("delta", ""), "output_text delta"))
+        elif kind == "response.function_call_arguments.delta":
+            index = _index(payload.get("output_index", 0), "output_index")
+            arguments.setdefault(index, []).append(_str(payload.get("delta", ""),
+                                                        "function_call_arguments delta"))
+    if not events:
+        raise ValueError("Responses stream has no events")
+    if final is None:
+        raise ValueError("Responses stream ended without response.completed (truncated?)")
+    if not final.get("output") and items:
+        output = []
+        for index in sorted(items):
+            item = items[index]
+            if index not in done:  # finished by the terminal event: put its deltas back
+                if item.get("type") == "message":
+                    parts = sorted((c, "".join(p)) for (o, c), p in texts.items() if o == index)
+                    item["content"] = [{"type": "output_text", "text": text} for _, text in parts]
+                elif item.get("type") == "function_call":
+                    item["arguments"] = "".join(arguments.get(index, []))
+            output.append(item)
+        final["output"] = output
+    return responses_response_to_openai(final)
+
+
 def _index(value: Any, what: str) -> int:
     """A choice / block / tool call index: an integer, or the stream is not usable."""
     if not isinstance(value, int) or isinstance(value, bool):
@@ -185,3 +256,7 @@ def _sse_events(raw: bytes) -> Iterator[tuple[str, str]]:
                 event = value
     if data:  # a stream cut after its last event's data line
         yield event or "message", "\n".join(data)
+
+
+_STREAMS = {"openai": reassemble_openai_stream, "anthropic": reassemble_anthropic_stream,
+            "responses": reassemble_responses_stream}

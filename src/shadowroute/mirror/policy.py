@@ -176,8 +176,9 @@ class Mirror:
             record.error_kind, record.error = "internal", f"{type(exc).__name__}: {exc}"[:1000]
             return record
         circuit.record(True)
-        budget.add(completion.cost_usd)
+        budget.add(completion.cost_usd or 0.0)  # unknown usage: nothing to count
         record.output = completion.text
+        record.not_carried = completion.not_carried
         record.input_tokens = completion.input_tokens
         record.output_tokens = completion.output_tokens
         record.latency_ms = completion.latency_ms

@@ -32,7 +32,8 @@ from ..errors import (
     ServerError,
 )
 from ..formats.anthropic import openai_request_to_anthropic
-from ..formats.chat import completion_text, completion_usage
+from ..formats.chat import chat_request, completion_text, completion_usage
+from ..formats.responses import openai_request_to_responses
 from ..formats.sse import reassemble
 from ..records import Completion
 
@@ -41,6 +42,9 @@ __all__ = ["ANTHROPIC_VERSION", "Provider", "parse_retry_after"]
 ANTHROPIC_VERSION = "2023-06-01"
 _MESSAGE_LIMIT = 300
 _NOT_SENT = frozenset({"stream", "stream_options"})
+_PATHS = {"openai": "/chat/completions", "anthropic": "/v1/messages", "responses": "/responses"}
+"""Appended to a model's ``base_url`` (``.../v1`` for the OpenAI APIs, the host for
+Anthropic's, as their SDKs take it)."""
 
 
 def parse_retry_after(value: str | None, *, now: datetime | None = None) -> float | None:
@@ -97,8 +101,7 @@ class Provider:
             )
             client = httpx.AsyncClient(timeout=self._timeout, limits=limits)
         self.client = client
-        path = "/v1/messages" if model.api == "anthropic" else "/chat/completions"
-        self.url = model.base_url + path
+        self.url = model.base_url + _PATHS[model.api]
         url = httpx.URL(model.base_url)
         # Where, for messages: scheme, host and port only (no credentials, no query string).
         self.origin = f"{url.scheme}://{url.host}" + (f":{url.port}" if url.port else "")
@@ -122,13 +125,18 @@ class Provider:
         if self._owns_client:
             await self.client.aclose()
 
-    def build_body(self, request: dict[str, Any]) -> dict[str, Any]:
-        """The JSON body sent upstream for a canonical request (non-streaming, this model)."""
+    def build_body(
+        self, request: dict[str, Any], dropped: list[str] | None = None
+    ) -> dict[str, Any]:
+        """The JSON body sent upstream for a canonical request (non-streaming, this model, in
+        its own API); settings the API has no place for are named in ``dropped``."""
         body = {key: value for key, value in request.items() if key not in _NOT_SENT}
         body["model"] = self.model.model or self.name
         if self.model.api == "anthropic":
-            body = openai_request_to_anthropic(body)
-        return body
+            return openai_request_to_anthropic(body, dropped=dropped)
+        if self.model.api == "responses":
+            return openai_request_to_responses(body, dropped)
+        return chat_request(body, dropped)
 
     def build_headers(self, api_key: str | None) -> dict[str, str]:
         headers = {"content-type": "application/json", "accept": "application/json"}
@@ -143,8 +151,9 @@ class Provider:
     async def complete(self, request: dict[str, Any]) -> Completion:
         """Send a canonical chat request once; raise a ProviderError subclass on failure."""
         api_key = self.model.api_key()
+        dropped: list[str] = []
         try:
-            content = json.dumps(self.build_body(request), ensure_ascii=False).encode()
+            content = json.dumps(self.build_body(request, dropped), ensure_ascii=False).encode()
         except (TypeError, ValueError) as exc:
             raise self._error(ClientError, f"request is not valid JSON: {exc}", api_key) from exc
         headers = self.build_headers(api_key)
@@ -180,8 +189,10 @@ class Provider:
             input_tokens=input_tokens,
             output_tokens=output_tokens,
             latency_ms=latency_ms,
-            cost_usd=self.model.cost(input_tokens, output_tokens),
+            cost_usd=(None if input_tokens is None or output_tokens is None
+                      else self.model.cost(input_tokens, output_tokens)),
             finish_reason=canonical["choices"][0].get("finish_reason"),
+            not_carried=dropped or None,
         )
 
     def _status_error(self, response: httpx.Response, api_key: str | None) -> ProviderError:

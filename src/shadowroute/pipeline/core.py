@@ -155,7 +155,7 @@ class Shadow:
         workers = self._workers = Workers(
             config=self.config, queue=self._queue, mirror=self.mirror,
             primaries=self._primaries, redactor=self.redactor, stats=self.stats,
-            on_error=self._on_error,
+            on_error=self._on_error, traffic=self._traffic,
         )
         self._writer_done = anyio.Event()
         self._task_group = tg = anyio.create_task_group()
@@ -265,8 +265,9 @@ class Shadow:
         output: Callable[[T], str | None] | None = None,
     ) -> T:
         """Run the primary ``call`` and return its result untouched (exceptions too); mirror a
-        sample of it in the background. ``request`` is the chat request the primary was given
-        (OpenAI shape, or Anthropic with ``api="anthropic"``)."""
+        sample of it in the background. ``request`` is the request the primary was given: an
+        OpenAI chat request, an Anthropic one with ``api="anthropic"``, a Responses API one with
+        ``api="responses"`` (recognised by its ``input`` too)."""
         began = time.perf_counter()
         try:
             result = await (call() if callable(call) else call)
@@ -289,16 +290,18 @@ class Shadow:
         output: Callable[[Any], str | None] | None = None,
         presampled: bool = False,
         reverse_of: str | None = None,
+        not_carried: list[str] | None = None,
     ) -> bool:
         """Offer a finished primary call (request + its result) for shadowing. Never blocks
         and never raises (a failure is counted in ``capture_errors`` and sent to ``on_error``).
         ``presampled`` skips the sampling decision (the sender already made it).
         ``reverse_of`` says a promoted model served the call in place of that primary (a
         ``[models]`` key): it is sampled at the reverse-shadow rate and mirrored back to it.
-        Returns whether it was queued."""
+        ``not_carried`` names settings of the original request the (already canonical)
+        ``request`` lost (remote mode). Returns whether it was queued."""
         try:
             return self._offer(task, request, result, latency_ms, metadata, api, output,
-                               presampled, reverse_of)
+                               presampled, reverse_of, not_carried)
         except Exception as exc:
             self.stats.capture_errors += 1
             self._on_error("capture", exc)
@@ -315,6 +318,7 @@ class Shadow:
         output: Callable[[Any], str | None] | None,
         presampled: bool = False,
         reverse_of: str | None = None,
+        not_carried: list[str] | None = None,
     ) -> bool:
         model = str(request.get("model") or "")
         sampled = presampled or self.would_sample(task, lambda: request_key(request),
@@ -332,6 +336,7 @@ class Shadow:
             metadata=dict(metadata) if metadata else {},
             output=output,
             reverse_of=reverse_of,
+            not_carried=list(not_carried) if not_carried else [],
         )
         return self._queue.put(capture)
 
@@ -402,7 +407,7 @@ class Shadow:
             stats.not_sampled += 1
         counts = self._traffic.get((task, model))
         if counts is None:
-            counts = self._traffic[(task, model)] = [0, 0]
+            counts = self._traffic[(task, model)] = [0, 0, 0]
         counts[0] += 1
         counts[1] += sampled
 

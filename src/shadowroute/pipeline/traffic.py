@@ -1,7 +1,7 @@
 """Daily production traffic per task type x primary model: calls seen and calls sampled.
 
-What it promises: every production call the request path counts (sampled or not) reaches the
-writer as a :class:`~shadowroute.records.TrafficRecord` for its UTC day, the report's base for
+What it promises: every production call the request path counts (sampled or not), and every
+sampled call a worker found not shadowable, reaches the writer as a :class:`~shadowroute.records.TrafficRecord` for its UTC day, the report's base for
 "share of traffic" and savings. Counts build up in memory, a dict update per call on the
 request path, and :meth:`DailyTraffic.flush` hands them to the writer (which adds them up per
 day) every ``[store] flush_interval_s`` and once more when the workers stop, so the last counts
@@ -21,7 +21,7 @@ __all__ = ["DailyTraffic"]
 
 
 class DailyTraffic(dict[tuple[str, str], list[int]]):
-    """(task, primary model) -> [requests, sampled] since the last flush.
+    """(task, primary model) -> [requests, sampled, not shadowable] since the last flush.
 
     The request path (``Shadow.count_offer``) adds to it in place, as a plain dict: no call
     beyond the lookup. Only the event loop's thread touches it.
@@ -34,9 +34,17 @@ class DailyTraffic(dict[tuple[str, str], list[int]]):
         if not self:
             return
         today = datetime.now(UTC).date()
-        for (task, model), (requests, sampled) in self.items():
-            writer.add_traffic(TrafficRecord(today, task, model, requests, sampled))
+        for (task, model), (requests, sampled, not_shadowable) in self.items():
+            writer.add_traffic(TrafficRecord(today, task, model, requests, sampled,
+                                             not_shadowable))
         self.clear()
+
+    def count_not_shadowable(self, task: str, model: str) -> None:
+        """A sampled call of ``task`` that depends on provider-side state (not mirrored)."""
+        counts = self.get((task, model))
+        if counts is None:
+            counts = self[(task, model)] = [0, 0, 0]
+        counts[2] += 1
 
     async def tick(self, writer: BatchWriter, interval_s: float) -> None:
         """Flush every ``interval_s`` until cancelled."""

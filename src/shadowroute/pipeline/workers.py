@@ -4,8 +4,10 @@ What it promises: each capture taken off the queue is finished exactly one way, 
 resolved (parsed), its candidates called (and the primary again for the noise floor, or the
 replaced primary for a reverse shadow), redacted, and handed to the writer (``mirrored``); or
 dropped, counted in ``discarded`` by reason: it could not be read (``capture_error``), its
-reverse shadow got no reference (``reverse_failed``), or its redaction failed
-(``redaction_error``; never stored unredacted). Redaction happens once the candidates answered
+reverse shadow got no reference (``reverse_failed``), its redaction failed
+(``redaction_error``; never stored unredacted), or it depends on state its provider keeps and
+no other model can be given the same request (``not_shadowable``: counted by feature in
+``Stats.not_shadowable`` and in the day's traffic, logged once per feature). Redaction happens once the candidates answered
 (they need the real request) and before the writer, so the database and the spool only see
 redacted data. Nothing here raises into the pipeline: failures go to the ``on_error`` hook.
 Calls in flight can be cut at the shutdown deadline (:meth:`Workers.cancel_in_flight`); a cut
@@ -15,6 +17,7 @@ In remote mode, :meth:`Workers.forward` sends the captures to the sidecar instea
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Callable
 
 import anyio
@@ -23,16 +26,29 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from ..capture.capture import Capture
 from ..capture.remote import Forwarder
 from ..config import Config
+from ..formats.chat import NotShadowable
 from ..mirror.policy import Mirror
 from ..records import ExchangeRecord
 from ..stats import Stats
 from ..store.redaction import Redactor, redact_or_drop
 from .queue import CaptureQueue
 from .reverse import PrimaryCalls
+from .traffic import DailyTraffic
 
-__all__ = ["Workers"]
+__all__ = ["Workers", "count_not_shadowable"]
 
+log = logging.getLogger("shadowroute")
 ErrorHook = Callable[[str, BaseException], None]
+
+
+def count_not_shadowable(stats: Stats, exc: NotShadowable) -> None:
+    """Count a capture left out because no other model can be given its request; the first of
+    each feature is logged (a warning: the report will show fewer pairs than calls)."""
+    stats.discarded["not_shadowable"] += 1
+    stats.not_shadowable[exc.feature] += 1
+    if stats.not_shadowable[exc.feature] == 1:
+        log.warning("shadowroute: calls using %s are counted but not shadowed: another model "
+                    "cannot be given the state their provider keeps", exc.feature)
 
 
 class Workers:
@@ -48,8 +64,10 @@ class Workers:
         redactor: Redactor,
         stats: Stats,
         on_error: ErrorHook,
+        traffic: DailyTraffic | None = None,
     ) -> None:
         self.config = config
+        self.traffic = traffic
         self.queue = queue
         self.mirror = mirror
         self.primaries = primaries
@@ -105,6 +123,11 @@ class Workers:
                 stats.queue_depth -= 1
                 try:
                     record = await self._mirror_one(capture)
+                except NotShadowable as exc:
+                    count_not_shadowable(stats, exc)
+                    if self.traffic is not None:
+                        self.traffic.count_not_shadowable(capture.task, capture.primary_model)
+                    continue
                 except Exception as exc:
                     stats.capture_errors += 1
                     stats.discarded["capture_error"] += 1

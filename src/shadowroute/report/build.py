@@ -89,6 +89,10 @@ class CandidateResult:
     command: str | None
     recommended: bool = False
     examples: list[Example] = field(default_factory=list)
+    costed: int = 0
+    """Successful outputs whose cost is known (usage reported): the cost figures rest on them."""
+    not_carried: dict[str, int] = field(default_factory=dict)
+    """Setting -> outputs whose request lacked it: this candidate's API could not be given it."""
 
 
 @dataclass
@@ -122,6 +126,13 @@ class TaskResult:
     primary_schema_invalid: int
     scorers: list[str]
     candidates: list[CandidateResult]
+    primary_costed: int = 0
+    """Exchanges whose primary cost is known; the rest (no usage reported) are left out of the
+    primary's mean cost, not counted as free."""
+    not_shadowable: int = 0
+    """Sampled calls not mirrored: they depend on state their provider keeps."""
+    primary_not_carried: dict[str, int] = field(default_factory=dict)
+    """Setting -> exchanges whose primary request had it and the canonical form could not."""
 
 
 @dataclass
@@ -167,6 +178,7 @@ class _Aggregates:
     schema: dict[str, dict[str, int]]
     judging: dict[str, float]
     examples: dict[tuple[str, str], list[Example]]
+    not_carried: dict[tuple[str, str | None], dict[str, int]] = field(default_factory=dict)
 
 
 async def build_report(
@@ -198,6 +210,7 @@ async def build_report(
             scorers={}, similarity=await q.score_histograms(conn, keys, "similarity", since),
             schema=await q.primary_schema_checks(conn, keys, since),
             judging=await q.scoring_spend(conn, since), examples={},
+            not_carried=await q.not_carried_counts(conn, since),
         )
         noise = {task: (c["counted"], c["counted"] - c["passed"])
                  for (task, model), c in counts.items() if model == NOISE_FLOOR_MODEL}
@@ -265,6 +278,9 @@ def _task_result(
         noise_n=noise["counted"], noise_failures=noise["counted"] - noise["passed"],
         primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
         scorers=[name for name, _ in keys], candidates=[],
+        primary_costed=prim.get("costed", 0),
+        not_shadowable=agg.traffic.get(task, {}).get("not_shadowable", 0),
+        primary_not_carried=agg.not_carried.get((task, None), {}),
     )
     models = sorted({m for (t, m) in agg.outputs if t == task and m != NOISE_FLOOR_MODEL}
                     | set(config.task(task).candidates))
@@ -312,6 +328,8 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
         command=(f"shadowroute promote {shlex.quote(t.task)} --to {shlex.quote(model)}"
                  if decision.verdict is Verdict.PROMOTE else None),
         examples=agg.examples.get((t.task, model), []),
+        costed=totals.get("costed", 0),
+        not_carried=agg.not_carried.get((t.task, model), {}),
     )
 
 

@@ -25,6 +25,9 @@ from typing import Any
 from ..capture.calls import Api
 from ..config import Config, ModelConfig, load_config
 from ..errors import ConfigError
+from ..formats.anthropic import anthropic_request_to_openai
+from ..formats.chat import NotShadowable, stateful_feature
+from ..formats.responses import responses_request_to_openai
 from ..mirror.provider import Provider
 from ..mirror.wiring import new_provider
 from ..pipeline.core import Shadow, active_shadow
@@ -92,13 +95,16 @@ class Router:
 
         ``call(request)`` makes the production call with the request it is given (``model``
         set to the promoted model's id when the task type is promoted) and its result comes
-        back untouched. Without ``call``, shadowroute calls the model itself through its
-        ``[models]`` entry and returns an OpenAI-shaped chat completion (a dict), whatever the
-        model's API. Shadowing goes through ``via`` or the running :class:`Shadow`; with none,
+        back untouched; ``api`` says which API ``request`` is in (``openai`` chat,
+        ``anthropic``, ``responses``). Without ``call``, shadowroute calls the model itself
+        through its ``[models]`` entry (the request translated to that model's API) and returns
+        an OpenAI-shaped chat completion (a dict), whatever the model's API. Shadowing goes through ``via`` or the running :class:`Shadow`; with none,
         this only routes. Errors of the production call reach the caller as they are.
         """
         shadow = via or active_shadow()
         route = self.routes.get(task)
+        if route is not None and stateful_feature(api, request) is not None:
+            route = None  # it depends on the primary's provider-side state: no evidence for it
         if route is not None and call is None and route.model not in self.config.models:
             # Nothing to call it with: production stays on its primary (as the sidecar does).
             if route.model not in self._warned:
@@ -106,8 +112,9 @@ class Router:
                 log.warning("shadowroute: %s is promoted to %r, which is not declared under "
                             "[models]: its calls stay on the primary", task, route.model)
             route = None
+        canonical = request if call is not None or api == "openai" else _canonical(request, api)
         if route is None:
-            primary = self._caller(call, request)
+            primary = self._caller(call, canonical)
             if shadow is None:
                 return await primary()
             return await shadow.shadow(task=task, request=request, call=primary,
@@ -115,7 +122,8 @@ class Router:
         routed = {**request, "model": self.model_for(task)}
         began = time.perf_counter()
         try:
-            result = await self._caller(call, routed, route.model)()
+            sent = routed if call is not None else {**canonical, "model": routed["model"]}
+            result = await self._caller(call, sent, route.model)()
         except Exception:
             if shadow is not None:
                 shadow.count_primary_error()
@@ -151,3 +159,15 @@ class Router:
             return (await provider.complete(request)).response
 
         return complete
+
+
+def _canonical(request: dict[str, Any], api: Api) -> dict[str, Any]:
+    """``request`` (Anthropic or Responses API) as the canonical chat request a provider takes.
+    A request that depends on its provider's state cannot be sent for the caller this way."""
+    try:
+        if api == "anthropic":
+            return anthropic_request_to_openai(request)
+        return responses_request_to_openai(request)
+    except NotShadowable as exc:
+        raise ConfigError(f"this {api} request uses {exc.feature}, which only its own provider "
+                          "can serve: pass call= to make the call yourself") from exc

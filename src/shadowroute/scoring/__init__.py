@@ -11,9 +11,9 @@ stored per (candidate output, scorer, version); the noise floor is the same scor
 """
 
 from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
+from .options import ScoreOptions, ScoreRunReport
 from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
 from .prompt import build_judge_messages, find_injection, parse_verdict
-from .options import ScoreOptions, ScoreRunReport
 from .runner import run_scoring, score
 from .scorers.base import ScoreResult
 from .scorers.correctness import CorrectnessScorer, ScoreContext

@@ -228,7 +228,8 @@ class Judge:
             )
             if record is None:
                 raise JudgeUnavailable(f"judge {self.model.name}: circuit open after failures")
-            actual = record.cost_usd or 0.0
+            # Unknown usage: count what was reserved for it (an estimate from the prompt).
+            actual = record.cost_usd if record.cost_usd is not None else reserved
             if record.error_kind is not None:
                 raise JudgeUnavailable(f"judge call failed: {record.error}")
             self.calls += 1

@@ -25,7 +25,7 @@ from .scorers.similarity import SimilarityScorer
 __all__ = ["CODE_VERSIONS", "JudgeSpec", "ScorerSpec", "TaskPlan", "plan_for"]
 
 CODE_VERSIONS = {
-    "schema": "1", "exact": "1", "label": "1", "similarity": "1", "judge": "1", "correctness": "1",
+    "schema": "1", "exact": "2", "label": "2", "similarity": "2", "judge": "1", "correctness": "1",
 }
 """Bump a scorer's entry when its code changes what it computes."""
 

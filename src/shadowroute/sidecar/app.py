@@ -36,7 +36,8 @@ from ..capture.transport import (
     TASK_HEADER,
     ShadowTransport,
 )
-from ..config import Config, ModelConfig
+from ..config import Config, ModelConfig, SidecarConfig
+from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
@@ -60,7 +61,8 @@ _HOP_BY_HOP = frozenset(
 _AUTH_HEADERS = frozenset({b"authorization", b"x-api-key"})
 _Headers = list[tuple[bytes, bytes]]
 """Request headers as bytes, as they came: a value that is not ASCII is forwarded, not a 500."""
-_CHAT_PATH = {"openai": "/chat/completions", "anthropic": "/v1/messages"}
+_CHAT_PATH = {"openai": "/chat/completions", "anthropic": "/v1/messages",
+              "responses": "/responses"}
 _RESPONSE_DROP = frozenset({b"connection", b"keep-alive", b"transfer-encoding", b"upgrade"})
 _PRINTABLE = "".join(chr(c) for c in range(0x21, 0x7F))
 _PATH_SAFE = _PRINTABLE.replace("?", "").replace("#", "")
@@ -154,8 +156,13 @@ class Sidecar:
         if self._on_stop is not None:
             self._on_stop(self.shadow)
 
-    def upstream_for(self, api: Api | None) -> str | None:
-        if api == "anthropic" and self.settings.anthropic_upstream:
+    def upstream_for(self, api: Api | None, path: str = "",
+                     headers: _Headers = ()) -> str | None:
+        """The upstream of a call: ``[sidecar] anthropic_upstream`` for Anthropic's API (its
+        paths, or any call carrying ``anthropic-version``), ``upstream`` for everything else.
+        Never the other API's host: an Anthropic call with no Anthropic upstream is not
+        forwarded, so its ``x-api-key`` cannot reach the OpenAI host (or the reverse)."""
+        if api == "anthropic" or _is_anthropic(path, headers):
             return self.settings.anthropic_upstream
         return self.settings.upstream
 
@@ -192,6 +199,9 @@ class Sidecar:
         if model.api != api:
             self._skip(task, route.model, "api_mismatch")
             return None
+        if stateful_feature(api, parsed) is not None:  # no evidence on such calls: primary
+            self._skip(task, route.model, "not_shadowable")
+            return None
         if model.api_key_env and not key:
             self._skip(task, route.model, "no_api_key")
             return None
@@ -204,8 +214,8 @@ class Sidecar:
         url = model.base_url.rstrip("/") + _CHAT_PATH[api] + (f"?{query}" if query else "")
         if key:  # the client's credentials are the primary's: never sent to another host
             out = [(k, v) for k, v in headers if k not in _AUTH_HEADERS]
-            out.append((b"authorization", f"Bearer {key}".encode()) if api == "openai"
-                       else (b"x-api-key", key.encode()))
+            out.append((b"x-api-key", key.encode()) if api == "anthropic"
+                       else (b"authorization", f"Bearer {key}".encode()))
         else:
             out = list(headers)
         out.append((REVERSE_HEADER.encode(), route.primary.encode()))  # read by ShadowTransport
@@ -219,6 +229,8 @@ class Sidecar:
                 "undeclared": "it is not declared under [models]",
                 "api_mismatch": "it does not speak the API of the call",
                 "no_api_key": "its api_key_env is not set",
+                "not_shadowable": "some calls depend on state kept by the primary's provider "
+                                  "(previous_response_id, server-side tools, ...)",
             }[reason]
             log.warning("shadowroute: %s is promoted to %r but stays on its primary: %s",
                         task, model, why)
@@ -235,8 +247,15 @@ class Sidecar:
     async def proxy(self, request: Request) -> Response:
         api = api_for(request.method, request.scope["path"])
         path, query = _target(request)
-        upstream = self.upstream_for(api)
+        upstream = self.upstream_for(api, request.scope["path"], request.headers.raw)
         if upstream is None:
+            if api == "anthropic" or _is_anthropic(request.scope["path"], request.headers.raw):
+                return api_error(
+                    "anthropic", 503, "the sidecar has no Anthropic upstream, so this call was "
+                    "not forwarded (its API key is not sent to another API's host): start it "
+                    "with --anthropic-upstream https://api.anthropic.com or set [sidecar] "
+                    "anthropic_upstream in shadowroute.toml", "configuration_error"
+                )
             return api_error(
                 api, 503, "the sidecar has no upstream: start it with --upstream URL or set "
                 "[sidecar] upstream in shadowroute.toml", "configuration_error"
@@ -348,12 +367,28 @@ class Sidecar:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+def _is_anthropic(path: str, headers: _Headers) -> bool:
+    """A call of Anthropic's API: under ``/v1/messages`` (batches and token counts included) or
+    sent with an ``anthropic-version`` header, as Anthropic's SDKs always send it."""
+    if path.startswith("/v1/messages") or path.startswith("/v1/complete"):
+        return True
+    return any(k.lower() == b"anthropic-version" for k, _ in headers)
+
+
+def upstreams_line(settings: SidecarConfig) -> str:
+    """Where each API goes, for the sidecar's start-up line."""
+    openai = settings.upstream or "(not served: --upstream)"
+    anthropic = settings.anthropic_upstream or "(not served: --anthropic-upstream)"
+    return (f"OpenAI chat, Responses and other /v1 calls -> {openai}; "
+            f"Anthropic /v1/messages -> {anthropic}")
+
+
 async def _http_error(request: Request, exc: Exception) -> Response:
     """Starlette's own 404 / 405 (a method the sidecar does not forward, a path no route takes)
     in the API's JSON error shape, like every other error the sidecar answers."""
     assert isinstance(exc, HTTPException)
     path = request.scope.get("path", "")
-    api: Api = "anthropic" if path.endswith("/v1/messages") else "openai"
+    api: Api = "anthropic" if _is_anthropic(path, request.headers.raw) else "openai"
     kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
     response = api_error(api, exc.status_code, exc.detail, kind)
     response.headers.update(exc.headers or {})  # Allow, on a 405

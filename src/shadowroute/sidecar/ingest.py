@@ -3,7 +3,8 @@
     {"captures": [{"task": "classify_intent", "request": {...}, "response": {...},
                    "latency_ms": 412.0, "metadata": {...}, "api": "openai", "sampled": true}]}
 
-``response`` is the primary's completion (OpenAI or Anthropic shape) or its output text.
+``response`` is the primary's completion (OpenAI chat, Responses or Anthropic shape) or its
+output text. ``not_carried`` (optional) lists settings the sender's translation could not carry.
 ``sampled: true`` means the sender already sampled it; otherwise the sidecar's rates decide.
 ``reverse_of`` (optional) names the primary a promoted model replaced for this call.
 A bad batch is refused whole with 400 and a JSON body naming each bad item; nothing is queued.
@@ -32,12 +33,14 @@ class CaptureIn(BaseModel):
     task: str = Field(min_length=1, max_length=200)
     request: dict[str, Any]
     response: dict[str, Any] | str
-    api: Literal["openai", "anthropic"] = "openai"
+    api: Literal["openai", "anthropic", "responses"] = "openai"
     latency_ms: float | None = Field(None, ge=0)
     metadata: dict[str, Any] = {}
     sampled: bool = False
     reverse_of: str | None = Field(None, min_length=1, max_length=200)
     """A promoted model served this call in place of this primary (a ``[models]`` key)."""
+    not_carried: list[str] | None = Field(None, max_length=100)
+    """Settings of the app's original request its canonical ``request`` could not carry."""
 
 
 class CapturesIn(BaseModel):
@@ -81,6 +84,7 @@ async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int)
             api=item.api,
             presampled=item.sampled,
             reverse_of=item.reverse_of,
+            not_carried=item.not_carried,
         )
     return JSONResponse(
         {"received": len(batch.captures), "queued": queued, "not_queued": len(batch.captures) - queued},

@@ -46,10 +46,12 @@ _COUNTERS = {
     ),
 }
 
-DISCARD_REASONS = ("shutdown", "capture_error", "redaction_error", "reverse_failed")
+DISCARD_REASONS = (
+    "shutdown", "capture_error", "redaction_error", "reverse_failed", "not_shadowable",
+)
 """Why an accepted capture is not stored (``Stats.discarded``), all exported even at 0."""
 
-ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key")
+ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key", "not_shadowable")
 """Why a call of a promoted task type stayed on its primary."""
 
 

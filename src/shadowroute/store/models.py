@@ -133,6 +133,9 @@ def dumps_json(value: Any) -> str:
 
 JSONType: TypeEngine[Any] = JSON().with_variant(JSONB(), "postgresql")
 """``JSONB`` on Postgres, ``JSON`` (stored as text) on SQLite."""
+NullableJSON: TypeEngine[Any] = JSON(none_as_null=True).with_variant(
+    JSONB(none_as_null=True), "postgresql")
+"""As :data:`JSONType`, with Python ``None`` stored as SQL NULL (so ``IS NULL`` finds it)."""
 
 
 class UTCDateTime(TypeDecorator[datetime]):
@@ -193,6 +196,8 @@ class Exchange(Base):
     route: Mapped[str] = mapped_column(String, default="shadow", server_default="shadow")
     """``shadow`` (the primary served production) or ``reverse`` (a promoted model served it
     and the primary was called in the background: see ``records.ROUTE_REVERSE``)."""
+    not_carried: Mapped[list[str] | None] = mapped_column(NullableJSON, nullable=True)
+    """Settings of the primary's request the canonical form could not hold (NULL: none)."""
 
     outputs: Mapped[list[CandidateOutput]] = relationship(
         back_populates="exchange",
@@ -224,6 +229,8 @@ class CandidateOutput(Base):
     error: Mapped[str | None] = mapped_column(Text)
     attempts: Mapped[int] = mapped_column(Integer, default=1)
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    not_carried: Mapped[list[str] | None] = mapped_column(NullableJSON, nullable=True)
+    """Settings of the request this candidate's API could not be given (NULL: none)."""
 
     exchange: Mapped[Exchange] = relationship(back_populates="outputs")
 
@@ -238,6 +245,8 @@ class TrafficDaily(Base):
     primary_model: Mapped[str] = mapped_column(String, primary_key=True)
     requests: Mapped[int] = mapped_column(Integer, default=0)
     sampled: Mapped[int] = mapped_column(Integer, default=0)
+    not_shadowable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    """Sampled calls not mirrored: they depend on state their provider keeps."""
 
 
 class Score(Base):

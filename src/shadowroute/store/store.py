@@ -72,6 +72,7 @@ class Store:
             set_={
                 "requests": _TRAFFIC.c.requests + upsert.excluded.requests,
                 "sampled": _TRAFFIC.c.sampled + upsert.excluded.sampled,
+                "not_shadowable": _TRAFFIC.c.not_shadowable + upsert.excluded.not_shadowable,
             },
         )
 
@@ -202,6 +203,7 @@ class Store:
                     "cost_usd": x.cost_usd,
                     "metadata": x.metadata,
                     "route": x.route,
+                    "not_carried": x.not_carried or None,
                 }
             )
             for o in x.outputs:
@@ -219,6 +221,7 @@ class Store:
                         "error": clean_text(o.error),
                         "attempts": o.attempts,
                         "created_at": o.created_at,
+                        "not_carried": o.not_carried or None,
                     }
                 )
         traffic_rows = _merge_traffic(traffic)
@@ -268,12 +271,14 @@ def _merge_traffic(traffic: Sequence[TrafficRecord]) -> list[dict[str, Any]]:
         key = (record.day, record.task_type, record.primary_model)
         counts = merged.get(key)
         if counts is None:
-            merged[key] = [record.requests, record.sampled]
+            merged[key] = [record.requests, record.sampled, record.not_shadowable]
         else:
             counts[0] += record.requests
             counts[1] += record.sampled
+            counts[2] += record.not_shadowable
     return [
-        {"day": day, "task_type": task, "primary_model": model, "requests": r, "sampled": s}
-        for (day, task, model), (r, s) in sorted(merged.items())
-        if r or s
+        {"day": day, "task_type": task, "primary_model": model, "requests": r, "sampled": s,
+         "not_shadowable": n}
+        for (day, task, model), (r, s, n) in sorted(merged.items())
+        if r or s or n
     ]

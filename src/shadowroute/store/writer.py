@@ -103,10 +103,11 @@ class BatchWriter:
         if counts is None:
             if not self._traffic:
                 self._traffic_started = anyio.current_time()
-            self._traffic[key] = [record.requests, record.sampled]
+            self._traffic[key] = [record.requests, record.sampled, record.not_shadowable]
         else:
             counts[0] += record.requests
             counts[1] += record.sampled
+            counts[2] += record.not_shadowable
 
     async def run(self, receive: ObjectReceiveStream[ExchangeRecord]) -> None:
         """Write what arrives on ``receive`` until it is closed, then write the rest and return.
@@ -343,8 +344,8 @@ class BatchWriter:
         traffic, self._traffic = self._traffic, {}
         self._traffic_started = math.inf
         return [
-            TrafficRecord(day, task, model, requests, sampled)
-            for (day, task, model), (requests, sampled) in traffic.items()
+            TrafficRecord(day, task, model, requests, sampled, not_shadowable)
+            for (day, task, model), (requests, sampled, not_shadowable) in traffic.items()
         ]
 
     def _mark_down(self) -> None:

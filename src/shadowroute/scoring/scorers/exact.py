@@ -1,10 +1,12 @@
-"""``exact`` / ``label``: normalised exact match, optionally within a label set."""
+"""``exact`` / ``label``: normalised exact match, optionally within a label set; answers that
+call tools match when they make the same calls with equal arguments (:mod:`.tools`)."""
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 from typing import Any
 
+from ...formats.chat import parse_answer
 from .base import (
     _SETTINGS_VERSION,
     ScoreResult,
@@ -13,6 +15,7 @@ from .base import (
     _truncate,
     normalize_label,
 )
+from .tools import compare_calls, same_json
 
 __all__ = ["ExactScorer"]
 
@@ -63,6 +66,10 @@ class ExactScorer:
     def score(self, primary: str | None, candidate: str) -> ScoreResult:
         if primary is None:
             return _not_applicable()
+        p_answer, c_answer = parse_answer(primary), parse_answer(candidate)
+        if p_answer.tool_calls or c_answer.tool_calls:
+            same = lambda a, b: 1.0 if same_json(a, b) else 0.0  # noqa: E731
+            return compare_calls(p_answer, c_answer, same, 1.0)  # calls are actions: exact
         p = normalize_label(primary, case_sensitive=self._case_sensitive)
         c = normalize_label(candidate, case_sensitive=self._case_sensitive)
         match = p == c
@@ -78,4 +85,3 @@ class ExactScorer:
             if details["unknown_label"]:
                 value = 0.0
         return ScoreResult(value, value >= self._threshold, details)
-

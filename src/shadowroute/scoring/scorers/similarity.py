@@ -1,4 +1,6 @@
-"""``similarity``: rapidfuzz text similarity, or field by field when both outputs are JSON."""
+"""``similarity``: rapidfuzz text similarity, or field by field when both outputs are JSON;
+answers that call tools are compared call by call, and pass only when every call matches
+exactly (:mod:`.tools`: a fuzzy match of an argument would pass a wrong action)."""
 
 from __future__ import annotations
 
@@ -9,6 +11,7 @@ from typing import Any
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
+from ...formats.chat import parse_answer
 from .base import (
     _MAX_ITEMS,
     _SETTINGS_VERSION,
@@ -19,6 +22,7 @@ from .base import (
     _truncate,
     parse_json_output,
 )
+from .tools import argument_agreement, compare_calls
 
 __all__ = ["SIMILARITY_METHODS", "SimilarityScorer"]
 
@@ -118,6 +122,10 @@ class SimilarityScorer:
     def score(self, primary: str | None, candidate: str) -> ScoreResult:
         if primary is None:
             return _not_applicable()
+        p_answer, c_answer = parse_answer(primary), parse_answer(candidate)
+        if p_answer.tool_calls or c_answer.tool_calls:
+            # Calls are actions: they pass only when they match exactly (see .tools).
+            return compare_calls(p_answer, c_answer, argument_agreement, 1.0)
         p_leaves = self._primary_leaves(primary)
         if p_leaves is not None:
             c_ok, c_value = parse_json_output(candidate)

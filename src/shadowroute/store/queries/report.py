@@ -37,6 +37,7 @@ __all__ = [
     "primary_totals",
     "reading",
     "score_histograms",
+    "not_carried_counts",
     "scoring_spend",
     "traffic_totals",
 ]
@@ -151,14 +152,16 @@ async def outcomes(
 async def output_totals(
     conn: AsyncConnection, since: datetime | None
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, model) -> stored outputs, errors, mean cost of a successful call, total spend,
-    and the first and last output time."""
+    """(task, model) -> stored outputs, errors, mean cost of a successful call whose cost is
+    known (``costed`` of them: an answer without usage has no cost and is left out of the
+    mean), total spend, and the first and last output time."""
     ok = _O.c.error_kind.is_(None)
     query = (
         select(
             _X.c.task_type, _O.c.model, func.count(),
             func.sum(case((ok, 0), else_=1)),
             func.avg(case((ok, _O.c.cost_usd))),
+            func.count(case((ok, _O.c.cost_usd))),
             func.coalesce(func.sum(_O.c.cost_usd), 0.0),
             func.min(_O.c.created_at), func.max(_O.c.created_at),
         )
@@ -167,27 +170,30 @@ async def output_totals(
     return {
         (task, model): {"outputs": int(n), "errors": int(errors or 0),
                         "mean_cost": None if mean is None else float(mean),
+                        "costed": int(costed or 0),
                         "spend": float(spend), "first": first, "last": last}
-        for task, model, n, errors, mean, spend, first, last in (await conn.execute(query)).all()
+        for task, model, n, errors, mean, costed, spend, first, last
+        in (await conn.execute(query)).all()
     }
 
 
 async def primary_totals(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, Any]]:
-    """Task -> stored exchanges, their primary models, mean primary cost, first/last time."""
+    """Task -> stored exchanges, their primary models, mean primary cost over the ``costed``
+    exchanges whose cost is known (a stream without usage has none), first/last time."""
     query = (
         select(_X.c.task_type, _X.c.primary_model, func.count(), func.avg(_X.c.cost_usd),
-               func.min(_X.c.created_at), func.max(_X.c.created_at))
+               func.count(_X.c.cost_usd), func.min(_X.c.created_at), func.max(_X.c.created_at))
         .where(*_window(since)).group_by(_X.c.task_type, _X.c.primary_model)
     )
     out: dict[str, dict[str, Any]] = {}
-    for task, model, n, mean, first, last in (await conn.execute(query)).all():
+    for task, model, n, mean, costed, first, last in (await conn.execute(query)).all():
         row = out.setdefault(task, {"exchanges": 0, "models": {}, "cost_sum": 0.0, "costed": 0,
                                     "first": first, "last": last})
         row["exchanges"] += int(n)
         row["models"][model] = int(n)
-        if mean is not None:
-            row["cost_sum"] += float(mean) * int(n)
-            row["costed"] += int(n)
+        if mean is not None:  # the mean of the calls whose cost is known
+            row["cost_sum"] += float(mean) * int(costed)
+            row["costed"] += int(costed)
         row["first"], row["last"] = min(row["first"], first), max(row["last"], last)
     for row in out.values():
         row["mean_cost"] = row["cost_sum"] / row["costed"] if row["costed"] else None
@@ -195,15 +201,44 @@ async def primary_totals(conn: AsyncConnection, since: datetime | None) -> dict[
 
 
 async def traffic_totals(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, int]]:
-    """Task -> production requests (sampled or not) and the calendar days from its first to
-    its last day with traffic (both included)."""
+    """Task -> production requests (sampled or not), sampled calls not shadowable (they depend
+    on provider-side state), and the calendar days from its first to its last day with traffic
+    (both included)."""
     query = select(_T.c.task_type, func.sum(_T.c.requests), func.sum(_T.c.sampled),
+                   func.sum(_T.c.not_shadowable),
                    func.min(_T.c.day), func.max(_T.c.day)).group_by(_T.c.task_type)
     if since is not None:
         query = query.where(_T.c.day >= since.date())
     return {task: {"requests": int(r or 0), "sampled": int(s or 0),
+                   "not_shadowable": int(n or 0),
                    "days": (last - first).days + 1 if first and last else 0}
-            for task, r, s, first, last in (await conn.execute(query)).all()}
+            for task, r, s, n, first, last in (await conn.execute(query)).all()}
+
+
+async def not_carried_counts(
+    conn: AsyncConnection, since: datetime | None
+) -> dict[tuple[str, str | None], dict[str, int]]:
+    """(task, model) -> setting -> how many requests lacked it: the settings a candidate's API
+    could not be given (``model`` its name), and those the canonical form could not hold for
+    the primary's request (``model`` ``None``). Empty when everything was carried."""
+    outputs = (select(_X.c.task_type, _O.c.model, _O.c.not_carried, func.count())
+               .select_from(_OUTPUTS).where(*_window(since), _O.c.not_carried.is_not(None))
+               .group_by(_X.c.task_type, _O.c.model, _O.c.not_carried))
+    exchanges = (select(_X.c.task_type, _X.c.not_carried, func.count())
+                 .where(*_window(since), _X.c.not_carried.is_not(None))
+                 .group_by(_X.c.task_type, _X.c.not_carried))
+    out: dict[tuple[str, str | None], dict[str, int]] = {}
+    rows = [(task, model, names, n) for task, model, names, n in await _all(conn, outputs)]
+    rows += [(task, None, names, n) for task, names, n in await _all(conn, exchanges)]
+    for task, model, names, n in rows:
+        counts = out.setdefault((task, model), {})
+        for name in names or ():
+            counts[str(name)] = counts.get(str(name), 0) + int(n)
+    return out
+
+
+async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
+    return list((await conn.execute(query)).all())
 
 
 async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, float]:
