@@ -81,9 +81,11 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
             return await store.counts()
 
     stored = anyio.run(counts)
-    assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment"}
-    # 1,500 calls on the primary, then 300 through the Router after the promotions.
-    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500 + 300
+    assert set(stored["tasks"]) == {"classify_intent", "extract_order", "summarize_ticket", "sentiment",
+                                    "lookup_order"}
+    # 1,500 calls on the primary and 150 tool-calling ones (Responses API), then 300 through
+    # the Router after the promotions.
+    assert sum(t["requests"] for t in stored["traffic"].values()) == 1500 + 150 + 300
     assert stored["exchanges"] > 0 and stored["outputs"] >= stored["exchanges"]
     summary = cli("summary", "--database-url", f"sqlite+aiosqlite:///{database}", cwd=tmp_path)
     assert summary.returncode == 0 and "classify_intent" in summary.stdout
@@ -113,7 +115,9 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     by_scorer, scored, reverse = anyio.run(scores)
     assert "judge:" in result.stdout and "passed/scored" in result.stdout
     assert f"scored {sum(scored.values()):,} outputs" in result.stdout
-    assert by_scorer["judge"] == sum(scored.values()) - scored["classify_intent"]  # label only
+    # classify_intent: label only; lookup_order: similarity only (tool calls compared as calls)
+    assert by_scorer["judge"] == (sum(scored.values()) - scored["classify_intent"]
+                                  - scored["lookup_order"])
     assert by_scorer["label"] == scored["classify_intent"] + scored["sentiment"]
     assert {"label", "schema", "similarity"} <= set(by_scorer)
 
@@ -127,6 +131,14 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     assert verdicts[("sentiment", "tiny")] == "NEED MORE DATA"  # ~20 samples at the demo's traffic mix
     assert {"PROMOTE", "HOLD", "NEED MORE DATA"} <= set(verdicts.values())
     assert "shadowroute promote classify_intent --to claude-small" in html.read_text()
+    # The calls streamed without usage: the report says what share of the cost it measured.
+    assert "Primary cost measured on" in html.read_text()
+    lookup = next(t for t in twin["tasks"] if t["task"] == "lookup_order")
+    # Responses API streams always report usage; its answers are tool calls, scored as calls.
+    assert (lookup["exchanges"], lookup["primary_costed"]) == (150, 150)
+    assert {c["verdict"] for c in lookup["candidates"]} <= {"PROMOTE", "HOLD", "NEED MORE DATA"}
+    assert any('"tool_calls"' in (e["candidate"] or "") for c in lookup["candidates"]
+               for e in c["examples"])
 
     # ... then promoted what the report allowed, and routed the next calls by the new map.
     assert "ran: shadowroute promote classify_intent --to claude-small" in result.stdout
@@ -139,12 +151,12 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     assert reverse["claude-small"] > 0
 
     # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
-    # the outputs the demo did not already score with it (extract_order's use the same
-    # version), and a second run finds nothing left to do.
+    # the outputs the demo did not already score with it (extract_order's and lookup_order's
+    # use the same version), and a second run finds nothing left to do.
     url = f"sqlite+aiosqlite:///{database}"
     first = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert first.returncode == 0, first.stderr
-    todo = stored["outputs"] - scored["extract_order"]
+    todo = stored["outputs"] - scored["extract_order"] - scored["lookup_order"]
     assert f"scored {todo:,} outputs ({todo:,} scores)" in first.stdout
     again = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert again.returncode == 0, again.stderr

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import random
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -34,19 +33,6 @@ from shadowroute.scoring.prompt import (
 NONCE_1 = "0123456789abcdef"
 NONCE_2 = "fedcba9876543210"
 GENERIC_REQUEST = [{"role": "user", "content": "How should I plan a weekend trip to Lyon?"}]
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[FakeLLMServer]:
-    # Tests that change behaviour create their own model names, so sharing the server is safe.
-    with FakeLLMServer(default_settings(latency_scale=0.0)) as server:
-        yield server
-
-
-@pytest.fixture
-def http(srv: FakeLLMServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.base_url) as client:
-        yield client
 
 
 def complete(http: httpx.Client, model: str, messages: list[dict[str, Any]]) -> str:

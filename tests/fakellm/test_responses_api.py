@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import httpx
@@ -18,23 +17,11 @@ from shadowroute.fakellm import (
     FakeLLMSettings,
     FakeModel,
     FakeState,
-    default_settings,
     sample_requests,
 )
 
 EVENT = TypeAdapter(ResponseStreamEvent)
 QUESTION = "How should I plan a weekend trip to Lyon?"
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(default_settings(latency_scale=0.0)) as server:
-        yield server
-
-
-@pytest.fixture
-def oai(srv: FakeLLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=srv.base_url + "/v1", api_key="fake", max_retries=0)
 
 
 def sse(text: str) -> list[tuple[str, dict[str, Any]]]:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import random
 import time
-from collections.abc import Iterator
 
 import anthropic
 import anyio
@@ -28,29 +27,6 @@ from shadowroute.fakellm import (
 )
 
 USER = [{"role": "user", "content": "How should I plan a weekend trip to Lyon?"}]
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[FakeLLMServer]:
-    # Tests that change behaviour create their own model names, so sharing the server is safe.
-    with FakeLLMServer(default_settings(latency_scale=0.0)) as server:
-        yield server
-
-
-@pytest.fixture
-def http(srv: FakeLLMServer) -> Iterator[httpx.Client]:
-    with httpx.Client(base_url=srv.base_url) as client:
-        yield client
-
-
-@pytest.fixture
-def oai(srv: FakeLLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=srv.base_url + "/v1", api_key="fake", max_retries=0)
-
-
-@pytest.fixture
-def ant(srv: FakeLLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=srv.base_url, api_key="fake", max_retries=0)
 
 
 def demo(task: str, seed: int = 1) -> fakellm.DemoRequest:

@@ -4,7 +4,6 @@ through the official SDK clients over loopback."""
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
 from typing import Any
 
 import anthropic
@@ -18,28 +17,11 @@ from shadowroute.fakellm import (
     EXTRACT_ORDER_SCHEMA,
     TASK_SIMULATORS,
     FakeLLMServer,
-    default_settings,
     sample_requests,
 )
 
 USER: Any = [{"role": "user", "content": "How should I plan a weekend trip to Lyon?"}]
 THINK: Any = {"type": "enabled", "budget_tokens": 1024}
-
-
-@pytest.fixture(scope="module")
-def srv() -> Iterator[FakeLLMServer]:
-    with FakeLLMServer(default_settings(latency_scale=0.0)) as server:
-        yield server
-
-
-@pytest.fixture
-def oai(srv: FakeLLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=srv.base_url + "/v1", api_key="fake", max_retries=0)
-
-
-@pytest.fixture
-def ant(srv: FakeLLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=srv.base_url, api_key="fake", max_retries=0)
 
 
 def test_one_reasoning_model_in_the_roster() -> None:

@@ -60,16 +60,6 @@ def srv() -> Iterator[FakeLLMServer]:
         yield server
 
 
-@pytest.fixture
-def oai(srv: FakeLLMServer) -> openai.OpenAI:
-    return openai.OpenAI(base_url=srv.base_url + "/v1", api_key="fake", max_retries=0)
-
-
-@pytest.fixture
-def ant(srv: FakeLLMServer) -> anthropic.Anthropic:
-    return anthropic.Anthropic(base_url=srv.base_url, api_key="fake", max_retries=0)
-
-
 # --- the simulator -----------------------------------------------------------------------------------
 def test_requests_and_ground_truth() -> None:
     assert "lookup_order" not in TASK_SIMULATORS  # the text tasks' default mix is unchanged

@@ -1,11 +1,13 @@
 """``shadowroute demo``: production-like traffic through shadow() and ShadowTransport, offline.
 
-Starts the fake LLM server on loopback, declares four task types with cheaper candidates, drives
+Starts the fake LLM server on loopback, declares five task types with cheaper candidates, drives
 a few hundred calls to the ``frontier`` primary (half through :func:`shadow`, half through an
-httpx client built on :class:`ShadowTransport`), prints what was stored, then scores it (label,
-schema, similarity and the fake ``judge`` model; a quarter of the exchanges also get a second
-answer from the primary, ``primary@replay``, for the noise floor), prints the scores and writes
-the report. Then it closes the loop: it promotes what the report allows, prints the monthly
+httpx client built on :class:`ShadowTransport`, a quarter of those streamed without usage, as
+many SDK callers do), plus a tool-calling task through the OpenAI Responses API (half of it
+streamed) mirrored to a chat and an Anthropic candidate, prints what was stored, then scores it
+(label, schema, similarity -- tool calls as calls -- and the fake ``judge`` model; a quarter of
+the exchanges also get a second answer from the primary, ``primary@replay``, for the noise
+floor), prints the scores and writes the report. Then it closes the loop: it promotes what the report allows, prints the monthly
 cost before and after, and sends more traffic through the :class:`~shadowroute.Router`, which
 serves promoted task types with their new model and reverse-shadows a slice to the primary.
 """
@@ -25,6 +27,7 @@ from ..capture.transport import ShadowTransport
 from ..config import Config, load_config
 from ..fakellm import EXTRACT_ORDER_SCHEMA, FakeLLMServer, default_settings, sample_requests
 from ..fakellm.tasks import ClassifyIntent
+from ..formats.responses import openai_request_to_responses
 from ..pipeline.core import Shadow
 from ..report import run_report
 from ..routing import Router
@@ -37,6 +40,8 @@ __all__ = ["demo_config", "run_demo"]
 
 PRIMARY = "frontier"
 TRAFFIC_MIX = {"classify_intent": 12, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
+TOOL_SHARE = 10
+"""One tool-calling (``lookup_order``) call through the Responses API per this many calls."""
 ROUTED_REQUESTS = 300
 """Calls sent through the Router after the promotions."""
 CONCURRENCY = 16
@@ -97,6 +102,15 @@ def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
                     "scorers": {"label": {"labels": ["positive", "negative", "neutral"]},
                                 "judge": {}},
                 },
+                # A support agent calling tools through the Responses API: its candidates are
+                # called in their own APIs (chat completions, Anthropic) and pass only when
+                # they make the primary's calls, with the same arguments.
+                "lookup_order": {
+                    "candidates": ["claude-small", "small"],
+                    "sample_rate": 1.0,
+                    "noise_floor_rate": 0.25,
+                    "scorers": ["similarity"],
+                },
             },
             "store": {"spool_dir": str(spool_dir)},
             # Drain every capture at the end, however slow this machine is right now: a
@@ -110,6 +124,7 @@ def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
 
 async def _drive(config: Config, base_url: str, requests: int, seed: int) -> tuple[Shadow, float]:
     traffic = sample_requests(requests, seed=seed, tasks=TRAFFIC_MIX)
+    tools = sample_requests(max(requests // TOOL_SHARE, 1), seed=seed + 2, tasks=["lookup_order"])
     limiter = anyio.CapacityLimiter(CONCURRENCY)
     async with Shadow(config) as sh, httpx.AsyncClient(base_url=base_url) as direct, httpx.AsyncClient(
         base_url=base_url, transport=ShadowTransport(sh)
@@ -120,22 +135,35 @@ async def _drive(config: Config, base_url: str, requests: int, seed: int) -> tup
             response.raise_for_status()
             return response.json()
 
+        async def post(path: str, body: dict[str, Any], task: str) -> None:
+            """A call through the shadowing transport, read to the end as an SDK would."""
+            headers = {"X-Shadowroute-Task": task}
+            async with shadowed.stream("POST", path, json=body, headers=headers) as response:
+                response.raise_for_status()
+                await response.aread()
+
         async def one(index: int) -> None:
             item = traffic[index]
             body = {"model": PRIMARY, **item.request}
             async with limiter:
                 if index % 2 == 0:  # in-process wrapper
                     await sh.shadow(task=item.task, request=body, call=lambda: primary(body))
+                elif index % 4 == 1:  # streamed, without stream_options: no usage reported
+                    await post("/v1/chat/completions", {**body, "stream": True}, item.task)
                 else:  # an SDK-style client over the shadowing transport
-                    response = await shadowed.post(
-                        "/v1/chat/completions", json=body, headers={"X-Shadowroute-Task": item.task}
-                    )
-                    response.raise_for_status()
+                    await post("/v1/chat/completions", body, item.task)
+
+        async def lookup(index: int) -> None:
+            body = openai_request_to_responses({"model": PRIMARY, **tools[index].request})
+            async with limiter:
+                await post("/v1/responses", {**body, "stream": index % 2 == 0}, "lookup_order")
 
         began = time.perf_counter()
         async with anyio.create_task_group() as tg:
             for index in range(len(traffic)):
                 tg.start_soon(one, index)
+            for index in range(len(tools)):
+                tg.start_soon(lookup, index)
         elapsed = time.perf_counter() - began
     return sh, elapsed
 
