@@ -208,3 +208,47 @@ async def test_n_answers_are_not_asked_of_candidates_and_thinking_reaches_only_c
     assert carried[(second.id, "small-responses")] == ["thinking"]
     assert parse_answer(second.primary_output).content == "".join(
         b.text for b in thought.content if b.type == "text")
+
+
+async def test_shadow_reads_the_sdks_own_response_objects(
+    llm: Any, sqlite_url: str, tmp_path: Path, make_config: Any, stored: Any,
+) -> None:
+    """``shadow()`` around SDK calls: it is given the SDK's objects (a Responses API
+    ``Response``, an Anthropic ``Message`` with text and tool_use blocks, a chat completion with
+    ``n`` choices) and stores what they say."""
+    config = config_for(llm, sqlite_url, tmp_path, make_config, candidates=["small"],
+                        noise_floor_rate=0.0)
+    gpt = openai.AsyncOpenAI(base_url=llm.base_url + "/v1", api_key="sk-test", max_retries=0)
+    claude = anthropic.AsyncAnthropic(base_url=llm.base_url, api_key="sk-ant", max_retries=0)
+    responses_request = {"model": "frontier", "instructions": SYSTEM, "tools": RESPONSES_TOOLS,
+                         "input": "Where is my parcel for order AB-12345?"}
+    claude_request = {"model": "claude-small", "max_tokens": 300, "system": SYSTEM,
+                      "tools": CLAUDE_TOOLS,
+                      "messages": [{"role": "user", "content": "What is in order AB-12345?"}]}
+    chat_request = {"model": "frontier", "n": 2,
+                    "messages": [{"role": "user", "content": "hello from shadow()"}]}
+    async with gpt, claude, Shadow(config) as sh:
+        response = await sh.shadow(task="lookup_order", request=responses_request, api="responses",
+                                   call=lambda: gpt.responses.create(**responses_request))
+        message = await sh.shadow(task="lookup_order", request=claude_request, api="anthropic",
+                                  call=lambda: claude.messages.create(**claude_request))
+        completion = await sh.shadow(task="lookup_order", request=chat_request,
+                                     call=lambda: gpt.chat.completions.create(**chat_request))
+    assert sh.stats.capture_errors == 0
+    exchanges, outputs = await stored(sqlite_url)
+    by_model = {x.primary_model: x for x in exchanges}
+    agent = next(x for x in exchanges
+                 if x.primary_model == "frontier" and x.request["messages"][0]["content"] == SYSTEM)
+    sent = [{"name": i.name, "arguments": json.loads(i.arguments)}
+            for i in response.output if i.type == "function_call"]
+    assert sent and calls_of(agent.primary_output) == sent
+    assert agent.input_tokens == response.usage.input_tokens
+    stored_claude = parse_answer(by_model["claude-small"].primary_output)
+    assert list(stored_claude.tool_calls or []) == [
+        {"name": b.name, "arguments": b.input} for b in message.content if b.type == "tool_use"]
+    assert (by_model["claude-small"].input_tokens, by_model["claude-small"].output_tokens) == (
+        message.usage.input_tokens, message.usage.output_tokens)
+    chat = next(x for x in exchanges if x.request["messages"][-1]["content"] == "hello from shadow()")
+    assert chat.primary_output == completion.choices[0].message.content
+    assert chat.output_tokens == completion.usage.completion_tokens  # all n answers, paid for
+    assert all(o.error_kind is None for o in outputs)
