@@ -1,6 +1,7 @@
-"""Where public evaluation data is looked for: ``$SHADOWROUTE_DATASETS``, else the copy that
-ships with the project (``evals/datasets/`` of the checkout, with each source's licence), else
-the first ``shared/datasets`` folder above the working directory or above the checkout."""
+"""Where public evaluation data is looked for: ``$SHADOWROUTE_DATASETS``, else the first
+``shared/datasets`` folder above the working directory, else the copy that ships with the
+project (``evals/datasets/`` of the checkout, each source with its licence), else a
+``shared/datasets`` folder above the checkout."""
 
 from __future__ import annotations
 
@@ -20,18 +21,22 @@ def project_datasets_dir() -> Path | None:
 
 
 def shared_datasets_dirs(*starts: Path) -> list[Path]:
-    """The project's own copy (:func:`project_datasets_dir`), then the first
-    ``shared/datasets`` folder above each start (default: the working directory, then this
-    package's file), without duplicates."""
-    own = project_datasets_dir()
-    found: list[Path] = [own] if own is not None else []
-    for start in starts or (Path.cwd(), Path(__file__).parent):
+    """The first ``shared/datasets`` folder above the first start (default: the working
+    directory), then the project's own copy (:func:`project_datasets_dir`), then the first
+    ``shared/datasets`` above each other start (default: this package's file), without
+    duplicates."""
+    starts = starts or (Path.cwd(), Path(__file__).parent)
+    found: list[Path] = []
+    for i, start in enumerate(starts):
         for folder in (start.resolve(), *start.resolve().parents):
             candidate = folder / "shared" / "datasets"
             if candidate.is_dir():
                 if candidate not in found:
                     found.append(candidate)
                 break
+        own = project_datasets_dir()
+        if i == 0 and own is not None and own not in found:
+            found.append(own)
     return found
 
 

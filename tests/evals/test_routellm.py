@@ -174,10 +174,25 @@ def test_unknown_evals_and_missing_data_are_one_line_errors(tmp_path: Path, cli)
 def test_without_data_anywhere_the_error_names_the_option_and_the_variable(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
+    from shadowroute import datasets
     from shadowroute.evals import runner
 
     monkeypatch.delenv(DATASETS_ENV, raising=False)
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(runner, "_checkout", lambda: tmp_path)
+    monkeypatch.setattr(datasets, "project_datasets_dir", lambda: None)  # an installed wheel
     with pytest.raises(ConfigError, match=rf"pass --data DIR or set \${DATASETS_ENV}"):
         find_data(get_eval("routellm"))
+
+
+def test_the_eval_data_ships_with_the_project_and_its_licences(monkeypatch: pytest.MonkeyPatch,
+                                                               tmp_path: Path) -> None:
+    from shadowroute.datasets import datasets_dirs, project_datasets_dir
+
+    own = project_datasets_dir()
+    assert own is not None and own.parent.name == "evals"
+    for name in ("routellm/LICENSE", "routellm/gsm8k_responses.csv", "routellm/question.jsonl",
+                 "routellm/judgements.jsonl", "llmbar/LICENSE", "llmbar/mt_bench_human.json"):
+        assert (own / name).is_file(), name
+    monkeypatch.delenv(DATASETS_ENV, raising=False)
+    assert own in datasets_dirs(cwd=tmp_path)  # found from anywhere, no shared/ folder needed
