@@ -162,3 +162,11 @@ def test_an_openai_refusal_is_stored_as_what_the_model_said_streamed_or_not() ->
                    "choices": [{"index": 0, "delta": {}, "finish_reason": "stop"}]})
     raw = b"".join(b"data: " + json.dumps(c).encode() + b"\n\n" for c in chunks) + b"data: [DONE]\n\n"
     assert completion_text(reassemble(raw, "openai", streamed=True)) == "I can't help."
+
+
+def test_an_anthropic_message_without_usage_has_unknown_tokens() -> None:
+    from shadowroute.formats import completion_usage
+
+    reply = {k: v for k, v in CLAUDE_TOOL_REPLY.items() if k != "usage"}
+    assert completion_usage(anthropic_response_to_openai(reply)) == (None, None)
+    assert completion_usage(anthropic_response_to_openai(CLAUDE_TOOL_REPLY)) == (40, 30)

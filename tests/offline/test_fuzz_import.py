@@ -1,5 +1,6 @@
-"""Property tests (hypothesis) of ``shadowroute import``: JSONL lines written by other tools.
-Every line is imported or reported bad; only the documented errors leave ``import_file``.
+"""Property tests (hypothesis) of ``shadowroute import``: JSONL lines written by other tools,
+candidate answers of every shape included. Every line is imported or reported bad; only the
+documented errors leave ``import_file``.
 
 Bugs these found keep an ``@example`` of the input that found them.
 """
@@ -29,11 +30,25 @@ from support.fuzz import (
 
 # ---- import (JSONL lines written by other tools)
 
+responses_responses = shaped(
+    {"object": st.just("response"), "output": st.lists(json_values | shaped(
+        {"type": st.sampled_from(["message", "function_call", "reasoning"])},
+        {"content": st.lists(shaped({"type": st.just("output_text")}, {"text": texts}), max_size=2),
+         "name": texts, "arguments": texts}), max_size=3)},
+    {"status": st.sampled_from(["completed", "incomplete", "failed"]) | json_values,
+     "usage": shaped({}, {"input_tokens": st.integers(), "output_tokens": st.integers()}),
+     "error": json_values, "incomplete_details": json_values},
+)
+"""An OpenAI Responses API response, as a candidate's answer."""
+answers = openai_responses | anthropic_responses | responses_responses | texts | json_values
 chat_lines = shaped(
-    {"request": openai_requests | anthropic_requests, "response": openai_responses | anthropic_responses},
+    {"request": openai_requests | anthropic_requests,
+     "response": openai_responses | anthropic_responses | texts},
     {"task": texts, "metadata": json_values, "latency_ms": st.floats() | st.integers(),
      "created_at": st.sampled_from(["2024-05-01T12:00:00Z", "9999-12-31T23:59:59-12:00",
-                                    "0001-01-01T00:00:00+14:00", "2024-13-01", "now"]) | json_values},
+                                    "0001-01-01T00:00:00+14:00", "2024-13-01", "now"]) | json_values,
+     "candidates": st.dictionaries(st.sampled_from(["small", "m", "", "primary@replay"]) | texts,
+                                   answers, max_size=3)},
 )
 jsonl_lines = st.one_of(
     chat_lines.map(lambda v: json.dumps(v).encode()),

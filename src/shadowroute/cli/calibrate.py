@@ -1,8 +1,12 @@
-"""``shadowroute calibrate-judge``: how often the configured judge agrees with people.
+"""``shadowroute calibrate-judge`` and ``shadowroute calibrate``: how far scoring agrees with people.
 
-Registered on the main app by :mod:`shadowroute.cli`. Runs the ``[judge]`` of the configuration
-on answer pairs people have labelled (see :mod:`shadowroute.scoring.calibration`), prints the agreement
-per category next to the published reference, and stores the run for the report.
+Registered on the main app by :mod:`shadowroute.cli`. ``calibrate-judge`` runs the ``[judge]``
+of the configuration on answer pairs people have labelled (see
+:mod:`shadowroute.scoring.calibration`), prints the agreement per category next to the published
+reference, and stores the run for the report. ``calibrate TASK`` compares the stored scores of
+every scorer of a task type with labels a team already has (a JSONL file, or the recorded
+outcomes; see :mod:`shadowroute.scoring.scorer_calibration`), prints the threshold sweep and
+stores one row per scorer for the report.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from rich.text import Text
 
 from .common import ConfigOption, DatabaseOption, app, console, load
 
-__all__ = ["calibrate_judge"]
+__all__ = ["calibrate", "calibrate_judge"]
 
 
 @contextlib.contextmanager
@@ -123,3 +127,54 @@ def calibrate_judge(
     console.print(f"stored calibration {run.id} (judge {run.judge_model}, version "
                   f"{run.judge_version}, dataset {run.dataset})", markup=False, highlight=False,
                   soft_wrap=True)
+
+
+@app.command("calibrate")
+def calibrate(
+    task: Annotated[str, typer.Argument(help="The task type whose scorers to measure.",
+                                        show_default=False)],
+    labels: Annotated[Path | None, typer.Option(
+        "--labels",
+        help='JSONL, one line per labelled candidate output: {"output_id": "...", "label": '
+             'true} or {"exchange_id": "...", "model": "...", "label": false}. Default: the '
+             "outcomes recorded in the exchanges' metadata (metadata.outcomes).",
+        show_default=False)] = None,
+    no_sweep: Annotated[bool, typer.Option(
+        "--no-sweep", help="Print the summary only, not each scorer's threshold sweep.")] = False,
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+) -> None:
+    """Measure how far each scorer of TASK agrees with labels, and store it for the report.
+
+    Uses the scores stored by shadowroute score (the judge is not called again). Per scorer:
+    precision, recall, accuracy and Cohen's kappa of "the scorer passes" against "the answer is
+    acceptable", as configured and over a sweep of thresholds, with the threshold of highest
+    kappa.
+    """
+    from ..scoring.labels import read_labels
+    from ..scoring.scorer_calibration import ScorerCalibrationRun, calibrate_scorers
+    from ..scoring.validity import MIN_KAPPA
+    from ..store import Store
+    from ..store.queries.calibrations import save_scorer_calibrations
+    from .tables import render_scorer_calibration, render_scorer_sweep
+
+    cfg = load(config, database_url)
+    lines = read_labels(labels) if labels is not None else None  # bad file: before the database
+
+    async def main() -> ScorerCalibrationRun:
+        async with await Store.open(cfg.database_url) as store:
+            run = await calibrate_scorers(cfg, store, task, lines,
+                                          labels_path=None if labels is None else str(labels))
+            await save_scorer_calibrations(store, run.rows())
+            return run
+
+    run = anyio.run(main)
+    if not no_sweep:
+        console.print(render_scorer_sweep(run))
+    console.print(render_scorer_calibration(run))
+    for line in run.lines():
+        console.print(line, markup=False, highlight=False, soft_wrap=True)
+    stored = [row["scorer"] for row in run.rows()]
+    console.print(f"stored calibration {run.id} of {task}: {', '.join(stored)} (the report shows "
+                  f"each scorer's kappa beside its task type and flags kappa below {MIN_KAPPA})",
+                  markup=False, highlight=False, soft_wrap=True)

@@ -33,8 +33,9 @@ class ImportFormat(str, Enum):
 
 @app.command("import")
 def import_(
-    file: Annotated[Path, typer.Argument(help="JSONL file: chat request/response pairs, or "
-                                              "OpenAI Batch API output.", show_default=False)],
+    file: Annotated[Path, typer.Argument(help="JSONL file: chat request/response pairs (with "
+                                              "any \"candidates\" answers), or OpenAI Batch "
+                                              "API output.", show_default=False)],
     task: Annotated[str | None, typer.Option(help="Task type of every line (default: the "
                                              "line's \"task\", else \"default\").",
                                              show_default=False)] = None,
@@ -46,10 +47,13 @@ def import_(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Store logged production calls as exchanges (no candidate outputs; see `replay`).
+    """Store logged production calls as exchanges, with their candidates.
 
-    Bad lines are listed with the reason and skipped; exit code 1 when there were any.
-    Importing the same file again stores nothing twice."""
+    A chat line's "candidates": {"MODEL": response or text} become
+    candidate outputs, scored and decided like mirrored ones (without
+    them, see `replay`). Bad lines are listed with the reason and skipped;
+    exit code 1 when there were any. Importing a file again stores
+    nothing twice."""
     from ..offline.importer import import_file
 
     if task is not None and not task.strip():
@@ -62,6 +66,8 @@ def import_(
         say(line if i == 0 or not report.bad else (line, "yellow"))
     if report.bad:
         raise typer.Exit(1)
+    if report.outputs:
+        say("next: `shadowroute score`, then `shadowroute report`")
 
 
 @app.command("replay")

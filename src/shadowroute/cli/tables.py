@@ -1,4 +1,5 @@
-"""Terminal tables of what is stored and how it scored (``summary``, ``score``, the demo)."""
+"""Terminal tables of what is stored and how it scored (``summary``, ``score``, ``report``,
+``calibrate-judge``, ``calibrate``, the demo)."""
 
 from __future__ import annotations
 
@@ -9,7 +10,8 @@ from rich.table import Table
 
 __all__ = [
     "pct",
-    "render_calibration", "render_promoted", "render_scores", "render_summary", "render_verdicts",
+    "render_calibration", "render_promoted", "render_scorer_calibration", "render_scorer_sweep",
+    "render_scores", "render_summary", "render_verdicts",
 ]
 
 
@@ -116,7 +118,7 @@ def render_verdicts(report: Any) -> Table:
     """One row per task type x candidate of a :class:`~shadowroute.report.Report`; the lower
     bound is the one the verdict used (always-valid unless ``[decision] sequential = false``)."""
     table = Table("task type", "candidate", "verdict", "n", "pass rate", "lower bound",
-                  "noise floor", "savings/month", title="decisions")
+                  "noise floor", "savings/month", "decided by", title="decisions")
     styles = {"PROMOTE": "green", "HOLD": "red", "NEED MORE DATA": "yellow",
               "CONFIG PROBLEM": "magenta"}
     for task in report.tasks:
@@ -127,13 +129,31 @@ def render_verdicts(report: Any) -> Table:
                 f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
                 pct(bound), pct(c.noise_floor),
                 "-" if c.monthly_savings is None else _usd(c.monthly_savings),
+                _decided(c),
             )
         if task.candidates:
             table.add_section()
-    caption = _calibration_caption(report)
-    if caption is not None:
-        table.caption = caption
+    captions = [_calibration_caption(report), _low_kappa_caption(report)]
+    if any(captions):
+        table.caption = "\n".join(c for c in captions if c)
     return table
+
+
+def _decided(c: Any) -> str:
+    """The scorer that decided a candidate's failures, in red with a flag when the verdict
+    rests on a scorer below kappa 0.4 against labels."""
+    text = escape(getattr(c, "decided_by", None) or "-")
+    flagged = getattr(c, "low_kappa_scorers", None)
+    if flagged:
+        text += f" [red](low kappa: {escape(', '.join(flagged))})[/]"
+    return text
+
+
+def _low_kappa_caption(report: Any) -> str | None:
+    """One line per task type whose verdicts rest on a low-kappa scorer; ``None`` if none."""
+    lines = [f"[red]{escape(t.validity_warning)}[/]" for t in report.tasks
+             if getattr(t, "validity_warning", None)]
+    return "\n".join(lines) or None
 
 
 def _calibration_caption(report: Any) -> str | None:
@@ -193,5 +213,72 @@ def render_promoted(report: Any) -> Table | None:
             escape(p.task), escape(p.model), escape(p.primary), f"{p.since:%Y-%m-%d}",
             f"[{_DRIFT_STYLES.get(p.verdict, 'white')}]{p.verdict}[/]", f"{p.n:,}",
             pct(p.pass_rate), pct(p.upper_bound), escape(p.command or ""),
+        )
+    return table
+
+
+def _threshold(value: float | None) -> str:
+    return "-" if value is None else f"{value:.3g}"
+
+
+def _agreement_cells(m: Any) -> list[str]:
+    return [pct(m.precision), pct(m.recall), pct(m.accuracy), _kappa(m.kappa)]
+
+
+def render_scorer_sweep(run: Any) -> Table:
+    """A :class:`~shadowroute.scoring.scorer_calibration.ScorerCalibrationRun` threshold by
+    threshold: per scorer, its metrics as configured (the stored ``passed``), then at each
+    threshold shown ("passes" at t: a stored value at or above t); the best one is marked."""
+    from ..scoring.validity import CRITERION
+
+    table = Table("scorer", "threshold", "n", "passes", "precision", "recall", "accuracy",
+                  "kappa", "", title=f"{escape(run.task)}: each scorer's pass vs "
+                                     f"{run.labelled:,} labels, by threshold")
+    for s in run.scorers:
+        a = s.agreement
+        if not a.n:
+            continue
+        c = a.configured
+        table.add_row(f"[bold]{escape(s.scorer)}[/]", f"{_threshold(a.threshold)}", f"{c.n:,}",
+                      f"{c.passes:,}", *_agreement_cells(c), "as configured (stored pass)")
+        for m in a.sweep:
+            marks = []
+            if a.best is not None and m.threshold == a.best.threshold:
+                marks.append(f"[green]best ({CRITERION})[/]")
+            if a.threshold is not None and m.threshold == a.threshold:
+                marks.append("configured")
+            table.add_row("", _threshold(m.threshold), f"{m.n:,}", f"{m.passes:,}",
+                          *_agreement_cells(m), ", ".join(marks))
+        table.add_section()
+    return table
+
+
+def render_scorer_calibration(run: Any) -> Table:
+    """One row per scorer of a ``shadowroute calibrate`` run: n, the metrics as configured, the
+    best threshold and its kappa, and whether the report will flag the scorer."""
+    from ..scoring.validity import MIN_KAPPA
+
+    table = Table("scorer", "n", "threshold", "precision", "recall", "accuracy", "kappa",
+                  "best\nthreshold", "best\nkappa", "agreement",
+                  title=f"scorers of {escape(run.task)} vs labels ({escape(run.source)})")
+    for s in run.scorers:
+        a = s.agreement
+        if not a.n:
+            table.add_row(escape(s.scorer), "0", _threshold(a.threshold), "", "", "", "", "", "",
+                          "[yellow]no scored labelled outputs[/]")
+            continue
+        best = a.best
+        if a.low:
+            verdict = f"[red]low (kappa < {MIN_KAPPA})[/]"
+        elif not a.configured.informative:
+            verdict = "[yellow]labels of one class only[/]"
+        elif a.configured.kappa is None:
+            verdict = "[yellow]kappa undefined[/]"
+        else:
+            verdict = "[green]ok[/]"
+        table.add_row(
+            escape(s.scorer), f"{a.n:,}", _threshold(a.threshold), *_agreement_cells(a.configured),
+            _threshold(best.threshold if best else None), _kappa(best.kappa if best else None),
+            verdict,
         )
     return table

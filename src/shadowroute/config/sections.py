@@ -69,7 +69,7 @@ class ModelConfig(_Strict):
         return os.environ.get(self.api_key_env) if self.api_key_env else None
 
 
-SCORER_NAMES = ("schema", "exact", "label", "similarity", "judge", "correctness")
+SCORER_NAMES = ("schema", "exact", "label", "similarity", "extract", "judge", "correctness")
 """The scorers a task type can use (see :mod:`shadowroute.scoring`)."""
 
 _SCORER_OPTIONS = {
@@ -77,6 +77,9 @@ _SCORER_OPTIONS = {
     "exact": {"threshold", "labels", "case_sensitive"},
     "label": {"threshold", "labels", "case_sensitive"},
     "similarity": {"threshold", "method"},
+    "extract": {
+        "pattern", "json_pointer", "choices", "abs_tolerance", "rel_tolerance", "case_sensitive",
+    },
     "judge": {"threshold", "rubric"},
     "correctness": {"tolerance"},
 }
@@ -91,15 +94,56 @@ class ScorerConfig(_Strict):
     threshold: float | None = Field(None, ge=0.0, le=1.0)
     """A score at or above it passes (defaults: schema/exact 1.0, similarity 0.8, judge 0.5)."""
     method: str | None = None
-    """similarity: ratio, token_set_ratio (default), token_sort_ratio, partial_ratio, WRatio."""
+    """similarity: ratio (default), token_set_ratio, token_sort_ratio, partial_ratio, WRatio."""
     labels: tuple[str, ...] | None = None
     """exact/label: the allowed labels; an answer outside them fails."""
     case_sensitive: bool = False
+    """exact/label/extract: compare (and, for extract, find choices) with case."""
+    pattern: str | None = None
+    """extract: a regular expression; the answer is its first group in the last match
+    (default: the final number of the output)."""
+    json_pointer: str | None = None
+    """extract: an RFC 6901 pointer (``/answer``) into outputs that are JSON."""
+    choices: tuple[str, ...] | None = None
+    """extract: a closed set of answers (``["A", "B", "C", "D"]``); the last one found counts."""
+    abs_tolerance: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    """extract: two numbers this close (absolutely) agree (default 0)."""
+    rel_tolerance: float | None = Field(None, ge=0.0, allow_inf_nan=False)
+    """extract: two numbers this close relative to the larger one agree (default 0)."""
     rubric: str | None = None
     """judge: what "better" means for this task type (default: ``[judge] rubric``)."""
     tolerance: float | None = Field(None, ge=0.0)
     """correctness: with recorded grades, the candidate passes when its grade is at least the
     primary's minus this (default 0)."""
+
+    @field_validator("pattern")
+    @classmethod
+    def _pattern_compiles(cls, value: str | None) -> str | None:
+        if value is not None:
+            if not value:
+                raise ValueError("must be a non-empty regular expression")
+            try:
+                re.compile(value)
+            except re.error as exc:
+                raise ValueError(f"invalid regular expression {value!r}: {exc}") from None
+        return value
+
+    @field_validator("json_pointer")
+    @classmethod
+    def _is_json_pointer(cls, value: str | None) -> str | None:
+        if value and (not value.startswith("/") or re.search(r"~(?![01])", value)):
+            raise ValueError(
+                f"{value!r} is not a JSON pointer (RFC 6901: empty, or '/' then keys or "
+                "indexes separated by '/', with '~0' for '~' and '~1' for '/')"
+            )
+        return value
+
+    @field_validator("choices")
+    @classmethod
+    def _non_empty_choices(cls, value: tuple[str, ...] | None) -> tuple[str, ...] | None:
+        if value is not None and (not value or not all(c.strip() for c in value)):
+            raise ValueError("must be a non-empty list of non-empty strings")
+        return value
 
 
 class TaskConfig(_Strict):
@@ -186,7 +230,9 @@ class DecisionConfig(_Strict):
     disagrees with itself (its noise floor, from ``primary@replay``)."""
 
     confidence: float = Field(0.95, gt=0.5, lt=1.0)
-    """One-sided confidence of every bound (alpha = 1 - confidence)."""
+    """Family-wise confidence of the report: the chance that any report, on any night, shows a
+    wrong PROMOTE for any of its task types x candidates is at most ``1 - confidence``. Each of
+    the report's K decisions runs at ``(1 - confidence) / K``."""
     bound: Literal["wilson", "clopper-pearson"] = "wilson"
     """The fixed-sample bound shown for the current look."""
     sequential: bool = True
@@ -201,7 +247,20 @@ class DecisionConfig(_Strict):
     min_samples: int = Field(100, ge=1)
     """Scored outputs a candidate needs before any verdict other than NEED MORE DATA."""
     config_problem_rate: float = Field(0.1, gt=0.0, le=1.0)
-    """A task type whose primary fails its own JSON schema this often is a CONFIG PROBLEM."""
+    """A task type whose primary fails its own JSON schema this often (shown by the rate's
+    always-valid lower bound, not by the observed rate) is a CONFIG PROBLEM."""
+    unscored_count_as_failures: bool = True
+    """An output on which no scorer applied counts as a failure for the quality criterion
+    (left out of non-inferiority). Turn off to leave such outputs out of the pass rate."""
+    max_judge_flip_rate: float = Field(0.1, gt=0.0, le=1.0)
+    """A flipped judge verdict (it changes when the two answers swap places) counts as a
+    failure; when the share of flipped verdicts is shown to exceed this, the judge gives no
+    verdict (CONFIG PROBLEM: calibrate it or change it)."""
+    evaluation_replay_rate: float = Field(0.5, ge=0.0, le=1.0)
+    """Share of sampled exchanges replayed on the primary while a candidate of the task type
+    is under evaluation and the noise floor is the less certain of the two rates compared
+    (the task's ``noise_floor_rate`` otherwise): non-inferiority is decided in weeks instead
+    of months, at the cost of that many more primary calls on sampled traffic."""
 
 
 class RoutesConfig(_Strict):
@@ -218,6 +277,11 @@ class RoutesConfig(_Strict):
     replaced (the reverse shadow): scored like any pair, they show drift in the next report."""
     reload_interval_s: float = Field(1.0, ge=0.0)
     """How often a running Router or sidecar checks the file for changes."""
+    drift_false_alarm: float = Field(0.01, gt=0.0, lt=1.0)
+    """Chance that the drift check ever recommends demoting a promoted model that still meets
+    the bar, within ``drift_horizon_days`` of its promotion (a change detector that restarts,
+    so a drop is caught as fast a year after the promotion as a week after it)."""
+    drift_horizon_days: int = Field(365, ge=1)
 
 
 class MirrorConfig(_Strict):

@@ -1,27 +1,41 @@
-"""Offline evals: real, public data run through the normal scoring and decision.
+"""Offline evals: real, public data whose answer is known.
 
     run = await run_eval(get_eval("routellm"))     # `shadowroute eval routellm`
+    run = measure_eval(get_eval("scorers"))        # `shadowroute eval scorers`
     for line in run.lines(): print(line)
 
-Each eval loads its data as exchanges with pre-recorded candidate outputs into a throw-away
-database, scores them with its config (``evals/<name>/shadowroute.toml``) and builds the report:
-a check that the verdicts come out right on data whose answer is known.
+A pipeline eval (``routellm``) loads its data as exchanges with pre-recorded candidate outputs
+into a throw-away database, scores them with its config (``evals/<name>/shadowroute.toml``) and
+builds the report: a check that the verdicts come out right. A measurement (``scorers``)
+computes figures straight from the data: how far each deterministic scorer agrees with the
+truth (:mod:`.scorers`).
 """
 
 from __future__ import annotations
 
 from ..errors import ConfigError
-from . import routellm
-from .runner import DATASETS_ENV, Eval, EvalRun, find_config, find_data, run_eval
+from . import routellm, scorers
+from .runner import (
+    DATASETS_ENV,
+    Eval,
+    EvalRun,
+    Measured,
+    find_config,
+    find_data,
+    measure_eval,
+    run_eval,
+)
 
 __all__ = [
     "DATASETS_ENV",
     "EVALS",
     "Eval",
     "EvalRun",
+    "Measured",
     "find_config",
     "find_data",
     "get_eval",
+    "measure_eval",
     "run_eval",
 ]
 
@@ -32,6 +46,13 @@ EVALS: dict[str, Eval] = {
         "(right/wrong)",
         data_files=routellm.DATA_FILES,
         load=routellm.load,
+    ),
+    "scorers": Eval(
+        name="scorers",
+        description="every deterministic scorer's pass rate, precision, recall and kappa "
+        "against known truth (GSM8K: GPT-4 vs Mixtral; MT-Bench human judgements)",
+        data_files=scorers.DATA_FILES,
+        measure=scorers.measure,
     ),
 }
 """Every eval ``shadowroute eval NAME`` knows, by name."""

@@ -42,6 +42,7 @@ __all__ = [
     "DATA_FILES",
     "PRIMARY",
     "exchanges",
+    "gsm8k",
     "load",
 ]
 
@@ -205,6 +206,13 @@ def _exchange(
                                        id=_id(exchange_id, candidate))],
         id=exchange_id,
     )
+
+
+def gsm8k(data: Path, *, candidate: str = CANDIDATE) -> Iterator[ExchangeRecord]:
+    """The 1,319 GSM8K exchanges alone, read from ``data/gsm8k_responses.csv`` (task ``math``,
+    ``metadata["outcomes"]`` = whether each model was right). Bad data raises
+    :class:`ConfigError` naming the file."""
+    return _gsm8k(data, candidate)
 
 
 def exchanges(data: Path, *, candidate: str = CANDIDATE) -> Iterator[ExchangeRecord]:

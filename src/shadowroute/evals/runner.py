@@ -1,10 +1,17 @@
-"""Run an eval: find its data and config, load it into a throw-away database, score it and
-decide with the normal scoring job and report builder.
+"""Run an eval. Two kinds:
+
+* a **pipeline** eval (:attr:`Eval.load`, ``run_eval``): find its data and config, load the
+  data into a throw-away database, score it and decide with the normal scoring job and report
+  builder;
+* a **measurement** (:attr:`Eval.measure`, ``measure_eval``): find its data and compute
+  figures from it directly, with nothing stored and no config (``shadowroute eval scorers``).
 
 Data is looked for in ``--data``, else ``$SHADOWROUTE_DATASETS``, else the first
-``shared/datasets`` folder (holding the eval's folder) found walking up from the current
-directory and from this package's checkout. The config is ``evals/<name>/shadowroute.toml`` of
-the checkout (or of the current directory).
+``shared/datasets`` folder above the current directory, else the project's own copy
+(``evals/datasets/``), else a ``shared/datasets`` folder above this package's checkout
+(:func:`shadowroute.datasets.shared_datasets_dirs`): the first folder holding the eval's data
+files, directly or in a folder named after the eval. The config of a pipeline eval is
+``evals/<name>/shadowroute.toml`` of the checkout (or of the current directory).
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import tempfile
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Protocol
 
 from ..config import Config, load_config
 from ..datasets import DATASETS_ENV, shared_datasets_dirs
@@ -22,23 +29,45 @@ from ..errors import ConfigError
 from ..report import Report, build_report
 from ..scoring import ScoreRunReport, run_scoring
 from ..store import Store
+from .agreement import aligned
 
-__all__ = ["DATASETS_ENV", "Eval", "EvalRun", "find_config", "find_data", "run_eval"]
+__all__ = ["DATASETS_ENV", "Eval", "EvalRun", "Measured", "find_config", "find_data",
+           "measure_eval", "run_eval"]
 
 
 Loader = Callable[[Store, Path], Awaitable[dict[str, int]]]
 """Writes the eval's exchanges to the store; returns how many were read per source."""
 
 
+class Measured(Protocol):
+    """What a measurement returns: its text, and its JSON (``--json``)."""
+
+    def lines(self) -> list[str]: ...
+
+    def to_json(self) -> str: ...
+
+
+Measure = Callable[[Path], Measured]
+"""Computes a measurement from the data folder."""
+
+
 @dataclass(frozen=True, slots=True)
 class Eval:
-    """An offline evaluation on real data: ``shadowroute eval <name>``."""
+    """An offline evaluation on real data: ``shadowroute eval <name>``. Exactly one of
+    ``load`` (a pipeline eval) and ``measure`` (a measurement) is set."""
 
     name: str
     description: str
     data_files: tuple[str, ...]
-    """Files the eval's data folder must hold."""
-    load: Loader
+    """Files the eval's data folder must hold (paths relative to it)."""
+    load: Loader | None = None
+    """Pipeline eval: writes the exchanges to the store (:func:`run_eval`)."""
+    measure: Measure | None = None
+    """Measurement: computes its figures from the data folder (:func:`measure_eval`)."""
+
+    def __post_init__(self) -> None:
+        if (self.load is None) == (self.measure is None):
+            raise ValueError(f"eval {self.name!r}: set exactly one of load and measure")
 
 
 @dataclass
@@ -81,10 +110,7 @@ class EvalRun:
         for r in self.rows():
             table.append((r["task"], r["model"], r["verdict"], f"{r['n']:,}", _pct(r["pass_rate"]),
                           _pct(r["lower_bound"]), r["reason"]))
-        widths = [max(len(row[i]) for row in table) for i in range(len(table[0]) - 1)]
-        body = ["  ".join([*(row[i].ljust(w) for i, w in enumerate(widths)), row[-1]]).rstrip()
-                for row in table]
-        return head + body
+        return head + aligned(table)
 
 
 def _pct(value: float | None) -> str:
@@ -119,9 +145,10 @@ def find_data(spec: Eval, given: Path | None = None) -> Path:
     for datasets in shared_datasets_dirs(Path.cwd(), _checkout()):
         if (found := _holding(datasets, spec)) is not None:
             return found.resolve()
+    folder = "" if any("/" in name for name in spec.data_files) else f"{spec.name}/"
     raise ConfigError(
         f"the {spec.name} data ({files}) was not found: pass --data DIR or set "
-        f"${DATASETS_ENV} (no shared/datasets/{spec.name}/ above {Path.cwd()} or "
+        f"${DATASETS_ENV} (no shared/datasets/{folder} with it above {Path.cwd()} or "
         f"{_checkout()})",
         key="--data",
     )
@@ -153,15 +180,27 @@ async def run_eval(
     with :func:`~shadowroute.scoring.run_scoring` and decide with
     :func:`~shadowroute.report.build_report`. ``$SHADOWROUTE_DATABASE_URL`` is ignored: an
     eval never writes to the production database unless asked to with ``database_url``."""
+    load = spec.load
+    if load is None:
+        raise ConfigError(f"the {spec.name} eval is a measurement: nothing is loaded, scored "
+                          "or decided (see measure_eval)", key="NAME")
     folder = find_data(spec, data)
     path = find_config(spec, config)
     with tempfile.TemporaryDirectory(prefix=f"shadowroute-eval-{spec.name}-") as tmp:
         url = database_url or f"sqlite+aiosqlite:///{Path(tmp) / 'eval.db'}"
         settings = load_config(path).model_copy(update={"database_url": url})
         async with await Store.open(url, auto_migrate=True) as store:
-            loaded = await spec.load(store, folder)
+            loaded = await load(store, folder)
             where = store.url if database_url else "(temporary SQLite, deleted after the run)"
         scoring = await run_scoring(settings)
         async with await Store.open(url) as store:
             report = await build_report(settings, store, since=None, examples=examples)
     return EvalRun(spec, folder, settings, where, loaded, scoring, report)
+
+
+def measure_eval(spec: Eval, *, data: Path | None = None) -> Measured:
+    """Find the measurement's data (see the module doc) and compute it; nothing is stored."""
+    if spec.measure is None:
+        raise ConfigError(f"the {spec.name} eval loads, scores and decides: run it with "
+                          "run_eval", key="NAME")
+    return spec.measure(find_data(spec, data))

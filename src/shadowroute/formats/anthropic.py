@@ -364,14 +364,16 @@ def anthropic_response_to_openai(body: dict[str, Any]) -> dict[str, Any]:
     if tool_calls:
         message["tool_calls"] = tool_calls
     usage = _obj(body.get("usage"), "usage")
-    cache_read = _count(usage, "cache_read_input_tokens")
-    prompt = _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens")
-    prompt += cache_read
-    completion = _count(usage, "output_tokens")
-    out_usage: dict[str, Any] = {"prompt_tokens": prompt, "completion_tokens": completion,
-                                 "total_tokens": prompt + completion}
-    if cache_read:
-        out_usage["prompt_tokens_details"] = {"cached_tokens": cache_read}
+    out_usage: dict[str, Any] | None = None  # no usage reported: unknown, not zero
+    if usage:
+        cache_read = _count(usage, "cache_read_input_tokens")
+        prompt = _count(usage, "input_tokens") + _count(usage, "cache_creation_input_tokens")
+        prompt += cache_read
+        completion = _count(usage, "output_tokens")
+        out_usage = {"prompt_tokens": prompt, "completion_tokens": completion,
+                     "total_tokens": prompt + completion}
+        if cache_read:
+            out_usage["prompt_tokens_details"] = {"cached_tokens": cache_read}
     reason = body.get("stop_reason")
     if reason is not None and not isinstance(reason, str):
         raise ValueError(f"stop_reason is {_brief(reason)}, expected a string")

@@ -3,21 +3,29 @@
 Two line formats (JSONL, one object per line), told apart by the first readable line:
 
 * **chat**: ``{"request": {...}, "response": {...}, "task": "...", "metadata": {...},
-  "latency_ms": 812, "created_at": "2024-05-01T12:00:00Z"}`` -- an OpenAI chat-completion
-  request and its response (an Anthropic Messages request and response are translated to the
-  canonical shape); only ``request`` and ``response`` are required.
+  "latency_ms": 812, "created_at": "2024-05-01T12:00:00Z", "candidates": {"MODEL": ...}}`` --
+  an OpenAI chat-completion request and its response (an Anthropic Messages request and
+  response are translated to the canonical shape; the response may also be the answer's plain
+  text, whose usage is unknown); only ``request`` and ``response`` are required.
+  ``candidates`` holds answers other models gave to the same request, stored as the
+  exchange's candidate outputs (:mod:`.candidates`: the response shapes, ids, pricing).
 * **batch**: the OpenAI Batch API *output* file (``{"custom_id": ..., "response": {"status_code":
   200, "body": {...}}, "error": null}``). It does not contain the requests: they come from the
   batch *input* file (``requests``), joined on ``custom_id`` through an index of byte offsets,
   so neither file is held in memory.
 
 Every line is validated on its own (pydantic); a bad line is reported by number with the reason
-and skipped, the good ones are stored. An exchange's id is a digest of its line's content, so
-importing a file again stores nothing twice. Imported exchanges have no candidate outputs (run
-``shadowroute replay``) and count nothing into ``traffic_daily``.
+and skipped, the good ones are stored (a line is stored whole or not at all: one bad candidate
+entry makes it a bad line). An exchange's id is a digest of its line's content without its
+candidates, a candidate output's id a digest of the exchange's id and its model, so importing
+a file again stores nothing twice, and a stored exchange whose line gained a candidate gets
+that output. Exchanges imported without candidates get them from ``shadowroute replay``.
+Imported exchanges count nothing into ``traffic_daily``. Tokens a response does not report
+stay unknown (``None``), never 0; so does the cost.
 
-``[redaction]`` applies before anything is written, as for captured traffic; a line whose
-redaction fails (a hook raised) is counted in ``redaction_errors`` and not stored.
+``[redaction]`` applies before anything is written (request, metadata, the primary's answer
+and every candidate output), as for captured traffic; a line whose redaction fails (a hook
+raised) is counted in ``redaction_errors`` and not stored.
 """
 
 from __future__ import annotations
@@ -36,9 +44,11 @@ from ..config import Config
 from ..errors import ConfigError
 from ..records import ExchangeRecord
 from ..store import Store
-from ..store.queries.imports import stored_exchange_ids
+from ..store.queries.imports import stored_exchange_ids, stored_output_models
 from ..store.redaction import Redactor, redact_or_drop
+from .candidates import candidate_outputs, declared
 from .lines import (
+    CANDIDATES_KEY,
     DEFAULT_TASK,
     BatchInputLine,
     BatchOutputLine,
@@ -48,6 +58,7 @@ from .lines import (
     aware,
     error_text,
     exchange_id,
+    has_usage,
     json_type,
     loads,
     response_api,
@@ -65,47 +76,6 @@ BATCH_ROWS = 500
 """Exchanges per ``Store.write``."""
 MAX_LISTED = 20
 """Bad lines kept (and printed) with their reason; the rest are only counted."""
-
-
-# --------------------------------------------------------------------------- line schemas
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
-
 
 
 # --------------------------------------------------------------------------- the batch requests
@@ -179,7 +149,9 @@ class BadLine:
 @dataclass
 class ImportReport:
     """What an import did. ``imported`` counts new exchanges; ``already_stored`` lines whose
-    exchange was stored before (an earlier import of the same line, or a repeat in the file)."""
+    exchange was stored before (an earlier import of the same line, or a repeat in the file);
+    ``outputs`` the candidate outputs stored (those of new exchanges, and those new to a stored
+    one)."""
 
     path: str
     format: str = "chat"
@@ -196,7 +168,35 @@ class ImportReport:
     """Strings replaced before storage, by redactor name."""
     redaction_errors: int = 0
     """Lines not stored because their redaction failed (never stored unredacted)."""
+    outputs: int = 0
+    """New candidate outputs (a line's ``candidates``)."""
+    outputs_already_stored: int = 0
+    """Candidate outputs not stored because their (exchange, model) had one already."""
+    models: Counter[str] = field(default_factory=Counter)
+    """New candidate outputs per model."""
+    undeclared: Counter[str] = field(default_factory=Counter)
+    """New candidate outputs per model not declared under ``[models]`` (stored without cost)."""
+    unknown_usage: int = 0
+    """New candidate outputs whose response reported no usage (tokens and cost unknown)."""
     seconds: float = 0.0
+
+    def _candidate_lines(self) -> list[str]:
+        if not (self.outputs or self.outputs_already_stored):
+            return []
+        per_model = ", ".join(f"{model}: {n:,}" for model, n in sorted(self.models.items()))
+        head = f"stored {self.outputs:,} candidate outputs" + (f" ({per_model})" if per_model
+                                                               else "")
+        if self.outputs_already_stored:
+            head += f"; {self.outputs_already_stored:,} were stored already"
+        out = [head]
+        if self.unknown_usage:
+            out.append(f"{self.unknown_usage:,} candidate outputs report no usage: their tokens "
+                       "and cost are unknown (left empty, not 0)")
+        if self.undeclared:
+            names = ", ".join(f"{model} ({n:,})" for model, n in sorted(self.undeclared.items()))
+            out.append(f"not declared under [models]: {names}; stored without cost (the report "
+                       "prices candidates by [models], and promote needs a [models] key)")
+        return out
 
     def add_bad(self, line: int, reason: str) -> None:
         self.bad += 1
@@ -210,10 +210,11 @@ class ImportReport:
                 + f", {self.bad:,} bad lines from {self.path} ({self.format} format, "
                 f"{self.lines:,} lines, {self.seconds:.1f}s)")
         out = [head]
+        out.extend(self._candidate_lines())
         if self.already_stored:
             out.append(f"{self.already_stored:,} lines were already stored (ids come from the "
                        "line's content: importing a line again, even with another --task, "
-                       "stores nothing)")
+                       "stores nothing; a candidate new to a stored exchange is added)")
         if self.redaction_errors:
             out.append(f"{self.redaction_errors:,} lines not stored: redaction failed (see the "
                        "log; fix the [redaction] hook and import again)")
@@ -316,15 +317,22 @@ class _Reader:
             capture = self._chat_capture(line)
         try:
             capture.resolve()
+            if self.format == "chat" and not has_usage(line["response"]):
+                # An Anthropic translation reads absent usage as 0 tokens: unknown, rather.
+                capture.input_tokens = capture.output_tokens = None
             record = capture.to_record(self.config)
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise LineError(f"cannot read the exchange: {exc}") from None
         record.id = id_
+        if self.format == "chat":
+            record.outputs = candidate_outputs(
+                self.config, line.get(CANDIDATES_KEY), exchange_id=id_,
+                primary_model=record.primary_model, created_at=record.created_at)
         return record
 
     def _chat_capture(self, raw: dict[str, Any]) -> Capture:
         line: ChatLine = validate(ChatLine, raw)
-        api = response_api(line.response, "response")
+        api = response_api(line.response, "response")  # a text answer: "openai"
         metadata = dict(line.metadata or {})
         request = raw["request"]
         return Capture(
@@ -402,7 +410,7 @@ async def import_file(
             records = await anyio.to_thread.run_sync(
                 lambda: _redacted(redactor, reader.next_batch(batch_rows), report))
             if records:
-                await _write_new(store, records, report)
+                await _write_new(config, store, records, report)
     finally:
         await anyio.to_thread.run_sync(reader.close)
         report.seconds = time.monotonic() - started
@@ -420,13 +428,39 @@ def _log_redaction_error(exc: BaseException) -> None:
     log.warning("shadowroute import: %s", exc)
 
 
-async def _write_new(store: Store, records: list[ExchangeRecord], report: ImportReport) -> None:
-    """Write the records not stored yet (checked by id, so the summary can tell them apart)."""
-    unique = {record.id: record for record in records}
+async def _write_new(config: Config, store: Store, records: list[ExchangeRecord],
+                     report: ImportReport) -> None:
+    """Write the exchanges not stored yet and the candidate outputs not stored yet (checked by
+    exchange id and by (exchange id, model), so the summary can tell them apart)."""
+    unique: dict[str, ExchangeRecord] = {}
+    for record in records:  # a line repeated in the batch: one exchange, the first answers win
+        kept = unique.setdefault(record.id, record)
+        if kept is not record:
+            models = {output.model for output in kept.outputs}
+            kept.outputs.extend(o for o in record.outputs if o.model not in models)
     stored = await stored_exchange_ids(store, list(unique))
-    new = [record for id_, record in unique.items() if id_ not in stored]
-    report.already_stored += len(records) - len(new)
-    if new:
-        await store.write(new)
-    report.imported += len(new)
-    report.tasks.update(record.task_type for record in new)
+    answered = [id_ for id_ in stored if unique[id_].outputs]
+    have = await stored_output_models(store, answered) if answered else set()
+    writes: list[ExchangeRecord] = []
+    for id_, record in unique.items():
+        if id_ in stored:
+            new = [o for o in record.outputs if (id_, o.model) not in have]
+            report.outputs_already_stored += len(record.outputs) - len(new)
+            if not new:
+                continue
+            record.outputs = new
+        writes.append(record)
+    new_exchanges = [record for record in writes if record.id not in stored]
+    report.already_stored += len(records) - len(new_exchanges)
+    if writes:
+        await store.write(writes)
+    report.imported += len(new_exchanges)
+    report.tasks.update(record.task_type for record in new_exchanges)
+    for record in writes:
+        for output in record.outputs:
+            report.outputs += 1
+            report.models[output.model] += 1
+            if output.output_tokens is None:
+                report.unknown_usage += 1
+            if not declared(config, output.model, record.primary_model):
+                report.undeclared[output.model] += 1

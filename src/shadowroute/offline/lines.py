@@ -1,6 +1,7 @@
 """One line of an import file: its schema (pydantic, every line validated on its own), the
 reason a bad line is reported with, and the id an imported exchange gets (a digest of the
-line, so importing the same file twice stores nothing twice)."""
+line without its ``candidates``, so importing the same file twice stores nothing twice, and a
+line that gains a candidate later is still the same exchange)."""
 
 from __future__ import annotations
 
@@ -15,13 +16,15 @@ from ..capture.calls import Api
 from ..records import utcnow
 
 __all__ = [
-    "DEFAULT_TASK", "BatchInputLine", "BatchOutputLine", "ChatLine", "LineError", "OpenAIResponse",
-    "aware", "error_text", "exchange_id", "json_type", "loads", "response_api", "task_of",
-    "validate",
+    "CANDIDATES_KEY", "DEFAULT_TASK", "AnthropicResponse", "BatchInputLine", "BatchOutputLine",
+    "ChatLine", "LineError", "OpenAIResponse", "aware", "error_text", "exchange_id", "has_usage",
+    "json_type", "loads", "response_api", "task_of", "validate",
 ]
 
 DEFAULT_TASK = "default"
 """Task type of a line when neither ``--task`` nor the line names one."""
+CANDIDATES_KEY = "candidates"
+"""The key of a chat line holding candidate answers (:mod:`.candidates`); not part of the id."""
 
 
 class Edge(BaseModel):
@@ -50,7 +53,10 @@ class AnthropicResponse(Edge):
 
 class ChatLine(Edge):
     request: ChatRequest
-    response: dict[str, Any]
+    response: Any
+    """A chat completion, an Anthropic message, or the answer's text (checked on its own)."""
+    candidates: Any = None
+    """``{"MODEL": RESPONSE}``, read by :func:`.candidates.candidate_outputs`."""
     task: str | None = Field(None, min_length=1)
     metadata: dict[str, Any] | None = None
     latency_ms: float | None = Field(None, ge=0)
@@ -101,8 +107,14 @@ def validate(model: type[BaseModel], value: Any, prefix: str = "") -> Any:
         raise LineError(reason(exc, prefix)) from None
 
 
-def response_api(response: dict[str, Any], prefix: str) -> Api:
-    """Which API's response this is (validated); an error response is a bad line."""
+def response_api(response: Any, prefix: str) -> Api:
+    """Which API's response this is (validated); an error response is a bad line. The text of
+    an answer (a string) is an OpenAI chat answer without usage."""
+    if isinstance(response, str):
+        return "openai"
+    if not isinstance(response, dict):
+        raise LineError(f"{prefix}: expected a response object or the answer's text, got "
+                        f"{json_type(response)}")
     if "error" in response and "choices" not in response:
         raise LineError(f"{prefix} is an error response: {error_text(response['error'])}")
     if response.get("type") == "message":
@@ -110,6 +122,13 @@ def response_api(response: dict[str, Any], prefix: str) -> Api:
         return "anthropic"
     validate(OpenAIResponse, response, prefix)
     return "openai"
+
+
+def has_usage(response: Any) -> bool:
+    """The response reports its token usage (a non-empty ``usage`` object). Without it tokens
+    and cost stay unknown (``None``), never 0, whatever a translation fills in."""
+    return isinstance(response, dict) and isinstance(response.get("usage"), dict) \
+        and bool(response["usage"])
 
 
 def error_text(error: Any) -> str:
@@ -124,8 +143,11 @@ def error_text(error: Any) -> str:
 
 def exchange_id(line: dict[str, Any]) -> str:
     """The id of the exchange a line becomes: a digest of its content (32 hex digits), the same
-    however the line's JSON is spaced or its keys are ordered."""
-    canonical = json.dumps(line, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    however the line's JSON is spaced or its keys are ordered. Its ``candidates`` are left out:
+    they are answers *to* the exchange, so a line imported again with more candidates is the
+    same exchange and only gains the new outputs."""
+    content = {key: value for key, value in line.items() if key != CANDIDATES_KEY}
+    canonical = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.blake2b(canonical.encode("utf-8", "surrogatepass"), digest_size=16).hexdigest()
 
 

@@ -6,7 +6,9 @@ the money. Monthly figures are "at current volume": production requests per day 
 ``traffic_daily`` counts, sampled or not) x 30 x the mean cost of one call. Task types the
 route map sends to a promoted model get a drift check (:mod:`.promoted`). The judge's latest
 calibration against human verdicts (``shadowroute calibrate-judge``) comes along when one is
-stored for the configured judge model.
+stored for the configured judge model; each task type's scorers come with the scorer that
+decided its verdicts and their latest calibration against labels (``shadowroute calibrate``),
+and a verdict resting on a scorer that agrees poorly with labels is flagged (:mod:`.validity`).
 """
 
 from __future__ import annotations
@@ -23,16 +25,20 @@ from ..decision import DriftVerdict, Evidence, Policy, Verdict, decide
 from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
+from ..scoring.validity import MIN_KAPPA
 from ..store import Store
 from ..store.queries import report as q
-from ..store.queries.calibrations import latest_calibration
+from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
 from ..store.queries.routes import route_changes
 from ..store.queries.scores import score_summary
+from ..store.queries.validity import scorer_failures
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
+from .validity import ScorerValidity, apply_validity, flagged_verdicts
 
 __all__ = [
-    "CandidateResult", "PromotedResult", "Report", "ScorerStat", "TaskResult", "build_report",
+    "CandidateResult", "PromotedResult", "Report", "ScorerStat", "ScorerValidity", "TaskResult",
+    "build_report",
 ]
 
 DAYS_PER_MONTH = 30
@@ -93,6 +99,14 @@ class CandidateResult:
     """Successful outputs whose cost is known (usage reported): the cost figures rest on them."""
     not_carried: dict[str, int] = field(default_factory=dict)
     """Setting -> outputs whose request lacked it: this candidate's API could not be given it."""
+    decided_by: str | None = None
+    """The scorer that failed the most of its failing outputs (``None``: no failure of a
+    scorer's own; see :mod:`.validity`)."""
+    failures_by_scorer: dict[str, int] = field(default_factory=dict)
+    """Scorer -> failing outputs it failed itself."""
+    low_kappa: bool = False
+    """The verdict rests on a scorer whose kappa against labels is below 0.4."""
+    low_kappa_scorers: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -133,6 +147,12 @@ class TaskResult:
     """Sampled calls not mirrored: they depend on state their provider keeps."""
     primary_not_carried: dict[str, int] = field(default_factory=dict)
     """Setting -> exchanges whose primary request had it and the canonical form could not."""
+    validity: list[ScorerValidity] = field(default_factory=list)
+    """Each current scorer: the failures it decided and its agreement with labels."""
+    decided_by: str | None = None
+    """The scorer with the most failing outputs over the task type's candidates."""
+    validity_warning: str | None = None
+    """Set when a verdict of the task type rests on a scorer with kappa below 0.4."""
 
 
 @dataclass
@@ -179,6 +199,8 @@ class _Aggregates:
     judging: dict[str, float]
     examples: dict[tuple[str, str], list[Example]]
     not_carried: dict[tuple[str, str | None], dict[str, int]] = field(default_factory=dict)
+    failures: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)
+    calibrations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
 
 
 async def build_report(
@@ -211,11 +233,14 @@ async def build_report(
             schema=await q.primary_schema_checks(conn, keys, since),
             judging=await q.scoring_spend(conn, since), examples={},
             not_carried=await q.not_carried_counts(conn, since),
+            failures=await scorer_failures(conn, keys, since),
         )
         noise = {task: (c["counted"], c["counted"] - c["passed"])
                  for (task, model), c in counts.items() if model == NOISE_FLOOR_MODEL}
         promoted = await promoted_results(
             conn, config, routes, {t: plans[t].keys() for t in routes}, since, noise, examples)
+    agg.calibrations = await latest_scorer_calibrations(
+        store, {t: plans[t].keys() for t in tasks})
     for s in summaries:
         agg.scorers.setdefault((s["task"], s["model"]), []).append(ScorerStat(
             s["scorer"], s["n"], s["passed"], s["failed"], s["ignored"], s["mean"],
@@ -228,11 +253,13 @@ async def build_report(
     by_task = {t.task: t for t in results}
     for p in promoted:
         _money(p, by_task.get(p.task))
+    overview = _overview(results, promoted)
+    overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
         database=store.url,
         config_source=config.source, decision=config.decision.model_dump(),
-        overview=_overview(results, promoted), tasks=results, promoted=promoted,
+        overview=overview, tasks=results, promoted=promoted,
         judge_calibration=calibration,
     )
 
@@ -286,6 +313,7 @@ def _task_result(
                     | set(config.task(task).candidates))
     for model in models:
         result.candidates.append(_candidate_result(result, model, policy, agg))
+    apply_validity(result, keys, agg.failures, agg.calibrations)
     promotable = [c for c in result.candidates if c.command]
     if promotable:  # the largest known saving; unknown savings rank last
         max(promotable, key=lambda c: (c.monthly_savings is not None,

@@ -19,13 +19,15 @@ from .prompt import DEFAULT_RUBRIC, PROMPT_VERSION
 from .scorers.base import Scorer
 from .scorers.correctness import CorrectnessScorer
 from .scorers.exact import ExactScorer
+from .scorers.extract import ExtractScorer
 from .scorers.schema import SchemaScorer
 from .scorers.similarity import SimilarityScorer
 
 __all__ = ["CODE_VERSIONS", "JudgeSpec", "ScorerSpec", "TaskPlan", "plan_for"]
 
 CODE_VERSIONS = {
-    "schema": "1", "exact": "2", "label": "2", "similarity": "2", "judge": "1", "correctness": "1",
+    "schema": "1", "exact": "2", "label": "2", "similarity": "3", "judge": "1", "correctness": "1",
+    "extract": "1",
 }
 """Bump a scorer's entry when its code changes what it computes."""
 
@@ -107,6 +109,15 @@ def _build(config: Config, task: str, name: str, options: ScorerConfig) -> Score
                 if key in config.models and config.models[key].model != key
             }
             return CorrectnessScorer(tolerance=options.tolerance or 0.0, aliases=aliases)
+        if name == "extract":
+            return ExtractScorer(
+                pattern=options.pattern,
+                json_pointer=options.json_pointer,
+                choices=options.choices,
+                abs_tolerance=options.abs_tolerance or 0.0,
+                rel_tolerance=options.rel_tolerance or 0.0,
+                case_sensitive=options.case_sensitive,
+            )
         threshold = (
             options.threshold if options.threshold is not None else DEFAULT_THRESHOLDS[name]
         )
@@ -122,7 +133,9 @@ def _build(config: Config, task: str, name: str, options: ScorerConfig) -> Score
                 case_sensitive=options.case_sensitive,
                 threshold=threshold,
             )
-        return SimilarityScorer(method=options.method or "token_set_ratio", threshold=threshold)
+        if options.method is None:
+            return SimilarityScorer(threshold=threshold)
+        return SimilarityScorer(method=options.method, threshold=threshold)
     except ValueError as exc:
         raise ConfigError(str(exc), path=config.source, key=f"tasks.{task}.scorers.{name}") from exc
 

@@ -43,6 +43,7 @@ __all__ = [
     "ReportRun",
     "RouteChange",
     "Score",
+    "ScorerCalibration",
     "StoredDecision",
     "TrafficDaily",
     "UTCDateTime",
@@ -362,4 +363,45 @@ class JudgeCalibration(Base):
     agreement: Mapped[float | None] = mapped_column(Float)
     kappa: Mapped[float | None] = mapped_column(Float)
     per_category: Mapped[dict[str, Any]] = mapped_column(JSONType)
+    details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class ScorerCalibration(Base):
+    """How far one scorer of a task type agrees with labels (``shadowroute calibrate``).
+
+    Keyed by (task type, scorer, scorer version, created_at): one row per scorer and run (the
+    rows of one run share ``run_id`` and ``created_at``). ``n`` counts the labelled outputs the
+    scorer applied to; ``precision``, ``recall``, ``accuracy`` and ``kappa`` are those of "the
+    scorer passes" against "the answer is acceptable" with the scorer as configured (its stored
+    ``passed``, at ``threshold``), the ``best_*`` columns those at ``best_threshold``, the
+    threshold of the sweep that agrees best by ``criterion``. Rates are ``None`` when undefined
+    (nothing to divide by). ``label_source`` is ``file`` (``--labels``) or ``outcomes`` (the
+    exchanges' ``metadata.outcomes``); ``sweep`` holds the metrics per threshold shown,
+    ``details`` the counts behind them. The report shows the latest row of each current
+    (task type, scorer, version).
+    """
+
+    __tablename__ = "scorer_calibrations"
+
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    scorer: Mapped[str] = mapped_column(String, primary_key=True)
+    scorer_version: Mapped[str] = mapped_column(String, primary_key=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    run_id: Mapped[str] = mapped_column(String(32))
+    label_source: Mapped[str] = mapped_column(String)
+    n: Mapped[int] = mapped_column(Integer)
+    threshold: Mapped[float | None] = mapped_column(Float)
+    """The configured threshold (``None`` for a scorer without one, e.g. ``correctness``)."""
+    precision: Mapped[float | None] = mapped_column(Float)
+    recall: Mapped[float | None] = mapped_column(Float)
+    accuracy: Mapped[float | None] = mapped_column(Float)
+    kappa: Mapped[float | None] = mapped_column(Float)
+    criterion: Mapped[str] = mapped_column(String)
+    """How ``best_threshold`` was chosen (``max kappa``)."""
+    best_threshold: Mapped[float | None] = mapped_column(Float)
+    best_precision: Mapped[float | None] = mapped_column(Float)
+    best_recall: Mapped[float | None] = mapped_column(Float)
+    best_accuracy: Mapped[float | None] = mapped_column(Float)
+    best_kappa: Mapped[float | None] = mapped_column(Float)
+    sweep: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)

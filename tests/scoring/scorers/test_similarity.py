@@ -9,7 +9,12 @@ import pytest
 from rapidfuzz import fuzz
 from rapidfuzz.utils import default_process
 
-from shadowroute.scoring.scorers.similarity import SIMILARITY_METHODS, SimilarityScorer
+from shadowroute.scoring.scorers.base import ScoreResult
+from shadowroute.scoring.scorers.similarity import (
+    DEFAULT_METHOD,
+    SIMILARITY_METHODS,
+    SimilarityScorer,
+)
 from support.scorers import NOT_APPLICABLE
 
 
@@ -48,7 +53,10 @@ def test_similarity_hand_checked_values() -> None:
     # Indel similarity: 1 - 2 edits / 8 characters.
     assert SimilarityScorer(method="ratio").score("abcd", "ABCE").value == 0.75
     # Token set: every token of the shorter text is in the longer one.
-    assert SimilarityScorer().score("the cat sat", "The cat sat on the mat.").value == 1.0
+    token_set = SimilarityScorer(method="token_set_ratio")
+    assert token_set.score("the cat sat", "The cat sat on the mat.").value == 1.0
+    # The default (ratio) sees the rest of the longer text: 2 * 11 / (11 + 22).
+    assert SimilarityScorer().score("the cat sat", "The cat sat on the mat.").value == 0.666667
     # Token sort: same words, other order and punctuation.
     assert (
         SimilarityScorer(method="token_sort_ratio").score("world hello", "Hello, World!").value
@@ -73,21 +81,73 @@ def test_similarity_without_primary_is_not_applicable() -> None:
     assert SimilarityScorer().score(None, "anything") == NOT_APPLICABLE
 
 
+def test_similarity_compares_scalars_and_plain_text_as_text() -> None:
+    # "3" is JSON, but not an object or array: both sides are text.
+    result = SimilarityScorer(method="ratio").score("3", "3.0")
+    assert result.details == {"mode": "text", "method": "ratio"}
+    assert result.value == expected_fuzz("ratio", "3", "3.0")
+
+
+@pytest.mark.parametrize("method", SIMILARITY_METHODS)
 @pytest.mark.parametrize(
-    ("primary", "candidate"),
+    ("primary", "candidate", "reason"),
     [
-        ('{"a": 1}', "a: 1"),
-        ("a: 1", '{"a": 1}'),
-        ("3", "3.0"),
-        ('```json\n{"a": 1}\n```', '{"a": 1}'),
+        ('{"a": 1}', "a: 1", "the primary's answer is JSON, the candidate's is not"),
+        ("a: 1", '{"a": 1}', "the candidate's answer is JSON, the primary's is not"),
+        (
+            '{"a": 1}',
+            '```json\n{"a": 1}\n```',
+            "the primary's answer is JSON, the candidate's is not",
+        ),
+        ("[1, 2]", "1, 2", "the primary's answer is JSON, the candidate's is not"),
+        (
+            '{"intent": "refund", "confidence": 0.9}',
+            "refund",
+            "the primary's answer is JSON, the candidate's is not",
+        ),
     ],
 )
-def test_similarity_falls_back_to_text_unless_both_are_json_containers(
+def test_similarity_never_compares_json_with_text(
+    method: str, primary: str, candidate: str, reason: str
+) -> None:
+    # Whatever the method and threshold: a JSON object or array is compared only with JSON.
+    result = SimilarityScorer(method=method, threshold=0.0).score(primary, candidate)
+    assert result == ScoreResult(
+        0.0, False, {"mode": "json_vs_text", "method": method, "reason": reason}
+    )
+
+
+SUBSET_PAIRS = [
+    ("The capital of France is not Paris; it is Lyon.", "Paris"),
+    ('{"intent": "refund", "confidence": 0.9}', "refund"),
+    ("The capital of France is not Paris; it is Lyon.", "The capital of France is Paris."),
+]
+
+
+@pytest.mark.parametrize(("primary", "candidate"), SUBSET_PAIRS)
+def test_default_similarity_is_not_fooled_by_a_subset_of_the_words(
     primary: str, candidate: str
 ) -> None:
-    result = SimilarityScorer(method="ratio").score(primary, candidate)
-    assert result.details == {"mode": "text", "method": "ratio"}
-    assert result.value == expected_fuzz("ratio", primary, candidate)
+    result = SimilarityScorer().score(primary, candidate)
+    assert result.passed is False
+    assert result.value < 0.8  # type: ignore[operator]
+    # ... and in the other direction too: the default is symmetric.
+    assert SimilarityScorer().score(candidate, primary).value == result.value
+
+
+def test_token_set_ratio_was_fooled_by_subsets() -> None:
+    # Why the default moved away from it: a subset of the words scores 1.0.
+    token_set = SimilarityScorer(method="token_set_ratio")
+    assert token_set.score("The capital of France is not Paris; it is Lyon.", "Paris").value == 1.0
+
+
+def test_default_similarity_sees_word_order() -> None:
+    primary, candidate = (
+        "Refund the order, do not cancel it.",
+        "Cancel the order, do not refund it.",
+    )
+    assert SimilarityScorer(method="token_sort_ratio").score(primary, candidate).value == 1.0
+    assert SimilarityScorer().score(primary, candidate).passed is False
 
 
 def test_similarity_bad_method() -> None:
@@ -97,8 +157,9 @@ def test_similarity_bad_method() -> None:
 
 def test_similarity_settings() -> None:
     settings = SimilarityScorer().settings()
-    assert (settings["method"], settings["threshold"]) == ("token_set_ratio", 0.8)
-    assert SimilarityScorer(method="ratio").settings() != settings
+    assert (settings["method"], settings["threshold"]) == ("ratio", 0.8)
+    assert DEFAULT_METHOD == "ratio"
+    assert SimilarityScorer(method="token_set_ratio").settings() != settings
     assert SimilarityScorer(threshold=0.9).settings() != settings
     assert SimilarityScorer().settings() == settings
 
@@ -118,14 +179,14 @@ def test_similarity_json_field_by_field() -> None:
         "total": 10.0,
     }
     result = SimilarityScorer(threshold=0.5).score(json.dumps(primary), json.dumps(candidate))
-    name_raw = fuzz.token_set_ratio("Jane Doe", "Joan Doe", processor=default_process) / 100
+    name_raw = fuzz.ratio("Jane Doe", "Joan Doe", processor=default_process) / 100
     name_score = round(name_raw, 6)
     assert 0.0 < name_score < 1.0
     assert result.value == round((3 + name_raw + 0.0) / 7, 6)
     assert result.passed is True
     assert result.details == {
         "mode": "json",
-        "method": "token_set_ratio",
+        "method": "ratio",
         "fields": 7,
         "matching": 3,
         "differing": [

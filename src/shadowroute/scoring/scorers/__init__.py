@@ -2,8 +2,9 @@
 
     Scorer (protocol)                        base.py
     ├── SchemaScorer      "schema"           schema.py: valid JSON satisfying a JSON Schema (hard)
-    ├── ExactScorer       "exact" / "label"  exact.py: normalised exact match, optionally a label set
+    ├── ExactScorer       "exact" / "label"  exact.py: normalised exact match, maybe in a label set
     ├── SimilarityScorer  "similarity"       similarity.py: rapidfuzz, or field by field for JSON
+    ├── ExtractScorer     "extract"          extract.py: the answers pulled out of both, compared
     └── CorrectnessScorer "correctness"      correctness.py: a recorded outcome (evals)
 
 A new scorer is one module here implementing :class:`Scorer`, a name in ``config.SCORER_NAMES``
@@ -13,6 +14,7 @@ and a line in :func:`shadowroute.scoring.plan.plan_for`.
 from .base import Scorer, ScoreResult, normalize_label, parse_json_output
 from .correctness import CorrectnessScorer, ScoreContext
 from .exact import ExactScorer
+from .extract import ExtractScorer
 from .schema import SchemaScorer
 from .similarity import SIMILARITY_METHODS, SimilarityScorer
 
@@ -20,6 +22,7 @@ __all__ = [
     "SIMILARITY_METHODS",
     "CorrectnessScorer",
     "ExactScorer",
+    "ExtractScorer",
     "SchemaScorer",
     "ScoreContext",
     "ScoreResult",

@@ -1,6 +1,20 @@
 """``similarity``: rapidfuzz text similarity, or field by field when both outputs are JSON;
 answers that call tools are compared call by call, and pass only when every call matches
-exactly (:mod:`.tools`: a fuzzy match of an argument would pass a wrong action)."""
+exactly (:mod:`.tools`: a fuzzy match of an argument would pass a wrong action).
+
+The default method is ``ratio`` (normalised Indel similarity over the whole text): it is
+symmetric and order-sensitive, and it cannot exceed ``2 * min(len) / (len_a + len_b)``, so an
+answer that is a few words of the primary's (``'Paris'`` against ``'The capital of France is
+not Paris; it is Lyon.'``) scores low. ``token_set_ratio`` (the default before) scores any
+subset of the other side's words 1.0, and ``token_sort_ratio`` scores "Lyon, not Paris" and
+"Paris, not Lyon" 1.0; both remain available. The choice was measured on real outputs
+(GPT-4 vs Mixtral on GSM8K, see the README's Scoring section): at 0.8, ``ratio`` passes 3.9% of
+the pairs with precision 0.92, ``token_set_ratio`` 81.6% with precision 0.75 (base rate 0.71).
+
+A JSON object or array is compared only with JSON: when one output is JSON (see
+:func:`parse_json_output`) and the other is not, the candidate fails (value 0.0,
+``mode: "json_vs_text"`` and a ``reason``), however alike the texts look: ``refund`` is not
+``{"intent": "refund", "confidence": 0.9}``."""
 
 from __future__ import annotations
 
@@ -24,8 +38,11 @@ from .base import (
 )
 from .tools import argument_agreement, compare_calls
 
-__all__ = ["SIMILARITY_METHODS", "SimilarityScorer"]
+__all__ = ["DEFAULT_METHOD", "SIMILARITY_METHODS", "SimilarityScorer"]
 
+
+DEFAULT_METHOD = "ratio"
+"""Chosen by measurement (module doc)."""
 
 SIMILARITY_METHODS: tuple[str, ...] = (
     "ratio",
@@ -97,17 +114,19 @@ class SimilarityScorer:
 
     Text is compared after ``rapidfuzz.utils.default_process`` (lowercase, non-alphanumerics to
     spaces, trimmed). When both outputs are JSON objects or arrays (see :func:`parse_json_output`)
-    they are compared field by field instead: the value is the mean per-leaf score over the union
-    of leaf paths (equal values 1.0; strings by the method; numbers 1.0 when ``math.isclose``;
-    missing on one side or different types 0.0). ``differing`` lists paths present on both sides
-    whose values are not equal; ``missing`` / ``extra`` list paths on one side only.
+    they are compared field by field instead; when only one of them is, the candidate fails
+    (``mode: "json_vs_text"``, with a ``reason``). Field by field, the value is the mean per-leaf
+    score over the union of leaf paths (equal values 1.0; strings by the method; numbers 1.0
+    when ``math.isclose``; missing on one side or different types 0.0). ``differing`` lists
+    paths present on both sides whose values are not equal; ``missing`` / ``extra`` list paths
+    on one side only.
     """
 
     __slots__ = ("_fn", "_last_primary", "_method", "_threshold")
     name = "similarity"
     hard = False
 
-    def __init__(self, *, method: str = "token_set_ratio", threshold: float = 0.8) -> None:
+    def __init__(self, *, method: str = DEFAULT_METHOD, threshold: float = 0.8) -> None:
         if method not in SIMILARITY_METHODS:
             choices = ", ".join(SIMILARITY_METHODS)
             raise ValueError(f"unknown similarity method {method!r}; choose one of: {choices}")
@@ -127,10 +146,17 @@ class SimilarityScorer:
             # Calls are actions: they pass only when they match exactly (see .tools).
             return compare_calls(p_answer, c_answer, argument_agreement, 1.0)
         p_leaves = self._primary_leaves(primary)
-        if p_leaves is not None:
-            c_ok, c_value = parse_json_output(candidate)
-            if c_ok:
-                return self._score_json(p_leaves, _flatten(c_value))
+        c_ok, c_value = parse_json_output(candidate)
+        if p_leaves is not None and c_ok:
+            return self._score_json(p_leaves, _flatten(c_value))
+        if p_leaves is not None or c_ok:
+            json_side, other = ("candidate", "primary") if c_ok else ("primary", "candidate")
+            details = {
+                "mode": "json_vs_text",
+                "method": self._method,
+                "reason": f"the {json_side}'s answer is JSON, the {other}'s is not",
+            }
+            return ScoreResult(0.0, False, details)
         value = round(_text_similarity(self._fn, primary, candidate), 6)
         details = {"mode": "text", "method": self._method}
         return ScoreResult(value, value >= self._threshold, details)
@@ -189,4 +215,3 @@ class SimilarityScorer:
             "extra": extra,
         }
         return ScoreResult(value, value >= self._threshold, details)
-
