@@ -136,15 +136,18 @@ def prune(
 ) -> None:
     """Delete old exchanges (with their outputs and scores), traffic counts and reports.
 
-    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted.
+    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted, and the decision counts of what is deleted are kept, so verdicts lose no evidence.
     """
+    from ..scoring import plan_for
     from ..store.retention import prune as run_prune
 
     cutoff = parse_since(older_than, "--older-than")
     cfg = load(config, database_url)
+    keys = {task: plan_for(cfg, task).keys() for task in cfg.tasks}
     with progress_bar("pruning", unit="exchanges") as progress:
         result = with_store(cfg, lambda store: run_prune(store, cutoff, dry_run=dry_run,
-                                                         batch=batch, progress=progress))
+                                                         batch=batch, progress=progress,
+                                                         keys_by_task=keys))
     say(result.summary())
     hint = result.hint()
     if hint is not None:

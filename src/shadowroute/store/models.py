@@ -405,3 +405,29 @@ class ScorerCalibration(Base):
     best_kappa: Mapped[float | None] = mapped_column(Float)
     sweep: Mapped[list[dict[str, Any]]] = mapped_column(JSONType)
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class EvidenceArchive(Base):
+    """The decision counts of exchanges ``prune`` deleted, so that no decision loses
+    evidence (see :mod:`shadowroute.store.queries.evidence`): added up per task type, model
+    (``""``: the task's own schema checks of its primary), route and digest of the scorer
+    versions the counts were taken under."""
+
+    __tablename__ = "evidence_archive"
+
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    route: Mapped[str] = mapped_column(String, primary_key=True)
+    keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
+    complete: Mapped[int] = mapped_column(Integer, default=0)
+    counted: Mapped[int] = mapped_column(Integer, default=0)
+    passed: Mapped[int] = mapped_column(Integer, default=0)
+    judged: Mapped[int] = mapped_column(Integer, default=0)
+    flipped: Mapped[int] = mapped_column(Integer, default=0)
+    flipped_passed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_both_failed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_candidate_failed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_replay_failed: Mapped[int] = mapped_column(Integer, default=0)
+    schema_checked: Mapped[int] = mapped_column(Integer, default=0)
+    schema_invalid: Mapped[int] = mapped_column(Integer, default=0)

@@ -6,8 +6,11 @@
 What goes: exchanges created before the cutoff with their candidate outputs and scores,
 ``traffic_daily`` rows of days before the cutoff's (UTC) date, and reports created before the
 cutoff with their decisions — except the newest report, which is always kept so that
-``shadowroute promote`` has a latest decision to check. What stays: ``route_changes`` and
-``judge_calibrations`` (history, and tiny).
+``shadowroute promote`` has a latest decision to check. What stays: ``route_changes``,
+``judge_calibrations`` and ``scorer_calibrations`` (history, and tiny), and the decision counts
+of the deleted exchanges: each batch's are added to ``evidence_archive`` in the transaction that
+deletes it (given the task types' current scorer versions, as the CLI passes them), so no
+verdict loses evidence to retention.
 
 Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
 the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
@@ -18,7 +21,7 @@ reclaims the space (not run here, as it rewrites the whole file under an exclusi
 
 from __future__ import annotations
 
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -35,6 +38,8 @@ from .models import (
     StoredDecision,
     TrafficDaily,
 )
+from .queries.evidence import archive_evidence
+from .queries.scores import Keys
 
 __all__ = ["DEFAULT_BATCH", "PruneReport", "prune"]
 
@@ -65,6 +70,8 @@ class PruneReport:
     reports: int = 0
     decisions: int = 0
     batches: int = 0
+    archived: int = 0
+    """Rows of ``evidence_archive`` the deleted exchanges' decision counts were added to."""
     kept_report: str | None = None
     """The newest report's id when it is older than the cutoff and kept anyway."""
     backend: str = ""
@@ -77,11 +84,13 @@ class PruneReport:
         """One line: the counts per table and the cutoff."""
         verb = "would delete" if self.dry_run else "deleted"
         kept = f" (kept the newest report {self.kept_report})" if self.kept_report else ""
+        archived = (f"; their decision counts kept in {self.archived:,} evidence rows"
+                    if self.archived else "")
         return (
             f"{verb} {self.exchanges:,} exchanges, {self.outputs:,} candidate outputs, "
             f"{self.scores:,} scores, {self.traffic_days:,} traffic rows, "
             f"{self.reports:,} reports ({self.decisions:,} decisions){kept} "
-            f"from before {self.cutoff.isoformat(timespec='seconds')}"
+            f"from before {self.cutoff.isoformat(timespec='seconds')}{archived}"
         )
 
     def hint(self) -> str | None:
@@ -101,8 +110,14 @@ async def prune(
     dry_run: bool = False,
     batch: int = DEFAULT_BATCH,
     progress: Callable[[int, int], None] | None = None,
+    keys_by_task: Mapping[str, Keys] | None = None,
 ) -> PruneReport:
     """Delete what was stored before ``older_than`` (see the module docstring).
+
+    ``keys_by_task`` (each task type's current (scorer, version) set; the CLI passes the
+    config's): the decision counts of every batch are folded into ``evidence_archive`` in the
+    transaction that deletes it, so verdicts keep their evidence (see
+    :mod:`.queries.evidence`). Without it the counts go with the rows.
 
     ``batch`` exchanges (oldest first) per transaction; ``progress(done, total)`` is called
     after each batch with the exchanges deleted so far. Raises :class:`StoreError` when the
@@ -141,6 +156,8 @@ async def prune(
                 ).scalars()
             )
             if ids:
+                if keys_by_task:
+                    report.archived += await archive_evidence(conn, keys_by_task, ids)
                 await _delete_exchanges(conn, ids, report)
         if not ids:
             break
