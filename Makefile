@@ -32,6 +32,7 @@ bench: $(STAMP)
 	$(BIN)/python bench/scale.py
 	$(BIN)/python bench/router_overhead.py
 	$(BIN)/python bench/redaction_cost.py
+	$(BIN)/python bench/decision_sim.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache shadowroute-demo.db* .shadowroute

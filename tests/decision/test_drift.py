@@ -1,10 +1,15 @@
-"""The drift check of a promoted model: demote only on evidence that it fell short."""
+"""The drift check of a promoted model: demote only on evidence that it fell short; the
+change detector on nightly counts catches a drop as fast whenever it happens."""
 
 from __future__ import annotations
 
 import random
 
+import numpy as np
+import pytest
+
 from shadowroute.decision import DriftVerdict, Evidence, Policy, check_drift
+from shadowroute.decision.drift import drift_reference, drift_statistic, drift_threshold
 
 POLICY = Policy(required_quality=0.9, margin=0.05, min_samples=100)
 
@@ -85,3 +90,70 @@ def test_nightly_checks_catch_a_model_that_degraded() -> None:
                 nights_to_catch.append(night)
                 break
     assert len(nights_to_catch) == 50 and max(nights_to_catch) <= 5, nights_to_catch
+
+
+# ------------------------------------------------------------------ change detection
+
+BAR_90 = Policy(required_quality=0.9)
+FLOOR = {"noise_n": 3_000, "noise_passed": 2_700}  # the primary disagrees with itself 10%
+BASELINE = (6_000, 5_700)  # the candidate passed 95% while it was evaluated
+
+
+def test_a_drop_is_caught_as_fast_long_after_the_promotion() -> None:
+    """95% -> 85% at 40 reverse pairs a night, 30 or 90 good nights after the promotion: the
+    detector restarts, so the delay is the same; a cumulative check needs months."""
+    rng = np.random.default_rng(20260611)
+    f0 = drift_reference(BAR_90, 3_000, 300, 6_000, 300)
+    threshold = drift_threshold(BAR_90)
+    delays = {}
+    for good in (30, 90):
+        p = np.r_[np.full(good, 0.95), np.full(60, 0.85)]
+        passed = rng.binomial(40, p, (300, p.size))
+        stat, _ = drift_statistic(40 - passed, np.full(passed.shape, 40), f0)
+        alarmed = stat >= threshold
+        first = np.where(alarmed.any(axis=1), alarmed.argmax(axis=1) + 1, np.inf)
+        assert (first > good).mean() >= 0.99  # no alarm before the drop
+        delays[good] = np.median(first - good)
+    assert delays[90] <= 15 and abs(delays[90] - delays[30]) <= 3
+
+
+def test_a_model_that_keeps_its_rate_is_not_flagged_in_a_year() -> None:
+    """The hardest case for false alarms: a model exactly at the in-control rate ``f0`` for
+    365 nights; the guarantee is at most 1% of runs flagged."""
+    rng = np.random.default_rng(7)
+    policy = Policy()
+    f0 = drift_reference(policy)
+    assert f0 == pytest.approx(0.05)
+    failures = rng.binomial(40, f0, (1_000, 365))
+    stat, _ = drift_statistic(failures, np.full(failures.shape, 40), f0)
+    assert (stat >= drift_threshold(policy)).any(axis=1).mean() <= 0.01
+
+
+def test_check_drift_with_nightly_counts_names_the_drop() -> None:
+    nights = [(40, 38)] * 90 + [(40, 33), (40, 35), (40, 34)] * 5
+    check = check_drift(Evidence(0, 0, **FLOOR), BAR_90, nights=nights, baseline=BASELINE)
+    assert check.verdict is DriftVerdict.DEMOTE
+    assert check.alarm_night is not None and 90 < check.alarm_night <= 105
+    assert check.change_night is not None and 88 <= check.change_night <= 92
+    assert check.reason.startswith("quality dropped: ")
+    assert check.recent_pass_rate is not None and check.recent_pass_rate < 0.9
+    assert check.statistic is not None and check.threshold is not None
+    assert check.statistic >= check.threshold
+    # Without the baseline the detector watches for the bar (90%) only: later, or not yet.
+    later = check_drift(Evidence(0, 0, **FLOOR), BAR_90, nights=nights)
+    assert later.verdict is not DriftVerdict.DEMOTE or later.alarm_night > check.alarm_night
+
+
+def test_check_drift_with_nightly_counts_holds_and_waits() -> None:
+    steady = check_drift(Evidence(0, 0, **FLOOR), BAR_90, nights=[(40, 38)] * 60,
+                         baseline=BASELINE)
+    assert steady.verdict is DriftVerdict.HOLDS and "no drop detected" in steady.reason
+    young = check_drift(Evidence(0, 0, **FLOOR), BAR_90, nights=[(10, 10), (0, 0)],
+                        baseline=BASELINE)
+    assert young.verdict is DriftVerdict.NEED_MORE_DATA
+    empty = check_drift(Evidence(0, 0), BAR_90, nights=[])
+    assert empty.verdict is DriftVerdict.NEED_MORE_DATA
+    with pytest.raises(ValueError):
+        check_drift(Evidence(0, 0), BAR_90, nights=[(10, 11)])
+    with pytest.raises(ValueError):
+        check_drift(Evidence(0, 0), BAR_90, nights=[(10, 9)], baseline=(5, 6))

@@ -63,37 +63,47 @@ async def test_counts_rates_errors_unscored_and_noise_floor(
     assert [c.model for c in t.candidates] == ["mini", "tiny"]  # the replay is no candidate
     assert t.primary_models == ["big"]
     assert t.exchanges == 150 + 2 + 3
-    assert (t.noise_n, t.noise_failures) == (50, 1)
     # No traffic counts: volume falls back to the stored exchanges over one day; no costs.
     assert (t.requests, t.days, t.requests_per_day) == (155, 1.0, 155.0)
     assert t.monthly_primary_cost is None and t.primary_cost_per_1k is None
     assert t.share_of_spend is None
+    # What the decisions rest on is cumulative: the four old exchanges outside the window
+    # count (the window only changes what is shown), so the noise floor is 5 of 54.
+    assert (t.noise_n, t.noise_failures) == (54, 5)
 
     a = candidate_of(report, "classify", "mini")
-    assert (a.outputs, a.errors, a.unscored, a.ignored) == (155, 2, 3, 2)
-    assert (a.n, a.passed) == (150, 147)
-    assert a.pass_rate == pytest.approx(147 / 150)
-    assert a.lower_bound == pytest.approx(wilson_lower(147, 150, 0.95))
-    assert a.noise_floor == pytest.approx(1 / 50)
-    # 98% clears 95% but 150 samples cannot show it with an always-valid bound.
+    assert (a.outputs, a.errors, a.unscored, a.ignored) == (155, 2, 3, 2)  # shown: the window
+    assert (a.n, a.passed) == (154, 147)  # decided on: everything scored
+    assert a.pass_rate == pytest.approx(147 / 154)
+    # Two decisions in the report: each at half the 5% (family-wise over the report).
+    assert a.level == pytest.approx(0.025)
+    assert a.lower_bound == pytest.approx(wilson_lower(147, 154, 1 - 0.025))
+    assert a.noise_floor == pytest.approx(5 / 54)
+    assert "family-wise over 2 decisions" in a.method
+    # 95% on 154 samples, two ignored outputs counted as failures: not shown either way yet.
     assert a.verdict == "NEED MORE DATA"
+    assert "2 unscored" in a.reason and "counted as failures" in a.reason
     assert a.samples_needed and a.samples_needed > 0
     assert a.command is None
-    (exact,) = a.scorers
+    (exact,) = a.scorers  # the scorer table is windowed
     assert (exact.name, exact.n, exact.passed, exact.failed, exact.ignored) == ("exact", 152, 147, 3, 2)
 
     b = candidate_of(report, "classify", "tiny")
     assert (b.outputs, b.errors, b.unscored, b.ignored) == (155, 0, 3, 2)
-    assert (b.n, b.passed) == (150, 120)
-    assert b.pass_rate == pytest.approx(0.8)
-    assert b.lower_bound == pytest.approx(wilson_lower(120, 150, 0.95))
-    assert b.verdict == "HOLD"  # 80% < 95%: more data cannot help
+    assert (b.n, b.passed) == (154, 120)
+    assert b.pass_rate == pytest.approx(120 / 154)
+    assert b.lower_bound == pytest.approx(wilson_lower(120, 154, 1 - 0.025))
+    assert b.verdict == "HOLD"  # 78% < 95%: more data cannot help
+    assert "more data would not change this" in b.reason
     assert b.samples_needed is None and b.command is None
 
-    # Without a window the four old exchanges count too.
+    # Without a window the four old exchanges are shown too; the decisions do not move.
     everything = await build_report(config, store)
     a_all = candidate_of(everything, "classify", "mini")
-    assert (a_all.n, a_all.passed, a_all.outputs) == (154, 147, 159)
+    assert a_all.outputs == 159
+    for old, new in ((a, a_all), (b, candidate_of(everything, "classify", "tiny"))):
+        assert (new.n, new.passed, new.verdict, new.lower_bound, new.sequential_lower) == (
+            old.n, old.passed, old.verdict, old.lower_bound, old.sequential_lower)
     t_all = task_of(everything, "classify")
     assert (t_all.noise_n, t_all.noise_failures) == (54, 5)
 
@@ -245,26 +255,28 @@ async def test_primary_failing_its_own_schema_is_a_config_problem(
     config = make_config(store.url, models=BIG_MINI_TINY, tasks={"extract": task, "extract_ok": task, "extract_few": task})
     good, bad = '{"sku": "A1", "qty": 2}', '{"sku": 5}'
     outs = (Out("mini", good), Out("tiny", '{"qty": 1, "sku": "B"}'))
-    batch = [xchg("extract", bad if i < 2 else good, *outs) for i in range(20)]  # 2 of 20: 10%
+    batch = [xchg("extract", bad if i < 10 else good, *outs) for i in range(20)]  # 10 of 20
     batch.append(xchg("extract", bad, Out("mini", None), Out("tiny", None)))  # no check possible
-    batch += [xchg("extract_ok", bad if i < 1 else good, *outs) for i in range(20)]  # 5%
+    # 2 of 20 is the 10% limit as observed, but a primary failing 5% of the time shows that
+    # on some night far too often: CONFIG PROBLEM needs the lower bound above the limit.
+    batch += [xchg("extract_ok", bad if i < 2 else good, *outs) for i in range(20)]
     batch += [xchg("extract_few", bad, *outs) for _ in range(9)]  # too few checks to judge
     await store.write(batch)
     await score(config, store, ScoreOptions())
     report = await build_report(config, store)
 
     t = task_of(report, "extract")
-    assert (t.primary_schema_checked, t.primary_schema_invalid) == (20, 2)
+    assert (t.primary_schema_checked, t.primary_schema_invalid) == (20, 10)
     for model in ("mini", "tiny"):
         c = candidate_of(report, "extract", model)
         assert c.verdict == "CONFIG PROBLEM"
-        assert "(2 of 20)" in c.reason and c.command is None
+        assert "(10 of 20; at least" in c.reason and c.command is None
     ok = task_of(report, "extract_ok")
-    assert (ok.primary_schema_checked, ok.primary_schema_invalid) == (20, 1)
+    assert (ok.primary_schema_checked, ok.primary_schema_invalid) == (20, 2)
     assert {c.verdict for c in ok.candidates} == {"NEED MORE DATA"}
     few = task_of(report, "extract_few")
     assert (few.primary_schema_checked, few.primary_schema_invalid) == (9, 9)
     assert {c.verdict for c in few.candidates} == {"NEED MORE DATA"}
     assert report.overview["verdicts"]["CONFIG PROBLEM"] == 2
     html = render_html(report)
-    assert "Primary schema validity: 90.0% of 20 exchanges." in html
+    assert "Primary schema validity: 50.0% of 20 exchanges." in html

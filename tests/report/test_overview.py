@@ -54,7 +54,7 @@ def promotable_config(make_config: Callable[..., Config]) -> Callable[..., Confi
         return make_config(
             db_url, models=BIG_MINI_TINY, decision={"sequential": sequential}, tasks={
                 "easy": {"candidates": ["mini", "tiny"], "scorers": ["exact"],
-                         "required_quality": 0.9, "margin": 0.05},
+                         "required_quality": 0.9, "margin": 0.06},
                 "hard": {"candidates": ["mini"], "scorers": ["exact"]},
             },
         )
@@ -99,17 +99,26 @@ async def test_promotions_overview_and_sequential_is_more_conservative(
     assert '<code class="cmd">shadowroute promote easy --to tiny</code>' in html
     assert "No task type can move yet" not in html
 
-    # The same data with always-valid bounds: wider, so neither can be promoted yet.
+    # The same data with always-valid bounds: wider, so only the candidate with the clearer
+    # evidence can be promoted yet, and it becomes the recommendation.
     nightly = await build_report(promotable_config(store.url, sequential=True), store)
-    for model, fixed_result in (("mini", mini), ("tiny", tiny)):
-        c = candidate_of(nightly, "easy", model)
-        assert c.verdict == "NEED MORE DATA"
-        assert c.command is None and c.samples_needed and c.samples_needed > 0
+    seq_mini, seq_tiny = candidate_of(nightly, "easy", "mini"), candidate_of(nightly, "easy", "tiny")
+    assert (seq_mini.verdict, seq_tiny.verdict) == ("PROMOTE", "NEED MORE DATA")
+    assert seq_tiny.command is None and seq_tiny.samples_needed and seq_tiny.samples_needed > 0
+    for c, fixed_result in ((seq_mini, mini), (seq_tiny, tiny)):
         assert c.sequential_lower is not None and c.sequential_lower < fixed_result.lower_bound
         assert c.lower_bound == pytest.approx(fixed_result.lower_bound)
-    assert nightly.overview["promotions"] == []
-    assert nightly.overview["monthly_with_promotions"] == pytest.approx(1059.0)
-    assert "No task type can move yet" in render_html(nightly)
+    assert [(p["task"], p["model"]) for p in nightly.overview["promotions"]] == [("easy", "mini")]
+    # easy on mini at $0.002: 3000 x 30 x 0.002 = $180, plus hard unchanged and evaluation.
+    assert nightly.overview["monthly_with_promotions"] == pytest.approx(180.0 + 120.0 + 39.0)
+
+    # tiny's non-inferiority is still open and rests on 60 replays against 200 outputs: the
+    # noise floor is the less certain side, so easy replays more from now on; hard has nothing
+    # open (HOLD) and the fixed report nothing at all.
+    assert nightly.overview["replay_shares"] == {"easy": 0.5, "hard": 0.1}
+    assert report.overview["replay_shares"] == {"easy": 0.1, "hard": 0.1}
+    assert "Replays raised to 50% of sampled exchanges (from 10%)" in render_html(nightly)
+    assert "Replays raised" not in html
 
 
 async def test_a_promote_without_cost_data_is_still_listed_as_a_promotion(

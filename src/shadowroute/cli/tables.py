@@ -207,12 +207,14 @@ def render_promoted(report: Any) -> Table | None:
     if not report.promoted:
         return None
     table = Table("task type", "model", "primary", "since", "drift", "n", "pass rate",
-                  "upper bound", "command", title="promoted task types (reverse shadow)")
+                  "recent", "flagged below", "command",
+                  title="promoted task types (reverse shadow)")
     for p in report.promoted:
         table.add_row(
             escape(p.task), escape(p.model), escape(p.primary), f"{p.since:%Y-%m-%d}",
             f"[{_DRIFT_STYLES.get(p.verdict, 'white')}]{p.verdict}[/]", f"{p.n:,}",
-            pct(p.pass_rate), pct(p.upper_bound), escape(p.command or ""),
+            pct(p.pass_rate), pct(p.recent_pass_rate), pct(p.reference),
+            escape(p.command or ""),
         )
     return table
 

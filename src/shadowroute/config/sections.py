@@ -254,8 +254,9 @@ class DecisionConfig(_Strict):
     (left out of non-inferiority). Turn off to leave such outputs out of the pass rate."""
     max_judge_flip_rate: float = Field(0.1, gt=0.0, le=1.0)
     """A flipped judge verdict (it changes when the two answers swap places) counts as a
-    failure; when the share of flipped verdicts is shown to exceed this, the judge gives no
-    verdict (CONFIG PROBLEM: calibrate it or change it)."""
+    failure; when the share of flipped verdicts is shown to exceed this (or
+    ``1 - required_quality``, when lower: beyond it no candidate could reach the bar), the
+    judge gives no verdict (CONFIG PROBLEM: calibrate it or change it)."""
     evaluation_replay_rate: float = Field(0.5, ge=0.0, le=1.0)
     """Share of sampled exchanges replayed on the primary while a candidate of the task type
     is under evaluation and the noise floor is the less certain of the two rates compared

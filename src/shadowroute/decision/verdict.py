@@ -1,207 +1,133 @@
 """The verdict for one task type x candidate: a pure function of counts and a policy.
 
-    decide(Evidence(n=400, passed=391, noise_n=100, noise_passed=98), Policy(...))
+    decide(Evidence(n=400, passed=391, noise_n=100, noise_passed=98), Policy(family_size=6))
 
-A candidate output *passes* when every scorer that applies to it passed (see the report's
-method section). Two criteria, both at the policy's confidence:
+A candidate output *passes* when every scorer that applies to it passed; a judge verdict that
+flips when the two answers swap places is a failure (the judge could not tell them apart).
+Two criteria:
 
-* quality: the pass rate's lower bound reaches ``required_quality``;
-* non-inferiority: the candidate's failure rate exceeds the primary's own noise floor (how
-  often the primary, asked the same request again, fails the same scorers against its first
-  answer) by at most ``margin``. The upper bound of the candidate's failure rate minus the lower
-  bound of the noise floor must stay within the margin; each bound takes half of alpha (one
-  bound takes all of it when there are no replays and the noise floor is taken as 0, the
-  conservative choice).
+* quality: the pass rate reaches ``required_quality`` (outputs on which no scorer applied
+  count as failures here unless ``unscored_fail`` is off);
+* non-inferiority: the candidate fails at most ``margin`` more often than the primary
+  disagrees with itself (its noise floor, from ``primary@replay``), tested on the difference
+  with the floor's own uncertainty in the test, paired on the exchanges both answered when
+  the counts are given.
 
-With ``sequential`` on (the default) the bounds are always-valid confidence sequences, so the
-verdict may be recomputed every night on growing data without raising the chance of a wrong
-PROMOTE above alpha; the fixed-sample bound of the current look is reported beside it.
-Verdicts: PROMOTE (both criteria met), HOLD (a criterion fails on the point estimate, or can
-never be shown), NEED MORE DATA (below ``min_samples``, or the estimates pass but the bounds do
-not yet: with how many more samples and days) and CONFIG PROBLEM (the primary fails its own
-JSON schema too often for any comparison to mean anything).
+**What the guarantee covers** (``sequential``, the default): each decision runs at
+``level = (1 - confidence) / family_size`` with always-valid tests (:mod:`.core`), so on
+*cumulative* counts, re-decided every night for as long as you like, the chance that a report
+ever shows PROMOTE for a candidate that truly misses either criterion is at most ``level``,
+and for any of the report's ``family_size`` decisions at most ``1 - confidence``. The same
+holds for a HOLD of a candidate that truly meets both. **What it does not cover**: counts
+from a window that slides (a new sample every night voids it: pass counts since the
+candidate started), rates that change while the evidence grows, scorers that do not measure
+what matters (the judge's calibration is a separate check), or a ``family_size`` smaller than
+the decisions the report actually makes. CONFIG PROBLEM (primary schema, inconsistent judge)
+is shown by always-valid lower bounds at the same level, not by observed rates.
+
+Verdicts: PROMOTE (both criteria shown), HOLD (a criterion shown to fail: more data would not
+change it), NEED MORE DATA (below ``min_samples``, or not shown either way yet: with a range of
+days from :mod:`.projection`), CONFIG PROBLEM.
+
+``sequential=False`` is for a one-off evaluation of a fixed dataset: fixed-sample bounds at the
+same level, not valid under repeated looks.
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Callable
-from dataclasses import dataclass
-from enum import StrEnum
+from dataclasses import replace
 
-from ..config import Config
-from .bounds import lower_bound, sequential_lower, sequential_upper, upper_bound
+from .bounds import lower_bound
+from .core import CODES, Counts, Priors, Tests, evaluate, judge_flip_limit
+from .excess import excess_bounds
+from .fixed import fixed_criteria, fixed_samples_needed
+from .policy import Evidence, Policy, Verdict
+from .projection import Projection, project
+from .results import Criterion, Decision
+from .sequences import rate_lower, rate_upper
 
-__all__ = ["Criterion", "Decision", "Evidence", "Policy", "Verdict", "decide"]
-
-MIN_SCHEMA_CHECKS = 10
-"""Schema checks of the primary needed before its failure rate can make a CONFIG PROBLEM."""
-MAX_PROJECTED_SAMPLES = 10_000_000
-
-
-class Verdict(StrEnum):
-    PROMOTE = "PROMOTE"
-    HOLD = "HOLD"
-    NEED_MORE_DATA = "NEED MORE DATA"
-    CONFIG_PROBLEM = "CONFIG PROBLEM"
+__all__ = ["Criterion", "Decision", "Evidence", "Policy", "Verdict", "decide", "method_of"]
 
 
-@dataclass(frozen=True, slots=True)
-class Policy:
-    required_quality: float = 0.95
-    margin: float = 0.02
-    confidence: float = 0.95
-    min_samples: int = 100
-    bound: str = "wilson"
-    sequential: bool = True
-    config_problem_rate: float = 0.1
-
-    @property
-    def alpha(self) -> float:
-        return 1.0 - self.confidence
-
-    @classmethod
-    def for_task(cls, config: Config, task: str) -> Policy:
-        """``[decision]`` with the task type's own overrides."""
-        d, t = config.decision, config.task(task)
-        return cls(
-            required_quality=(
-                t.required_quality if t.required_quality is not None else d.required_quality
-            ),
-            margin=t.margin if t.margin is not None else d.margin,
-            confidence=d.confidence,
-            min_samples=t.min_samples if t.min_samples is not None else d.min_samples,
-            bound=d.bound,
-            sequential=d.sequential,
-            config_problem_rate=d.config_problem_rate,
-        )
+def method_of(p: Policy, *, paired: bool = False) -> str:
+    """How the decision was made, in one line."""
+    per = f"{p.level:.3%}".rstrip("0").rstrip(".")
+    family = (f"{p.alpha:.0%} family-wise over {p.family_size} decisions, {per} each"
+              if p.family_size > 1 else f"{p.alpha:.0%} ({per})")
+    if not p.sequential:
+        return (f"fixed-sample {p.bound} bounds at {family}: valid for one look at a fixed "
+                "dataset, not for nightly re-runs")
+    design = "paired on the exchanges both answered" if paired else "candidate vs replays"
+    return (f"always-valid tests at {family}, on cumulative counts, any number of nightly "
+            f"looks; non-inferiority on the difference ({design}), the noise floor's "
+            "uncertainty included; flipped judge verdicts count as failures")
 
 
-@dataclass(frozen=True, slots=True)
-class Evidence:
-    """Counts for one task type x candidate (scored outputs that count, ignored ones left out)."""
-
-    n: int
-    passed: int
-    noise_n: int = 0
-    """Scored ``primary@replay`` outputs of the task type."""
-    noise_passed: int = 0
-    primary_checked: int = 0
-    """Schema checks of the primary's own output (0 without a schema scorer)."""
-    primary_invalid: int = 0
-    samples_per_day: float | None = None
-    """Scored outputs of this candidate per day at the current sample rate and traffic."""
-
-    def __post_init__(self) -> None:
-        if not (0 <= self.passed <= self.n and 0 <= self.noise_passed <= self.noise_n):
-            raise ValueError(f"inconsistent counts: {self!r}")
+def _pct(x: float) -> str:
+    return f"{x:.1%}"
 
 
-@dataclass(frozen=True, slots=True)
-class Criterion:
-    name: str
-    """``quality`` or ``non-inferiority``."""
-    met: bool
-    estimate: float
-    """Pass rate (quality) or excess failure rate over the noise floor (non-inferiority)."""
-    bound: float
-    """What the verdict compares with the limit: the pass rate's lower bound, or the excess's
-    upper bound."""
-    limit: float
-    """``required_quality`` or ``margin``."""
-
-    detail: str = ""
-    """The figures in words, for the verdict's reason."""
-
-    @property
-    def estimate_fails(self) -> bool:
-        """The observed rate itself misses the limit (more data would not help)."""
-        if self.name == "quality":
-            return self.estimate < self.limit
-        return self.estimate > self.limit
-
-
-@dataclass(frozen=True, slots=True)
-class Decision:
-    verdict: Verdict
-    reason: str
-    pass_rate: float | None = None
-    lower_bound: float | None = None
-    """Fixed-sample lower bound of the pass rate for this look (``[decision] bound``)."""
-    sequential_lower: float | None = None
-    """Always-valid lower bound of the pass rate (``None`` when ``sequential`` is off)."""
-    noise_floor: float | None = None
-    """The primary's failure rate against itself (``None`` without replays)."""
-    criteria: tuple[Criterion, ...] = ()
-    samples_needed: int | None = None
-    """More scored outputs needed (NEED MORE DATA)."""
-    days_needed: float | None = None
-    """``samples_needed`` at the current rate of scored outputs per day."""
-
-
-def _criteria(
-    passed: int, n: int, noise_passed: int, noise_n: int, p: Policy
-) -> tuple[Criterion, Criterion]:
-    alpha = p.alpha
-    rate = passed / n
-    fixed = lower_bound(passed, n, p.confidence, p.bound)
-    lower = sequential_lower(passed, n, alpha) if p.sequential else fixed
-    met = lower >= p.required_quality
-    quality = Criterion(
-        "quality", met, rate, lower, p.required_quality,
-        f"pass rate {rate:.1%}, lower bound {lower:.1%} {'>=' if met else '<'} required "
-        f"{p.required_quality:.1%}",
-    )
-
-    failures, noise_failures = n - passed, noise_n - noise_passed
-    noise = noise_failures / noise_n if noise_n else 0.0
-    share = alpha / 2 if noise_n else alpha  # Bonferroni over the two bounds
-    if p.sequential:
-        upper = sequential_upper(failures, n, share)
-        noise_lower = sequential_lower(noise_failures, noise_n, share) if noise_n else 0.0
+def _sequential_criteria(e: Evidence, p: Policy, t: Tests, priors: Priors,
+                         counts: Counts) -> tuple[Criterion, Criterion]:
+    fq, nq = (float(x) for x in counts.quality_counts(p))
+    rate = 1.0 - fq / nq
+    lower = 1.0 - float(rate_upper(fq, nq, p.level, priors.failure))
+    upper = 1.0 - float(rate_lower(fq, nq, p.level, priors.failure))
+    q_met, q_refuted = bool(t.quality_met), bool(t.quality_refuted)
+    counted = []
+    if e.unscored and p.unscored_fail:
+        counted.append(f"{e.unscored:,} unscored")
+    if e.flipped:
+        counted.append(f"{e.flipped:,} flipped judge verdicts")
+    unscored = f" ({' and '.join(counted)} counted as failures)" if counted else ""
+    if q_refuted:
+        q_detail = (f"pass rate {_pct(rate)}{unscored}, upper bound {_pct(upper)} < required "
+                    f"{_pct(p.required_quality)}")
     else:
-        upper = upper_bound(failures, n, 1 - share, p.bound)
-        noise_lower = lower_bound(noise_failures, noise_n, 1 - share, p.bound) if noise_n else 0.0
-    excess = upper - noise_lower
-    met = excess <= p.margin
-    floor = f"the primary's noise floor {noise:.1%}" if noise_n else "a noise floor taken as 0"
-    inferiority = Criterion(
-        "non-inferiority", met, (1 - rate) - noise, excess, p.margin,
-        f"fails {1 - rate:.1%} vs {floor}; the excess's upper bound {excess:+.1%} "
-        f"{'<=' if met else '>'} margin {p.margin:.1%}",
-    )
+        q_detail = (f"pass rate {_pct(rate)}{unscored}, lower bound {_pct(lower)} "
+                    f"{'>=' if q_met else '<'} required {_pct(p.required_quality)}")
+    quality = Criterion("quality", q_met, rate, lower, p.required_quality, q_detail, q_refuted,
+                        upper)
+
+    fc, fr = e.n - e.effective_passed, e.noise_n - e.effective_noise_passed
+    paired = counts.paired
+    excess_low, excess_up = excess_bounds(fc, e.n, fr, e.noise_n, p.level, priors.failure,
+                                          priors.floor, paired=paired, cells=priors.cells)
+    # The verdict's tests at the margin decide; the bounds (grid inversions of the same test)
+    # are for the words and agree with them up to their resolution.
+    x_met, x_refuted = bool(t.excess_met), bool(t.excess_refuted)
+    noise = fr / e.noise_n if e.noise_n else 0.0
+    estimate = fc / e.n - noise
+    floor = f"the primary's noise floor {_pct(noise)}" if e.noise_n else \
+        "a noise floor taken as 0 (no replays)"
+    if x_refuted:
+        x_detail = (f"fails {_pct(fc / e.n)} vs {floor}; the excess's lower bound "
+                    f"{excess_low:+.1%} > margin {_pct(p.margin)}")
+    else:
+        x_detail = (f"fails {_pct(fc / e.n)} vs {floor}; the excess's upper bound "
+                    f"{excess_up:+.1%} {'<=' if x_met else '>'} margin {_pct(p.margin)}")
+    inferiority = Criterion("non-inferiority", x_met, estimate, excess_up, p.margin, x_detail,
+                            x_refuted, excess_low)
     return quality, inferiority
 
 
-def _projected(e: Evidence, p: Policy) -> int | None:
-    """About how many scored outputs in all would meet both criteria if the observed rates
-    held (replays growing in proportion); ``None`` beyond :data:`MAX_PROJECTED_SAMPLES`."""
-    rate = e.passed / e.n
-    noise_rate = e.noise_passed / e.noise_n if e.noise_n else 0.0
-
-    def meets(n: int) -> bool:
-        noise_n = round(e.noise_n * n / e.n)
-        quality, inferiority = _criteria(
-            math.floor(rate * n), n, math.floor(noise_rate * noise_n), noise_n, p
-        )
-        return quality.met and inferiority.met
-
-    return _first(meets, e.n)
-
-
-def _first(meets: Callable[[int], bool], start: int) -> int | None:
-    low, high = start, start * 2
-    while not meets(high):
-        if high >= MAX_PROJECTED_SAMPLES:
-            return None
-        low, high = high, min(high * 2, MAX_PROJECTED_SAMPLES)
-    while high - low > max(1, low // 100):  # about 1% is close enough for a projection
-        middle = (low + high) // 2
-        if meets(middle):
-            high = middle
-        else:
-            low = middle
-    return high
+def _config_problem(e: Evidence, p: Policy, t: Tests, priors: Priors) -> str:
+    if bool(t.schema_problem):
+        low = float(rate_lower(e.primary_invalid, e.primary_checked, p.level, priors.config))
+        return (f"the primary fails the task's JSON schema on "
+                f"{e.primary_invalid / e.primary_checked:.0%} of checks "
+                f"({e.primary_invalid:,} of {e.primary_checked:,}; at least {low:.0%} with "
+                f"{1 - p.level:.1%} confidence, the limit is {p.config_problem_rate:.0%}): fix "
+                "the schema or the prompt before comparing candidates")
+    low = float(rate_lower(e.flipped, e.judged, p.level, priors.config))
+    limit = judge_flip_limit(p)
+    why = ("" if limit >= p.max_judge_flip_rate else
+           f": a flip is a failure, so at this rate no candidate can show "
+           f"{p.required_quality:.0%}")
+    return (f"judge inconsistent: {e.flipped / e.judged:.0%} of its verdicts flip when the two "
+            f"answers swap places ({e.flipped:,} of {e.judged:,}; at least {low:.1%}, the limit "
+            f"is {limit:.0%}{why}): calibrate it (shadowroute calibrate-judge) or change it "
+            "before trusting its verdicts")
 
 
 def _days(samples: int, e: Evidence) -> float | None:
@@ -210,30 +136,58 @@ def _days(samples: int, e: Evidence) -> float | None:
     return samples / e.samples_per_day
 
 
+def _more_data(unmet: str, pr: Projection, p: Policy) -> str:
+    if pr.days_median is None and pr.samples_median is None:
+        within = (f"within {p.horizon_days:,} days" if pr.horizon_days is not None
+                  else "in the projection")
+        return (f"{unmet}; neither shown yet, and at the current rates {1 - pr.decided:.0%} of "
+                f"projections get no verdict {within}: the rates are close to the limits")
+    if pr.days_median is not None:
+        end = (f"{pr.days_p80:.0f}" if pr.days_p80 is not None
+               else f"more than {p.horizon_days:,}")
+        when = f"a verdict in about {pr.days_median:.0f} days (80% by {end})"
+    else:
+        when = f"a verdict after about {pr.samples_median:,} more outputs"
+    return (f"{unmet}; neither shown yet: at the current rates {when}; PROMOTE in "
+            f"{pr.promote:.0%}, HOLD in {pr.decided - pr.promote:.0%} of projections")
+
+
 def decide(e: Evidence, p: Policy, *, project: bool = True) -> Decision:
     """The verdict for one task type x candidate (see the module docstring).
 
-    ``project=False`` skips estimating how many more samples an inconclusive case needs
-    (simulations that only care about the verdict)."""
-    if e.primary_checked >= MIN_SCHEMA_CHECKS:
-        invalid = e.primary_invalid / e.primary_checked
-        if invalid >= p.config_problem_rate:
-            return Decision(
-                Verdict.CONFIG_PROBLEM,
-                f"the primary fails the task's JSON schema on {invalid:.0%} of checks "
-                f"({e.primary_invalid:,} of {e.primary_checked:,}): fix the schema or the "
-                "prompt before comparing candidates",
-            )
+    ``project=False`` skips the projection of how long an inconclusive case needs."""
+    return _decide(e, p, project_ahead=project)
+
+
+def _decide(e: Evidence, p: Policy, *, project_ahead: bool) -> Decision:
+    priors = Priors.for_policy(p)
+    counts = Counts.of(e)
+    common = {"level": p.level, "family_size": p.family_size,
+              "method": method_of(p, paired=e.pairs is not None),
+              "flip_rate": e.flipped / e.judged if e.judged else None}
+    t = evaluate(counts, p, priors) if p.sequential else None
+    if t is not None and CODES[int(t.verdict)] is Verdict.CONFIG_PROBLEM:
+        return Decision(Verdict.CONFIG_PROBLEM, _config_problem(e, p, t, priors), **common)
+    if not p.sequential:
+        problem = _fixed_config_problem(e, p, priors)
+        if problem is not None:
+            return Decision(Verdict.CONFIG_PROBLEM, problem, **common)
     if e.n == 0:
         return Decision(Verdict.NEED_MORE_DATA, f"no scored outputs yet (need {p.min_samples:,})",
-                        samples_needed=p.min_samples, days_needed=_days(p.min_samples, e))
-    quality, inferiority = _criteria(e.passed, e.n, e.noise_passed, e.noise_n, p)
+                        samples_needed=p.min_samples, days_needed=_days(p.min_samples, e),
+                        **common)
+    if t is not None:
+        criteria = _sequential_criteria(e, p, t, priors, counts)
+    else:
+        criteria = fixed_criteria(e, p)
+    quality, inferiority = criteria
     fields = {
-        "pass_rate": e.passed / e.n,
-        "lower_bound": lower_bound(e.passed, e.n, p.confidence, p.bound),
+        "pass_rate": e.effective_passed / e.n,
+        "lower_bound": lower_bound(e.effective_passed, e.n, 1 - p.level, p.bound),
         "sequential_lower": quality.bound if p.sequential else None,
-        "noise_floor": (e.noise_n - e.noise_passed) / e.noise_n if e.noise_n else None,
-        "criteria": (quality, inferiority),
+        "noise_floor": ((e.noise_n - e.effective_noise_passed) / e.noise_n
+                        if e.noise_n else None),
+        "criteria": criteria, **common,
     }
     if e.n < p.min_samples:
         needed = p.min_samples - e.n
@@ -244,24 +198,35 @@ def decide(e: Evidence, p: Policy, *, project: bool = True) -> Decision:
         )
     if quality.met and inferiority.met:
         return Decision(Verdict.PROMOTE, f"{quality.detail}; {inferiority.detail}", **fields)
-    failing = [c for c in (quality, inferiority) if c.estimate_fails]
-    if failing:
-        return Decision(Verdict.HOLD, "; ".join(f"{c.name}: {c.detail}" for c in failing),
-                        **fields)
-    total = _projected(e, p) if project else None
-    unmet = "; ".join(f"{c.name}: {c.detail}" for c in (quality, inferiority) if not c.met)
-    if total is None and not project:
+    refuted = [c for c in criteria if c.refuted]
+    if refuted:
+        return Decision(Verdict.HOLD, "; ".join(f"{c.name}: {c.detail}" for c in refuted)
+                        + ": more data would not change this", **fields)
+    unmet = "; ".join(f"{c.name}: {c.detail}" for c in criteria if not c.met)
+    if not project_ahead:
         return Decision(Verdict.NEED_MORE_DATA, unmet, **fields)
-    if total is None:
-        return Decision(
-            Verdict.HOLD,
-            f"{unmet}; too close to the limit to show with fewer than "
-            f"{MAX_PROJECTED_SAMPLES:,} samples",
-            **fields,
-        )
-    needed = max(total - e.n, 1)
+    if not p.sequential:
+        needed = fixed_samples_needed(e, p)
+        words = (f"{unmet}; the bounds do not settle it yet" if needed is not None else
+                 f"{unmet}; too close to the limit to settle with any sample size")
+        return Decision(Verdict.NEED_MORE_DATA, words, samples_needed=needed,
+                        days_needed=_days(needed, e) if needed else None, **fields)
+    pr = project(e, p, priors)
     return Decision(
-        Verdict.NEED_MORE_DATA,
-        f"{unmet}; the observed rates pass, the bounds do not yet",
-        samples_needed=needed, days_needed=_days(needed, e), **fields,
+        Verdict.NEED_MORE_DATA, _more_data(unmet, pr, p),
+        samples_needed=pr.samples_median, days_needed=pr.days_median,
+        days_needed_80=pr.days_p80, verdict_chance=pr.decided, promote_chance=pr.promote,
+        **fields,
     )
+
+
+def _fixed_config_problem(e: Evidence, p: Policy, priors: Priors) -> str | None:
+    """The CONFIG PROBLEM rules are the same with fixed-sample decisions (always-valid bounds:
+    a wrong one would block a task type for good)."""
+    t = evaluate(Counts.of(e), _sequential(p), priors)
+    return _config_problem(e, p, t, priors) if bool(t.schema_problem | t.judge_inconsistent) \
+        else None
+
+
+def _sequential(p: Policy) -> Policy:
+    return replace(p, sequential=True)

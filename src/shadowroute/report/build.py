@@ -21,7 +21,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
-from ..decision import DriftVerdict, Evidence, Policy, Verdict, decide
+from ..decision import DriftVerdict, Policy, Verdict, decide, recommended_replay_share
 from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
@@ -29,9 +29,11 @@ from ..scoring.validity import MIN_KAPPA
 from ..store import Store
 from ..store.queries import report as q
 from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
+from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts, evidence_counts
 from ..store.queries.routes import route_changes
 from ..store.queries.scores import score_summary
 from ..store.queries.validity import scorer_failures
+from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
 from .validity import ScorerValidity, apply_validity, flagged_verdicts
@@ -97,6 +99,13 @@ class CandidateResult:
     examples: list[Example] = field(default_factory=list)
     costed: int = 0
     """Successful outputs whose cost is known (usage reported): the cost figures rest on them."""
+    days_needed_80: float | None = None
+    """80% of the projected paths reach a verdict by then (``days_needed`` is the median)."""
+    level: float | None = None
+    """The decision's own error level: ``alpha / K`` (see the report's method section)."""
+    method: str = ""
+    flip_rate: float | None = None
+    """Share of the judge's verdicts on this candidate that flipped with the order."""
     not_carried: dict[str, int] = field(default_factory=dict)
     """Setting -> outputs whose request lacked it: this candidate's API could not be given it."""
     decided_by: str | None = None
@@ -149,6 +158,12 @@ class TaskResult:
     """Setting -> exchanges whose primary request had it and the canonical form could not."""
     validity: list[ScorerValidity] = field(default_factory=list)
     """Each current scorer: the failures it decided and its agreement with labels."""
+    replay_share: float = 0.0
+    """Share of sampled exchanges the pipeline replays on the primary from now on (the
+    overview's ``replay_shares``, read by running pipelines): ``[decision]
+    evaluation_replay_rate`` while the noise floor is the less certain side of an open
+    non-inferiority test, the task's ``noise_floor_rate`` otherwise."""
+    base_replay_share: float = 0.0
     decided_by: str | None = None
     """The scorer with the most failing outputs over the task type's candidates."""
     validity_warning: str | None = None
@@ -201,6 +216,11 @@ class _Aggregates:
     not_carried: dict[tuple[str, str | None], dict[str, int]] = field(default_factory=dict)
     failures: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)
     calibrations: dict[tuple[str, str], dict[str, Any]] = field(default_factory=dict)
+    evidence: dict[tuple[str, str], dict[str, int]] = field(default_factory=dict)
+    """Cumulative decision counts, pruned exchanges included (:mod:`.evidence`)."""
+    models: dict[str, list[str]] = field(default_factory=dict)
+    """Each task type's candidates decided on."""
+    family_size: int = 1
 
 
 async def build_report(
@@ -224,6 +244,8 @@ async def build_report(
         keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
         summaries = await score_summary(conn, keys, since, ROUTE_SHADOW)
         counts, worst = await q.outcomes(conn, keys, since, examples)
+        evidence = add_counts(await evidence_counts(conn, keys),
+                              await archived_counts(conn, keys))
         rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
         agg = _Aggregates(
             primaries=primaries, outputs=outputs, counts=counts,
@@ -233,12 +255,18 @@ async def build_report(
             schema=await q.primary_schema_checks(conn, keys, since),
             judging=await q.scoring_spend(conn, since), examples={},
             not_carried=await q.not_carried_counts(conn, since),
-            failures=await scorer_failures(conn, keys, since),
+            failures=await scorer_failures(conn, keys, since), evidence=evidence,
         )
-        noise = {task: (c["counted"], c["counted"] - c["passed"])
-                 for (task, model), c in counts.items() if model == NOISE_FLOOR_MODEL}
+        agg.models = {task: sorted({m for (t, m) in outputs if t == task and m != NOISE_FLOOR_MODEL}
+                                   | set(config.task(task).candidates)) for task in tasks}
+        agg.family_size = family_size(agg.models)
+        noise = {}
+        for task in tasks:
+            n, passed, flipped = noise_of(evidence, task)
+            noise[task] = (n, n - passed + flipped)
         promoted = await promoted_results(
-            conn, config, routes, {t: plans[t].keys() for t in routes}, since, noise, examples)
+            conn, config, routes, {t: plans[t].keys() for t in routes}, since, noise, examples,
+            family=agg.family_size, baselines=evidence)
     agg.calibrations = await latest_scorer_calibrations(
         store, {t: plans[t].keys() for t in tasks})
     for s in summaries:
@@ -258,7 +286,10 @@ async def build_report(
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
         database=store.url,
-        config_source=config.source, decision=config.decision.model_dump(),
+        config_source=config.source,
+        decision={**config.decision.model_dump(), "family_size": agg.family_size,
+                  "level": (1 - config.decision.confidence) / agg.family_size,
+                  "drift_false_alarm": config.routes.drift_false_alarm},
         overview=overview, tasks=results, promoted=promoted,
         judge_calibration=calibration,
     )
@@ -286,9 +317,9 @@ def _task_result(
     per_day = requests / days
     shadow = sum(v["spend"] for (t, _), v in agg.outputs.items() if t == task)
     judge = agg.judging.get(task, 0.0)
-    noise = agg.counts.get((task, NOISE_FLOOR_MODEL), {"counted": 0, "passed": 0})
-    checks = agg.schema.get(task, {"checked": 0, "invalid": 0})
-    policy = Policy.for_task(config, task)
+    noise_n, noise_passed, noise_flipped = noise_of(agg.evidence, task)
+    checks = agg.evidence.get((task, TASK_ROW), {})
+    policy = Policy.for_task(config, task, family_size=agg.family_size)
     primary_latency = agg.latency.get((task, None), {})
     result = TaskResult(
         task=task, policy=asdict(policy), primary_models=sorted(by_primary),
@@ -302,17 +333,23 @@ def _task_result(
         monthly_primary_cost=_times(prim.get("mean_cost"), per_day * DAYS_PER_MONTH),
         shadow_spend=shadow, judge_spend=judge,
         monthly_evaluation_cost=(shadow + judge) / days * DAYS_PER_MONTH,
-        noise_n=noise["counted"], noise_failures=noise["counted"] - noise["passed"],
-        primary_schema_checked=checks["checked"], primary_schema_invalid=checks["invalid"],
+        noise_n=noise_n, noise_failures=noise_n - noise_passed + noise_flipped,
+        primary_schema_checked=checks.get("schema_checked", 0),
+        primary_schema_invalid=checks.get("schema_invalid", 0),
         scorers=[name for name, _ in keys], candidates=[],
         primary_costed=prim.get("costed", 0),
         not_shadowable=agg.traffic.get(task, {}).get("not_shadowable", 0),
         primary_not_carried=agg.not_carried.get((task, None), {}),
     )
-    models = sorted({m for (t, m) in agg.outputs if t == task and m != NOISE_FLOOR_MODEL}
-                    | set(config.task(task).candidates))
-    for model in models:
+    for model in agg.models.get(task, []):
         result.candidates.append(_candidate_result(result, model, policy, agg))
+    result.base_replay_share = config.task(task).noise_floor_rate
+    pending = [candidate_evidence(agg.evidence, task, c.model, samples_per_day=None,
+                                  noise_per_day=None)
+               for c in result.candidates if c.verdict == Verdict.NEED_MORE_DATA]
+    result.replay_share = (0.0 if not result.base_replay_share else recommended_replay_share(
+        pending, base=result.base_replay_share,
+        evaluation=config.decision.evaluation_replay_rate))
     apply_validity(result, keys, agg.failures, agg.calibrations)
     promotable = [c for c in result.candidates if c.command]
     if promotable:  # the largest known saving; unknown savings rank last
@@ -326,11 +363,11 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
                                                 "spend": 0.0, "first": None, "last": None})
     c = agg.counts.get((t.task, model), {"complete": 0, "counted": 0, "passed": 0})
     rate = c["counted"] / _days(totals["first"], totals["last"]) if c["counted"] else None
-    decision = decide(Evidence(
-        n=c["counted"], passed=c["passed"], noise_n=t.noise_n,
-        noise_passed=t.noise_n - t.noise_failures, primary_checked=t.primary_schema_checked,
-        primary_invalid=t.primary_schema_invalid, samples_per_day=rate,
-    ), policy)
+    replays = agg.counts.get((t.task, NOISE_FLOOR_MODEL), {}).get("counted", 0)
+    noise_rate = replays / _days(totals["first"], totals["last"]) if rate else None
+    decision = decide(candidate_evidence(agg.evidence, t.task, model, samples_per_day=rate,
+                                         noise_per_day=noise_rate), policy)
+    ev = agg.evidence.get((t.task, model), {})
     inferiority = next((x for x in decision.criteria if x.name == "non-inferiority"), None)
     monthly = _times(totals["mean_cost"], t.requests_per_day * DAYS_PER_MONTH)
     savings = (None if monthly is None or t.monthly_primary_cost is None
@@ -340,13 +377,15 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
         model=model, verdict=str(decision.verdict), reason=decision.reason,
         outputs=totals["outputs"], errors=totals["errors"],
         unscored=totals["outputs"] - c["complete"], ignored=c["complete"] - c["counted"],
-        n=c["counted"], passed=c["passed"], pass_rate=decision.pass_rate,
+        n=ev.get("counted", 0), passed=ev.get("passed", 0), pass_rate=decision.pass_rate,
         lower_bound=decision.lower_bound, sequential_lower=decision.sequential_lower,
         noise_floor=decision.noise_floor,
         excess_failure=inferiority.estimate if inferiority else None,
         excess_upper=inferiority.bound if inferiority else None,
         samples_needed=decision.samples_needed, days_needed=decision.days_needed,
-        samples_per_day=rate, scorers=agg.scorers.get((t.task, model), []),
+        days_needed_80=decision.days_needed_80, level=decision.level, method=decision.method,
+        flip_rate=decision.flip_rate, samples_per_day=rate,
+        scorers=agg.scorers.get((t.task, model), []),
         similarity_histogram=agg.similarity.get((t.task, model)),
         cost_per_1k=_times(totals["mean_cost"], 1000),
         latency_p50=latency.get(0.5), latency_p95=latency.get(0.95),
@@ -389,6 +428,7 @@ def _overview(tasks: list[TaskResult], promoted: list[PromotedResult]) -> dict[s
         "monthly_now": routed + evaluation, "monthly_with_promotions": after + evaluation,
         "monthly_savings": primary - after, "verdicts": verdicts, "promotions": promotions,
         "drift": {str(v): sum(p.verdict == v for p in promoted) for v in DriftVerdict},
+        "replay_shares": {t.task: t.replay_share for t in tasks},
     }
 
 

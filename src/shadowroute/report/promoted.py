@@ -16,7 +16,9 @@ from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE
 from ..routing.routemap import Route
 from ..store.queries import Connection
 from ..store.queries import report as q
+from ..store.queries.evidence import Counts, nightly_counts
 from ..store.queries.scores import Keys
+from .evidence import drift_nights
 from .examples import Example, build_example
 
 __all__ = ["PromotedResult", "promoted_results"]
@@ -34,11 +36,15 @@ class PromotedResult:
     """A :class:`~shadowroute.decision.DriftVerdict`."""
     reason: str
     n: int
-    """Scored reverse-shadow pairs since the promotion (in the report's window)."""
+    """Scored reverse-shadow pairs since the promotion (stored ones: the detector's nights)."""
     passed: int
     pass_rate: float | None
-    lower_bound: float | None
-    upper_bound: float | None
+    recent_pass_rate: float | None
+    """Since the drop began when the detector alarmed, over the last 14 nights otherwise."""
+    reference: float | None
+    """The lowest pass rate the promotion allowed: the detector watches for a drop below it."""
+    alarm_night: int | None
+    """The night after the promotion (1 = the first) the detector alarmed; ``None``: no alarm."""
     noise_floor: float | None
     noise_n: int
     command: str | None
@@ -52,11 +58,14 @@ class PromotedResult:
 async def promoted_results(
     conn: Connection, config: Config, routes: Mapping[str, Route],
     keys: Mapping[str, Keys], since: datetime | None, noise: Mapping[str, tuple[int, int]],
-    examples: int,
+    examples: int, *, family: int = 1, baselines: Counts | None = None,
 ) -> list[PromotedResult]:
     """The drift check of every promoted task type. ``noise`` maps a task type to the
     (replays, failures) of its shadow pairs, pooled with the reverse pairs' own replays: both
-    measure how often the same primary disagrees with itself."""
+    measure how often the same primary disagrees with itself. The check is change detection
+    over the reverse pairs' nights since the promotion (a detector that restarts, so a drop is
+    caught as fast a year after the promotion as a week after it), against the candidate's
+    own shadow record before it (``baselines``: cumulative counts)."""
     out = []
     for task, route in sorted(routes.items()):
         if not route.promoted:
@@ -68,25 +77,32 @@ async def promoted_results(
         if task_keys:
             counts, worst = await q.outcomes(conn, {task: task_keys}, start, examples,
                                              route=ROUTE_REVERSE)
-        mine = counts.get((task, route.model), {"counted": 0, "passed": 0})
         replays = counts.get((task, NOISE_FLOOR_MODEL), {"counted": 0, "passed": 0})
         shadow_n, shadow_failures = noise.get(task, (0, 0))
         noise_n = shadow_n + replays["counted"]
         noise_failures = shadow_failures + replays["counted"] - replays["passed"]
+        nights = drift_nights(await nightly_counts(
+            conn, task, task_keys or [], route.model, since=route.since, route=ROUTE_REVERSE),
+            route.since)
+        before = (baselines or {}).get((task, route.model), {})
+        baseline = ((before["counted"], before["passed"] - before.get("flipped_passed", 0))
+                    if before.get("counted") else None)
         check = check_drift(
-            Evidence(n=mine["counted"], passed=mine["passed"], noise_n=noise_n,
-                     noise_passed=noise_n - noise_failures),
-            Policy.for_task(config, task),
+            Evidence(n=0, passed=0, noise_n=noise_n, noise_passed=noise_n - noise_failures),
+            Policy.for_task(config, task, family_size=family), nights=nights,
+            baseline=baseline,
         )
+        drift_n = sum(n for n, _ in nights)
+        drift_passed = sum(passed for _, passed in nights)
         demote = check.verdict is DriftVerdict.DEMOTE
         rows = await q.example_rows(conn, [oid for _, m, oid in worst if m == route.model],
                                     {task: task_keys or []})
         out.append(PromotedResult(
             task=task, model=route.model, primary=route.primary, since=route.since,
             by=route.by, forced=route.forced, verdict=str(check.verdict), reason=check.reason,
-            n=mine["counted"], passed=mine["passed"], pass_rate=check.pass_rate,
-            lower_bound=check.lower_bound, upper_bound=check.upper_bound,
-            noise_floor=check.noise_floor, noise_n=noise_n,
+            n=drift_n, passed=drift_passed, pass_rate=check.pass_rate,
+            recent_pass_rate=check.recent_pass_rate, reference=check.reference,
+            alarm_night=check.alarm_night, noise_floor=check.noise_floor, noise_n=noise_n,
             command=f"shadowroute demote {shlex.quote(task)}" if demote else None,
             examples=[build_example(rows[oid]) for _, model, oid in worst
                       if model == route.model and oid in rows],  # worst first
@@ -98,6 +114,6 @@ def as_decision_row(p: PromotedResult) -> dict[str, Any]:
     """The ``decisions`` row (kind ``drift``) of a promoted task type."""
     return {"task_type": p.task, "model": p.model, "kind": "drift", "verdict": p.verdict,
             "reason": p.reason, "primary_model": p.primary, "n": p.n, "passed": p.passed,
-            "pass_rate": p.pass_rate, "lower_bound": p.lower_bound,
+            "pass_rate": p.pass_rate, "lower_bound": p.reference,
             "noise_floor": p.noise_floor, "judge_version": None,
             "monthly_savings": p.monthly_savings}
