@@ -14,10 +14,11 @@ from sqlalchemy import select
 
 from shadowroute import Shadow, load_config
 from shadowroute.fakellm import FakeLLMServer, default_settings, sample_requests
-from shadowroute.records import NOISE_FLOOR_MODEL
+from shadowroute.records import NOISE_FLOOR_MODEL, utcnow
 from shadowroute.scoring import run_scoring
 from shadowroute.store import CandidateOutput, Store
 from shadowroute.store.models import Score
+from shadowroute.store.queries.routes import save_report
 from support.pipeline import REQUEST
 
 pytestmark = pytest.mark.anyio
@@ -144,3 +145,38 @@ async def test_capture_replay_and_score_end_to_end(tmp_path: Path) -> None:
     # Two independent draws of a 70%-accurate model disagree on roughly 40% of requests.
     assert 0.15 < disagreement < 0.7
     assert {scorer for _, scorer, _ in rows} == {"exact", "judge"}
+
+
+async def _save_replay_shares(db_url: str, shares: dict[str, float]) -> None:
+    """A report whose overview says which replay share each task type should run at."""
+    async with await Store.open(db_url) as store:
+        await save_report(store, {"id": "r1", "created_at": utcnow(), "since": None,
+                                  "overview": {"replay_shares": shares}}, [])
+
+
+async def test_the_latest_report_raises_the_replay_share_while_a_decision_is_open(
+    tmp_path: Path, db_url: str, make_config, shadow_preset, fake_candidate, primary_answer,
+) -> None:
+    """The report raises a task type's replay share to ``evaluation_replay_rate`` while the
+    noise floor keeps non-inferiority open; a running pipeline replays that share, never more
+    than the configured evaluation rate and never any when ``noise_floor_rate`` is 0."""
+    tasks = {"classify_intent": {"candidates": ["small"], "sample_rate": 1.0,
+                                 "noise_floor_rate": 0.1},
+             "extract_order": {"candidates": ["small"], "sample_rate": 1.0,
+                               "noise_floor_rate": 0.0}}
+    config = make_config(db_url, shadow_preset, seed=5, mirror={"queue_size": 1000},
+                         decision={"evaluation_replay_rate": 0.6}, tasks=tasks)
+
+    async def replayed(task: str) -> float:
+        frontier = fake_candidate("frontier")
+        async with Shadow(config, providers={"small": fake_candidate("small"),
+                                             "frontier": frontier}) as sh:
+            for i in range(300):
+                request = {**REQUEST, "messages": [{"role": "user", "content": f"q{i}"}]}
+                await sh.shadow(task=task, request=request, call=lambda: primary_answer("x"))
+        return sh.stats.primary_replays / sh.stats.sampled
+
+    assert 0.04 < await replayed("classify_intent") < 0.17  # the base 10%: no report yet
+    await _save_replay_shares(db_url, {"classify_intent": 0.9, "extract_order": 0.9})
+    assert 0.5 < await replayed("classify_intent") < 0.7  # capped at evaluation_replay_rate
+    assert await replayed("extract_order") == 0.0  # replays turned off stay off

@@ -34,6 +34,7 @@ from ..mirror.wiring import wire_mirror
 from ..records import ExchangeRecord
 from ..stats import Stats
 from ..store import BatchWriter, Spool, Store
+from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
 from .queue import CaptureQueue
 from .reverse import PrimaryCalls
@@ -44,6 +45,9 @@ __all__ = ["Shadow", "ShutdownReport", "active_shadow", "shadow"]
 
 log = logging.getLogger("shadowroute")
 T = TypeVar("T")
+
+REPLAY_SHARES_REFRESH_S = 600.0
+"""How often a running pipeline re-reads the replay shares of the latest report."""
 
 _active: list[Shadow] = []
 """Shadows entered with ``async with``, newest last; module-level :func:`shadow` uses the last."""
@@ -171,6 +175,7 @@ class Shadow:
             tg.start_soon(self._run_writer, write_receive)
             tg.start_soon(workers.run, write_send, self._flush_traffic)
             tg.start_soon(self._traffic.tick, self.writer, self.config.store.flush_interval_s)
+            tg.start_soon(self._refresh_replay_shares)
         _active.append(self)
 
     async def _open_store(self) -> bool:
@@ -186,6 +191,7 @@ class Shadow:
                 return False
             self._store = self.writer.store = store
             await self._load_budgets(store)
+            await self._load_replay_shares(store)
         return True
 
     async def _reconnect_store(self) -> None:
@@ -206,6 +212,25 @@ class Shadow:
             return
         for name in capped:
             self.mirror.budget(self.config.tasks[name]).add(spent.get(name, 0.0))
+
+    async def _load_replay_shares(self, store: Store) -> None:
+        """The replay share of each task type from the latest report (see
+        :meth:`PrimaryCalls.replay_share`); the shares already held when it cannot be read."""
+        try:
+            latest = await latest_report(store)
+        except StoreError as exc:
+            self._on_error("store", exc)
+            return
+        shares = ((latest or {}).get("overview") or {}).get("replay_shares") or {}
+        self._primaries.shares = {str(task): float(share) for task, share in shares.items()
+                                  if isinstance(share, int | float)}
+
+    async def _refresh_replay_shares(self) -> None:
+        """Re-read the shares now and then: the nightly report moves them."""
+        while True:
+            await anyio.sleep(REPLAY_SHARES_REFRESH_S)
+            if self._store is not None:
+                await self._load_replay_shares(self._store)
 
     async def aclose(self, deadline_s: float | None = None) -> ShutdownReport:
         """Stop taking captures; mirror what is queued within the deadline, then write or spool.

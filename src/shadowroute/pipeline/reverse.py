@@ -9,8 +9,10 @@ What it promises:
   Without the reference there is nothing to compare: the exchange is counted in
   ``Stats.reverse_failed`` and not stored.
 * :meth:`PrimaryCalls.replay_model`: which model to call once more for the noise floor, drawn
-  from the task's ``noise_floor_rate`` independently of sampling; ``None`` when the exchange is
-  not in the slice or the primary cannot be called (counted in ``replay_unavailable``).
+  independently of sampling from the task's replay share: the latest report's (``shares``,
+  raised up to ``[decision] evaluation_replay_rate`` while the noise floor keeps a decision
+  open), never below the task's ``noise_floor_rate``, and 0 when that is 0; ``None`` when the
+  exchange is not in the slice or the primary cannot be called (``replay_unavailable``).
 * A primary that cannot be called (not under ``[models]``) is warned about once per model.
 """
 
@@ -42,6 +44,16 @@ class PrimaryCalls:
         self.stats = stats
         self._callable = callable_models
         self._warned: set[str] = set()
+        self.shares: dict[str, float] = {}
+        """Task type -> replay share from the latest report (see :meth:`replay_share`)."""
+
+    def replay_share(self, task: TaskConfig) -> float:
+        """The share of this task type's sampled exchanges replayed on the primary now."""
+        base = task.noise_floor_rate
+        if not base:
+            return 0.0
+        raised = min(self.shares.get(task.name, base), self.config.decision.evaluation_replay_rate)
+        return max(base, raised)
 
     async def reverse(
         self, task: TaskConfig, primary: str, served: ExchangeRecord
@@ -88,9 +100,9 @@ class PrimaryCalls:
 
     def replay_model(self, task: TaskConfig, record: ExchangeRecord) -> str | None:
         """The primary's model to call again for the noise floor, when this exchange is in the
-        task's ``noise_floor_rate`` slice (drawn independently of the sampling decision)."""
+        task's :meth:`replay_share` slice (drawn independently of the sampling decision)."""
         key = lambda: b"replay\x00" + request_key(record.request)  # noqa: E731
-        if not task.candidates or not is_sampled(task.noise_floor_rate, self.config.seed, key):
+        if not task.candidates or not is_sampled(self.replay_share(task), self.config.seed, key):
             return None
         model = self.config.model_named(record.primary_model)
         if model is None or model.name not in self._callable:
