@@ -92,6 +92,8 @@ def test_the_start_up_line_says_where_each_api_goes() -> None:
     line = upstreams_line(SidecarConfig(upstream="https://api.openai.com"))
     assert "-> https://api.openai.com" in line
     assert "Anthropic /v1/messages -> (not served: --anthropic-upstream)" in line
+    assert "bodies over 16,777,216 bytes relayed uncaptured, no request size limit" in line
+    assert "WebSocket upgrades (Realtime API) refused with 501" in line
     both = upstreams_line(SidecarConfig(upstream="https://gw.example",
                                         anthropic_upstream="https://gw.example"))
     assert both.count("https://gw.example") == 2

@@ -90,40 +90,60 @@ async def test_upstream_errors_are_relayed_exactly(
 # --------------------------------------------------------------------------- bad requests
 
 
-def test_bad_requests_get_api_shaped_errors_never_500(
+def test_bodies_the_sidecar_cannot_capture_are_relayed_for_the_upstream_to_judge(
     tmp_path: Path, sqlite_url: str, make_config, sidecar_preset, sidecar_server, sidecar_state,
+    metrics,
 ) -> None:
+    """The sidecar is never stricter than the upstream: a chat body it cannot read, or one
+    larger than the capture limit (with or without Content-Length), reaches the upstream as it
+    came and the client gets the upstream's own answer; such calls are counted, not captured.
+    Only the optional ceiling (``max_request_bytes``) and ``/v1/captures`` answer 413."""
     with FakeLLMServer(default_settings(latency_scale=0.0)) as llm:
-        config = make_config(sqlite_url, sidecar_preset(llm.base_url), sidecar={"max_body_bytes": 1024})
+        config = make_config(sqlite_url, sidecar_preset(llm.base_url),
+                             sidecar={"max_body_bytes": 1024, "max_request_bytes": 4096})
         with sidecar_server(config) as sc, httpx.Client(base_url=sc.base_url) as client:
+            unreadable = (b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null", b"42")
             for path, api in (("/v1/chat/completions", "openai"), ("/v1/messages", "anthropic")):
-                for bad in (b"{not json", b"", b"\xff\xfe{}", b"[1, 2]", b'"text"', b"null", b"42"):
+                for bad in unreadable:
                     response = client.post(path, content=bad, headers={"content-type": "application/json"})
                     assert response.status_code == 400, (path, bad, response.text)
                     assert error_shape_ok(api, response.json()), response.text
-                    assert response.json()["error"]["type"] == "invalid_request_error"
-                big = json.dumps({"model": "frontier", "messages": [{"role": "user", "content": "x" * 2000}]}).encode()
+                    assert "x-shadowroute-route" not in response.headers  # the upstream's answer
+                big = json.dumps({"model": "frontier", "max_tokens": 5,
+                                  "messages": [{"role": "user", "content": "x" * 2000}]}).encode()
                 declared = client.post(path, content=big, headers={"content-type": "application/json"})
 
                 def chunks(
-                    big: bytes = big,
+                    body: bytes,
                 ) -> Iterator[bytes]:  # no Content-Length: checked while reading
-                    for i in range(0, len(big), 256):
-                        yield big[i:i + 256]
+                    for i in range(0, len(body), 256):
+                        yield body[i:i + 256]
 
-                streamed = client.post(path, content=chunks(), headers={"content-type": "application/json"})
+                streamed = client.post(path, content=chunks(big), headers={"content-type": "application/json"})
                 for response in (declared, streamed):
+                    assert response.status_code == 200, response.text  # relayed, answered
+                huge = big.replace(b"x" * 2000, b"y" * 5000)
+                for response in (
+                    client.post(path, content=huge, headers={"content-type": "application/json"}),
+                    client.post(path, content=chunks(huge), headers={"content-type": "application/json"}),
+                ):
                     assert response.status_code == 413, response.text
                     assert error_shape_ok(api, response.json())
+                    assert "max_request_bytes" in response.json()["error"]["message"]
             captures = client.post("/v1/captures", content=b"x" * 2048)
             assert captures.status_code == 413
             stats = sidecar_state(sc).shadow.stats
-            assert stats.offered == 0 and stats.enqueued == 0
-    assert llm.stats()["total_calls"] == 0  # nothing bad was forwarded
+            assert stats.offered == 0 and stats.enqueued == 0  # nothing captured
+            samples = metrics(sc.base_url)
+    reason = "shadowroute_not_captured_total"
+    assert samples[(reason, (("reason", "unparseable"),))] == 2 * len(unreadable)
+    # The large ones, and the huge streamed ones, cut off at the ceiling once on their way.
+    assert samples[(reason, (("reason", "too_large"),))] == 2 * 3
+    assert llm.stats()["total_calls"] == 2 * 2  # the large ones it could answer (200)
 
 
 @pytest.mark.parametrize("path", ["/v1/chat/completions", "/v1/messages", "/v1/captures"])
-def test_deeply_nested_json_is_a_400_not_a_500(
+def test_deeply_nested_json_gets_the_upstreams_400_not_a_500(
     tmp_path: Path, sqlite_url: str, path: str, make_config, sidecar_preset, sidecar_server,
 ) -> None:
     with FakeLLMServer(default_settings(latency_scale=0.0)) as llm:

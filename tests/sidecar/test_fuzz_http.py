@@ -2,7 +2,8 @@
 
 - the HTTP API (no OpenAPI document: a schemathesis-like property test in-process): never a 5xx,
   errors in the API's JSON shape;
-- ``[sidecar] max_body_bytes``: 413 exactly above the limit, with and without Content-Length;
+- ``[sidecar] max_body_bytes`` / ``max_request_bytes``: captured up to the first, relayed up to
+  the second, 413 exactly above it, with and without Content-Length;
 - upstreams from config only (SSRF), against a real "evil" server counting hits.
 
 The parsers' properties are in tests/formats, tests/capture and tests/offline; the strategies they
@@ -219,21 +220,33 @@ def padded(path: str, size: int) -> bytes:
     return body
 
 
-def test_bodies_over_max_body_bytes_are_413_with_an_api_error_at_the_exact_limit(
+def test_size_limits_hold_at_the_exact_byte_with_and_without_content_length(
     tmp_path: Path,
 ) -> None:
-    """``[sidecar] max_body_bytes`` on a real server (uvicorn): a body of exactly the limit goes
-    through, one byte more is a 413 in the API's error shape, with or without Content-Length."""
-    config = sidecar_config(tmp_path, "https://upstream.test", max_body_bytes=LIMIT)
-    app = create_app(config, upstream_transport=httpx.MockTransport(upstream_ok))
+    """On a real server (uvicorn): a chat body of exactly ``max_body_bytes`` is captured, one
+    byte more is relayed uncaptured (the upstream answers); exactly ``max_request_bytes`` is
+    relayed, one byte more is a 413 in the API's error shape; ``/v1/captures`` is a 413 above
+    ``max_body_bytes``. With or without Content-Length."""
+    config = sidecar_config(tmp_path, "https://upstream.test", max_body_bytes=LIMIT,
+                            max_request_bytes=2 * LIMIT)
+    seen: list[int] = []
+
+    def upstream(request: httpx.Request) -> httpx.Response:
+        seen.append(len(request.content))
+        return upstream_ok(request)
+
+    app = create_app(config, upstream_transport=httpx.MockTransport(upstream))
     with BackgroundServer(app, timeout_graceful_shutdown=1.0) as server, \
             httpx.Client(base_url=server.base_url, timeout=10) as client:
         @fuzz(30)
         @given(path=st.sampled_from(["/v1/chat/completions", "/v1/messages", "/v1/captures"]),
-               size=st.integers(LIMIT - 3, LIMIT + 3) | st.integers(150, 3 * LIMIT),
+               size=st.integers(LIMIT - 3, LIMIT + 3) | st.integers(2 * LIMIT - 3, 2 * LIMIT + 3)
+               | st.integers(150, 3 * LIMIT),
                chunked=st.booleans(), chunk=st.integers(1, 700))
         @example(path="/v1/captures", size=LIMIT + 1, chunked=True, chunk=256)  # not covered before
         @example(path="/v1/captures", size=LIMIT, chunked=True, chunk=256)
+        @example(path="/v1/messages", size=2 * LIMIT + 1, chunked=True, chunk=256)
+        @example(path="/v1/messages", size=2 * LIMIT, chunked=True, chunk=256)
         def run(path: str, size: int, chunked: bool, chunk: int) -> None:
             body = padded(path, size)
 
@@ -241,14 +254,22 @@ def test_bodies_over_max_body_bytes_are_413_with_an_api_error_at_the_exact_limit
                 for i in range(0, len(body), chunk):
                     yield body[i:i + chunk]
 
+            before = app.state.sidecar.shadow.stats.offered
+            seen.clear()
             response = client.post(path, content=pieces() if chunked else body,
                                    headers={"content-type": "application/json"})
-            if size <= LIMIT:
+            captured = app.state.sidecar.shadow.stats.offered - before
+            limit = LIMIT if path == "/v1/captures" else 2 * LIMIT
+            if size <= limit:
                 assert response.status_code == (202 if path == "/v1/captures" else 200), response.text
+                if path != "/v1/captures":
+                    assert seen == [size]  # the whole body reached the upstream
+                    assert captured == (1 if size <= LIMIT else 0)
             else:
                 assert response.status_code == 413, response.text
                 assert is_api_error(response.json(), anthropic=path == "/v1/messages"), response.text
-                assert "max_body_bytes" in response.json()["error"]["message"]
+                setting = "max_body_bytes" if path == "/v1/captures" else "max_request_bytes"
+                assert setting in response.json()["error"]["message"]
 
         run()
         assert client.get("/healthz").status_code == 200

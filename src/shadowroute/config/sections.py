@@ -366,9 +366,19 @@ class SidecarConfig(_Strict):
     rules: tuple[TaskRule, ...] = ()
     default_task: str = "default"
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
-    """Larger request bodies are refused with 413."""
+    """The capture limit: chat calls with bodies up to this size are captured and mirrored;
+    larger ones are relayed to the upstream as they stream in, never held in memory, and not
+    captured (``shadowroute_not_captured{reason="too_large"}``). ``/v1/captures`` refuses
+    larger bodies with 413."""
+    max_request_bytes: int | None = Field(None, ge=1024)
+    """An abuse ceiling: requests larger than this are refused with 413 in the API's error
+    shape. Off by default: the upstream's own limit applies, as it would without the
+    sidecar."""
     upstream_timeout_s: float = Field(600.0, gt=0)
-    max_connections: int = Field(512, ge=1)
+    max_connections: int = Field(0, ge=0)
+    """Connections to the upstreams at once; 0: no limit (the process's file limit is the
+    limit). Calls over it wait for a connection: ``shadowroute_upstream_pool_waiting`` and
+    ``shadowroute_upstream_pool_wait_seconds`` in ``/metrics`` show it."""
 
     @field_validator("upstream", "anthropic_upstream")
     @classmethod

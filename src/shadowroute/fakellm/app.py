@@ -129,7 +129,7 @@ class _Handler:
         state: FakeState = request.app.state.fake
         try:
             data = json.loads(await request.body())
-        except (ValueError, UnicodeDecodeError):
+        except (ValueError, UnicodeDecodeError, RecursionError):
             return self.error(400, "We could not parse the JSON body of your request.")
         if not isinstance(data, dict):
             return self.error(400, "The request body must be a JSON object.")

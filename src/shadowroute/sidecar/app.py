@@ -16,13 +16,12 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 from urllib.parse import quote_from_bytes
 
 import anyio
 import httpx
-from httpx_aiohttp import AiohttpTransport
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -41,9 +40,10 @@ from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
-from .body import BodyTooLarge, read_body
+from .body import Body, BodyTooLarge, read_head
 from .ingest import ingest_captures
 from .metrics import Metrics
+from .upstream import NoCookies, upstream_transport
 
 __all__ = ["Sidecar", "create_app"]
 
@@ -56,6 +56,10 @@ _HOP_BY_HOP = frozenset(
         "connection", "keep-alive", "proxy-authenticate", "proxy-authorization", "te",
         "trailer", "transfer-encoding", "upgrade", "host", "content-length", TASK_HEADER,
         REVERSE_HEADER, FALLBACK_HEADER,  # only the sidecar sets them: a client must not
+        # The sidecar holds (or streams) the body already: it answers the expectation itself
+        # (uvicorn sends 100 Continue once the body is read) instead of making the upstream,
+        # which may never send 100, hold the call.
+        "expect",
     )
 )
 _AUTH_HEADERS = frozenset({b"authorization", b"x-api-key"})
@@ -136,19 +140,19 @@ class Sidecar:
         self._route_warned: set[tuple[str, str, str]] = set()
         self._fallback_warned: set[str] = set()
         self.client: httpx.AsyncClient | None = None
+        self._inner: httpx.AsyncBaseTransport | None = None
+        self._timeout: dict[str, float | None] = {}
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        limits = httpx.Limits(
-            max_connections=self.settings.max_connections,
-            max_keepalive_connections=self.settings.max_connections,
-        )
         # httpx's API over aiohttp's connection handling: measured with bench/proxy_overhead.py
         # on 2 cores, ~2.4x the requests/s of httpx's own pool at ~40% of the CPU per request.
-        inner = self._upstream_transport or AiohttpTransport(limits=limits)
-        timeout = httpx.Timeout(self.settings.upstream_timeout_s, connect=10.0)
+        inner = self._upstream_transport or upstream_transport(
+            self.settings.max_connections, self.metrics.pool_wait)
+        self._inner = inner
+        self._timeout = httpx.Timeout(self.settings.upstream_timeout_s, connect=10.0).as_dict()
         async with self.shadow, httpx.AsyncClient(
-            transport=ShadowTransport(self.shadow, inner), timeout=timeout, limits=limits
+            transport=ShadowTransport(self.shadow, inner), cookies=httpx.Cookies(NoCookies()),
         ) as client:
             self.client = client
             yield
@@ -236,10 +240,20 @@ class Sidecar:
                         task, model, why)
 
     async def _send(
-        self, method: str, url: str, headers: _Headers, body: bytes
+        self, method: str, url: str, headers: _Headers, body: bytes | Body,
+        *, capture: bool = True,
     ) -> httpx.Response:
-        assert self.client is not None
-        upstream_request = self.client.build_request(method, url, headers=headers, content=body)
+        """Send a call upstream as the client sent it: its headers and nothing else (no
+        client defaults, no cookies of other calls). ``capture=False`` (a body larger than the
+        capture limit, or one the sidecar cannot read) goes past the capture transport."""
+        assert self.client is not None and self._inner is not None
+        content = body.stream() if isinstance(body, Body) else body
+        upstream_request = httpx.Request(method, url, headers=headers, content=content,
+                                         extensions={"timeout": self._timeout})
+        if not capture:
+            response = await self._inner.handle_async_request(upstream_request)
+            response.request = upstream_request
+            return response
         return await self.client.send(upstream_request, stream=True)
 
     # ------------------------------------------------------------------ endpoints
@@ -260,25 +274,37 @@ class Sidecar:
                 api, 503, "the sidecar has no upstream: start it with --upstream URL or set "
                 "[sidecar] upstream in shadowroute.toml", "configuration_error"
             )
-        try:
-            body = await read_body(request, self.settings.max_body_bytes)
-        except BodyTooLarge:
+        if _upgrade(request.headers.raw):
+            self.metrics.not_relayed("websocket")
             return api_error(
-                api, 413, f"request body larger than {self.settings.max_body_bytes} bytes "
-                "([sidecar] max_body_bytes)", "request_too_large"
-            )
+                api, 501, "WebSocket upgrades (e.g. the Realtime API) are not relayed by the "
+                "sidecar: its sessions cannot be captured or mirrored; connect to the provider "
+                "directly for them", "unsupported_upgrade")
+        try:
+            body = await read_head(request, self.settings.max_body_bytes,
+                                   self.settings.max_request_bytes)
+        except BodyTooLarge:
+            return self._too_large(api)
         except ClientDisconnect:
             return Response(status_code=499)
         headers = [(k.lower(), v) for k, v in request.headers.raw if k.lower() not in _HOP_BY_HOP]
+        url = upstream + path + (f"?{query}" if query else "")
+        uncaptured, parsed = _readable(api, body, request.headers.raw)
+        if uncaptured is not None:  # relayed as it came, past the capture transport
+            if api is not None:
+                self.metrics.not_captured(uncaptured)
+            if body.rest is None:
+                return await self._forward(api, request.method, url, headers, body.head, None,
+                                           capture=False)
+            # Streamed on: the upstream gets the client's framing (its Content-Length, or
+            # chunked when it sent none).
+            headers += [(k.lower(), v) for k, v in request.headers.raw
+                        if k.lower() == b"content-length"]
+            return await self._forward(api, request.method, url, headers, body, None,
+                                       capture=False)
         route_header = None
         routed: _Routed | None = None
         if api is not None:
-            try:
-                parsed = json.loads(body)
-            except (ValueError, RecursionError) as exc:  # RecursionError: absurdly deep nesting
-                return api_error(api, 400, f"request body is not valid JSON: {exc}", "invalid_request_error")
-            if not isinstance(parsed, dict):
-                return api_error(api, 400, "request body must be a JSON object", "invalid_request_error")
             model = str(parsed.get("model") or "")
             task = self.task_for(request, parsed, model)
             headers.append((TASK_HEADER.encode(), task.encode()))  # read by ShadowTransport
@@ -288,32 +314,66 @@ class Sidecar:
             else:
                 route_header = (f"model={routed.model.model}; route=promoted; task={task}; "
                                 f"primary={routed.route.primary}")
-        url = upstream + path + (f"?{query}" if query else "")
+        if routed is None:
+            return await self._forward(api, request.method, url, headers, body.head,
+                                       route_header)
         began = time.perf_counter()
         try:
-            if routed is None:
-                response = await self._send(request.method, url, headers, body)
-            else:
-                response = await self._send_routed(routed, request.method)
-                if response is None:  # the promoted model was unreachable: the primary answered
-                    route_header = (f"model={model}; route=primary; task={task}; "
-                                    f"fallback={routed.route.model}")
-                    # Counted once already (the routed attempt, as a failed production call):
-                    # the transport neither counts nor captures the fallback.
-                    fallback = [*headers, (FALLBACK_HEADER.encode(), b"1")]
-                    response = await self._send(request.method, url, fallback, body)
-        except httpx.TransportError as exc:
-            if _timed_out(exc):
-                self.metrics.upstream_failure(api, "timeout")
-                return api_error(api, 504, f"upstream timed out: {type(exc).__name__}", "upstream_timeout")
-            self.metrics.upstream_failure(api, "connection")
-            return api_error(api, 502, f"upstream unreachable: {exc}", "upstream_unreachable")
-        relayed = StreamingResponse(self._relay(response, api, began), status_code=response.status_code)
+            response = await self._send_routed(routed, request.method)
+        except Exception as exc:  # the promoted model answered, oddly: as from the primary
+            return self._failed(api, exc)
+        if response is not None:
+            return self._relayed(response, api, began, route_header)
+        # The promoted model was unreachable: the primary answers. Counted once already (the
+        # routed attempt, as a failed production call): the transport neither counts nor
+        # captures the fallback.
+        route_header = (f"model={model}; route=primary; task={task}; "
+                        f"fallback={routed.route.model}")
+        fallback = [*headers, (FALLBACK_HEADER.encode(), b"1")]
+        return await self._forward(api, request.method, url, fallback, body.head, route_header)
+
+    async def _forward(self, api: Api | None, method: str, url: str, headers: _Headers,
+                       body: bytes | Body, route_header: str | None, *,
+                       capture: bool = True) -> Response:
+        """Send a call to its upstream and relay the answer, or the error it became."""
+        began = time.perf_counter()
+        try:
+            response = await self._send(method, url, headers, body, capture=capture)
+        except Exception as exc:
+            if _caused_by(exc, BodyTooLarge):  # past the ceiling while streaming it on
+                return self._too_large(api)
+            return self._failed(api, exc)
+        return self._relayed(response, api, began, route_header)
+
+    def _relayed(self, response: httpx.Response, api: Api | None, began: float,
+                 route_header: str | None) -> Response:
+        relayed = StreamingResponse(self._relay(response, api, began),
+                                    status_code=response.status_code)
         raw = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
         if route_header is not None:
             raw.append((ROUTE_HEADER.encode(), route_header.encode("latin-1", "replace")))
         relayed.raw_headers = raw  # every upstream header as sent, repeated ones included
         return relayed
+
+    def _failed(self, api: Api | None, exc: Exception) -> Response:
+        """Every failure on the upstream's side, as the documented 502 / 504, counted."""
+        if isinstance(exc, httpx.TransportError) and _timed_out(exc):
+            self.metrics.upstream_failure(api, "timeout")
+            return api_error(api, 504, f"upstream timed out: {type(exc).__name__}",
+                             "upstream_timeout")
+        if isinstance(exc, httpx.TransportError):
+            self.metrics.upstream_failure(api, "connection")
+            return api_error(api, 502, f"upstream unreachable: {exc}", "upstream_unreachable")
+        self.metrics.upstream_failure(api, "bad_response")
+        log.warning("shadowroute: unusable answer from the upstream: %s: %s",
+                    type(exc).__name__, exc)
+        return api_error(api, 502, f"unusable answer from the upstream: {type(exc).__name__}: "
+                         f"{exc}", "upstream_bad_response")
+
+    def _too_large(self, api: Api | None) -> Response:
+        return api_error(
+            api, 413, f"request body larger than {self.settings.max_request_bytes} bytes "
+            "([sidecar] max_request_bytes)", "request_too_large")
 
     async def _send_routed(self, routed: _Routed, method: str) -> httpx.Response | None:
         """Send a routed call to its promoted model; ``None`` when it could not be reached
@@ -337,6 +397,7 @@ class Sidecar:
 
     async def _relay(self, response: httpx.Response, api: Api | None, began: float) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, untouched (content-encoding included)."""
+        self.metrics.in_flight.inc()
         try:
             if response.is_stream_consumed:  # a transport that hands back read responses
                 yield response.content
@@ -346,6 +407,7 @@ class Sidecar:
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
+            self.metrics.in_flight.dec()
             self.metrics.upstream_done(api, response.status_code, time.perf_counter() - began)
 
     async def captures(self, request: Request) -> Response:
@@ -367,6 +429,42 @@ class Sidecar:
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
+def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
+    """Whether ``exc``, or an exception it was raised from or during, is a ``kind``."""
+    seen = 0
+    while exc is not None and seen < 10:
+        if isinstance(exc, kind):
+            return True
+        exc, seen = exc.__cause__ or exc.__context__, seen + 1
+    return False
+
+
+def _upgrade(headers: _Headers) -> bool:
+    """A WebSocket upgrade request (``Upgrade: websocket``)."""
+    return any(k.lower() == b"upgrade" and b"websocket" in v.lower() for k, v in headers)
+
+
+def _readable(api: Api | None, body: Body,
+              headers: _Headers) -> tuple[str | None, dict[str, Any]]:
+    """(why the call is relayed without capture, or ``None``; the chat body parsed). Not
+    captured: a body larger than the capture limit (``too_large``), a body the client encoded
+    (``encoded``: gzip and the like), a chat call whose body is not a JSON object
+    (``unparseable``). The upstream decides what to make of such calls: the sidecar is never
+    stricter than it."""
+    if body.rest is not None:
+        return "too_large", {}
+    if api is None:
+        return None, {}
+    if any(k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity")
+           for k, v in headers):
+        return "encoded", {}
+    try:
+        parsed = json.loads(body.head)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return "unparseable", {}
+    return (None, parsed) if isinstance(parsed, dict) else ("unparseable", {})
+
+
 def _is_anthropic(path: str, headers: _Headers) -> bool:
     """A call of Anthropic's API: under ``/v1/messages`` (batches and token counts included) or
     sent with an ``anthropic-version`` header, as Anthropic's SDKs always send it."""
@@ -379,8 +477,12 @@ def upstreams_line(settings: SidecarConfig) -> str:
     """Where each API goes, for the sidecar's start-up line."""
     openai = settings.upstream or "(not served: --upstream)"
     anthropic = settings.anthropic_upstream or "(not served: --anthropic-upstream)"
+    ceiling = (f"requests over {settings.max_request_bytes:,} bytes refused"
+               if settings.max_request_bytes else "no request size limit")
     return (f"OpenAI chat, Responses and other /v1 calls -> {openai}; "
-            f"Anthropic /v1/messages -> {anthropic}")
+            f"Anthropic /v1/messages -> {anthropic}; bodies over "
+            f"{settings.max_body_bytes:,} bytes relayed uncaptured, {ceiling}; WebSocket "
+            "upgrades (Realtime API) refused with 501")
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:
@@ -395,6 +497,18 @@ async def _http_error(request: Request, exc: Exception) -> Response:
     return response
 
 
+class _EveryMethod:
+    """An endpoint for every HTTP method, OPTIONS (CORS preflight) and custom ones included:
+    Starlette routes a plain function for GET and HEAD only, an ASGI app for any method."""
+
+    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
+        self.handler = handler
+
+    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
+        response = await self.handler(Request(scope, receive))
+        await response(scope, receive, send)
+
+
 def create_app(config: Config, **kwargs: Any) -> Starlette:
     """The sidecar ASGI app (``shadowroute serve`` runs it under uvicorn)."""
     sidecar = Sidecar(config, **kwargs)
@@ -403,7 +517,7 @@ def create_app(config: Config, **kwargs: Any) -> Starlette:
             Route("/healthz", sidecar.healthz, methods=["GET"]),
             Route("/metrics", sidecar.prometheus, methods=["GET"]),
             Route("/v1/captures", sidecar.captures, methods=["POST"]),
-            Route("/{path:path}", sidecar.proxy, methods=["GET", "POST", "PUT", "PATCH", "DELETE"]),
+            Route("/{path:path}", _EveryMethod(sidecar.proxy)),
         ],
         exception_handlers={HTTPException: _http_error},
         lifespan=sidecar.lifespan,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 
-from prometheus_client import CollectorRegistry, Counter, Histogram, generate_latest
+from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
 from prometheus_client.registry import Collector
 
@@ -53,6 +53,11 @@ DISCARD_REASONS = (
 
 ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key", "not_shadowable")
 """Why a call of a promoted task type stayed on its primary."""
+
+NOT_CAPTURED_REASONS = ("too_large", "encoded", "unparseable")
+"""Why a chat call was relayed without capture (see ``sidecar.app._readable``)."""
+
+_WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 
 
 class _StatsCollector(Collector):
@@ -144,6 +149,36 @@ class Metrics:
             "Routed calls answered by the primary: the promoted model could not be reached.",
             registry=self.registry,
         )
+        self.uncaptured = Counter(
+            "shadowroute_not_captured",
+            "Chat calls relayed to the upstream unchanged but not captured, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in NOT_CAPTURED_REASONS:
+            self.uncaptured.labels(reason)
+        self.refused = Counter(
+            "shadowroute_not_relayed",
+            "Calls the sidecar answered itself instead of relaying, by reason.",
+            ["reason"],
+            registry=self.registry,
+        )
+        self.refused.labels("websocket")
+        self.in_flight = Gauge(
+            "shadowroute_upstream_in_flight",
+            "Upstream answers being relayed to their clients (upstream connections in use).",
+            registry=self.registry,
+        )
+        self.waiting = Gauge(
+            "shadowroute_upstream_pool_waiting",
+            "Calls waiting for a connection to the upstream ([sidecar] max_connections).",
+            registry=self.registry,
+        )
+        self.wait = Histogram(
+            "shadowroute_upstream_pool_wait_seconds",
+            "How long calls waited for a connection to the upstream.",
+            buckets=_WAIT_BUCKETS, registry=self.registry,
+        )
 
     def upstream_done(self, api: str | None, status: int, seconds: float) -> None:
         label = api or "other"
@@ -161,6 +196,18 @@ class Metrics:
 
     def route_fallback(self) -> None:
         self.fallbacks.inc()
+
+    def not_captured(self, reason: str) -> None:
+        self.uncaptured.labels(reason).inc()
+
+    def not_relayed(self, reason: str) -> None:
+        self.refused.labels(reason).inc()
+
+    def pool_wait(self, change: int, seconds: float | None) -> None:
+        """A call started (+1) or stopped (-1, after ``seconds``) waiting for a connection."""
+        self.waiting.inc(change)
+        if seconds is not None:
+            self.wait.observe(seconds)
 
     def render(self) -> bytes:
         return generate_latest(self.registry)
