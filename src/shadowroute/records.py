@@ -110,6 +110,9 @@ class ExchangeRecord:
     """:data:`ROUTE_SHADOW` or :data:`ROUTE_REVERSE`."""
     not_carried: list[str] | None = None
     """Settings of the primary's request the canonical form could not hold."""
+    source: str | None = None
+    """Who captured it: ``transport``, ``shadow()``, ``sidecar``, ``remote:<name>``,
+    ``import:<file>`` (``None``: stored before sources were recorded)."""
 
 
 @dataclass(slots=True)

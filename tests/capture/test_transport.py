@@ -78,6 +78,7 @@ async def test_async_openai_sdk_is_shadowed_unchanged(
     assert len(exchanges) == 1
     exchange = exchanges[0]
     assert exchange.task_type == "classify_intent" and exchange.primary_model == "frontier"
+    assert exchange.source == "transport"
     assert exchange.primary_output == text
     assert exchange.request["messages"] == request["messages"]
     assert "stream" not in exchange.request

@@ -75,6 +75,7 @@ async def test_chat_lines_good_and_bad(
     first = exchanges["answer 1"]
     assert first.task_type == "classify_intent" and first.primary_model == "frontier"
     assert first.route == "shadow"
+    assert {x.source for x in exchanges.values()} == {"import:traffic.jsonl"}
     assert (first.input_tokens, first.output_tokens) == (12, 3)
     assert first.cost_usd == pytest.approx((12 * 2.5 + 3 * 10) / 1e6)
     assert first.latency_ms == 812.5 and first.meta == {"user": "u1"}

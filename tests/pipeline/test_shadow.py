@@ -79,6 +79,7 @@ async def test_pairs_are_stored_with_usage_latency_cost_and_snapshot_of_request(
     exchange = exchanges[0]
     assert exchange.task_type == "classify_intent"
     assert exchange.primary_model == "frontier"
+    assert exchange.source == "shadow()"
     assert exchange.request["messages"] == [{"role": "user", "content": "Where is my parcel?"}]
     assert exchange.primary_output == "shipping"
     assert (exchange.input_tokens, exchange.output_tokens) == (12, 1)
@@ -219,6 +220,27 @@ async def test_daily_budget_caps_candidate_spend_and_survives_restart(
     async with Shadow(config, providers={"small": again}) as sh2:
         await sh2.shadow(task="classify_intent", request=REQUEST, call=primary_call)
     assert again.requests == [] and sh2.stats.skipped_budget == 1
+
+
+async def test_every_task_type_has_a_daily_budget_by_default(
+    tmp_path: Path, db_url: str, make_config, shadow_preset, fake_candidate, primary_call,
+) -> None:
+    """No ``daily_budget_usd`` in the config: the default $10 a day still caps the spend, so
+    nobody who reaches the capture path can spend without limit; ``inf`` lifts it."""
+    config = make_config(db_url, shadow_preset, mirror={"workers": 1})
+    assert config.tasks["classify_intent"].daily_budget_usd == 10.0
+    candidate = fake_candidate("small", cost_usd=4.0)
+    async with Shadow(config, providers={"small": candidate}) as sh:
+        for _ in range(5):
+            await sh.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert len(candidate.requests) == 3  # $0, $4, $8 < $10; then $12 >= $10
+    assert sh.stats.skipped_budget == 2
+    uncapped = config.model_copy(update={"tasks": {"classify_intent": config.tasks[
+        "classify_intent"].model_copy(update={"daily_budget_usd": float("inf")})}})
+    free = fake_candidate("small", cost_usd=4.0)
+    async with Shadow(uncapped, providers={"small": free}) as sh2:
+        await sh2.shadow(task="classify_intent", request=REQUEST, call=primary_call)
+    assert len(free.requests) == 1 and sh2.stats.skipped_budget == 0
 
 
 async def test_shutdown_deadline_drops_waiting_and_keeps_in_flight_exchange(

@@ -89,7 +89,8 @@ def test_healthz_and_metrics_match_what_happened(
             health = client.get("/healthz")
             assert health.status_code == 200
             assert health.json() == {"status": "ok", "upstream": True, "database": "ok",
-                                     "queue_depth": 0, "spool_pending": 0}
+                                     "queue_depth": 0, "spool_pending": 0,
+                                     "daily_budget_usd": [10.0], "captures": "open"}
             stats = sidecar_state(sc).shadow.stats
             for i in range(5):  # worker 1 hangs on the candidate, 1 waits, 3 are dropped
                 if i == 4:

@@ -210,3 +210,27 @@ def test_cli_prune_bad_duration_is_one_line(tmp_path: Path, cli) -> None:
     assert result.stderr.strip() == (
         "error: --older-than: 'thirty days' is not a duration; use e.g. 90m, 24h, 7d")
     assert not (tmp_path / "shadowroute.db").exists()
+
+
+def test_cli_prune_source_needs_no_age_and_nothing_means_an_error(
+    tmp_path: Path, cli, exchange,
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path / 'shadowroute.db'}"
+
+    async def fill() -> None:
+        store = await Store.open(url)
+        try:
+            records = [exchange(created_at=NOW - timedelta(days=1)) for _ in range(3)]
+            records[0].source = "remote:evil"
+            await store.write(records)
+        finally:
+            await store.close()
+
+    anyio.run(fill)
+    env = {"SHADOWROUTE_CONFIG": ""}
+    neither = cli("prune", "--database-url", url, cwd=tmp_path, env=env)
+    assert neither.returncode == 2
+    assert "say what to delete: --older-than 30d, --source NAME, or both" in neither.stderr
+    result = cli("prune", "--source", "remote:evil", "--database-url", url, cwd=tmp_path, env=env)
+    assert result.returncode == 0, result.stderr
+    assert "deleted 1 exchanges of source 'remote:evil' with 2 candidate outputs" in result.stdout

@@ -43,7 +43,7 @@ async def test_migrate_creates_schema_on_empty_db_and_rerun_is_noop(empty_db_url
     assert {"exchanges", "candidate_outputs", "scores", "traffic_daily", "alembic_version"} <= tables
     store = await Store.open(empty_db_url, auto_migrate=False)
     try:
-        assert await store.revision() == _head() == "0007"
+        assert await store.revision() == _head() == "0008"
     finally:
         await store.close()
 
@@ -58,7 +58,7 @@ async def test_upgrade_from_the_first_revision_keeps_stored_pairs(
     try:
         first = [exchange(), exchange()]
         async with old.engine.begin() as conn:  # the first release's columns only
-            later = {"route", "not_carried"}  # columns added by later revisions
+            later = {"route", "not_carried", "source"}  # columns added by later revisions
             columns = [c._copy() for c in Exchange.__table__.columns if c.name not in later]
             first_release = Table("exchanges", MetaData(), *columns)
             await conn.execute(first_release.insert(), [

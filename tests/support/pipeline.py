@@ -30,8 +30,9 @@ class FakeCandidate:
     ``release`` is set; ``error`` is a 500; ``rate_limited`` is a 429 ``failures_left`` times;
     ``garbage`` is an unusable response."""
 
-    def __init__(self, name: str, mode: str = "ok", text: str = "shipping") -> None:
-        self.name, self.mode, self.text = name, mode, text
+    def __init__(self, name: str, mode: str = "ok", text: str = "shipping",
+                 cost_usd: float = 0.001) -> None:
+        self.name, self.mode, self.text, self.cost_usd = name, mode, text, cost_usd
         self.requests: list[dict[str, Any]] = []
         self.release = anyio.Event()
         self.failures_left = 0
@@ -56,7 +57,7 @@ class FakeCandidate:
             input_tokens=12,
             output_tokens=1,
             latency_ms=1.0,
-            cost_usd=0.001,
+            cost_usd=self.cost_usd,
         )
 
     async def aclose(self) -> None:

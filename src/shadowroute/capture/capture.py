@@ -94,6 +94,10 @@ class Capture:
     reverse_of: str | None = None
     """Set when a promoted model served this call: the primary it replaced (a ``[models]``
     key), called in the background for the reverse shadow."""
+    source: str | None = None
+    """Who captured it (``transport``, ``shadow()``, ``sidecar``, ``remote:<name>``,
+    ``import:<file>``), stored with the exchange so one source's evidence can be found and
+    removed."""
     # Filled in by resolve():
     response: dict[str, Any] | None = None
     """The primary's answer as a canonical chat completion (``None`` when only text is known)."""
@@ -163,6 +167,7 @@ class Capture:
             metadata=self.metadata,
             created_at=self.created_at,
             not_carried=list(self.not_carried) or None,
+            source=self.source,
         )
 
     def _result_as_response(self) -> dict[str, Any] | None:

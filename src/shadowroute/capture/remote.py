@@ -8,6 +8,7 @@ the request path, as workers would) and posts them in batches to the sidecar's
 
 from __future__ import annotations
 
+import socket
 from collections.abc import Callable
 from typing import Any
 
@@ -37,8 +38,16 @@ class Forwarder:
         flush_interval_s: float = 0.25,
         timeout_s: float = 10.0,
         transport: httpx.AsyncBaseTransport | None = None,
+        token: str | None = None,
+        name: str | None = None,
     ) -> None:
+        """``token``: the sidecar's ingest token (sent as ``Authorization: Bearer``);
+        ``name``: how the sidecar labels these captures (``remote:<name>``; the host name by
+        default)."""
         self.url = url.rstrip("/") + "/v1/captures"
+        self._headers = {"x-shadowroute-source": name or socket.gethostname()}
+        if token:
+            self._headers["authorization"] = f"Bearer {token}"
         self._stats = stats
         self._on_error = on_error
         self._batch_size = batch_size
@@ -47,7 +56,8 @@ class Forwarder:
         self._transport = transport
 
     async def run(self, receive: ObjectReceiveStream[Capture]) -> None:
-        async with receive, httpx.AsyncClient(transport=self._transport, timeout=self._timeout_s) as client:
+        async with receive, httpx.AsyncClient(transport=self._transport, timeout=self._timeout_s,
+                                              headers=self._headers) as client:
             closed = False
             while not closed:
                 try:

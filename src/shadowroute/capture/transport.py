@@ -92,13 +92,14 @@ class Sink(Protocol):
 class _Plan:
     """What the transport decided for one request, and how to finish it."""
 
-    __slots__ = ("sink", "task", "api", "body", "model", "reverse_of", "started")
+    __slots__ = ("sink", "task", "api", "body", "model", "reverse_of", "source", "started")
 
     def __init__(
-        self, sink: Sink, task: str, api: Api, body: bytes, model: str, reverse_of: str | None
+        self, sink: Sink, task: str, api: Api, body: bytes, model: str, reverse_of: str | None,
+        source: str,
     ) -> None:
         self.sink, self.task, self.api, self.body, self.model = sink, task, api, body, model
-        self.reverse_of = reverse_of
+        self.reverse_of, self.source = reverse_of, source
         self.started = time.perf_counter()
 
     def finish(
@@ -123,12 +124,14 @@ class _Plan:
                 latency_ms=(time.perf_counter() - self.started) * 1000,
                 model=self.model,
                 reverse_of=self.reverse_of,
+                source=self.source,
             )
         except Exception:  # never into production
             self.sink.count("capture_errors")
 
 
-def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
+def _plan(sink: Sink, request: Any, default_task: str | None,
+          source: str = "transport") -> _Plan | None:
     """Strip our headers; decide whether this call is sampled. Never raises."""
     header_task = request.headers.get(TASK_HEADER)
     if header_task is not None:
@@ -148,7 +151,7 @@ def _plan(sink: Sink, request: Any, default_task: str | None) -> _Plan | None:
         model = model_from_body(body)
         if not sink.sample(name, model, lambda: body, reverse=reverse_of is not None):
             return None
-        return _Plan(sink, name, api, body, model, reverse_of)
+        return _Plan(sink, name, api, body, model, reverse_of, source)
     except Exception:
         sink.count("capture_errors")
         return None
@@ -220,10 +223,13 @@ class _SyncTee(_Tee, *_bases("SyncByteStream")):  # type: ignore[misc]
 
 
 class _Wrapper:
-    def __init__(self, shadow: Sink, transport: Any = None, *, task: str | None = None) -> None:
+    def __init__(self, shadow: Sink, transport: Any = None, *, task: str | None = None,
+                 source: str = "transport") -> None:
+        """``source`` labels the stored exchanges (``transport``; the sidecar's ``sidecar``)."""
         self._sink = shadow
         self._inner = transport
         self._task = task
+        self._source = source
 
     def _tee(self, response: Any, plan: _Plan | None, tee: type[_Tee]) -> Any:
         if plan is None:
@@ -246,7 +252,7 @@ class ShadowTransport(_Wrapper, *_bases("AsyncBaseTransport")):  # type: ignore[
     """
 
     async def handle_async_request(self, request: Any) -> Any:
-        plan = _plan(self._sink, request, self._task)
+        plan = _plan(self._sink, request, self._task, self._source)
         if self._inner is None:
             self._inner = _default_transport(request, "AsyncHTTPTransport")
         try:
@@ -267,7 +273,7 @@ class SyncShadowTransport(_Wrapper, *_bases("BaseTransport")):  # type: ignore[m
     clients; it reports to a :class:`~shadowroute.SyncShadow`."""
 
     def handle_request(self, request: Any) -> Any:
-        plan = _plan(self._sink, request, self._task)
+        plan = _plan(self._sink, request, self._task, self._source)
         if self._inner is None:
             self._inner = _default_transport(request, "HTTPTransport")
         try:

@@ -124,30 +124,43 @@ def report(
 @app.command("prune")
 def prune(
     older_than: Annotated[
-        str, typer.Option(help="Delete what was stored longer ago than this, e.g. 30d, 12w, 36h.",
-                          show_default=False)
-    ],
+        str | None, typer.Option(help="Delete what was stored longer ago than this, e.g. 30d, "
+                                      "12w, 36h.", show_default=False)
+    ] = None,
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
     dry_run: Annotated[
         bool, typer.Option("--dry-run", help="Count what would be deleted; delete nothing.")
     ] = False,
     batch: Annotated[int, typer.Option(min=1, help="Exchanges deleted per transaction.")] = 5000,
+    source: Annotated[
+        str | None, typer.Option(help="Only the exchanges of this source (e.g. remote:app-1, "
+                                      "import:old.jsonl; see the report), of any age unless "
+                                      "--older-than is given; nothing else.",
+                                 show_default=False)
+    ] = None,
 ) -> None:
     """Delete old exchanges (with their outputs and scores), traffic counts and reports.
 
-    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted, and the decision counts of what is deleted are kept, so verdicts lose no evidence.
+    The newest report is always kept (promote checks its decisions); route history and judge calibrations are never deleted, and the decision counts of what is deleted are kept, so verdicts lose no evidence. With --source, only that source's exchanges go, and their evidence with them.
     """
+    from datetime import UTC, datetime
+
+    from ..errors import ConfigError
     from ..scoring import plan_for
     from ..store.retention import prune as run_prune
 
-    cutoff = parse_since(older_than, "--older-than")
+    if older_than is None and source is None:
+        raise ConfigError("say what to delete: --older-than 30d, --source NAME, or both",
+                          key="--older-than")
+    cutoff = (parse_since(older_than, "--older-than") if older_than is not None
+              else datetime.now(UTC))
     cfg = load(config, database_url)
     keys = {task: plan_for(cfg, task).keys() for task in cfg.tasks}
     with progress_bar("pruning", unit="exchanges") as progress:
         result = with_store(cfg, lambda store: run_prune(store, cutoff, dry_run=dry_run,
                                                          batch=batch, progress=progress,
-                                                         keys_by_task=keys))
+                                                         keys_by_task=keys, source=source))
     say(result.summary())
     hint = result.hint()
     if hint is not None:

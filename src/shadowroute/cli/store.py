@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import math
+
 import anyio
 from rich.table import Table
 
@@ -33,7 +35,8 @@ def config_check(config: ConfigOption = None) -> None:
     cfg = load(config)
     table = Table("task type", "sample rate", "candidates", "daily budget", title=cfg.source)
     for task in cfg.tasks.values():
-        budget = "-" if task.daily_budget_usd is None else f"${task.daily_budget_usd:,.2f}"
+        budget = ("no cap" if math.isinf(task.daily_budget_usd)
+                  else f"${task.daily_budget_usd:,.2f}")
         table.add_row(task.name, f"{task.sample_rate:g}", ", ".join(task.candidates), budget)
     console.print(table)
     models = Table("model", "api", "base url", "$/1M in", "$/1M out", "key from")

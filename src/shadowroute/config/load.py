@@ -48,6 +48,12 @@ class Config(_Strict):
     remote: str | None = None
     """Remote mode: send captures to this sidecar (``http://127.0.0.1:8787``) instead of
     mirroring and storing them in this process."""
+    remote_token_env: str | None = None
+    """The environment variable holding the sidecar's ingest token (its
+    ``[sidecar] ingest_token_env``), sent as ``Authorization: Bearer``."""
+    remote_name: str | None = None
+    """How this app's captures are labelled in the store (``remote:<name>``); the host name by
+    default."""
     models: dict[str, ModelConfig] = {}
     tasks: dict[str, TaskConfig] = {}
     judge: JudgeConfig | None = None

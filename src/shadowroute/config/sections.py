@@ -146,6 +146,10 @@ class ScorerConfig(_Strict):
         return value
 
 
+DEFAULT_DAILY_BUDGET_USD = 10.0
+"""The default ``[tasks.X] daily_budget_usd``."""
+
+
 class TaskConfig(_Strict):
     """A task type: which candidates shadow it, how much of its traffic is sampled, and how
     their answers are scored."""
@@ -155,8 +159,10 @@ class TaskConfig(_Strict):
     sample_rate: float = Field(0.1, ge=0.0, le=1.0)
     json_schema: Path | None = None
     """Path to a JSON Schema file, relative to the config file."""
-    daily_budget_usd: float | None = Field(None, ge=0)
-    """Cap on candidate spend per UTC day for this task; ``None`` means no cap."""
+    daily_budget_usd: float = Field(DEFAULT_DAILY_BUDGET_USD, ge=0)
+    """Cap on candidate spend (candidates and noise-floor replays) per UTC day for this task:
+    a safe default, so that nobody who can reach the capture path can spend without limit;
+    ``inf`` for no cap."""
     noise_floor_rate: float = Field(0.1, ge=0.0, le=1.0)
     """Share of sampled exchanges on which the primary is called again (stored as the candidate
     ``primary@replay``), to measure how much the primary disagrees with itself. Needs the
@@ -374,6 +380,18 @@ class SidecarConfig(_Strict):
     """An abuse ceiling: requests larger than this are refused with 413 in the API's error
     shape. Off by default: the upstream's own limit applies, as it would without the
     sidecar."""
+    ingest_token_env: str | None = None
+    """The environment variable holding the bearer token ``POST /v1/captures`` requires (the
+    apps' ``remote_token_env`` sends it). Without it, captures are only accepted on a loopback
+    bind: ``serve`` refuses a non-loopback ``--host`` with captures on and no token."""
+    metrics_token_env: str | None = None
+    """The environment variable holding a bearer token ``GET /metrics`` requires (Prometheus:
+    ``authorization: {credentials_file: ...}``); none: open to whoever reaches the port."""
+    captures: bool = True
+    """Serve ``POST /v1/captures`` (remote mode's apps send their captures there)."""
+    captures_per_minute: int = Field(6000, ge=1)
+    """Captures one client (by address) may send per minute; more get 429 and are counted, so
+    one misbehaving app cannot spend the day's budget for everyone."""
     upstream_timeout_s: float = Field(600.0, gt=0)
     max_connections: int = Field(0, ge=0)
     """Connections to the upstreams at once; 0: no limit (the process's file limit is the

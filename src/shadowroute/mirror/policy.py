@@ -8,6 +8,7 @@ when policy skipped the call (budget spent, circuit open); those skips are count
 from __future__ import annotations
 
 import logging
+import math
 import random
 import time
 from collections.abc import Callable, Mapping
@@ -98,7 +99,8 @@ class DailyBudget:
     spent: dict[date, float] = field(default_factory=dict)
 
     def allows(self) -> bool:
-        return self.cap_usd is None or self.spent.get(self.today(), 0.0) < self.cap_usd
+        return (self.cap_usd is None or math.isinf(self.cap_usd)
+                or self.spent.get(self.today(), 0.0) < self.cap_usd)
 
     def add(self, cost_usd: float, day: date | None = None) -> None:
         day = day or self.today()

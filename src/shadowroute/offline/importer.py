@@ -324,6 +324,7 @@ class _Reader:
         except (ValueError, TypeError, KeyError, AttributeError) as exc:
             raise LineError(f"cannot read the exchange: {exc}") from None
         record.id = id_
+        record.source = f"import:{self.path.name}"
         if self.format == "chat":
             record.outputs = candidate_outputs(
                 self.config, line.get(CANDIDATES_KEY), exchange_id=id_,

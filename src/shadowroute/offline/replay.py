@@ -424,7 +424,7 @@ class Replay:
 
     async def _load_daily_spend(self, mirror: Mirror) -> None:
         """Today's candidate spend already stored for the task counts against its daily cap."""
-        if self.task.daily_budget_usd is None:
+        if math.isinf(self.task.daily_budget_usd):
             return
         midnight = datetime.now(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
         spent = await self.store.spend_since(midnight)

@@ -15,6 +15,7 @@ the spool and keeps reconnecting) and loads today's spend into the budgets;
 from __future__ import annotations
 
 import logging
+import math
 import time
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
@@ -201,7 +202,7 @@ class Shadow:
 
     async def _load_budgets(self, store: Store) -> None:
         """Count today's candidate spend already stored, so a restart does not reset the cap."""
-        capped = [t.name for t in self.config.tasks.values() if t.daily_budget_usd is not None]
+        capped = [t.name for t in self.config.tasks.values() if not math.isinf(t.daily_budget_usd)]
         if not capped:
             return
         try:
@@ -316,6 +317,7 @@ class Shadow:
         presampled: bool = False,
         reverse_of: str | None = None,
         not_carried: list[str] | None = None,
+        source: str = "shadow()",
     ) -> bool:
         """Offer a finished primary call (request + its result) for shadowing. Never blocks
         and never raises (a failure is counted in ``capture_errors`` and sent to ``on_error``).
@@ -323,10 +325,11 @@ class Shadow:
         ``reverse_of`` says a promoted model served the call in place of that primary (a
         ``[models]`` key): it is sampled at the reverse-shadow rate and mirrored back to it.
         ``not_carried`` names settings of the original request the (already canonical)
-        ``request`` lost (remote mode). Returns whether it was queued."""
+        ``request`` lost (remote mode). ``source`` labels the stored exchange (``shadow()``;
+        ``remote:<name>`` for a sidecar's captures). Returns whether it was queued."""
         try:
             return self._offer(task, request, result, latency_ms, metadata, api, output,
-                               presampled, reverse_of, not_carried)
+                               presampled, reverse_of, not_carried, source)
         except Exception as exc:
             self.stats.capture_errors += 1
             self._on_error("capture", exc)
@@ -344,6 +347,7 @@ class Shadow:
         presampled: bool = False,
         reverse_of: str | None = None,
         not_carried: list[str] | None = None,
+        source: str = "shadow()",
     ) -> bool:
         model = str(request.get("model") or "")
         sampled = presampled or self.would_sample(task, lambda: request_key(request),
@@ -362,6 +366,7 @@ class Shadow:
             output=output,
             reverse_of=reverse_of,
             not_carried=list(not_carried) if not_carried else [],
+            source=source,
         )
         return self._queue.put(capture)
 
@@ -378,6 +383,7 @@ class Shadow:
         content_encoding: str | None = None,
         metadata: dict[str, Any] | None = None,
         reverse_of: str | None = None,
+        source: str = "transport",
     ) -> bool:
         """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks.
         ``response_body`` is as on the wire; ``content_encoding`` says how to decode it;
@@ -393,6 +399,7 @@ class Shadow:
             primary_model=model,
             metadata=dict(metadata) if metadata else {},
             reverse_of=reverse_of,
+            source=source,
         )
         return self._queue.put(capture)
 

@@ -73,7 +73,7 @@ class PrimaryCalls:
         record = ExchangeRecord(
             task_type=served.task_type, primary_model=model.model, request=request,
             primary_output=None, metadata=served.metadata, created_at=served.created_at,
-            route=ROUTE_REVERSE,
+            route=ROUTE_REVERSE, source=served.source,
         )
         record.outputs.append(CandidateOutputRecord(
             exchange_id=record.id, model=promoted.name if promoted else served.primary_model,

@@ -18,6 +18,7 @@ In remote mode, :meth:`Workers.forward` sends the captures to the sidecar instea
 from __future__ import annotations
 
 import logging
+import os
 from collections.abc import Callable
 
 import anyio
@@ -101,11 +102,14 @@ class Workers:
     async def forward(self, url: str) -> None:
         """Remote mode: captures go to the sidecar at ``url`` instead of local workers and
         storage."""
+        token_env = self.config.remote_token_env
         forwarder = Forwarder(
             url,
             stats=self.stats,
             on_error=self._on_error,
             flush_interval_s=self.config.store.flush_interval_s,
+            token=os.environ.get(token_env) if token_env else None,
+            name=self.config.remote_name,
         )
         with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
             self._in_flight.add(scope)

@@ -158,6 +158,9 @@ class TaskResult:
     """Setting -> exchanges whose primary request had it and the canonical form could not."""
     validity: list[ScorerValidity] = field(default_factory=list)
     """Each current scorer: the failures it decided and its agreement with labels."""
+    sources: dict[str, int] = field(default_factory=dict)
+    """Who captured the task type's exchanges in the window: source -> exchanges (see
+    ``shadowroute prune --source``)."""
     replay_share: float = 0.0
     """Share of sampled exchanges the pipeline replays on the primary from now on (the
     overview's ``replay_shares``, read by running pipelines): ``[decision]
@@ -221,6 +224,7 @@ class _Aggregates:
     models: dict[str, list[str]] = field(default_factory=dict)
     """Each task type's candidates decided on."""
     family_size: int = 1
+    sources: dict[str, dict[str, int]] = field(default_factory=dict)
 
 
 async def build_report(
@@ -256,6 +260,7 @@ async def build_report(
             judging=await q.scoring_spend(conn, since), examples={},
             not_carried=await q.not_carried_counts(conn, since),
             failures=await scorer_failures(conn, keys, since), evidence=evidence,
+            sources=await q.exchanges_by_source(conn, since),
         )
         agg.models = {task: sorted({m for (t, m) in outputs if t == task and m != NOISE_FLOOR_MODEL}
                                    | set(config.task(task).candidates)) for task in tasks}
@@ -340,6 +345,7 @@ def _task_result(
         primary_costed=prim.get("costed", 0),
         not_shadowable=agg.traffic.get(task, {}).get("not_shadowable", 0),
         primary_not_carried=agg.not_carried.get((task, None), {}),
+        sources=dict(sorted(agg.sources.get(task, {}).items(), key=lambda kv: -kv[1])),
     )
     for model in agg.models.get(task, []):
         result.candidates.append(_candidate_result(result, model, policy, agg))

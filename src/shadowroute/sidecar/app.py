@@ -43,6 +43,7 @@ from ..routing.routemap import RouteMap
 from .body import Body, BodyTooLarge, read_head
 from .ingest import ingest_captures
 from .metrics import Metrics
+from .trust import BearerToken, RateLimiter
 from .upstream import NoCookies, upstream_transport
 
 __all__ = ["Sidecar", "create_app"]
@@ -142,6 +143,9 @@ class Sidecar:
         self.client: httpx.AsyncClient | None = None
         self._inner: httpx.AsyncBaseTransport | None = None
         self._timeout: dict[str, float | None] = {}
+        self._ingest_key = BearerToken.from_env(self.settings.ingest_token_env)
+        self._metrics_key = BearerToken.from_env(self.settings.metrics_token_env)
+        self._limiter = RateLimiter(self.settings.captures_per_minute)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
@@ -152,7 +156,8 @@ class Sidecar:
         self._inner = inner
         self._timeout = httpx.Timeout(self.settings.upstream_timeout_s, connect=10.0).as_dict()
         async with self.shadow, httpx.AsyncClient(
-            transport=ShadowTransport(self.shadow, inner), cookies=httpx.Cookies(NoCookies()),
+            transport=ShadowTransport(self.shadow, inner, source="sidecar"),
+            cookies=httpx.Cookies(NoCookies()),
         ) as client:
             self.client = client
             yield
@@ -411,7 +416,16 @@ class Sidecar:
             self.metrics.upstream_done(api, response.status_code, time.perf_counter() - began)
 
     async def captures(self, request: Request) -> Response:
-        return await ingest_captures(self.shadow, request, self.settings.max_body_bytes)
+        if not self.settings.captures:
+            return _http_error_json(404, "captures are not accepted here ([sidecar] captures "
+                                    "= false)", "not_found_error")
+        if not self._ingest_key.allows(request):
+            self.metrics.refused_capture("unauthorized")
+            return _unauthorized("POST /v1/captures needs the sidecar's ingest token as "
+                                 "'Authorization: Bearer <token>' (the app's "
+                                 "remote_token_env)")
+        return await ingest_captures(self.shadow, request, self.settings.max_body_bytes,
+                                     limiter=self._limiter, metrics=self.metrics)
 
     async def healthz(self, request: Request) -> Response:
         stats = self.shadow.stats
@@ -422,10 +436,18 @@ class Sidecar:
                 "database": "ok" if stats.spool_pending == 0 else "spooling",
                 "queue_depth": stats.queue_depth,
                 "spool_pending": stats.spool_pending,
+                "daily_budget_usd": sorted({
+                    None if t.daily_budget_usd == float("inf") else t.daily_budget_usd
+                    for t in self.config.tasks.values()}, key=lambda b: (b is None, b or 0)),
+                "captures": ("off" if not self.settings.captures else
+                             "token" if self._ingest_key.required else "open"),
             }
         )
 
     async def prometheus(self, request: Request) -> Response:
+        if not self._metrics_key.allows(request):
+            return _unauthorized("GET /metrics needs the sidecar's metrics token as "
+                                 "'Authorization: Bearer <token>' ([sidecar] metrics_token_env)")
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
 
@@ -483,6 +505,34 @@ def upstreams_line(settings: SidecarConfig) -> str:
             f"Anthropic /v1/messages -> {anthropic}; bodies over "
             f"{settings.max_body_bytes:,} bytes relayed uncaptured, {ceiling}; WebSocket "
             "upgrades (Realtime API) refused with 501")
+
+
+def trust_line(config: Config) -> str:
+    """Who may use the sidecar's own endpoints and what a day may cost, for the start-up
+    line."""
+    sidecar = config.sidecar
+    captures = ("captures off" if not sidecar.captures else
+                f"captures need the token in ${sidecar.ingest_token_env}"
+                if sidecar.ingest_token_env else "captures open (loopback only)")
+    metrics = (f"metrics need the token in ${sidecar.metrics_token_env}"
+               if sidecar.metrics_token_env else "metrics open")
+    budgets = sorted({t.daily_budget_usd for t in config.tasks.values()})
+    spend = ("no task types declared" if not budgets else
+             "candidate spend capped at " + ", ".join(
+                 "no cap" if b == float("inf") else f"${b:,.2f}" for b in budgets)
+             + " a day per task type")
+    return (f"{captures} ({sidecar.captures_per_minute:,}/min per client); {metrics}; "
+            f"{spend}")
+
+
+def _http_error_json(status: int, message: str, kind: str) -> JSONResponse:
+    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
+
+
+def _unauthorized(message: str) -> JSONResponse:
+    response = _http_error_json(401, message, "authentication_error")
+    response.headers["www-authenticate"] = "Bearer"
+    return response
 
 
 async def _http_error(request: Request, exc: Exception) -> Response:

@@ -21,8 +21,10 @@ from starlette.responses import JSONResponse, Response
 
 from ..pipeline.core import Shadow
 from .body import BodyTooLarge, read_body
+from .metrics import Metrics
+from .trust import RateLimiter
 
-__all__ = ["CaptureIn", "CapturesIn", "ingest_captures"]
+__all__ = ["SOURCE_HEADER", "CaptureIn", "CapturesIn", "ingest_captures", "source_of"]
 
 MAX_BATCH = 1000
 
@@ -56,7 +58,21 @@ def _bad(status: int, message: str, details: list[dict[str, Any]] | None = None)
     return JSONResponse({"error": error}, status_code=status)
 
 
-async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int) -> Response:
+SOURCE_HEADER = "x-shadowroute-source"
+"""The sending app's name (remote mode's ``remote_name``): its captures are stored as
+``remote:<name>``; the client's address when absent."""
+
+
+def source_of(request: Request) -> str:
+    """``remote:<name>`` for a capture batch: printable ASCII, at most 64 characters."""
+    name = request.headers.get(SOURCE_HEADER) or (request.client.host if request.client else "")
+    name = "".join(c for c in name if c.isascii() and c.isprintable())[:64] or "unknown"
+    return f"remote:{name}"
+
+
+async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int, *,
+                          limiter: RateLimiter | None = None,
+                          metrics: Metrics | None = None) -> Response:
     try:
         body = await read_body(request, max_body_bytes)
     except BodyTooLarge:
@@ -73,6 +89,17 @@ async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int)
             ]
             return _bad(400, f"{exc.error_count()} invalid field(s)", details)
         return _bad(400, f"body is not valid JSON: {exc}")
+    if limiter is not None:
+        client = request.client.host if request.client else "unknown"
+        wait = limiter.take(client, len(batch.captures))
+        if wait:
+            if metrics is not None:
+                metrics.refused_capture("rate_limited", len(batch.captures))
+            response = _bad(429, f"more than {limiter.per_minute:,} captures a minute from "
+                            f"{client} ([sidecar] captures_per_minute): retry later")
+            response.headers["retry-after"] = str(max(1, round(wait)))
+            return response
+    source = source_of(request)
     queued = 0
     for item in batch.captures:
         queued += shadow.offer(
@@ -85,6 +112,7 @@ async def ingest_captures(shadow: Shadow, request: Request, max_body_bytes: int)
             presampled=item.sampled,
             reverse_of=item.reverse_of,
             not_carried=item.not_carried,
+            source=source,
         )
     return JSONResponse(
         {"received": len(batch.captures), "queued": queued, "not_queued": len(batch.captures) - queued},

@@ -164,6 +164,15 @@ class Metrics:
             registry=self.registry,
         )
         self.refused.labels("websocket")
+        self.captures_refused = Counter(
+            "shadowroute_captures_refused",
+            "Captures POST /v1/captures refused, by reason (unauthorized: a missing or wrong "
+            "token, counted per request; rate_limited: per capture).",
+            ["reason"],
+            registry=self.registry,
+        )
+        for reason in ("unauthorized", "rate_limited"):
+            self.captures_refused.labels(reason)
         self.in_flight = Gauge(
             "shadowroute_upstream_in_flight",
             "Upstream answers being relayed to their clients (upstream connections in use).",
@@ -199,6 +208,9 @@ class Metrics:
 
     def not_captured(self, reason: str) -> None:
         self.uncaptured.labels(reason).inc()
+
+    def refused_capture(self, reason: str, n: int = 1) -> None:
+        self.captures_refused.labels(reason).inc(n)
 
     def not_relayed(self, reason: str) -> None:
         self.refused.labels(reason).inc()

@@ -199,6 +199,9 @@ class Exchange(Base):
     and the primary was called in the background: see ``records.ROUTE_REVERSE``)."""
     not_carried: Mapped[list[str] | None] = mapped_column(NullableJSON, nullable=True)
     """Settings of the primary's request the canonical form could not hold (NULL: none)."""
+    source: Mapped[str | None] = mapped_column(String, nullable=True, index=True)
+    """Who captured it (``transport``, ``shadow()``, ``sidecar``, ``remote:<name>``,
+    ``import:<file>``); NULL for exchanges stored before sources were recorded."""
 
     outputs: Mapped[list[CandidateOutput]] = relationship(
         back_populates="exchange",

@@ -75,6 +75,8 @@ class PruneReport:
     kept_report: str | None = None
     """The newest report's id when it is older than the cutoff and kept anyway."""
     backend: str = ""
+    source: str | None = None
+    """Only this source's exchanges (``prune --source``)."""
 
     @property
     def deleted_anything(self) -> bool:
@@ -83,6 +85,11 @@ class PruneReport:
     def summary(self) -> str:
         """One line: the counts per table and the cutoff."""
         verb = "would delete" if self.dry_run else "deleted"
+        if self.source is not None:
+            return (f"{verb} {self.exchanges:,} exchanges of source {self.source!r} with "
+                    f"{self.outputs:,} candidate outputs and {self.scores:,} scores, from "
+                    f"before {self.cutoff.isoformat(timespec='seconds')} (their counts are "
+                    "not archived: that evidence is gone)")
         kept = f" (kept the newest report {self.kept_report})" if self.kept_report else ""
         archived = (f"; their decision counts kept in {self.archived:,} evidence rows"
                     if self.archived else "")
@@ -111,8 +118,14 @@ async def prune(
     batch: int = DEFAULT_BATCH,
     progress: Callable[[int, int], None] | None = None,
     keys_by_task: Mapping[str, Keys] | None = None,
+    source: str | None = None,
 ) -> PruneReport:
     """Delete what was stored before ``older_than`` (see the module docstring).
+
+    ``source``: only the exchanges of that source (``remote:app-1``, ``import:old.jsonl``...),
+    with their outputs and scores, and nothing else: no traffic, no reports, and their counts
+    are *not* archived (removing a source is removing its evidence, e.g. after it was found
+    to send fabricated captures).
 
     ``keys_by_task`` (each task type's current (scorer, version) set; the CLI passes the
     config's): the decision counts of every batch are folded into ``evidence_archive`` in the
@@ -128,15 +141,16 @@ async def prune(
     if older_than.tzinfo is None:
         older_than = older_than.replace(tzinfo=UTC)
     cutoff = older_than.astimezone(UTC)
-    report = PruneReport(cutoff=cutoff, dry_run=dry_run, backend=store.backend)
+    report = PruneReport(cutoff=cutoff, dry_run=dry_run, backend=store.backend, source=source)
+    which = [_X.c.created_at < cutoff] + ([_X.c.source == source] if source is not None else [])
 
     def done() -> str:
         return f" (deleted {report.exchanges:,} exchanges before the error)" if report.exchanges else ""
 
     async with store.connect("prune", note=done) as conn:
         newest, newest_at = await _newest_report(conn)
-        counted = await _count(conn, cutoff, newest)
-    if newest is not None and newest_at is not None and newest_at < cutoff:
+        counted = await _count(conn, cutoff, newest, which, source is None)
+    if source is None and newest is not None and newest_at is not None and newest_at < cutoff:
         report.kept_report = newest
     if dry_run:
         for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions"):
@@ -149,14 +163,14 @@ async def prune(
                 (
                     await conn.execute(
                         select(_X.c.id)
-                        .where(_X.c.created_at < cutoff)
+                        .where(*which)
                         .order_by(_X.c.created_at, _X.c.id)
                         .limit(batch)
                     )
                 ).scalars()
             )
             if ids:
-                if keys_by_task:
+                if keys_by_task and source is None:
                     report.archived += await archive_evidence(conn, keys_by_task, ids)
                 await _delete_exchanges(conn, ids, report)
         if not ids:
@@ -166,6 +180,8 @@ async def prune(
             progress(report.exchanges, max(total, report.exchanges))
         if len(ids) < batch:
             break
+    if source is not None:
+        return report
     async with store.begin("prune", note=done) as conn:
         report.traffic_days = _rows(
             await conn.execute(delete(_T).where(_T.c.day < cutoff.date()))
@@ -192,9 +208,11 @@ async def _delete_exchanges(conn: AsyncConnection, ids: Sequence[str], report: P
         report.exchanges += _rows(await conn.execute(delete(_X).where(_X.c.id.in_(chunk))))
 
 
-async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None) -> dict[str, int]:
-    """What a prune at ``cutoff`` deletes, per table (the ``newest`` report excluded)."""
-    old_x = select(_X.c.id).where(_X.c.created_at < cutoff)
+async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None,
+                 which: Sequence[Any], rest: bool) -> dict[str, int]:
+    """What a prune at ``cutoff`` deletes, per table (the ``newest`` report excluded): the
+    exchanges ``which`` selects, and traffic and reports when ``rest``."""
+    old_x = select(_X.c.id).where(*which)
     old_o = select(_O.c.id).where(_O.c.exchange_id.in_(old_x))
     old_r = select(_R.c.id).where(_R.c.created_at < cutoff)
     if newest is not None:
@@ -203,10 +221,15 @@ async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None) ->
     async def count(query: Any) -> int:
         return int(await conn.scalar(query) or 0)
 
-    return {
+    exchanges = {
         "exchanges": await count(select(func.count()).select_from(old_x.subquery())),
         "outputs": await count(select(func.count()).select_from(old_o.subquery())),
         "scores": await count(select(func.count()).select_from(_S).where(_S.c.output_id.in_(old_o))),
+    }
+    if not rest:
+        return {**exchanges, "traffic_days": 0, "reports": 0, "decisions": 0}
+    return {
+        **exchanges,
         "traffic_days": await count(
             select(func.count()).select_from(_T).where(_T.c.day < cutoff.date())
         ),

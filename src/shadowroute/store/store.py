@@ -204,6 +204,7 @@ class Store:
                     "metadata": x.metadata,
                     "route": x.route,
                     "not_carried": x.not_carried or None,
+                    "source": x.source,
                 }
             )
             for o in x.outputs:

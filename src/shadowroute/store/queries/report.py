@@ -237,6 +237,18 @@ async def not_carried_counts(
     return out
 
 
+async def exchanges_by_source(conn: AsyncConnection,
+                              since: datetime | None) -> dict[str, dict[str, int]]:
+    """task -> source -> shadow exchanges in the window (``unrecorded`` for exchanges stored
+    before sources were recorded)."""
+    query = (select(_X.c.task_type, _X.c.source, func.count()).where(*_window(since))
+             .group_by(_X.c.task_type, _X.c.source))
+    out: dict[str, dict[str, int]] = {}
+    for task, source, n in await _all(conn, query):
+        out.setdefault(task, {})[source or "unrecorded"] = int(n)
+    return out
+
+
 async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
     return list((await conn.execute(query)).all())
 
