@@ -151,6 +151,7 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     assert "classify_intent:" in routes and "model: small" in routes
     # The reverse shadow: small's production answers against frontier's reference.
     assert reverse["small"] > 0
+    nightly_on_a_copy_of_the_demo(database, tmp_path)
 
     # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
     # the outputs the demo did not already score with it (extract_order's and lookup_order's
@@ -163,6 +164,60 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     again = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert again.returncode == 0, again.stderr
     assert "scored 0 outputs" in again.stdout
+
+
+def nightly_on_a_copy_of_the_demo(database: Path, tmp_path: Path) -> None:
+    """`nightly` on the demo's data as its first nightly run (the demo's own reports removed):
+    the dated report, the index and latest.html, one webhook POST per change; a second run on
+    the same data posts nothing."""
+    import os
+    import shutil
+
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from shadowroute.cli.demo import demo_config
+    from shadowroute.ops import run_nightly
+    from shadowroute.serving import BackgroundServer
+
+    copy = tmp_path / "nightly" / "demo-copy.db"
+    copy.parent.mkdir()
+    shutil.copyfile(database, copy)
+    config = demo_config("http://127.0.0.1:9", copy, tmp_path / "nightly" / "spool")
+    config = config.model_copy(update={"notify": config.notify.model_copy(
+        update={"webhook_url_env": "SR_TEST_DEMO_WEBHOOK", "retries": 0})})
+    posts: list[dict] = []
+
+    async def hook(request: Request) -> JSONResponse:
+        posts.append(await request.json())
+        return JSONResponse({})
+
+    async def nightly_twice() -> tuple:
+        async with await Store.open(config.database_url) as store, store.engine.begin() as conn:
+            from sqlalchemy import text
+            await conn.execute(text("DELETE FROM decisions"))
+            await conn.execute(text("DELETE FROM reports"))
+        out = tmp_path / "nightly" / "reports"
+        return (await run_nightly(config, out, since=None),
+                await run_nightly(config, out, since=None))
+
+    with BackgroundServer(Starlette(routes=[Route("/", hook, methods=["POST"])])) as server:
+        os.environ["SR_TEST_DEMO_WEBHOOK"] = server.base_url + "/"
+        try:
+            first, second = anyio.run(nightly_twice)
+        finally:
+            del os.environ["SR_TEST_DEMO_WEBHOOK"]
+    out = tmp_path / "nightly" / "reports"
+    print(first.summary(), second.summary(), sep="\n")
+    assert first.html is not None and first.html.exists() and first.html.parent == out
+    assert (out / "index.html").exists() and (out / "latest.html").exists()
+    kinds = [(c.kind, c.task, c.model) for c in first.changes]
+    assert ("new PROMOTE", "classify_intent", "small") in kinds
+    assert len(posts) == len(first.changes) == first.notified.sent  # one POST per change
+    assert {p["change"]["task"] for p in posts} == {c.task for c in first.changes}
+    assert second.changes == [] and len(posts) == len(first.changes)  # nothing new: no POST
 
 
 def test_an_error_naming_a_config_table_keeps_its_brackets(tmp_path: Path, cli) -> None:

@@ -121,6 +121,34 @@ def report(
     console.print(f"report: {html}\njson:   {twin}", highlight=False)
 
 
+@app.command("nightly")
+def nightly(
+    config: ConfigOption = None,
+    database_url: DatabaseOption = None,
+    out_dir: Annotated[Path, typer.Option(help="Folder of the dated reports, index.html and "
+                                               "latest.html.")] = Path("reports"),
+    since: Annotated[
+        str, typer.Option(help="The report's window, e.g. 30d; 'all' for everything stored "
+                               "(verdicts always use all the evidence).")
+    ] = "30d",
+    examples: Annotated[int, typer.Option(min=0, max=20, help="Worst examples per candidate.")] = 3,
+) -> None:
+    """The nightly job in one run: score, report (dated, with an index), what changed, route
+    map check, retention, webhook. Exit 0 nothing to do, 1 something needs a person, 2 error,
+    3 another run holds the lock."""
+    from ..ops import run_nightly
+
+    cfg = load(config, database_url)
+    start = None if since.strip().lower() == "all" else parse_since(since)
+    result = anyio.run(lambda: run_nightly(cfg, out_dir, since=start, examples=examples))
+    for change in result.changes:
+        console.print(change.line(), highlight=False, markup=False)
+    for problem in result.route_problems:
+        console.print(f"route map: {problem}", highlight=False, markup=False)
+    say(result.summary())
+    raise typer.Exit(result.exit_code)
+
+
 @app.command("prune")
 def prune(
     older_than: Annotated[

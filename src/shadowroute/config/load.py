@@ -22,7 +22,9 @@ from .sections import (
     JudgeConfig,
     MirrorConfig,
     ModelConfig,
+    NotifyConfig,
     RedactionConfig,
+    RetentionConfig,
     RoutesConfig,
     ScorerConfig,
     SidecarConfig,
@@ -63,6 +65,8 @@ class Config(_Strict):
     store: StoreConfig = StoreConfig()
     sidecar: SidecarConfig = SidecarConfig()
     redaction: RedactionConfig = RedactionConfig()
+    retention: RetentionConfig = RetentionConfig()
+    notify: NotifyConfig = NotifyConfig()
     source: str = "<defaults>"
     """Where this configuration came from, for error messages."""
 

@@ -329,6 +329,24 @@ class RedactionPattern(_Strict):
         return value
 
 
+class RetentionConfig(_Strict):
+    """What ``shadowroute nightly`` deletes after each run (``prune``, decision counts kept)."""
+
+    keep_days: int | None = Field(None, ge=1)
+    """Exchanges, traffic and reports older than this many days go; ``None``: nothing."""
+
+
+class NotifyConfig(_Strict):
+    """Where ``shadowroute nightly`` says that a verdict changed."""
+
+    webhook_url_env: str | None = None
+    """The environment variable holding a webhook URL (Slack-compatible: the payload has a
+    ``text`` field); the URL itself never sits in the file."""
+    timeout_s: float = Field(10.0, gt=0)
+    retries: int = Field(3, ge=0, le=10)
+    """Further attempts after a failed POST, with backoff (0.5 s, doubling)."""
+
+
 class RedactionConfig(_Strict):
     """What is replaced before an exchange is stored (see :mod:`shadowroute.store.redaction`)."""
 
