@@ -15,7 +15,7 @@ from starlette.routing import Route
 
 from shadowroute.config import SidecarConfig
 from shadowroute.serving import BackgroundServer
-from shadowroute.sidecar.app import upstreams_line
+from shadowroute.sidecar.answers import upstreams_line
 
 pytestmark = pytest.mark.anyio
 ANTHROPIC_KEY = "sk-ant-test-not-for-openai"

@@ -70,7 +70,7 @@ def serve(
         except ValueError as exc:
             raise ConfigError(f"invalid upstream URL: {exc.errors()[0]['msg']}", key="--upstream") from exc
         cfg = cfg.model_copy(update={"sidecar": sidecar})
-    from ..sidecar.app import trust_line, upstreams_line
+    from ..sidecar.answers import trust_line, upstreams_line
 
     check_trust(cfg.sidecar, host)
     say(f"shadowroute sidecar on http://{host}:{port}: {upstreams_line(cfg.sidecar)}; "

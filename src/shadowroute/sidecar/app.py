@@ -35,12 +35,13 @@ from ..capture.transport import (
     TASK_HEADER,
     ShadowTransport,
 )
-from ..config import Config, ModelConfig, SidecarConfig
+from ..config import Config, ModelConfig
 from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
-from .body import Body, BodyTooLarge, read_head
+from .answers import api_error, error_json, http_error, is_anthropic, unauthorized
+from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
 from .metrics import Metrics
 from .trust import BearerToken, RateLimiter
@@ -92,15 +93,6 @@ def _timed_out(exc: httpx.TransportError) -> bool:
     if not isinstance(exc, httpx.TimeoutException):
         return False
     return exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError)
-
-
-def api_error(api: Api | None, status: int, message: str, kind: str) -> JSONResponse:
-    """An error body in the caller's API shape (OpenAI's unless the call was Anthropic's)."""
-    if api == "anthropic":
-        body: dict[str, Any] = {"type": "error", "error": {"type": kind, "message": message}}
-    else:
-        body = {"error": {"message": message, "type": kind, "param": None, "code": None}}
-    return JSONResponse(body, status_code=status)
 
 
 class _Routed:
@@ -171,7 +163,7 @@ class Sidecar:
         paths, or any call carrying ``anthropic-version``), ``upstream`` for everything else.
         Never the other API's host: an Anthropic call with no Anthropic upstream is not
         forwarded, so its ``x-api-key`` cannot reach the OpenAI host (or the reverse)."""
-        if api == "anthropic" or _is_anthropic(path, headers):
+        if api == "anthropic" or is_anthropic(path, headers):
             return self.settings.anthropic_upstream
         return self.settings.upstream
 
@@ -268,7 +260,7 @@ class Sidecar:
         path, query = _target(request)
         upstream = self.upstream_for(api, request.scope["path"], request.headers.raw)
         if upstream is None:
-            if api == "anthropic" or _is_anthropic(request.scope["path"], request.headers.raw):
+            if api == "anthropic" or is_anthropic(request.scope["path"], request.headers.raw):
                 return api_error(
                     "anthropic", 503, "the sidecar has no Anthropic upstream, so this call was "
                     "not forwarded (its API key is not sent to another API's host): start it "
@@ -279,7 +271,7 @@ class Sidecar:
                 api, 503, "the sidecar has no upstream: start it with --upstream URL or set "
                 "[sidecar] upstream in shadowroute.toml", "configuration_error"
             )
-        if _upgrade(request.headers.raw):
+        if is_upgrade(request.headers.raw):
             self.metrics.not_relayed("websocket")
             return api_error(
                 api, 501, "WebSocket upgrades (e.g. the Realtime API) are not relayed by the "
@@ -294,7 +286,7 @@ class Sidecar:
             return Response(status_code=499)
         headers = [(k.lower(), v) for k, v in request.headers.raw if k.lower() not in _HOP_BY_HOP]
         url = upstream + path + (f"?{query}" if query else "")
-        uncaptured, parsed = _readable(api, body, request.headers.raw)
+        uncaptured, parsed = readable(api, body, request.headers.raw)
         if uncaptured is not None:  # relayed as it came, past the capture transport
             if api is not None:
                 self.metrics.not_captured(uncaptured)
@@ -417,11 +409,11 @@ class Sidecar:
 
     async def captures(self, request: Request) -> Response:
         if not self.settings.captures:
-            return _http_error_json(404, "captures are not accepted here ([sidecar] captures "
+            return error_json(404, "captures are not accepted here ([sidecar] captures "
                                     "= false)", "not_found_error")
         if not self._ingest_key.allows(request):
             self.metrics.refused_capture("unauthorized")
-            return _unauthorized("POST /v1/captures needs the sidecar's ingest token as "
+            return unauthorized("POST /v1/captures needs the sidecar's ingest token as "
                                  "'Authorization: Bearer <token>' (the app's "
                                  "remote_token_env)")
         return await ingest_captures(self.shadow, request, self.settings.max_body_bytes,
@@ -446,7 +438,7 @@ class Sidecar:
 
     async def prometheus(self, request: Request) -> Response:
         if not self._metrics_key.allows(request):
-            return _unauthorized("GET /metrics needs the sidecar's metrics token as "
+            return unauthorized("GET /metrics needs the sidecar's metrics token as "
                                  "'Authorization: Bearer <token>' ([sidecar] metrics_token_env)")
         return Response(self.metrics.render(), media_type="text/plain; version=0.0.4")
 
@@ -459,92 +451,6 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
             return True
         exc, seen = exc.__cause__ or exc.__context__, seen + 1
     return False
-
-
-def _upgrade(headers: _Headers) -> bool:
-    """A WebSocket upgrade request (``Upgrade: websocket``)."""
-    return any(k.lower() == b"upgrade" and b"websocket" in v.lower() for k, v in headers)
-
-
-def _readable(api: Api | None, body: Body,
-              headers: _Headers) -> tuple[str | None, dict[str, Any]]:
-    """(why the call is relayed without capture, or ``None``; the chat body parsed). Not
-    captured: a body larger than the capture limit (``too_large``), a body the client encoded
-    (``encoded``: gzip and the like), a chat call whose body is not a JSON object
-    (``unparseable``). The upstream decides what to make of such calls: the sidecar is never
-    stricter than it."""
-    if body.rest is not None:
-        return "too_large", {}
-    if api is None:
-        return None, {}
-    if any(k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity")
-           for k, v in headers):
-        return "encoded", {}
-    try:
-        parsed = json.loads(body.head)
-    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
-        return "unparseable", {}
-    return (None, parsed) if isinstance(parsed, dict) else ("unparseable", {})
-
-
-def _is_anthropic(path: str, headers: _Headers) -> bool:
-    """A call of Anthropic's API: under ``/v1/messages`` (batches and token counts included) or
-    sent with an ``anthropic-version`` header, as Anthropic's SDKs always send it."""
-    if path.startswith("/v1/messages") or path.startswith("/v1/complete"):
-        return True
-    return any(k.lower() == b"anthropic-version" for k, _ in headers)
-
-
-def upstreams_line(settings: SidecarConfig) -> str:
-    """Where each API goes, for the sidecar's start-up line."""
-    openai = settings.upstream or "(not served: --upstream)"
-    anthropic = settings.anthropic_upstream or "(not served: --anthropic-upstream)"
-    ceiling = (f"requests over {settings.max_request_bytes:,} bytes refused"
-               if settings.max_request_bytes else "no request size limit")
-    return (f"OpenAI chat, Responses and other /v1 calls -> {openai}; "
-            f"Anthropic /v1/messages -> {anthropic}; bodies over "
-            f"{settings.max_body_bytes:,} bytes relayed uncaptured, {ceiling}; WebSocket "
-            "upgrades (Realtime API) refused with 501")
-
-
-def trust_line(config: Config) -> str:
-    """Who may use the sidecar's own endpoints and what a day may cost, for the start-up
-    line."""
-    sidecar = config.sidecar
-    captures = ("captures off" if not sidecar.captures else
-                f"captures need the token in ${sidecar.ingest_token_env}"
-                if sidecar.ingest_token_env else "captures open (loopback only)")
-    metrics = (f"metrics need the token in ${sidecar.metrics_token_env}"
-               if sidecar.metrics_token_env else "metrics open")
-    budgets = sorted({t.daily_budget_usd for t in config.tasks.values()})
-    spend = ("no task types declared" if not budgets else
-             "candidate spend capped at " + ", ".join(
-                 "no cap" if b == float("inf") else f"${b:,.2f}" for b in budgets)
-             + " a day per task type")
-    return (f"{captures} ({sidecar.captures_per_minute:,}/min per client); {metrics}; "
-            f"{spend}")
-
-
-def _http_error_json(status: int, message: str, kind: str) -> JSONResponse:
-    return JSONResponse({"error": {"message": message, "type": kind}}, status_code=status)
-
-
-def _unauthorized(message: str) -> JSONResponse:
-    response = _http_error_json(401, message, "authentication_error")
-    response.headers["www-authenticate"] = "Bearer"
-    return response
-
-
-async def _http_error(request: Request, exc: Exception) -> Response:
-    """Starlette's own 404 / 405 (a method the sidecar does not forward, a path no route takes)
-    in the API's JSON error shape, like every other error the sidecar answers."""
-    assert isinstance(exc, HTTPException)
-    path = request.scope.get("path", "")
-    api: Api = "anthropic" if _is_anthropic(path, request.headers.raw) else "openai"
-    kind = "not_found_error" if exc.status_code == 404 else "invalid_request_error"
-    response = api_error(api, exc.status_code, exc.detail, kind)
-    response.headers.update(exc.headers or {})  # Allow, on a 405
-    return response
 
 
 class _EveryMethod:
@@ -569,7 +475,7 @@ def create_app(config: Config, **kwargs: Any) -> Starlette:
             Route("/v1/captures", sidecar.captures, methods=["POST"]),
             Route("/{path:path}", _EveryMethod(sidecar.proxy)),
         ],
-        exception_handlers={HTTPException: _http_error},
+        exception_handlers={HTTPException: http_error},
         lifespan=sidecar.lifespan,
     )
     app.state.sidecar = sidecar

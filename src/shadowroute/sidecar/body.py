@@ -8,12 +8,16 @@ is the strict form, for ``/v1/captures``, where the body *is* the capture.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import json
+from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 from starlette.requests import Request
 
-__all__ = ["Body", "BodyTooLarge", "read_body", "read_head"]
+from ..capture.calls import Api
+
+__all__ = ["Body", "BodyTooLarge", "is_upgrade", "read_body", "read_head", "readable"]
 
 
 class BodyTooLarge(Exception):
@@ -87,3 +91,29 @@ async def read_body(request: Request, limit: int) -> bytes:
             raise BodyTooLarge
         chunks.append(chunk)
     return b"".join(chunks)
+
+
+def is_upgrade(headers: Sequence[tuple[bytes, bytes]]) -> bool:
+    """A WebSocket upgrade request (``Upgrade: websocket``)."""
+    return any(k.lower() == b"upgrade" and b"websocket" in v.lower() for k, v in headers)
+
+
+def readable(api: Api | None, body: Body,
+             headers: Sequence[tuple[bytes, bytes]]) -> tuple[str | None, dict[str, Any]]:
+    """(why the call is relayed without capture, or ``None``; the chat body parsed). Not
+    captured: a body larger than the capture limit (``too_large``), a body the client encoded
+    (``encoded``: gzip and the like), a chat call whose body is not a JSON object
+    (``unparseable``). The upstream decides what to make of such calls: the sidecar is never
+    stricter than it."""
+    if body.rest is not None:
+        return "too_large", {}
+    if api is None:
+        return None, {}
+    if any(k.lower() == b"content-encoding" and v.strip().lower() not in (b"", b"identity")
+           for k, v in headers):
+        return "encoded", {}
+    try:
+        parsed = json.loads(body.head)
+    except (ValueError, RecursionError):  # RecursionError: absurdly deep nesting
+        return "unparseable", {}
+    return (None, parsed) if isinstance(parsed, dict) else ("unparseable", {})
