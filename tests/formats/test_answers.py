@@ -16,6 +16,7 @@ from shadowroute.formats import (
     openai_request_to_anthropic,
     parse_answer,
 )
+from shadowroute.formats.responses import openai_request_to_responses
 
 CLAUDE_TOOL_REPLY = {
     "id": "msg_1", "type": "message", "role": "assistant", "model": "claude-small",
@@ -78,6 +79,23 @@ def test_anthropic_settings_travel_to_anthropic_and_are_named_for_openai() -> No
     assert "thinking" not in chat and "top_k" not in chat
     assert chat["reasoning_effort"] == "high"
     assert sorted(to_openai) == ["thinking", "top_k"]
+
+
+def test_anthropics_max_effort_reaches_claude_and_is_named_for_openai() -> None:
+    """``output_config.effort: "max"`` has no OpenAI level: a Claude candidate gets it, an
+    OpenAI chat or Responses candidate is not sent it (a 400 there) and it is named."""
+    body = {"model": "claude-big", "max_tokens": 100, "output_config": {"effort": "max"},
+            "messages": [{"role": "user", "content": "hi"}]}
+    canonical = anthropic_request_to_openai(body, [])
+    assert canonical["reasoning_effort"] == "max"
+    assert openai_request_to_anthropic(canonical, dropped=[])["output_config"] == {
+        "effort": "max"}
+    to_chat: list[str] = []
+    assert "reasoning_effort" not in chat_request(canonical, to_chat)
+    assert to_chat == ["reasoning_effort max"]
+    to_responses: list[str] = []
+    assert "reasoning" not in openai_request_to_responses(canonical, to_responses)
+    assert "reasoning_effort max" in to_responses
 
 
 def test_openai_only_settings_are_named_when_they_cannot_reach_anthropic() -> None:

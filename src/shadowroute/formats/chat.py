@@ -22,6 +22,9 @@ ANTHROPIC_ONLY = ("thinking", "top_k")
 """Anthropic request settings with no chat-completions counterpart. The canonical request keeps
 them under their own names so that an Anthropic candidate gets them; any other API is told
 they were not carried (:func:`chat_request`)."""
+ANTHROPIC_ONLY_EFFORTS = frozenset({"max"})
+"""``reasoning_effort`` levels only Anthropic's ``output_config.effort`` has: kept in the
+canonical request for an Anthropic candidate, named and not sent to OpenAI's APIs."""
 
 _CHAT_PARTS = frozenset({"text", "image_url", "input_audio", "file"})
 """Content part types the chat-completions API accepts."""
@@ -214,6 +217,8 @@ def chat_request(body: dict[str, Any], dropped: list[str] | None = None) -> dict
             _note(dropped, key)
     if out.pop("n", None) not in (None, 1):
         _note(dropped, "n")
+    if out.get("reasoning_effort") in ANTHROPIC_ONLY_EFFORTS:
+        _note(dropped, f"reasoning_effort {out.pop('reasoning_effort')}")
     messages = []
     for message in _seq(out.get("messages"), "messages"):
         content = message.get("content") if isinstance(message, dict) else None

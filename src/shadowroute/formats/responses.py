@@ -24,6 +24,7 @@ from typing import Any
 
 from .chat import (
     ANTHROPIC_ONLY,
+    ANTHROPIC_ONLY_EFFORTS,
     NotShadowable,
     _brief,
     _count,
@@ -236,7 +237,9 @@ def openai_request_to_responses(
         out["tool_choice"] = {"type": "function", "name": function.get("name")}
     elif choice is not None:
         out["tool_choice"] = choice
-    if body.get("reasoning_effort"):
+    if body.get("reasoning_effort") in ANTHROPIC_ONLY_EFFORTS:
+        _note(dropped, f"reasoning_effort {body['reasoning_effort']}")
+    elif body.get("reasoning_effort"):
         out["reasoning"] = {"effort": body["reasoning_effort"]}
     text: dict[str, Any] = {}
     form = _obj(body.get("response_format"), "response_format")
