@@ -4,6 +4,8 @@ the guarantees on simulated nightly re-runs (vectorised through ``evaluate``, th
 
 from __future__ import annotations
 
+import math
+
 from dataclasses import replace
 
 import numpy as np
@@ -93,7 +95,8 @@ def test_need_more_data_gives_a_range_of_days_from_the_projection() -> None:
     assert d.samples_needed is not None and d.samples_needed > 0
     assert d.verdict_chance is not None and d.promote_chance is not None
     assert 0.5 <= d.promote_chance <= d.verdict_chance <= 1.0
-    assert f"about {d.days_needed:.0f} days (80% by {d.days_needed_80:.0f})" in d.reason
+    median, p80 = (max(1, math.ceil(x)) for x in (d.days_needed, d.days_needed_80))
+    assert f"about {median} day{'s' if median != 1 else ''} (80% within {p80} day" in d.reason
     # Deterministic: the projection's seed comes from the counts.
     assert decide(e, Policy(required_quality=0.9, margin=0.05)) == d
 

@@ -35,6 +35,7 @@ same level, not valid under repeated looks.
 
 from __future__ import annotations
 
+import math
 from dataclasses import replace
 
 from .bounds import lower_bound
@@ -136,6 +137,12 @@ def _days(samples: int, e: Evidence) -> float | None:
     return samples / e.samples_per_day
 
 
+def _day_count(days: float) -> str:
+    """``1 day``, ``12 days``: whole days, at least one."""
+    n = max(1, math.ceil(days))
+    return f"{n:,} day{'s' if n != 1 else ''}"
+
+
 def _more_data(unmet: str, pr: Projection, p: Policy) -> str:
     if pr.days_median is None and pr.samples_median is None:
         within = (f"within {p.horizon_days:,} days" if pr.horizon_days is not None
@@ -143,9 +150,9 @@ def _more_data(unmet: str, pr: Projection, p: Policy) -> str:
         return (f"{unmet}; neither shown yet, and at the current rates {1 - pr.decided:.0%} of "
                 f"projections get no verdict {within}: the rates are close to the limits")
     if pr.days_median is not None:
-        end = (f"{pr.days_p80:.0f}" if pr.days_p80 is not None
-               else f"more than {p.horizon_days:,}")
-        when = f"a verdict in about {pr.days_median:.0f} days (80% by {end})"
+        end = (_day_count(pr.days_p80) if pr.days_p80 is not None
+               else f"more than {p.horizon_days:,} days")
+        when = f"a verdict in about {_day_count(pr.days_median)} (80% within {end})"
     else:
         when = f"a verdict after about {pr.samples_median:,} more outputs"
     return (f"{unmet}; neither shown yet: at the current rates {when}; PROMOTE in "
