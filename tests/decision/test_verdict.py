@@ -5,7 +5,6 @@ the guarantees on simulated nightly re-runs (vectorised through ``evaluate``, th
 from __future__ import annotations
 
 import math
-
 from dataclasses import replace
 
 import numpy as np
