@@ -71,6 +71,15 @@ async def test_cli_report(sqlite_url: str, tmp_path: Path, run_cli, xchg) -> Non
     assert out.read_text(encoding="utf-8") == "the previous report"
     assert not list(tmp_path.glob(".*.tmp"))
 
+    async def reports() -> int:
+        from sqlalchemy import func, select
+
+        from shadowroute.store.models import ReportRun
+        async with await Store.open(sqlite_url) as store, store.engine.connect() as conn:
+            return int(await conn.scalar(select(func.count()).select_from(ReportRun)))
+
+    assert await reports() == 1  # the report nobody could read was not stored
+
     work = tmp_path / "work"
     work.mkdir()
     before = datetime.now(UTC).date()

@@ -28,22 +28,25 @@ async def run_report(
 ) -> tuple[Report, Path, Path]:
     """Build the report from ``config.database_url`` and write it; (report, html, json).
 
-    The decisions are stored too (``shadowroute promote`` is gated on the latest one). A
-    database that cannot be read raises :class:`StoreError`, a file that cannot be written
-    :class:`ConfigError` naming the option; a half-written report never replaces a good one.
+    The decisions are stored too (``shadowroute promote`` is gated on the latest one), once
+    the files are written. A database that cannot be read raises :class:`StoreError`, a file
+    that cannot be written :class:`ConfigError` naming the option, and then nothing is stored;
+    a half-written report never replaces a good one.
     """
     async with await Store.open(config.database_url) as store:
         report = await build_report(config, store, since=since, examples=examples)
+        html_path = out or default_report_path(report.generated_at)
+        try:
+            html, twin = write_report(report, html_path, json_path)
+        except OSError as exc:
+            where = str(exc.filename or html_path)
+            on_json = json_path is not None and where in (str(json_path), str(json_path.parent))
+            raise ConfigError(f"cannot write {where}: {exc.strerror or exc}",
+                              key="--json" if on_json else "--out") from exc
+        # Stored only once its files are written: promote never trusts a report nobody can
+        # read.
         run, rows = decision_rows(report)
         await save_report(store, run, rows)
-    html_path = out or default_report_path(report.generated_at)
-    try:
-        html, twin = write_report(report, html_path, json_path)
-    except OSError as exc:
-        where = str(exc.filename or html_path)
-        on_json = json_path is not None and where in (str(json_path), str(json_path.parent))
-        raise ConfigError(f"cannot write {where}: {exc.strerror or exc}",
-                          key="--json" if on_json else "--out") from exc
     return report, html, twin
 
 
