@@ -2,11 +2,38 @@
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
 from typing import Any
 
-__all__ = ["Stats"]
+__all__ = ["LATENCY_BUCKETS_S", "ModelStats", "Stats"]
+
+LATENCY_BUCKETS_S = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0, 120.0)
+"""Upper bounds of the per-model latency histogram (seconds; one more bucket: +Inf)."""
+
+
+@dataclass
+class ModelStats:
+    """One model's calls, as the mirror made them."""
+
+    calls: int = 0
+    errors: Counter[str] = field(default_factory=Counter)
+    """Failed calls by kind (``timeout``, ``rate_limited``, ``server_error``, ...)."""
+    seconds_sum: float = 0.0
+    buckets: list[int] = field(default_factory=lambda: [0] * (len(LATENCY_BUCKETS_S) + 1))
+    """Calls per latency bucket (not cumulative; the last is above every bound)."""
+    spend_usd: float = 0.0
+    """Known cost of its answers (unknown usage adds nothing)."""
+
+    def add(self, error_kind: str | None, seconds: float, cost_usd: float | None) -> None:
+        self.calls += 1
+        if error_kind is not None:
+            self.errors[error_kind] += 1
+        self.seconds_sum += seconds
+        self.buckets[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
+        if cost_usd:
+            self.spend_usd += cost_usd
 
 
 @dataclass
@@ -83,6 +110,17 @@ class Stats:
     """Exchanges waiting in the spool for the database to come back (a gauge)."""
     queue_depth: int = 0
     """Captures waiting for a mirror worker (a gauge)."""
+    models: dict[str, ModelStats] = field(default_factory=dict)
+    """Per model called by the mirror (candidates, noise-floor replays, reverse shadows): its
+    calls, errors by kind, latency and spend."""
+
+    def model_result(self, model: str, error_kind: str | None, seconds: float,
+                     cost_usd: float | None) -> None:
+        """One finished call of ``model`` (after its retries): counted, timed and priced."""
+        stats = self.models.get(model)
+        if stats is None:
+            stats = self.models[model] = ModelStats()
+        stats.add(error_kind, seconds, cost_usd)
 
     @property
     def dropped(self) -> int:
@@ -124,4 +162,6 @@ class Stats:
         data["not_shadowable"] = dict(self.not_shadowable)
         data["dropped"] = self.dropped
         data["ledger"] = self.ledger()
+        data["models"] = {name: {**asdict(m), "errors": dict(m.errors)}
+                          for name, m in self.models.items()}
         return data

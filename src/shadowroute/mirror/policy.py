@@ -161,6 +161,7 @@ class Mirror:
             return None
         trial = circuit.opened_at is not None  # this call is the half-open trial
         record = CandidateOutputRecord(exchange_id=exchange_id, model=label or model, attempts=0)
+        began = time.perf_counter()
         try:
             completion = await self._call_with_retries(model, request, record, circuit, trial)
         except _OpenedWhileWaiting:
@@ -169,14 +170,17 @@ class Mirror:
         except ProviderError as exc:
             circuit.record(False, exc)
             self._stats.candidate_errors[exc.kind] += 1
+            self._stats.model_result(model, exc.kind, time.perf_counter() - began, None)
             record.error_kind, record.error = exc.kind, str(exc)[:1000]
             return record
         except Exception as exc:  # a bug, not a candidate failure: keep it visible
             circuit.record(False, exc)
             self._stats.candidate_errors["internal"] += 1
+            self._stats.model_result(model, "internal", time.perf_counter() - began, None)
             self._on_error("mirror", exc)
             record.error_kind, record.error = "internal", f"{type(exc).__name__}: {exc}"[:1000]
             return record
+        self._stats.model_result(model, None, time.perf_counter() - began, completion.cost_usd)
         circuit.record(True)
         budget.add(completion.cost_usd or 0.0)  # unknown usage: nothing to count
         record.output = completion.text

@@ -35,6 +35,7 @@ from ..mirror.wiring import wire_mirror
 from ..records import ExchangeRecord
 from ..stats import Stats
 from ..store import BatchWriter, Spool, Store
+from ..store.engine import safe_url
 from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
 from .queue import CaptureQueue
@@ -132,6 +133,7 @@ class Shadow:
         self._workers: Workers | None = None
         self._task_group: TaskGroup | None = None
         self._store: Store | None = None
+        self._db_state: tuple[str, float] | None = None
         self._started = False
         self.shutdown_report: ShutdownReport | None = None
 
@@ -172,6 +174,9 @@ class Shadow:
             tg.start_soon(workers.forward, self.config.remote)
         else:
             if not await self._open_store():
+                log.warning("shadowroute: the database %s cannot be reached at start; captures "
+                            "are spooled to %s until it is back", safe_url(self.config.database_url),
+                            self.config.store.spool_dir)
                 tg.start_soon(self._reconnect_store)
             tg.start_soon(self._run_writer, write_receive)
             tg.start_soon(workers.run, write_send, self._flush_traffic)
@@ -199,6 +204,22 @@ class Shadow:
         """While the database is unreachable the spool takes the data; keep trying to open it."""
         while not await self._open_store():
             await anyio.sleep(self.config.store.retry_interval_s)
+
+    async def database_state(self, timeout_s: float = 1.0, max_age_s: float = 2.0) -> str:
+        """``ok`` (the database answers, nothing waits in the spool), ``spooling`` (it
+        answers, spooled exchanges are being written back), ``unreachable`` (captures go to
+        the spool) or ``remote`` (remote mode: the sidecar stores). Probed with a bounded
+        timeout and cached for ``max_age_s``, so a health check cannot load the database."""
+        if self.config.remote:
+            return "remote"
+        now = time.monotonic()
+        if self._db_state is not None and now - self._db_state[1] < max_age_s:
+            return self._db_state[0]
+        reachable = self._store is not None and await self._store.ping(timeout_s)
+        state = ("unreachable" if not reachable else
+                 "spooling" if self.stats.spool_pending else "ok")
+        self._db_state = (state, time.monotonic())
+        return state
 
     async def _load_budgets(self, store: Store) -> None:
         """Count today's candidate spend already stored, so a restart does not reset the cap."""

@@ -420,12 +420,28 @@ class Sidecar:
                                      limiter=self._limiter, metrics=self.metrics)
 
     async def healthz(self, request: Request) -> Response:
+        """Liveness: 200 while the process serves; the body says how the database and the
+        queue are (``database``: ok / spooling / unreachable, probed, cached 2 s)."""
+        return JSONResponse(await self._health())
+
+    async def readyz(self, request: Request) -> Response:
+        """Readiness: 200 when calls can be relayed (an upstream is configured and the
+        sidecar has started), else 503. The database does not gate it: while it is down
+        captures go to the spool, and taking the sidecar out of rotation would break
+        production for a shadowing problem."""
+        health = await self._health()
+        ready = self.client is not None and (self.settings.upstream is not None
+                                             or self.settings.anthropic_upstream is not None)
+        return JSONResponse({**health, "status": "ready" if ready else "not ready"},
+                            status_code=200 if ready else 503)
+
+    async def _health(self) -> dict[str, Any]:
         stats = self.shadow.stats
-        return JSONResponse(
+        return (
             {
                 "status": "ok",
                 "upstream": self.settings.upstream is not None,
-                "database": "ok" if stats.spool_pending == 0 else "spooling",
+                "database": await self.shadow.database_state(),
                 "queue_depth": stats.queue_depth,
                 "spool_pending": stats.spool_pending,
                 "daily_budget_usd": sorted({
@@ -471,6 +487,7 @@ def create_app(config: Config, **kwargs: Any) -> Starlette:
     app = Starlette(
         routes=[
             Route("/healthz", sidecar.healthz, methods=["GET"]),
+            Route("/readyz", sidecar.readyz, methods=["GET"]),
             Route("/metrics", sidecar.prometheus, methods=["GET"]),
             Route("/v1/captures", sidecar.captures, methods=["POST"]),
             Route("/{path:path}", _EveryMethod(sidecar.proxy)),

@@ -2,113 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Metric
-from prometheus_client.registry import Collector
 
+from ..metrics import StatsCollector
 from ..stats import Stats
 
 __all__ = ["Metrics"]
 
 _LATENCY_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10, 30, 60, 120, 300)
 
-_COUNTERS = {
-    "captured": ("offered", "Production calls seen on the chat endpoints."),
-    "accepted": ("enqueued", "Captures accepted onto the shadow queue."),
-    "lost_exchanges": (
-        "lost_exchanges", "Exchanges neither stored nor spooled (database and disk failed)."
-    ),
-    "sampled": ("sampled", "Calls chosen for shadowing."),
-    "mirrored": ("mirrored", "Captures whose candidates were called."),
-    "stored_exchanges": ("stored_exchanges", "Exchanges written to the database."),
-    "spooled_exchanges": ("spooled_exchanges", "Exchanges written to the disk spool."),
-    "replayed_exchanges": ("replayed_exchanges", "Spooled exchanges later written."),
-    "primary_errors": ("primary_errors", "Primary calls that failed (relayed as they came)."),
-    "capture_errors": ("capture_errors", "Captures that could not be parsed or mirrored."),
-    "store_errors": ("store_errors", "Failed database operations."),
-    "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
-    "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
-    "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),
-    "replay_unavailable": (
-        "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."
-    ),
-    "reverse_shadows": (
-        "reverse_shadows",
-        "Calls served by a promoted model also answered by the primary it replaced.",
-    ),
-    "redaction_errors": (
-        "redaction_errors", "Captures dropped: redaction failed (never stored unredacted)."
-    ),
-    "reverse_failed": (
-        "reverse_failed", "Reverse shadows not stored: no answer from the replaced primary."
-    ),
-}
-
-DISCARD_REASONS = (
-    "shutdown", "capture_error", "redaction_error", "reverse_failed", "not_shadowable",
-)
-"""Why an accepted capture is not stored (``Stats.discarded``), all exported even at 0."""
-
 ROUTE_SKIP_REASONS = ("undeclared", "api_mismatch", "no_api_key", "not_shadowable")
 """Why a call of a promoted task type stayed on its primary."""
 
 NOT_CAPTURED_REASONS = ("too_large", "encoded", "unparseable")
-"""Why a chat call was relayed without capture (see ``sidecar.app._readable``)."""
+"""Why a chat call was relayed without capture (see ``sidecar.body.readable``)."""
 
 _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
-
-
-class _StatsCollector(Collector):
-    def __init__(self, stats: Stats) -> None:
-        self._stats = stats
-
-    def collect(self) -> Iterator[Metric]:
-        stats = self._stats
-        for name, (field, doc) in _COUNTERS.items():
-            metric = CounterMetricFamily(f"shadowroute_{name}", doc)
-            metric.add_metric([], getattr(stats, field))
-            yield metric
-        dropped = CounterMetricFamily(
-            "shadowroute_dropped", "Captures dropped, by reason.", labels=["reason"]
-        )
-        for reason, value in (
-            ("queue_full", stats.dropped_queue_full),
-            ("shutdown", stats.dropped_shutdown),
-            ("abandoned", stats.abandoned),
-            ("oversize", stats.oversize),
-        ):
-            dropped.add_metric([reason], value)
-        yield dropped
-        discarded = CounterMetricFamily(
-            "shadowroute_discarded",
-            "Accepted captures that will not be stored, by reason (see Stats.ledger).",
-            labels=["reason"],
-        )
-        for reason in DISCARD_REASONS:
-            discarded.add_metric([reason], stats.discarded[reason])
-        yield discarded
-        errors = CounterMetricFamily(
-            "shadowroute_candidate_errors", "Failed candidate calls, by kind.", labels=["kind"]
-        )
-        for kind, value in sorted(stats.candidate_errors.items()):
-            errors.add_metric([kind], value)
-        yield errors
-        redactions = CounterMetricFamily(
-            "shadowroute_redactions", "Strings replaced before storage, by redactor.",
-            labels=["redactor"],
-        )
-        for name, value in sorted(stats.redactions.items()):
-            redactions.add_metric([name], value)
-        yield redactions
-        for name, value, doc in (
-            ("queue_depth", stats.queue_depth, "Captures waiting for a mirror worker."),
-            ("spool_pending", stats.spool_pending, "Exchanges waiting in the disk spool."),
-        ):
-            gauge = GaugeMetricFamily(f"shadowroute_{name}", doc)
-            gauge.add_metric([], value)
-            yield gauge
 
 
 class Metrics:
@@ -116,7 +25,7 @@ class Metrics:
 
     def __init__(self, stats: Stats) -> None:
         self.registry = CollectorRegistry()
-        self.registry.register(_StatsCollector(stats))
+        self.registry.register(StatsCollector(stats))
         self.requests = Counter(
             "shadowroute_upstream_requests",
             "Requests relayed to the upstream, by API and status.",

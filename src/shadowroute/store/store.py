@@ -13,7 +13,8 @@ from collections.abc import AsyncIterator, Callable, Sequence
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import URL
+import anyio
+from sqlalchemy import URL, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
@@ -167,6 +168,16 @@ class Store:
         with uncancellable(self._backend), self.errors(what, prefix=prefix, note=note):
             async with self._engine.begin() as conn:
                 yield conn
+
+    async def ping(self, timeout_s: float = 2.0) -> bool:
+        """Whether the database answers ``SELECT 1`` within ``timeout_s`` (never raises)."""
+        try:
+            with anyio.fail_after(timeout_s):
+                async with self._engine.connect() as conn:
+                    await conn.execute(text("SELECT 1"))
+        except Exception:
+            return False
+        return True
 
     def session(self) -> AsyncSession:
         """A new ORM session (``async with store.session() as s: ...``); objects stay usable

@@ -1,0 +1,151 @@
+"""Prometheus families of a :class:`~shadowroute.stats.Stats`: the same in the sidecar's
+``/metrics`` and in an app that runs :class:`~shadowroute.Shadow` in-process.
+
+    from prometheus_client import REGISTRY
+    from shadowroute.metrics import collector
+
+    REGISTRY.register(collector(shadow))   # the app's /metrics now has shadowroute_*
+
+Captures (offered, sampled, accepted, dropped and discarded by reason, stored, spooled), the
+mirror's candidate errors by kind, redactions, the queue and spool gauges, and per model the
+calls, errors by kind, latency histogram and spend.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from typing import Any
+
+from prometheus_client.core import (
+    CounterMetricFamily,
+    GaugeMetricFamily,
+    HistogramMetricFamily,
+    Metric,
+)
+from prometheus_client.registry import Collector
+
+from .stats import LATENCY_BUCKETS_S, Stats
+
+__all__ = ["DISCARD_REASONS", "StatsCollector", "collector"]
+
+_COUNTERS = {
+    "captured": ("offered", "Production calls seen on the chat endpoints."),
+    "accepted": ("enqueued", "Captures accepted onto the shadow queue."),
+    "lost_exchanges": (
+        "lost_exchanges", "Exchanges neither stored nor spooled (database and disk failed)."
+    ),
+    "sampled": ("sampled", "Calls chosen for shadowing."),
+    "mirrored": ("mirrored", "Captures whose candidates were called."),
+    "stored_exchanges": ("stored_exchanges", "Exchanges written to the database."),
+    "spooled_exchanges": ("spooled_exchanges", "Exchanges written to the disk spool."),
+    "replayed_exchanges": ("replayed_exchanges", "Spooled exchanges later written."),
+    "primary_errors": ("primary_errors", "Primary calls that failed (relayed as they came)."),
+    "capture_errors": ("capture_errors", "Captures that could not be parsed or mirrored."),
+    "store_errors": ("store_errors", "Failed database operations."),
+    "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
+    "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
+    "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),
+    "replay_unavailable": (
+        "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."
+    ),
+    "reverse_shadows": (
+        "reverse_shadows",
+        "Calls served by a promoted model also answered by the primary it replaced.",
+    ),
+    "redaction_errors": (
+        "redaction_errors", "Captures dropped: redaction failed (never stored unredacted)."
+    ),
+    "reverse_failed": (
+        "reverse_failed", "Reverse shadows not stored: no answer from the replaced primary."
+    ),
+}
+
+DISCARD_REASONS = (
+    "shutdown", "capture_error", "redaction_error", "reverse_failed", "not_shadowable",
+)
+"""Why an accepted capture is not stored (``Stats.discarded``), all exported even at 0."""
+
+class StatsCollector(Collector):
+    """The counters of one :class:`~shadowroute.stats.Stats` as Prometheus families."""
+
+    def __init__(self, stats: Stats) -> None:
+        self._stats = stats
+
+    def collect(self) -> Iterator[Metric]:
+        stats = self._stats
+        for name, (field, doc) in _COUNTERS.items():
+            metric = CounterMetricFamily(f"shadowroute_{name}", doc)
+            metric.add_metric([], getattr(stats, field))
+            yield metric
+        dropped = CounterMetricFamily(
+            "shadowroute_dropped", "Captures dropped, by reason.", labels=["reason"]
+        )
+        for reason, value in (
+            ("queue_full", stats.dropped_queue_full),
+            ("shutdown", stats.dropped_shutdown),
+            ("abandoned", stats.abandoned),
+            ("oversize", stats.oversize),
+        ):
+            dropped.add_metric([reason], value)
+        yield dropped
+        discarded = CounterMetricFamily(
+            "shadowroute_discarded",
+            "Accepted captures that will not be stored, by reason (see Stats.ledger).",
+            labels=["reason"],
+        )
+        for reason in DISCARD_REASONS:
+            discarded.add_metric([reason], stats.discarded[reason])
+        yield discarded
+        errors = CounterMetricFamily(
+            "shadowroute_candidate_errors", "Failed candidate calls, by kind.", labels=["kind"]
+        )
+        for kind, value in sorted(stats.candidate_errors.items()):
+            errors.add_metric([kind], value)
+        yield errors
+        redactions = CounterMetricFamily(
+            "shadowroute_redactions", "Strings replaced before storage, by redactor.",
+            labels=["redactor"],
+        )
+        for name, value in sorted(stats.redactions.items()):
+            redactions.add_metric([name], value)
+        yield redactions
+        for name, value, doc in (
+            ("queue_depth", stats.queue_depth, "Captures waiting for a mirror worker."),
+            ("spool_pending", stats.spool_pending, "Exchanges waiting in the disk spool."),
+        ):
+            gauge = GaugeMetricFamily(f"shadowroute_{name}", doc)
+            gauge.add_metric([], value)
+            yield gauge
+        yield from _per_model(stats)
+
+
+def _per_model(stats: Stats) -> Iterator[Metric]:
+    calls = CounterMetricFamily("shadowroute_model_calls",
+                                "Finished calls by the mirror, per model (after retries).",
+                                labels=["model"])
+    errors = CounterMetricFamily("shadowroute_model_errors",
+                                 "Failed calls per model, by kind.", labels=["model", "kind"])
+    spend = CounterMetricFamily("shadowroute_model_spend_usd",
+                                "Known cost of the answers, per model (unknown usage adds 0).",
+                                labels=["model"])
+    latency = HistogramMetricFamily("shadowroute_model_latency_seconds",
+                                    "Latency of the mirror's calls, per model (retries included).",
+                                    labels=["model"])
+    for name, m in sorted(stats.models.items()):
+        calls.add_metric([name], m.calls)
+        for kind, n in sorted(m.errors.items()):
+            errors.add_metric([name, kind], n)
+        spend.add_metric([name], m.spend_usd)
+        running, buckets = 0, []
+        for bound, n in zip((*LATENCY_BUCKETS_S, float("inf")), m.buckets, strict=True):
+            running += n
+            buckets.append(("+Inf" if bound == float("inf") else str(bound), running))
+        latency.add_metric([name], buckets, m.seconds_sum)
+    yield from (calls, errors, spend, latency)
+
+
+def collector(shadow: Any) -> StatsCollector:
+    """A Prometheus collector for an in-process :class:`~shadowroute.Shadow` (or anything with
+    ``.stats``): ``prometheus_client.REGISTRY.register(collector(shadow))`` and the app's own
+    ``/metrics`` shows what the sidecar's does about its captures and model calls."""
+    return StatsCollector(shadow.stats)
