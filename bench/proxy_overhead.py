@@ -4,6 +4,8 @@ Every path calls the same fake OpenAI-compatible upstream (``frontier``, latency
 default so the proxies' own cost is what shows), on loopback, in one run:
 
   direct              the load generator calls the fake upstream itself (the baseline)
+  minimal python relay   aiohttp server + aiohttp client on uvloop relaying bytes, nothing
+                      parsed: the floor of a Python proxy, the sidecar's target
   sidecar pass        ``shadowroute serve``, task sample rate 0 (forward only)
   sidecar shadow X%   the same, every task sampled at X and mirrored to ``small`` (same upstream)
   litellm proxy       ``litellm --config`` with ``openai/frontier`` at the same upstream
@@ -340,6 +342,52 @@ def upstream_main(port: int, latency_scale: float) -> None:
         port=port,
         log_level="warning",
     )
+
+
+# ---------------------------------------------------------------------------- minimal relay
+
+
+def relay_main(port: int, upstream: str) -> None:
+    """The floor of a Python proxy: an aiohttp server relaying every request's bytes to the
+    upstream with an aiohttp client on uvloop, the response streamed back; nothing parsed,
+    nothing captured. The sidecar's overhead is read against it."""
+    import asyncio
+
+    import aiohttp
+    from aiohttp import web
+
+    hop = {"connection", "keep-alive", "transfer-encoding", "host", "content-length"}
+
+    async def handle(request: web.Request) -> web.StreamResponse:
+        session: aiohttp.ClientSession = request.app["session"]
+        body = await request.read()
+        headers = {k: v for k, v in request.headers.items() if k.lower() not in hop}
+        async with session.request(request.method, upstream + request.path_qs, data=body,
+                                   headers=headers, auto_decompress=False) as answer:
+            response = web.StreamResponse(status=answer.status, headers={
+                k: v for k, v in answer.headers.items() if k.lower() not in hop})
+            await response.prepare(request)
+            async for chunk in answer.content.iter_any():
+                await response.write(chunk)
+            await response.write_eof()
+            return response
+
+    async def session_ctx(app: web.Application):  # type: ignore[no-untyped-def]
+        app["session"] = aiohttp.ClientSession(
+            connector=aiohttp.TCPConnector(limit=0), skip_auto_headers=("User-Agent",))
+        yield
+        await app["session"].close()
+
+    try:
+        import uvloop
+
+        asyncio.set_event_loop_policy(uvloop.EventLoopPolicy())
+    except ImportError:
+        pass
+    app = web.Application()
+    app.cleanup_ctx.append(session_ctx)
+    app.router.add_route("*", "/{tail:.*}", handle)
+    web.run_app(app, host="127.0.0.1", port=port, print=None, access_log=None)
 
 
 # ---------------------------------------------------------------------------- LiteLLM
@@ -723,6 +771,23 @@ def report(
             f"{fmt(b.get('rps'), ',.0f'):>7} {n if n else '-':>3} {fmt(b.get('p50'), '.1f'):>7} "
             f"{fmt(b.get('p99'), '.1f'):>8}"
         )
+    relay = next((r for r in results if r.name == "minimal python relay" and r.serial
+                  and not r.skipped), None)
+    for r in results:
+        if relay is None or r is relay or r is direct or r.skipped or not r.serial:
+            continue
+        mine, floor = added(r, "serial", "p50"), added(relay, "serial", "p50")
+        mine_open, floor_open = added(r, "open", "p50"), added(relay, "open", "p50")
+        rps, floor_rps = (r.best() or (0, {}))[1].get("rps"), (relay.best() or (0, {}))[1].get("rps")
+        parts = []
+        if mine is not None and floor:
+            parts.append(f"added p50 (1 client) {mine / floor:.2f}x the relay's")
+        if mine_open is not None and floor_open:
+            parts.append(f"added p50 (open loop) {mine_open / floor_open:.2f}x")
+        if rps and floor_rps:
+            parts.append(f"max RPS {rps / floor_rps:.0%} of the relay's")
+        if parts:
+            print(f"vs the minimal relay: {r.name}: " + "; ".join(parts))
     if overloaded:
         print(
             f"* {args.rate:g} req/s is more than 80% of what it can do here ({'; '.join(overloaded)}): "
@@ -915,6 +980,24 @@ def main(argv: list[str]) -> int:
             results.append(direct)
             measure(direct, up_base + CHAT_PATH, args, common, None, upstream.pid)
 
+            relay = PathResult("minimal python relay")
+            results.append(relay)
+            relay_port = free_port()
+            relay_server = Server(
+                "minimal python relay",
+                [sys.executable, __file__, "_relay", str(relay_port), up_base],
+                f"http://127.0.0.1:{relay_port}/v1/models", tmp / "relay.log", tmp)
+            servers.append(relay_server)
+            try:
+                relay_server.start(30)
+                measure(relay, f"http://127.0.0.1:{relay_port}{CHAT_PATH}", args, common,
+                        relay_server.pid, upstream.pid)
+            except (RuntimeError, subprocess.SubprocessError) as exc:
+                relay.skipped = f"the relay failed: {exc}; log:\n{relay_server.tail()}"
+                print(f"  minimal python relay: {relay.skipped}", flush=True)
+            relay_server.stop()
+            servers.remove(relay_server)
+
             if not args.no_sidecar:
                 for rate in [0.0, *args.sample_rates]:
                     name = "sidecar pass" if rate == 0 else f"sidecar shadow {rate * 100:g}%"
@@ -1022,5 +1105,7 @@ if __name__ == "__main__":
         load_main(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "_upstream":
         upstream_main(int(sys.argv[2]), float(sys.argv[3]))
+    elif len(sys.argv) > 1 and sys.argv[1] == "_relay":
+        relay_main(int(sys.argv[2]), sys.argv[3])
     else:
         sys.exit(main(sys.argv[1:]))
