@@ -16,7 +16,7 @@ import fnmatch
 import json
 import logging
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from typing import Any
 from urllib.parse import quote_from_bytes
 
@@ -41,6 +41,7 @@ from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
 from .answers import api_error, error_json, http_error, is_anthropic, unauthorized
+from .asgi import EveryMethod, KnownLength
 from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
 from .metrics import Metrics
@@ -347,8 +348,14 @@ class Sidecar:
 
     def _relayed(self, response: httpx.Response, api: Api | None, began: float,
                  route_header: str | None) -> Response:
-        relayed = StreamingResponse(self._relay(response, api, began),
-                                    status_code=response.status_code)
+        # A stream (SSE, or no length) keeps Starlette's disconnect watch, so a client that
+        # goes away stops the relay (and the capture sees it abandoned); a body of known
+        # length is relayed without that per-request task group.
+        headers = response.headers
+        streamed = ("content-length" not in headers
+                    or headers.get("content-type", "").startswith("text/event-stream"))
+        kind = StreamingResponse if streamed else KnownLength
+        relayed = kind(self._relay(response, api, began), status_code=response.status_code)
         raw = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
         if route_header is not None:
             raw.append((ROUTE_HEADER.encode(), route_header.encode("latin-1", "replace")))
@@ -472,18 +479,6 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
-class _EveryMethod:
-    """An endpoint for every HTTP method, OPTIONS (CORS preflight) and custom ones included:
-    Starlette routes a plain function for GET and HEAD only, an ASGI app for any method."""
-
-    def __init__(self, handler: Callable[[Request], Awaitable[Response]]) -> None:
-        self.handler = handler
-
-    async def __call__(self, scope: Any, receive: Any, send: Any) -> None:
-        response = await self.handler(Request(scope, receive))
-        await response(scope, receive, send)
-
-
 def create_app(config: Config, **kwargs: Any) -> Starlette:
     """The sidecar ASGI app (``shadowroute serve`` runs it under uvicorn)."""
     sidecar = Sidecar(config, **kwargs)
@@ -493,7 +488,7 @@ def create_app(config: Config, **kwargs: Any) -> Starlette:
             Route("/readyz", sidecar.readyz, methods=["GET"]),
             Route("/metrics", sidecar.prometheus, methods=["GET"]),
             Route("/v1/captures", sidecar.captures, methods=["POST"]),
-            Route("/{path:path}", _EveryMethod(sidecar.proxy)),
+            Route("/{path:path}", EveryMethod(sidecar.proxy)),
         ],
         exception_handlers={HTTPException: http_error},
         lifespan=sidecar.lifespan,
