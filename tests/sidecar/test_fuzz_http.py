@@ -13,7 +13,6 @@ share in support/fuzz.py. Bugs these found keep an ``@example`` of the input tha
 from __future__ import annotations
 
 import json
-import socket
 import time
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
@@ -52,6 +51,7 @@ from support.fuzz import (
     shaped,
     texts,
 )
+from support.sidecar import raw_http
 
 # =========================================================================== the sidecar's HTTP API
 
@@ -295,16 +295,6 @@ class Recorder:
 
     def paths(self) -> list[str]:
         return [path for _, path, _, _ in self.hits]
-
-
-def raw_http(port: int, head: bytes, body: bytes = b"") -> bytes:
-    """One request written on a socket exactly as given (absolute-form targets, odd paths)."""
-    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
-        sock.sendall(head + b"\r\n" + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body) + body)
-        out = b""
-        while chunk := sock.recv(65536):
-            out += chunk
-    return out
 
 
 def test_the_sidecar_only_ever_calls_the_configured_upstream(tmp_path: Path) -> None:

@@ -24,6 +24,7 @@ from shadowroute.store import Store
 from shadowroute.store.models import CandidateOutput, Exchange, Score, TrafficDaily
 from shadowroute.store.retention import prune
 from support.fuzz import fuzz
+from support.sidecar import raw_http
 
 TOKEN = "ingest-3f9c2a71d0b84e6f"
 METRICS = "metrics-77aa01"
@@ -98,24 +99,6 @@ def test_one_client_cannot_send_more_than_its_captures_a_minute(guarded: Any,
     assert samples[("shadowroute_captures_refused_total", (("reason", "rate_limited"),))] == 3
 
 
-def _raw_post(base_url: str, authorization: bytes) -> tuple[int, bytes]:
-    """POST /v1/captures over a raw socket with exactly this Authorization value."""
-    import socket
-
-    host, port = base_url.removeprefix("http://").split(":")
-    body = b'{"captures": []}'
-    head = (b"POST /v1/captures HTTP/1.1\r\nHost: sidecar\r\nContent-Type: application/json\r\n"
-            b"Authorization: " + authorization + b"\r\nContent-Length: "
-            + str(len(body)).encode() + b"\r\nConnection: close\r\n\r\n")
-    with socket.create_connection((host, int(port)), timeout=10) as sock:
-        sock.sendall(head + body)
-        data = b""
-        while chunk := sock.recv(65536):
-            data += chunk
-    status = int(data.split(b" ", 2)[1])
-    return status, data.partition(b"\r\n\r\n")[2]
-
-
 def test_odd_authorization_headers_are_a_401_never_a_500(guarded: Any) -> None:
     @fuzz(60)
     @given(value=st.binary(max_size=20_000).filter(
@@ -126,7 +109,10 @@ def test_odd_authorization_headers_are_a_401_never_a_500(guarded: Any) -> None:
     @example(value=b"Bearer " + b"a" * 16_000)
     @example(value=b"Bearer " + TOKEN.encode() + b"\x01")
     def run(value: bytes) -> None:
-        status, body = _raw_post(guarded.base_url, value)
+        answer = raw_http(guarded.port, b"POST /v1/captures HTTP/1.1\r\nhost: sidecar\r\n"
+                          b"content-type: application/json\r\nauthorization: " + value,
+                          b'{"captures": []}')
+        status, body = int(answer.split(b" ", 2)[1]), answer.partition(b"\r\n\r\n")[2]
         # 400: the server's own HTTP parser refuses control characters in a header, as the RFC
         # says; ours never sees them. Never a 5xx, never let in.
         control = any(c < 0x20 or c == 0x7F for c in value if c != 0x09)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import random
+import socket
 import subprocess
 import time
 from collections.abc import Callable, Iterator
@@ -114,6 +115,19 @@ def curl(url: str, body: bytes, *headers: str) -> tuple[str, list[tuple[str, str
     status, *lines = head.decode("latin-1").split("\r\n")
     parsed = [(k.strip().lower(), v.strip()) for k, v in (line.split(":", 1) for line in lines)]
     return status, parsed, payload
+
+
+def raw_http(port: int, head: bytes, body: bytes = b"") -> bytes:
+    """One request written on a socket exactly as given (absolute-form targets, odd paths,
+    header bytes no HTTP client would send), with its length and ``connection: close``; the
+    whole answer as bytes."""
+    with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
+        sock.sendall(head + b"\r\n" + b"content-length: %d\r\nconnection: close\r\n\r\n" % len(body)
+                     + body)
+        out = b""
+        while chunk := sock.recv(65536):
+            out += chunk
+    return out
 
 
 def spool_text(directory: Path) -> str:

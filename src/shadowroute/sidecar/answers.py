@@ -5,6 +5,7 @@ what a day may cost)."""
 
 from __future__ import annotations
 
+import math
 from typing import Any
 
 from starlette.exceptions import HTTPException
@@ -14,7 +15,7 @@ from starlette.responses import JSONResponse, Response
 from ..capture.calls import Api
 from ..config import Config, SidecarConfig
 
-__all__ = ["api_error", "error_json", "http_error", "is_anthropic", "trust_line", "unauthorized",
+__all__ = ["api_error", "daily_budgets", "error_json", "http_error", "is_anthropic", "trust_line", "unauthorized",
            "upstreams_line"]
 
 _Headers = list[tuple[bytes, bytes]] | tuple[tuple[bytes, bytes], ...]
@@ -49,6 +50,13 @@ def upstreams_line(settings: SidecarConfig) -> str:
             "upgrades (Realtime API) refused with 501")
 
 
+def daily_budgets(config: Config) -> list[float | None]:
+    """The task types' distinct daily candidate budgets, smallest first; ``None``: no cap."""
+    caps = {t.daily_budget_usd for t in config.tasks.values()}
+    return sorted((c for c in caps if not math.isinf(c)), key=float) + (
+        [None] if any(math.isinf(c) for c in caps) else [])
+
+
 def trust_line(config: Config) -> str:
     """Who may use the sidecar's own endpoints and what a day may cost, for the start-up
     line."""
@@ -58,10 +66,10 @@ def trust_line(config: Config) -> str:
                 if sidecar.ingest_token_env else "captures open (loopback only)")
     metrics = (f"metrics need the token in ${sidecar.metrics_token_env}"
                if sidecar.metrics_token_env else "metrics open")
-    budgets = sorted({t.daily_budget_usd for t in config.tasks.values()})
+    budgets = daily_budgets(config)
     spend = ("no task types declared" if not budgets else
              "candidate spend capped at " + ", ".join(
-                 "no cap" if b == float("inf") else f"${b:,.2f}" for b in budgets)
+                 "no cap" if b is None else f"${b:,.2f}" for b in budgets)
              + " a day per task type")
     return (f"{captures} ({sidecar.captures_per_minute:,}/min per client); {metrics}; "
             f"{spend}")

@@ -40,7 +40,7 @@ from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
-from .answers import api_error, error_json, http_error, is_anthropic, unauthorized
+from .answers import api_error, daily_budgets, error_json, http_error, is_anthropic, unauthorized
 from .asgi import EveryMethod, KnownLength
 from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
@@ -245,7 +245,6 @@ class Sidecar:
         """Send a call upstream as the client sent it: its headers and nothing else (no
         client defaults, no cookies of other calls). ``capture=False`` (a body larger than the
         capture limit, or one the sidecar cannot read) goes past the capture transport."""
-        assert self.client is not None and self._inner is not None
         content = body.stream() if isinstance(body, Body) else body
         upstream_request = httpx.Request(method, url, headers=headers, content=content,
                                          extensions={"timeout": self._timeout})
@@ -454,9 +453,7 @@ class Sidecar:
                 "database": await self.shadow.database_state(),
                 "queue_depth": stats.queue_depth,
                 "spool_pending": stats.spool_pending,
-                "daily_budget_usd": sorted({
-                    None if t.daily_budget_usd == float("inf") else t.daily_budget_usd
-                    for t in self.config.tasks.values()}, key=lambda b: (b is None, b or 0)),
+                "daily_budget_usd": daily_budgets(self.config),
                 "captures": ("off" if not self.settings.captures else
                              "token" if self._ingest_key.required else "open"),
             }
