@@ -102,6 +102,11 @@ def test_chat_reasoning_effort_spends_hidden_tokens(oai: openai.OpenAI) -> None:
     with pytest.raises(openai.BadRequestError):
         oai.chat.completions.create(model="frontier", messages=USER,
                                     reasoning_effort="extreme")  # type: ignore[arg-type]
+    # Anthropic's top level has no OpenAI counterpart: a 400 there, as from OpenAI itself
+    # (a candidate is never sent it: formats name it in not_carried instead).
+    with pytest.raises(openai.BadRequestError):
+        oai.chat.completions.create(model="frontier", messages=USER,
+                                    reasoning_effort="max")  # type: ignore[arg-type]
 
 
 # --- n > 1 ------------------------------------------------------------------------------------------

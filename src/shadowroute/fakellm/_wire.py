@@ -40,8 +40,9 @@ __all__ = [
 ]
 
 Api = Literal["openai", "anthropic", "responses"]
-Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh", "max"]
-"""The reasoning efforts the OpenAI APIs accept."""
+Effort = Literal["none", "minimal", "low", "medium", "high", "xhigh"]
+"""The reasoning efforts the OpenAI APIs accept (Anthropic's ``output_config.effort`` also has
+``max``; an OpenAI endpoint answers it with a 400, and so does this server)."""
 
 
 class Body(BaseModel):
