@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import subprocess
 import sys
 from pathlib import Path
@@ -114,16 +115,21 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     # The demo scored what it captured before the promotions: its task's scores, judge included.
     by_scorer, scored, reverse = anyio.run(scores)
     assert "judge:" in result.stdout and "passed/scored" in result.stdout
-    assert f"scored {sum(scored.values()):,} outputs" in result.stdout
+    first_night = int(re.search(r"^scored ([\d,]+) outputs", result.stdout, re.M)[1].replace(",", ""))
+    second_night = int(re.search(r"second night: scored ([\d,]+) more outputs",
+                                 result.stdout)[1].replace(",", ""))
+    assert first_night > 0 and second_night > 0
+    assert first_night + second_night == sum(scored.values())
     # classify_intent: label only; lookup_order: similarity only (tool calls compared as calls)
     assert by_scorer["judge"] == (sum(scored.values()) - scored["classify_intent"]
                                   - scored["lookup_order"])
     assert by_scorer["label"] == scored["classify_intent"] + scored["sentiment"]
     assert {"label", "schema", "similarity"} <= set(by_scorer)
 
-    # ... and ended with the report: a mix of verdicts that follows from the simulated quality.
-    html = tmp_path / "reports" / f"shadowroute-{utcnow():%Y-%m-%d}.html"
-    assert html.exists() and f"report: reports/{html.name}" in result.stdout
+    # ... and ended the first night with the report: a mix of verdicts that follows from the
+    # simulated quality.
+    html = tmp_path / "reports" / f"shadowroute-{utcnow():%Y-%m-%d}-night-1.html"
+    assert html.exists() and f"report of the first night: reports/{html.name}" in result.stdout
     twin = json.loads(html.with_suffix(".json").read_text())
     verdicts = {(t["task"], c["model"]): c["verdict"] for t in twin["tasks"] for c in t["candidates"]}
     assert verdicts[("classify_intent", "claude-small")] == "PROMOTE"  # 97% accurate, like the primary
@@ -147,10 +153,11 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     assert "monthly cost at this volume (calls only): before $" in result.stdout
     assert "classify_intent -> small:" in result.stdout
     assert "extract_order -> frontier:" in result.stdout
-    routes = (tmp_path / ".shadowroute" / "demo-routes.yaml").read_text()
+    routes = (tmp_path / "shadowroute-demo-routes.yaml").read_text()
     assert "classify_intent:" in routes and "model: small" in routes
     # The reverse shadow: small's production answers against frontier's reference.
     assert reverse["small"] > 0
+    reproduce_the_demo_from_the_shell(result.stdout, tmp_path, cli)
     nightly_on_a_copy_of_the_demo(database, tmp_path)
 
     # Without the demo's config the default scorer (similarity at 0.8) applies: the CLI scores
@@ -164,6 +171,36 @@ def test_demo_runs_end_to_end_and_stores_pairs(tmp_path: Path, cli) -> None:
     again = cli("score", "--database-url", url, cwd=tmp_path, env={"SHADOWROUTE_CONFIG": ""})
     assert again.returncode == 0, again.stderr
     assert "scored 0 outputs" in again.stdout
+
+
+def reproduce_the_demo_from_the_shell(stdout: str, tmp_path: Path, cli) -> None:
+    """The demo ends with the commands that look at its store again: they run from the shell
+    as printed, and `report` decides exactly what the demo's last report decided."""
+    final = tmp_path / "reports" / f"shadowroute-{utcnow():%Y-%m-%d}.html"
+    assert f"report: reports/{final.name}" in stdout
+    assert "second night: scored " in stdout
+
+    def verdicts(twin: dict) -> dict:
+        return ({(t["task"], c["model"]): (c["verdict"], c["n"], c["passed"])
+                 for t in twin["tasks"] for c in t["candidates"]},
+                {p["task"]: (p["model"], p["verdict"]) for p in twin["promoted"]})
+
+    demo = verdicts(json.loads(final.with_suffix(".json").read_text()))
+    commands = [line.strip() for line in stdout.splitlines()
+                if line.strip().startswith("shadowroute ") and "--config" in line]
+    assert [c.split()[1] for c in commands] == ["report", "summary", "routes"]
+    assert all(c.endswith("--config shadowroute-demo.toml") for c in commands)
+    final.unlink()  # written again by the command, from the store alone
+    ran = {}
+    for command in commands:
+        ran[command.split()[1]] = cli(*command.split()[1:], cwd=tmp_path,
+                                      env={"SHADOWROUTE_CONFIG": "", "COLUMNS": "200"})
+        assert ran[command.split()[1]].returncode == 0, ran[command.split()[1]].stderr
+    assert verdicts(json.loads(final.with_suffix(".json").read_text())) == demo
+    assert demo[1]["classify_intent"][0] == "small"  # the promotion is in the reproduced report
+    assert "classify_intent" in ran["summary"].stdout
+    assert "classify_intent" in ran["routes"].stdout and "small" in ran["routes"].stdout
+    assert "config shadowroute-demo.toml" in final.read_text()  # not "<dict>"
 
 
 def nightly_on_a_copy_of_the_demo(database: Path, tmp_path: Path) -> None:
@@ -185,7 +222,7 @@ def nightly_on_a_copy_of_the_demo(database: Path, tmp_path: Path) -> None:
     copy = tmp_path / "nightly" / "demo-copy.db"
     copy.parent.mkdir()
     shutil.copyfile(database, copy)
-    config = demo_config("http://127.0.0.1:9", copy, tmp_path / "nightly" / "spool")
+    config = demo_config("http://127.0.0.1:9", copy)
     config = config.model_copy(update={"notify": config.notify.model_copy(
         update={"webhook_url_env": "SR_TEST_DEMO_WEBHOOK", "retries": 0})})
     posts: list[dict] = []
@@ -255,7 +292,7 @@ def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path, cli) -> None:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"], ["import"], ["replay"], ["eval"], ["calibrate-judge"], ["prune"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"], ["import"], ["replay"], ["eval"], ["calibrate-judge"], ["prune"]])
 def test_help(tmp_path: Path, command: list[str], cli) -> None:
     result = cli(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage" in result.stdout

@@ -1,7 +1,7 @@
 """The ``shadowroute`` command line. Bad input gives one clear line and a non-zero exit code.
 
 One module per command group, registered on the shared :data:`~.common.app` when imported here:
-:mod:`.nightly` (summary, score, report, prune), :mod:`.serve` (serve, fake-llm, demo),
+:mod:`.init` (init), :mod:`.nightly` (summary, score, report, prune), :mod:`.serve` (serve, fake-llm, demo),
 :mod:`.evals` (calibrate-judge, eval), :mod:`.data` (import, replay), :mod:`.routes` (promote,
 demote, routes), :mod:`.store` (db, spool, config). :mod:`.tables` renders the terminal tables.
 """
@@ -17,7 +17,7 @@ from ..errors import ShadowrouteError
 
 # The order the modules register in is the order `--help` lists the commands.
 # isort: off
-from . import nightly, serve, calibrate, data, evals, routes, store  # noqa: F401
+from . import init, nightly, serve, calibrate, data, evals, routes, store  # noqa: F401
 # isort: on
 from .common import app
 

@@ -15,8 +15,11 @@ serves promoted task types with their new model and reverse-shadows a slice to t
 from __future__ import annotations
 
 import json
+import shutil
 import time
+from importlib import resources
 from pathlib import Path
+from string import Template
 from typing import Any
 
 import anyio
@@ -30,6 +33,7 @@ from ..fakellm.tasks import ClassifyIntent
 from ..formats.responses import openai_request_to_responses
 from ..pipeline.core import Shadow
 from ..report import run_report
+from ..report.run import default_report_path
 from ..routing import Router
 from ..routing import promote as route_ops
 from ..scoring import run_scoring
@@ -48,78 +52,53 @@ CONCURRENCY = 16
 INTENT_LABELS = ClassifyIntent.labels
 
 
-def demo_config(base_url: str, database: Path, spool_dir: Path) -> Config:
-    """The demo's configuration: the fake server's roster and prices, four task types with
-    their scorers, and the fake ``judge`` model as the LLM judge."""
+DEMO_TOML = "templates/demo.toml"
+
+
+def demo_paths(database: Path) -> dict[str, Path]:
+    """The files the demo keeps beside its database: its config, route map, the JSON schema
+    of ``extract_order`` and the spool."""
+    stem, folder = database.stem, database.parent
+    return {
+        "config": folder / f"{stem}.toml",
+        "routes": folder / f"{stem}-routes.yaml",
+        "schema": folder / f"{stem}-extract_order.schema.json",
+        "spool": folder / ".shadowroute" / f"{stem}-spool",
+    }
+
+
+def demo_config(base_url: str, database: Path) -> Config:
+    """Write the demo's configuration beside ``database`` (``shadowroute-demo.toml``: the fake
+    server's roster and prices, five task types with their scorers, the fake ``judge`` model
+    as the LLM judge) and load it from there, so the shell sees what the demo saw."""
+    paths = demo_paths(database)
+    paths["schema"].parent.mkdir(parents=True, exist_ok=True)
+    paths["schema"].write_text(json.dumps(EXTRACT_ORDER_SCHEMA, indent=1))
     roster = default_settings().models
-    schema = spool_dir.parent / "extract_order.schema.json"
-    schema.parent.mkdir(parents=True, exist_ok=True)
-    schema.write_text(json.dumps(EXTRACT_ORDER_SCHEMA, indent=1))
-    models: dict[str, Any] = {}
-    for name in ("frontier", "small", "tiny", "claude-small", "judge"):
-        fake = roster[name]
-        anthropic = name.startswith("claude")
-        models[name] = {
-            "base_url": base_url if anthropic else base_url + "/v1",
-            "api": "anthropic" if anthropic else "openai",
-            "input_price": fake.input_price,
-            "output_price": fake.output_price,
-        }
-    return load_config(
-        data={
-            "database_url": f"sqlite+aiosqlite:///{database}",
-            "seed": 7,
-            "models": models,
-            "judge": {"model": "judge", "concurrency": 16},
-            "tasks": {
-                # A low-stakes classifier: the label must match the primary's; 90% agreement
-                # and at most 5 points more disagreement than the primary has with itself.
-                "classify_intent": {
-                    "candidates": ["claude-small", "small", "tiny"],
-                    "sample_rate": 1.0,
-                    "noise_floor_rate": 0.5,
-                    "scorers": {"label": {"labels": list(INTENT_LABELS)}},
-                    "required_quality": 0.9,
-                    "margin": 0.05,
-                },
-                "extract_order": {
-                    "candidates": ["small", "claude-small"],
-                    "sample_rate": 1.0,
-                    "noise_floor_rate": 0.25,
-                    "json_schema": str(schema),
-                    "scorers": ["schema", "similarity", "judge"],
-                },
-                "summarize_ticket": {
-                    "candidates": ["small", "claude-small"],
-                    "sample_rate": 1.0,
-                    "noise_floor_rate": 0.25,
-                    "scorers": {"similarity": {"threshold": 0.95}, "judge": {}},
-                },
-                "sentiment": {
-                    "candidates": ["tiny"],
-                    "sample_rate": 0.3,
-                    "noise_floor_rate": 0.25,
-                    "scorers": {"label": {"labels": ["positive", "negative", "neutral"]},
-                                "judge": {}},
-                },
-                # A support agent calling tools through the Responses API: its candidates are
-                # called in their own APIs (chat completions, Anthropic) and pass only when
-                # they make the primary's calls, with the same arguments.
-                "lookup_order": {
-                    "candidates": ["claude-small", "small"],
-                    "sample_rate": 1.0,
-                    "noise_floor_rate": 0.25,
-                    "scorers": ["similarity"],
-                },
-            },
-            "store": {"spool_dir": str(spool_dir)},
-            # Drain every capture at the end, however slow this machine is right now: a
-            # capture dropped at the deadline would change the verdicts.
-            "mirror": {"shutdown_deadline_s": 300},
-            "routes": {"file": str(spool_dir.parent / "demo-routes.yaml"),
-                       "reverse_shadow_rate": 0.2},
-        }
+    prices = {f"{name.replace('-', '_')}_{side}": getattr(roster[name], f"{side}put_price")
+              for name in ("frontier", "small", "tiny", "claude-small", "judge")
+              for side in ("in", "out")}
+    text = Template(resources.files(__package__).joinpath(DEMO_TOML).read_text()).substitute(
+        config_name=_shell_path(paths["config"]),
+        base_url=base_url,
+        port=base_url.rsplit(":", 1)[-1],
+        database_url=f"sqlite+aiosqlite:///{database.resolve()}",
+        intent_labels=json.dumps(list(INTENT_LABELS)),
+        schema_file=paths["schema"].name,
+        spool_dir=paths["spool"].resolve(),
+        routes_file=paths["routes"].name,
+        **prices,
     )
+    paths["config"].write_text(text)
+    return load_config(paths["config"])
+
+
+def _shell_path(path: Path) -> str:
+    """``path`` as typed in a shell opened where the demo ran."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path.resolve())
 
 
 async def _drive(config: Config, base_url: str, requests: int, seed: int) -> tuple[Shadow, float]:
@@ -207,23 +186,31 @@ async def _summary(url: str) -> dict[str, Any]:
 def run_demo(
     *, requests: int, database: Path, seed: int, console: Console, report_path: Path | None = None
 ) -> dict[str, Any]:
+    paths = demo_paths(database)
     for suffix in ("", "-wal", "-shm"):
         Path(f"{database}{suffix}").unlink(missing_ok=True)
-    spool_dir = Path(".shadowroute") / "demo-spool"
-    (spool_dir.parent / "demo-routes.yaml").unlink(missing_ok=True)  # a fresh route map too
+    paths["routes"].unlink(missing_ok=True)  # a fresh route map too
+    shutil.rmtree(paths["spool"], ignore_errors=True)  # and no captures of an earlier run
+    final_path = report_path or default_report_path()
+    first_path = final_path.with_name(f"{final_path.stem}-night-1.html")
     settings = default_settings(seed=seed)
     # A real primary does not always repeat itself: half of the replays are a fresh sample
     # (two draws of a 97%-accurate model disagree ~6% of the time), the noise floor.
     frontier = settings.models[PRIMARY].with_changes(consistency=0.5)
     with FakeLLMServer(settings.with_model(frontier)) as server:
-        config = demo_config(server.base_url, database, spool_dir)
-        console.print(f"fake LLM server on {server.base_url}; primary model: {PRIMARY}")
+        config = demo_config(server.base_url, database)
+        console.print(f"fake LLM server on {server.base_url}; primary model: {PRIMARY}; "
+                      f"config: {paths['config']}", highlight=False)
         sh, elapsed = anyio.run(_drive, config, server.base_url, requests, seed)
         counts = anyio.run(_summary, config.database_url)
         scored = anyio.run(run_scoring, config)
-        report, html, twin = anyio.run(lambda: run_report(config, out=report_path))
+        report, html, twin = anyio.run(lambda: run_report(config, out=first_path))
         promoted = anyio.run(_promote, config, report)
         served, routed_sh = anyio.run(_routed, config, ROUTED_REQUESTS, seed)
+        # The next night: the Router's calls are scored (reverse-shadow pairs included) and
+        # the report checks the promoted task type for drift.
+        rescored = anyio.run(run_scoring, config)
+        final, final_html, final_twin = anyio.run(lambda: run_report(config, out=final_path))
     stats = sh.stats
     console.print(
         f"{stats.offered:,} production calls in {elapsed:.1f}s; sampled {stats.sampled:,}, "
@@ -236,11 +223,33 @@ def run_demo(
         console.print(line, highlight=False, markup=False)
     console.print(render_scores(scored.summary))
     console.print(render_verdicts(report))
-    console.print(f"stored in {database}  (look again: shadowroute summary --database-url "
-                  f"sqlite+aiosqlite:///{database})")
-    console.print(f"report: {html}  (json twin: {twin})", highlight=False)
+    console.print(f"report of the first night: {html}  (json twin: {twin})", highlight=False)
     _print_loop(console, config, report, promoted, served, routed_sh)
+    console.print(
+        f"second night: scored {rescored.outputs:,} more outputs (the Router's calls); "
+        f"{_changes(report, final)}", highlight=False)
+    console.print(f"report: {final_html}  (json twin: {final_twin})", highlight=False)
+    name = _shell_path(paths["config"])
+    console.print(
+        f"look again (the demo's config and database; `report` reproduces these verdicts):\n"
+        f"  shadowroute report  --config {name}\n"
+        f"  shadowroute summary --config {name}\n"
+        f"  shadowroute routes  --config {name}", highlight=False, soft_wrap=True)
     return counts
+
+
+def _changes(before: Any, after: Any) -> str:
+    """What the second night's report decided differently from the first."""
+    def verdicts(report: Any) -> dict[tuple[str, str], str]:
+        return {(t.task, c.model): c.verdict for t in report.tasks for c in t.candidates}
+
+    old, new = verdicts(before), verdicts(after)
+    moved = [f"{task} -> {model}: {old.get((task, model), 'new')} -> {verdict}"
+             for (task, model), verdict in sorted(new.items())
+             if old.get((task, model)) != verdict]
+    drift = [f"{p.task} on {p.model}: {p.verdict}" for p in after.promoted]
+    return ("verdicts changed: " + "; ".join(moved) if moved else "no verdict changed") + (
+        "; drift check of the promoted " + "; ".join(drift) if drift else "")
 
 
 def _print_loop(console: Console, config: Config, report: Any, promoted: list[str],
