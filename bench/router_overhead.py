@@ -1,5 +1,6 @@
 """What the route map costs per request: ``Router.model_for`` against a plain dict lookup, and
-``route_and_shadow`` against ``shadow()`` for the same (instant) call.
+``route_and_shadow`` against ``shadow()`` for the same (instant) call, and what building the
+``ChatCompletion`` reply of ``call=None`` costs.
 
     .venv/bin/python bench/router_overhead.py
 
@@ -20,7 +21,7 @@ from typing import Any
 
 import anyio
 
-from shadowroute import Router, Shadow, load_config
+from shadowroute import ChatCompletion, Router, Shadow, load_config
 from shadowroute.records import Completion
 from shadowroute.routing import Route, write_routes
 
@@ -97,6 +98,9 @@ async def main() -> None:
         print(f"{label}: p50 {statistics.median(values):.1f} us, "
               f"p99 {values[int(len(values) * 0.99)]:.1f} us per call (sampling off)")
     print(f"route_and_shadow / shadow() p50: x{statistics.median(routed) / statistics.median(shadowed):.2f}")
+    # Without call= the reply is a ChatCompletion built from the provider's dict: its cost.
+    wrap_ns = per_call_ns(lambda: ChatCompletion.from_response(REPLY), CALLS // 10)
+    print(f"ChatCompletion.from_response (the reply of call=None): {wrap_ns / 1000:.1f} us/call")
 
 
 if __name__ == "__main__":

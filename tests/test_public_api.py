@@ -3,11 +3,11 @@
 import shadowroute
 
 EXPECTED = {
-    "BadResponse", "ClientError", "Config", "ConfigError", "ProviderError", "ProviderTimeout",
-    "PromotionRefused", "ProviderUnavailable", "RateLimited", "Route", "Router", "ServerError",
-    "Shadow", "ShadowTransport",
-    "ShadowrouteError", "ShutdownReport", "Stats", "StoreError", "SyncShadow",
-    "SyncShadowTransport", "__version__", "load_config", "shadow", "task",
+    "BadResponse", "ChatCompletion", "ClientError", "Config", "ConfigError", "ProviderError",
+    "ProviderTimeout", "PromotionRefused", "ProviderUnavailable", "RateLimited", "Route",
+    "Router", "ServerError", "Shadow", "ShadowTransport", "ShadowrouteError", "ShutdownReport",
+    "Stats", "StoreError", "SyncShadow", "SyncShadowTransport", "__version__", "load_config",
+    "shadow", "task",
 }
 
 

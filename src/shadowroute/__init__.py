@@ -19,7 +19,7 @@ _EXPORTS = {
     "ProviderUnavailable": "errors", "RateLimited": "errors", "ServerError": "errors",
     "ShadowrouteError": "errors", "StoreError": "errors",
     "Shadow": "pipeline.core", "ShutdownReport": "pipeline.core", "shadow": "pipeline.core",
-    "Route": "routing", "Router": "routing",
+    "ChatCompletion": "routing", "Route": "routing", "Router": "routing",
     "Stats": "stats",
     "SyncShadow": "pipeline.sync",
     "ShadowTransport": "capture.transport", "SyncShadowTransport": "capture.transport",
@@ -44,7 +44,7 @@ if TYPE_CHECKING:
     )
     from .pipeline.core import Shadow, ShutdownReport, shadow
     from .pipeline.sync import SyncShadow
-    from .routing import Route, Router
+    from .routing import ChatCompletion, Route, Router
     from .stats import Stats
 
 
@@ -67,6 +67,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "BadResponse",
+    "ChatCompletion",
     "ClientError",
     "Config",
     "ConfigError",

@@ -250,7 +250,7 @@ async def test_without_call_a_route_to_an_undeclared_model_stays_on_the_primary(
                 replies = [await router.route_and_shadow(task="classify_intent", request=REQUEST)
                            for _ in range(2)]
         assert fake.calls("frontier") == 2
-    assert {r["model"] for r in replies} == {"frontier"}
+    assert {r.model for r in replies} == {"frontier"}
     assert len([r for r in caplog.records if "'gone'" in r.getMessage()]) == 1
 
 

@@ -169,7 +169,7 @@ async def _routed(config: Config, requests: int, seed: int) -> tuple[dict[str, i
             async with limiter:
                 reply = await router.route_and_shadow(
                     task=item.task, request={"model": PRIMARY, **item.request})
-            key = f"{item.task} -> {reply['model']}"
+            key = f"{item.task} -> {reply.model}"
             served[key] = served.get(key, 0) + 1
 
         async with anyio.create_task_group() as tg:

@@ -12,6 +12,10 @@ For a task type still on its primary, ``route_and_shadow`` is :func:`shadowroute
 primary answers and a sample is mirrored to the candidates. For a promoted one the promoted
 model answers, and a slice (``[routes] reverse_shadow_rate``) is mirrored back to the primary
 it replaced, in the background: the reverse shadow whose pairs the report checks for drift.
+
+The reply is of one type, promoted or not: what ``call`` returned, untouched; without ``call``
+(shadowroute makes the call through the model's ``[models]`` entry), a
+:class:`~shadowroute.routing.completion.ChatCompletion` read like the OpenAI SDK's.
 """
 
 from __future__ import annotations
@@ -20,7 +24,7 @@ import logging
 import time
 from collections.abc import Awaitable, Callable
 from os import PathLike
-from typing import Any
+from typing import Any, TypeVar, overload
 
 from ..capture.calls import Api
 from ..config import Config, ModelConfig, load_config
@@ -31,12 +35,14 @@ from ..formats.responses import responses_request_to_openai
 from ..mirror.provider import Provider
 from ..mirror.wiring import new_provider
 from ..pipeline.core import Shadow, active_shadow
+from .completion import ChatCompletion
 from .routemap import Route, RouteMap
 
 __all__ = ["Router"]
 
 log = logging.getLogger("shadowroute")
 
+T = TypeVar("T")
 Call = Callable[[dict[str, Any]], Awaitable[Any]]
 
 
@@ -50,7 +56,7 @@ class Router:
             self.config.routes_file(), interval_s=self.config.routes.reload_interval_s
         )
         self._providers: dict[str, Provider] = {}
-        self._warned: set[str] = set()
+        self._warned: set[tuple[str, str]] = set()
 
     @classmethod
     def from_config(cls, path: str | PathLike[str] | None = None, **kwargs: Any) -> Router:
@@ -74,12 +80,25 @@ class Router:
 
     def model_for(self, task: str, default: str | None = None) -> str | None:
         """The model id to send for ``task``: the promoted model's (its ``[models]`` entry's
-        upstream id), else ``default`` (your primary)."""
+        upstream id), else ``default`` (your primary). :meth:`route_and_shadow` also keeps
+        calls the promoted model cannot take on the primary (see there)."""
         route = self.routes.get(task)
         if route is None:
             return default
         model = self.config.models.get(route.model)
         return model.model if model is not None else route.model
+
+    @overload
+    async def route_and_shadow(
+        self, *, task: str, request: dict[str, Any], call: None = None,
+        metadata: dict[str, Any] | None = None, api: Api = "openai", via: Shadow | None = None,
+    ) -> ChatCompletion: ...
+
+    @overload
+    async def route_and_shadow(
+        self, *, task: str, request: dict[str, Any], call: Callable[[dict[str, Any]], Awaitable[T]],
+        metadata: dict[str, Any] | None = None, api: Api = "openai", via: Shadow | None = None,
+    ) -> T: ...
 
     async def route_and_shadow(
         self,
@@ -93,45 +112,78 @@ class Router:
     ) -> Any:
         """Answer ``request`` with the model that serves ``task`` and shadow it.
 
-        ``call(request)`` makes the production call with the request it is given (``model``
-        set to the promoted model's id when the task type is promoted) and its result comes
-        back untouched; ``api`` says which API ``request`` is in (``openai`` chat,
-        ``anthropic``, ``responses``). Without ``call``, shadowroute calls the model itself
-        through its ``[models]`` entry (the request translated to that model's API) and returns
-        an OpenAI-shaped chat completion (a dict), whatever the model's API. Shadowing goes through ``via`` or the running :class:`Shadow`; with none,
-        this only routes. Errors of the production call reach the caller as they are.
+        ``api`` says which API ``request`` is in: ``openai`` (chat completions; a request with
+        ``input`` and no ``messages`` is read as ``responses``, as :func:`shadowroute.shadow`
+        reads it), ``anthropic`` or ``responses``.
+
+        What comes back does not depend on whether ``task`` is promoted:
+
+        - With ``call``: whatever ``call(request)`` returns, untouched (your SDK's object, a
+          dict, ...), promoted or not. When promoted, ``call`` gets the request with ``model``
+          set to the promoted model's id. A promoted model whose ``[models]`` entry speaks the
+          other provider's API (Anthropic for an OpenAI ``api``, or the reverse) is not given
+          to ``call``, whose client cannot reach it: the task stays on its primary (logged
+          once).
+        - Without ``call``: a :class:`~shadowroute.routing.completion.ChatCompletion`, read
+          like the OpenAI SDK's (``reply.choices[0].message.content``, ``reply.usage``,
+          ``reply.model``, ``model_dump()``), whichever model served and whatever API it
+          speaks. shadowroute calls the model through its ``[models]`` entry (the request
+          translated to that model's API); the primary is found by the request's ``model``, and
+          a route to a model not declared there leaves the task on its primary (logged once).
+
+        Either way a request that depends on its provider's stored state (e.g. a Responses
+        ``previous_response_id``) stays on the primary. Shadowing goes through ``via`` or the
+        running :class:`Shadow`; with none, this only routes. Errors of the production call
+        reach the caller as they are.
         """
         shadow = via or active_shadow()
-        route = self.routes.get(task)
-        if route is not None and stateful_feature(api, request) is not None:
-            route = None  # it depends on the primary's provider-side state: no evidence for it
-        if route is not None and call is None and route.model not in self.config.models:
-            # Nothing to call it with: production stays on its primary (as the sidecar does).
-            if route.model not in self._warned:
-                self._warned.add(route.model)
-                log.warning("shadowroute: %s is promoted to %r, which is not declared under "
-                            "[models]: its calls stay on the primary", task, route.model)
-            route = None
-        canonical = request if call is not None or api == "openai" else _canonical(request, api)
-        if route is None:
-            primary = self._caller(call, canonical)
-            if shadow is None:
-                return await primary()
-            return await shadow.shadow(task=task, request=request, call=primary,
-                                       metadata=metadata, api=api)
-        routed = {**request, "model": self.model_for(task)}
+        if api == "openai" and "messages" not in request and "input" in request:
+            api = "responses"  # client.responses.create(...) passed without api=
+        route = self._serving(task, request, call, api)
+        sent = request if call is not None or api == "openai" else _canonical(request, api)
+        offered = request
+        if route is not None:
+            declared = self.config.models.get(route.model)
+            model_id = declared.model if declared is not None else route.model
+            offered = {**request, "model": model_id}
+            sent = offered if sent is request else {**sent, "model": model_id}
+        production = self._caller(call, sent, None if route is None else route.model)
         began = time.perf_counter()
         try:
-            sent = routed if call is not None else {**canonical, "model": routed["model"]}
-            result = await self._caller(call, sent, route.model)()
+            result = await production()
         except Exception:
             if shadow is not None:
                 shadow.count_primary_error()
             raise
         if shadow is not None:
-            shadow.offer(task, routed, result, (time.perf_counter() - began) * 1000,
-                         metadata=metadata, api=api, reverse_of=route.primary)
-        return result
+            shadow.offer(task, offered, result, (time.perf_counter() - began) * 1000,
+                         metadata=metadata, api=api,
+                         reverse_of=None if route is None else route.primary)
+        return result if call is not None else ChatCompletion.from_response(result)
+
+    def _serving(self, task: str, request: dict[str, Any], call: Call | None,
+                 api: Api) -> Route | None:
+        """The task type's route if its promoted model can serve this call, else ``None``."""
+        route = self.routes.get(task)
+        if route is None or stateful_feature(api, request) is not None:
+            return None  # a stateful call depends on the primary's provider: no evidence for it
+        declared = self.config.models.get(route.model)
+        if declared is None and call is None:  # nothing to call it with (as the sidecar does)
+            self._skip(task, route.model, "which is not declared under [models]")
+            return None
+        if declared is not None and call is not None and _family(declared.api) != _family(api):
+            # call= is your client, in `api`: it cannot send the request to that model.
+            self._skip(task, route.model, f"whose [models] entry speaks the {declared.api} API, "
+                       f"not the {api} API this call= is in (without call=, shadowroute "
+                       "translates the request)")
+            return None
+        return route
+
+    def _skip(self, task: str, model: str, why: str) -> None:
+        if (model, why) not in self._warned:
+            self._warned.add((model, why))
+            log.warning("shadowroute: %s is promoted to %r, %s: its calls stay on the primary",
+                        task, model, why)
 
     def provider_for(self, model: ModelConfig) -> Provider:
         """The provider this router calls ``model`` (a ``[models]`` entry) with: made on first
@@ -144,6 +196,9 @@ class Router:
     def _caller(
         self, call: Call | None, request: dict[str, Any], model: str | None = None
     ) -> Callable[[], Awaitable[Any]]:
+        """The production call: ``call(request)``, else ``model`` (a ``[models]`` key; by
+        default the request's ``model``) called through its provider, returning its canonical
+        chat completion (a dict)."""
         if call is not None:
             return lambda: call(request)
         name = model or str(request.get("model") or "")
@@ -159,6 +214,11 @@ class Router:
             return (await provider.complete(request)).response
 
         return complete
+
+
+def _family(api: str) -> str:
+    """The provider family of an API: a model of one is called in any API of it."""
+    return "anthropic" if api == "anthropic" else "openai"
 
 
 def _canonical(request: dict[str, Any], api: Api) -> dict[str, Any]:
