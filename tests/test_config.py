@@ -10,13 +10,12 @@ import pytest
 
 from shadowroute import ConfigError, load_config
 
-README = Path(__file__).resolve().parents[1] / "README.md"
+EXAMPLE = Path(__file__).resolve().parents[1] / "examples" / "shadowroute.toml"
 
 
 def readme_toml() -> str:
-    blocks = re.findall(r"```toml\n(.*?)```", README.read_text(), re.S)
-    assert len(blocks) == 1, "README has one reference shadowroute.toml"
-    return blocks[0]
+    """The annotated example config the docs link to."""
+    return EXAMPLE.read_text()
 
 
 def test_readme_reference_config_is_valid(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
@@ -110,3 +109,76 @@ def test_scorer_defaults() -> None:
     assert set(load_config(data={}).scorers_for("t")) == {"similarity"}
     assert set(load_config(data=judge).scorers_for("t")) == {"similarity", "judge"}
     assert load_config(data={"tasks": {"t": {"scorers": ["exact"]}}}).task("t").noise_floor_rate == 0.1
+
+
+def test_every_problem_is_listed_with_its_key() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(data={
+            "tasks": {"t": {"sample_rate": 2, "sampel_rate": 0.5}},
+            "models": {"m": {"base_ulr": "http://h"}},
+        })
+    error = caught.value
+    assert sorted(error.problems) == sorted([
+        ("models.m.base_url", "Field required"),
+        ("models.m.base_ulr", "unknown key; did you mean `base_url`?"),
+        ("tasks.t.sample_rate", "Input should be less than or equal to 1"),
+        ("tasks.t.sampel_rate", "unknown key; did you mean `sample_rate`?"),
+    ])
+    lines = str(error).splitlines()
+    assert lines[0] == "<dict> has 4 problems:" and len(lines) == 5
+    assert error.key == error.problems[0][0]  # the first problem's, as before
+
+
+@pytest.mark.parametrize(
+    "data, key, suggestion",
+    [
+        ({"judge": {"modle": "j"}}, "judge.modle", "did you mean `model`?"),
+        ({"sidecar": {"rules": [{"task": "a", "modl": "x*"}]}}, "sidecar.rules.0.modl",
+         "did you mean `model`?"),
+        ({"redaction": {"patterns": [{"name": "t", "regex": "x", "regx": "y"}]}},
+         "redaction.patterns.0.regx", "did you mean `regex`?"),
+        ({"databse_url": "sqlite:///x.db"}, "databse_url", "did you mean `database_url`?"),
+    ],
+)
+def test_an_unknown_key_suggests_the_nearest_key_of_its_table(
+    data: dict, key: str, suggestion: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(data=data)
+    problems = [(k, m) for k, m in caught.value.problems if k == key]
+    assert problems == [(key, f"unknown key; {suggestion}")]
+
+
+def test_an_unknown_key_far_from_any_lists_the_table_keys() -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(data={"mirror": {"zzz": 1}})
+    assert str(caught.value) == (
+        "<dict>: mirror.zzz: unknown key (this table takes: circuit_failures, circuit_reset_s, "
+        "queue_size, retry_backoff_max_s, retry_backoff_s, shutdown_deadline_s, workers)")
+
+
+def test_every_reference_problem_is_listed() -> None:
+    models = {"small": {"base_url": "http://h"}}
+    with pytest.raises(ConfigError) as caught:
+        load_config(data={"models": models, "tasks": {
+            "a": {"candidates": ["smal"], "scorers": ["judge"]},
+            "b": {"candidates": ["tiny"], "scorers": ["schema"]},
+        }})
+    assert [m for _, m in caught.value.problems] == [
+        "tasks.a.candidates names unknown model 'smal' (models: small); did you mean 'small'?",
+        ("tasks.a.scorers uses 'judge' but no [judge] is configured: add a [judge] section, "
+         "or remove 'judge' from the task's scorers"),
+        "tasks.b.candidates names unknown model 'tiny' (models: small)",
+        "tasks.b.scorers uses 'schema' but the task has no json_schema",
+    ]
+
+
+def test_default_scorers_without_a_judge_are_a_warning() -> None:
+    judge = {"models": {"j": {"base_url": "http://h"}}, "judge": {"model": "j"}}
+    tasks = {"b": {}, "a": {}, "listed": {"scorers": ["similarity"]}}
+    (warning,) = load_config(data={"tasks": tasks}).warnings()
+    assert warning.startswith("no [judge] configured: the default scorers of task types a, b "
+                              "leave the LLM judge out")
+    assert load_config(data={**judge, "tasks": tasks}).warnings() == []
+    assert load_config(data={"tasks": {"listed": {"scorers": ["exact"]}}}).warnings() == []
+    assert load_config(data={}).warnings() == []

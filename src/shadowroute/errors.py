@@ -41,11 +41,29 @@ class ShadowrouteError(Exception):
 
 
 class ConfigError(ShadowrouteError):
-    """The configuration is invalid; the message names the file and the key."""
+    """The configuration is invalid; the message names the file and the key.
 
-    def __init__(self, message: str, *, path: str | None = None, key: str | None = None) -> None:
+    ``problems`` lists every problem found at once as ``(key, message)`` pairs: with more than
+    one, the error reads ``{path} has N problems:`` and then one indented line per problem
+    (``key`` and ``message`` are then the first problem's).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        path: str | None = None,
+        key: str | None = None,
+        problems: list[tuple[str | None, str]] | None = None,
+    ) -> None:
         self.path = path
         self.key = key
+        self.problems = list(problems) if problems else [(key, message)]
+        if len(self.problems) > 1:
+            lines = [f"{path or 'the configuration'} has {len(self.problems)} problems:"]
+            lines += [f"  {k}: {m}" if k else f"  {m}" for k, m in self.problems]
+            super().__init__("\n".join(lines))
+            return
         where = ""
         if path and key:
             where = f"{path}: {key}: "
@@ -119,4 +137,5 @@ class StoreError(ShadowrouteError):
 
 class PromotionRefused(ShadowrouteError):
     """``shadowroute promote`` / ``demote`` refused: the message names the failing criterion
-    (or what is missing) and how to go ahead anyway (``--force --reason``)."""
+    (or what is missing) and, when forcing could work, how to go ahead anyway (``--force
+    --reason``); an unknown task type is named with the nearest known ones instead."""

@@ -270,8 +270,10 @@ def test_an_error_naming_a_config_table_keeps_its_brackets(tmp_path: Path, cli) 
 
 def test_promote_without_evidence_is_refused_in_one_line(tmp_path: Path, cli) -> None:
     toml = tmp_path / "shadowroute.toml"
-    toml.write_text('[models.small]\nbase_url = "http://127.0.0.1:9/v1"\n')
+    toml.write_text('[models.small]\nbase_url = "http://127.0.0.1:9/v1"\n'
+                    '[tasks.classify_intent]\ncandidates = ["small"]\n')
     url = f"sqlite+aiosqlite:///{tmp_path / 'x.db'}"
+    assert cli("db", "upgrade", "--database-url", url, cwd=tmp_path).returncode == 0
     refused = cli("promote", "classify_intent", "--to", "small", "--database-url", url,
                   "--config", str(toml), cwd=tmp_path)
     assert refused.returncode == 2 and refused.stderr.count("\n") == 1

@@ -138,6 +138,7 @@ async def test_promote_route_drift_demote(tmp_path: Path, cli) -> None:
         config = load_config(toml)
 
         # 1. Production on the primary, shadowed to the candidate; nothing promoted yet.
+        assert cli(toml, "db", "upgrade").returncode == 0
         refused = cli(toml, "promote", TASK, "--to", "small")
         assert refused.returncode == 2 and "no report has decided" in refused.stderr
         assert set(await through_router(config, fake.base_url, 150, seed=1)) == {"frontier"}

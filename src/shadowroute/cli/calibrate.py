@@ -162,7 +162,7 @@ def calibrate(
     lines = read_labels(labels) if labels is not None else None  # bad file: before the database
 
     async def main() -> ScorerCalibrationRun:
-        async with await Store.open(cfg.database_url) as store:
+        async with await Store.open(cfg.database_url, create=False) as store:
             run = await calibrate_scorers(cfg, store, task, lines,
                                           labels_path=None if labels is None else str(labels))
             await save_scorer_calibrations(store, run.rows())

@@ -20,7 +20,8 @@ from rich.text import Text
 from ..config import Config, load_config
 
 __all__ = [
-    "ConfigOption", "DatabaseOption", "app", "config_app", "console", "db_app", "load",
+    "ConfigOption", "DatabaseOption", "app", "config_app", "console", "db_app",
+    "existing_database", "load",
     "parse_since", "progress_bar", "safe_url", "say", "spool_app", "with_store",
 ]
 
@@ -68,18 +69,32 @@ def say(*parts: str | tuple[str, str]) -> None:
     console.print(Text.assemble(*parts), soft_wrap=True)
 
 
-def with_store(cfg: Config, work: Callable[[Any], Awaitable[T]], what: str = "the database") -> T:
+def with_store(cfg: Config, work: Callable[[Any], Awaitable[T]], what: str = "the database",
+               *, create: bool = True) -> T:
     """Run ``work(store)`` on the configured database; a database failure on the way becomes
     one :class:`StoreError` line (``what`` says what was being read or written, when the
-    store's own reader did not say it already)."""
+    store's own reader did not say it already). ``create=False``: commands that read what is
+    stored fail on a SQLite file that does not exist instead of creating it (see
+    :func:`existing_database`)."""
     from ..store import Store
 
     async def main() -> T:
-        async with await Store.open(cfg.database_url) as store:
+        async with await Store.open(cfg.database_url, create=create) as store:
             with store.errors(f"read or write {what} in"):
                 return await work(store)
 
     return anyio.run(main)
+
+
+def existing_database(cfg: Config) -> None:
+    """Fail with one line when the configured database is a SQLite file that does not exist.
+
+    Only the commands that bring new data (``demo``, ``db upgrade``, ``serve``, capture,
+    ``import``, ``replay``, ``spool replay``) may create a database: for the others a missing
+    file is a typo in its path, and an empty database created there would only hide it."""
+    from ..store.engine import require_database
+
+    require_database(cfg.database_url)
 
 
 def load(path: Path | None, database_url: str | None = None) -> Config:

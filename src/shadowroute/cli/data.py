@@ -113,7 +113,7 @@ def replay_(
 
     try:
         with progress_bar("replaying") as progress:
-            report = with_store(cfg, work)
+            report = with_store(cfg, work, create=False)
     except KeyboardInterrupt:
         if runs:
             for line in runs[0].report.lines():

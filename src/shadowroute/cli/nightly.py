@@ -13,6 +13,7 @@ from .common import (
     DatabaseOption,
     app,
     console,
+    existing_database,
     load,
     parse_since,
     progress_bar,
@@ -29,7 +30,7 @@ def summary(config: ConfigOption = None, database_url: DatabaseOption = None) ->
     cfg = load(config, database_url)
 
     async def read() -> dict[str, Any]:
-        store = await Store.open(cfg.database_url)
+        store = await Store.open(cfg.database_url, create=False)
         try:
             return await store.counts()
         finally:
@@ -76,12 +77,32 @@ def score(
         limit=limit,
         judge_budget_usd=judge_budget,
     )
+    existing_database(cfg)
+    for warning in cfg.warnings():
+        say(("warning:", "yellow"), f" {warning}")
     with progress_bar("scoring") as progress:
         report = anyio.run(lambda: run_scoring(cfg, options, progress=progress))
     for line in report.lines():
         console.print(line, highlight=False, markup=False)
+    hint = _nothing_scored_hint(report, options)
+    if hint is not None:
+        say((hint, "dim"))
     if report.summary:
         console.print(render_scores(report.summary))
+
+
+def _nothing_scored_hint(report: Any, options: Any) -> str | None:
+    """What to do when a run scored nothing: capture or import first, or nothing is left."""
+    if report.outputs or report.left_unscored:
+        return None
+    scope = "".join((f" for task type {options.task}" if options.task else "",
+                     " in the --since window" if options.since is not None else ""))
+    if report.summary:
+        return (f"nothing new to score{scope}: every stored candidate output already has its "
+                "task's current scores; `shadowroute report` shows the verdicts")
+    return (f"nothing to score: no candidate outputs are stored{scope}; capture traffic with "
+            "shadow() or `shadowroute serve` (or load logs with `shadowroute import`), then "
+            "run score again")
 
 
 @app.command("report")
@@ -110,6 +131,7 @@ def report(
 
     cfg = load(config, database_url)
     start = None if since.strip().lower() == "all" else parse_since(since)
+    existing_database(cfg)
     with console.status("building the report (aggregating in the database) ..."):
         result, html, twin = anyio.run(
             lambda: run_report(cfg, since=start, out=out, json_path=json_path, examples=examples)
@@ -140,6 +162,7 @@ def nightly(
 
     cfg = load(config, database_url)
     start = None if since.strip().lower() == "all" else parse_since(since)
+    existing_database(cfg)
     result = anyio.run(lambda: run_nightly(cfg, out_dir, since=start, examples=examples))
     for change in result.changes:
         console.print(change.line(), highlight=False, markup=False)
@@ -188,7 +211,8 @@ def prune(
     with progress_bar("pruning", unit="exchanges") as progress:
         result = with_store(cfg, lambda store: run_prune(store, cutoff, dry_run=dry_run,
                                                          batch=batch, progress=progress,
-                                                         keys_by_task=keys, source=source))
+                                                         keys_by_task=keys, source=source),
+                            create=False)
     say(result.summary())
     hint = result.hint()
     if hint is not None:

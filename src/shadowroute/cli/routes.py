@@ -30,7 +30,9 @@ ByOption = Annotated[
 
 
 def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:
-    return with_store(cfg, work, "the route map")
+    # The map and its evidence live in a database that exists: a SQLite path that does not is
+    # a typo, refused rather than created empty.
+    return with_store(cfg, work, "the route map", create=False)
 
 
 def _evidence_line(evidence: dict[str, Any]) -> str:
@@ -59,6 +61,7 @@ def promote(
     from ..routing import promote as ops
 
     cfg = load(config, database_url)
+    ops.check_target(cfg, to)  # a typo in --to is named before the database is opened
     change = _run(cfg, lambda store: ops.promote(cfg, store, task, to, force=force,
                                                  reason=reason, by=by))
     route = change.route

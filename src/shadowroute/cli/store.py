@@ -15,6 +15,7 @@ from .common import (
     db_app,
     load,
     safe_url,
+    say,
     spool_app,
 )
 
@@ -51,6 +52,8 @@ def config_check(config: ConfigOption = None) -> None:
         )
     console.print(models)
     console.print(f"database: {safe_url(cfg.database_url)}")
+    for warning in cfg.warnings():
+        say(("warning:", "yellow"), f" {warning}")
 
 
 @spool_app.command("replay")

@@ -1,20 +1,25 @@
 """The whole configuration (:class:`Config`) and :func:`load_config`.
 
-Validated with pydantic; any problem becomes one :class:`~shadowroute.errors.ConfigError`
-naming the file and the key. Secrets never live here: a model names the environment variable
+Validated with pydantic; the problems become one :class:`~shadowroute.errors.ConfigError`
+naming the file and, for each problem (all are listed), its dotted key; an unknown key comes with
+the nearest known one ("did you mean"). ``Config.warnings()`` holds what is valid but probably
+not meant. Secrets never live here: a model names the environment variable
 that holds its key. ``$SHADOWROUTE_CONFIG`` names the file, ``$SHADOWROUTE_DATABASE_URL``
 overrides its database.
 """
 
 from __future__ import annotations
 
+import difflib
 import json
 import os
 import tomllib
+from collections.abc import Iterable
 from pathlib import Path
-from typing import Any
+from types import UnionType
+from typing import Any, Union, get_args, get_origin
 
-from pydantic import Field, ValidationError, model_validator
+from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
 from .sections import (
@@ -42,6 +47,8 @@ DATABASE_URL_ENV = "SHADOWROUTE_DATABASE_URL"
 
 class Config(_Strict):
     database_url: str = DEFAULT_DATABASE_URL
+    """SQLAlchemy URL of the store: ``sqlite+aiosqlite:///file.db`` or
+    ``postgresql+psycopg://user@host/db``; ``$SHADOWROUTE_DATABASE_URL`` overrides it."""
     seed: int | None = None
     """When set, sampling is a deterministic function of the request (same request, same choice)."""
     default_sample_rate: float = Field(0.1, ge=0.0, le=1.0)
@@ -83,35 +90,54 @@ class Config(_Strict):
 
     @model_validator(mode="after")
     def _check_references(self) -> Config:
+        problems: list[str] = []
+        known = ", ".join(sorted(self.models)) or "none declared"
         for task in self.tasks.values():
             for candidate in task.candidates:
                 if candidate not in self.models:
-                    known = ", ".join(sorted(self.models)) or "none declared"
-                    raise ValueError(
+                    problems.append(
                         f"tasks.{task.name}.candidates names unknown model {candidate!r} "
-                        f"(models: {known})"
+                        f"(models: {known}){_did_you_mean(candidate, self.models)}"
                     )
             if "schema" in task.scorers and task.json_schema is None:
-                raise ValueError(
+                problems.append(
                     f"tasks.{task.name}.scorers uses 'schema' but the task has no json_schema"
                 )
             if "judge" in task.scorers and self.judge is None:
-                raise ValueError(
-                    f"tasks.{task.name}.scorers uses 'judge' but no [judge] is configured"
+                problems.append(
+                    f"tasks.{task.name}.scorers uses 'judge' but no [judge] is configured: add "
+                    "a [judge] section, or remove 'judge' from the task's scorers"
                 )
         if self.judge is not None:
             if self.judge.model not in self.models:
-                known = ", ".join(sorted(self.models)) or "none declared"
-                raise ValueError(f"judge.model names unknown model {self.judge.model!r} "
-                                 f"(models: {known})")
+                problems.append(f"judge.model names unknown model {self.judge.model!r} "
+                                f"(models: {known}){_did_you_mean(self.judge.model, self.models)}")
             for task in self.tasks.values():
                 if self.judge.model in task.candidates:
-                    raise ValueError(
+                    problems.append(
                         f"judge.model {self.judge.model!r} is also a candidate of task "
                         f"{task.name!r}; a model cannot judge its own answers: choose another "
                         "judge"
                     )
+        if problems:
+            raise _Problems(problems)
         return self
+
+    def warnings(self) -> list[str]:
+        """What is valid but probably not meant, one line each (``config check`` and
+        ``score`` print them): today, task types whose default scorers leave the judge out
+        because there is no ``[judge]``."""
+        out = []
+        defaulted = sorted(t.name for t in self.tasks.values() if not t.scorers)
+        if self.judge is None and defaulted:
+            names = ", ".join(defaulted)
+            out.append(
+                f"no [judge] configured: the default scorers of task type"
+                f"{'s' if len(defaulted) > 1 else ''} {names} leave the LLM judge out "
+                "(similarity, or schema with a json_schema, only); add a [judge] section, or "
+                "list their scorers explicitly to keep it this way"
+            )
+        return out
 
     def scorers_for(self, task: str) -> dict[str, ScorerConfig]:
         """The task's scorers: as configured, else ``schema`` (with a JSON schema) or
@@ -181,18 +207,80 @@ def _read_schema(path: Path, source: str, key: str) -> dict[str, Any]:
     return schema
 
 
-def _format_validation_error(exc: ValidationError) -> tuple[str, str | None]:
-    err = exc.errors()[0]
-    key = ".".join(str(part) for part in err["loc"]) or None
-    message = err["msg"]
-    if message.startswith("Value error, "):
-        message = message.removeprefix("Value error, ")
-    if err["type"] == "extra_forbidden":
-        message = "unknown key (check the spelling against the config reference in README.md)"
-    extra = len(exc.errors()) - 1
-    if extra:
-        message += f" (and {extra} more problem{'s' if extra > 1 else ''})"
-    return message, key
+class _Problems(ValueError):
+    """Every cross-reference problem of a :class:`Config` at once (pydantic keeps the
+    exception, so :func:`_problems` lists them one by one)."""
+
+    def __init__(self, problems: list[str]) -> None:
+        self.problems = problems
+        super().__init__("; ".join(problems))
+
+
+def _did_you_mean(name: str, known: Iterable[str]) -> str:
+    match = difflib.get_close_matches(name, list(known), n=1)
+    return f"; did you mean {match[0]!r}?" if match else ""
+
+
+_INTERNAL_KEYS = {"source"}
+"""Fields of :class:`Config` that are not written in the file."""
+
+
+def _table_keys(loc: tuple[int | str, ...]) -> list[str] | None:
+    """The keys allowed in the table that holds ``loc``'s last part (``None`` if unknown)."""
+    annotation: Any = Config
+    parts = list(loc[:-1])
+    while True:
+        annotation = _unwrap(annotation)
+        if isinstance(annotation, type) and issubclass(annotation, BaseModel):
+            if not parts:
+                names = set(annotation.model_fields)
+                if annotation in (Config,):
+                    names -= _INTERNAL_KEYS
+                if annotation in (ModelConfig, TaskConfig):
+                    names.discard("name")  # the table's own key
+                return sorted(names)
+            field = annotation.model_fields.get(str(parts.pop(0)))
+            if field is None:
+                return None
+            annotation = field.annotation
+        elif get_origin(annotation) in (dict, tuple, list) and parts:
+            args = [a for a in get_args(annotation) if a is not Ellipsis]
+            annotation = args[-1] if get_origin(annotation) is dict else args[0]
+            parts.pop(0)
+        else:
+            return None
+
+
+def _unwrap(annotation: Any) -> Any:
+    """``X | None`` -> ``X``."""
+    if get_origin(annotation) in (Union, UnionType):
+        args = [a for a in get_args(annotation) if a is not type(None)]
+        if len(args) == 1:
+            return args[0]
+    return annotation
+
+
+def _problems(exc: ValidationError) -> list[tuple[str | None, str]]:
+    """Every problem of ``exc`` as (dotted key, message), unknown keys with a suggestion."""
+    out: list[tuple[str | None, str]] = []
+    for err in exc.errors():
+        cause = (err.get("ctx") or {}).get("error")
+        if isinstance(cause, _Problems):
+            out += [(None, problem) for problem in cause.problems]
+            continue
+        key = ".".join(str(part) for part in err["loc"]) or None
+        message = err["msg"].removeprefix("Value error, ")
+        if err["type"] == "extra_forbidden":
+            known = _table_keys(err["loc"]) or []
+            match = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)
+            if match:
+                message = f"unknown key; did you mean `{match[0]}`?"
+            elif known:
+                message = f"unknown key (this table takes: {', '.join(known)})"
+            else:
+                message = "unknown key (check the spelling against the config reference in README.md)"
+        out.append((key, message))
+    return out
 
 
 def load_config(
@@ -230,10 +318,18 @@ def load_config(
     try:
         config = Config.model_validate(data)
     except ValidationError as exc:
-        message, key = _format_validation_error(exc)
-        raise ConfigError(message, path=source, key=key) from exc
+        problems = _problems(exc)
+        key, message = problems[0]
+        raise ConfigError(message, path=source, key=key, problems=problems) from exc
+    unreadable: list[tuple[str | None, str]] = []
     for name, task in config.tasks.items():
         if task.json_schema is not None:
-            config.schema_for(name)  # fail at load time, not at 3 a.m.
+            try:
+                config.schema_for(name)  # fail at load time, not at 3 a.m.
+            except ConfigError as exc:
+                unreadable.append((exc.key, str(exc).removeprefix(f"{source}: {exc.key}: ")))
+    if unreadable:
+        key, message = unreadable[0]
+        raise ConfigError(message, path=source, key=key, problems=unreadable)
     return config
 

@@ -39,8 +39,14 @@ async def run_report(
         try:
             html, twin = write_report(report, html_path, json_path)
         except OSError as exc:
-            where = str(exc.filename or html_path)
-            on_json = json_path is not None and where in (str(json_path), str(json_path.parent))
+            # The failing path is a file, its staging file (.NAME.tmp) or a folder on its way;
+            # the HTML is written first, so a path on both ways is the HTML's (--out).
+            failed = Path(exc.filename) if exc.filename else html_path
+            ways = {target: {target, target.with_name(f".{target.name}.tmp"), *target.parents}
+                    for target in (html_path, json_path) if target is not None}
+            on_json = json_path is not None and failed in ways[json_path] \
+                and failed not in ways[html_path]
+            where = next((t for t in ways if failed == t.with_name(f".{t.name}.tmp")), failed)
             raise ConfigError(f"cannot write {where}: {exc.strerror or exc}",
                               key="--json" if on_json else "--out") from exc
         # Stored only once its files are written: promote never trusts a report nobody can

@@ -8,6 +8,7 @@ exported to ``[routes] file`` after each change. These functions are what the ``
 
 from __future__ import annotations
 
+import difflib
 import getpass
 import os
 from dataclasses import dataclass, field
@@ -32,6 +33,7 @@ __all__ = [
     "DiffLine",
     "actor",
     "check_routes",
+    "check_target",
     "current_routes",
     "demote",
     "export_routes",
@@ -107,11 +109,7 @@ async def promote(
 
     Otherwise raises :class:`PromotionRefused` naming the verdict and its failing criterion,
     unless ``force`` (which needs a ``reason``; both are recorded)."""
-    if model not in config.models:
-        known = ", ".join(sorted(config.models)) or "none declared"
-        raise ConfigError(f"cannot promote to {model!r}: it is not declared under [models] "
-                          f"(models: {known}); the router needs its base URL",
-                          path=config.source)
+    check_target(config, model)
     if force and not (reason and reason.strip()):
         raise PromotionRefused("--force needs --reason '...': the reason is recorded with the "
                                "route")
@@ -120,7 +118,14 @@ async def promote(
     if existing is not None and existing.promoted and existing.model == model:
         return Change(existing, changed=False)
     decision = await latest_decision(store, task, model)
+    if decision is None and existing is None and task not in config.tasks:
+        await _check_task_known(config, store, task, routes)
     if not force:
+        if decision is None and existing is None:  # --force would fail: no primary known
+            raise PromotionRefused(
+                f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
+                f"`shadowroute report` first (a promotion needs a report that has seen {task}'s "
+                "primary, to roll back to)")
         if decision is None:
             raise PromotionRefused(
                 f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
@@ -152,6 +157,34 @@ async def promote(
     })
     routes = await export_routes(config, store)
     return Change(routes[task], changed=True, warnings=warnings)
+
+
+def check_target(config: Config, model: str) -> None:
+    """Raise :class:`ConfigError` unless ``model`` is declared under ``[models]``."""
+    if model not in config.models:
+        known = ", ".join(sorted(config.models)) or "none declared"
+        raise ConfigError(f"cannot promote to {model!r}: it is not declared under [models] "
+                          f"(models: {known}); the router needs its base URL",
+                          path=config.source)
+
+
+async def _check_task_known(
+    config: Config, store: Store, task: str, routes: dict[str, Route]
+) -> None:
+    """Refuse a task type that neither the config, the latest report nor the route map knows
+    (a typo: ``--force`` could not help, so it is not offered)."""
+    report = await latest_report(store)
+    reported = {r["task_type"] for r in await decisions_of(store, report["id"])} if report else set()
+    known = sorted(set(config.tasks) | reported | set(routes))
+    if task in known:
+        return
+    match = difflib.get_close_matches(task, known, n=3)
+    hint = (f"did you mean {' or '.join(repr(m) for m in match)}?" if match
+            else f"known task types: {', '.join(known)}" if known
+            else "no task type is declared or reported yet")
+    raise PromotionRefused(
+        f"unknown task type {task!r}: it is not under [tasks], in the latest report or in the "
+        f"route map; {hint}")
 
 
 def _warnings(config: Config, task: str, model: str, primary: str) -> list[str]:

@@ -14,6 +14,7 @@ import re
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
+from urllib.parse import parse_qs, unquote, urlsplit
 
 import anyio
 from sqlalchemy import URL, event
@@ -29,7 +30,9 @@ __all__ = [
     "describe",
     "make_engine",
     "parse_url",
+    "require_database",
     "safe_url",
+    "sqlite_file",
     "translated",
     "uncancellable",
 ]
@@ -44,8 +47,28 @@ _PASSWORD = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 """The password of ``scheme://user:password@host``, hidden even when the URL does not parse."""
 
 
+SUPPORTED_URLS = (
+    "shadowroute stores to SQLite (sqlite+aiosqlite:///path.db; sqlite:///path.db is accepted "
+    "too) or Postgres (postgresql+psycopg://user@host/db; postgresql:// is accepted too)"
+)
+"""What :func:`parse_url` accepts, for the error about any other database."""
+
+
 def parse_url(url: str | URL) -> URL:
-    """Parse ``url``, defaulting to the async drivers shadowroute ships with."""
+    """Parse ``url``, defaulting to the async drivers shadowroute ships with.
+
+    Raises :class:`StoreError` for a URL that does not parse and, before any driver is
+    imported, for a database other than SQLite and Postgres."""
+    parsed = _normalised(url)
+    if parsed.get_backend_name() not in ("sqlite", "postgresql"):
+        raise StoreError(
+            f"unsupported database {parsed.render_as_string(hide_password=True)}: "
+            f"{SUPPORTED_URLS}"
+        )
+    return parsed
+
+
+def _normalised(url: str | URL) -> URL:
     try:
         parsed = make_url(url)
     except (ArgumentError, ValueError) as exc:  # ValueError: a port that is not a number
@@ -61,9 +84,40 @@ def parse_url(url: str | URL) -> URL:
 def safe_url(url: str | URL) -> str:
     """``url`` for messages: parsed like :func:`parse_url`, its password hidden."""
     try:
-        return parse_url(url).render_as_string(hide_password=True)
+        return _normalised(url).render_as_string(hide_password=True)
     except StoreError:
         return "<invalid database URL>"
+
+
+def sqlite_file(url: str | URL) -> Path | None:
+    """The file a SQLite URL opens (as SQLite resolves it: against the working directory);
+    ``None`` for an in-memory database or another backend."""
+    parsed = parse_url(url)
+    database = parsed.database or ""
+    if parsed.get_backend_name() != "sqlite" or database in ("", ":memory:"):
+        return None
+    if not database.startswith("file:"):
+        return Path(database)
+    # A URI filename (``?uri=true``): file:path.db, file:///abs/path.db, mode=memory...
+    uri = urlsplit(database)
+    mode = parsed.query.get("mode") or parse_qs(uri.query).get("mode", [None])[0]
+    path = unquote(uri.path)
+    if mode == "memory" or path in ("", ":memory:"):
+        return None
+    return Path(path)
+
+
+def require_database(url: str | URL) -> None:
+    """Raise :class:`StoreError` when ``url`` is a SQLite file that does not exist, instead of
+    letting SQLite create an empty one (a typo in the path would otherwise read as "no data").
+    Postgres databases exist on their server: the first connection says if one does not."""
+    path = sqlite_file(url)
+    if path is not None and not path.exists():
+        raise StoreError(
+            f"no database at {safe_url(url)} (the file {path.absolute()} does not exist): check "
+            "--database-url (or database_url in the config, $SHADOWROUTE_DATABASE_URL), or "
+            "create it with `shadowroute db upgrade`"
+        )
 
 
 def make_engine(url: str | URL, *, foreign_keys: bool = True) -> AsyncEngine:

@@ -25,7 +25,7 @@ from sqlalchemy.ext.asyncio import (
 
 from ..errors import StoreError
 from ..records import ExchangeRecord, TrafficRecord
-from .engine import make_engine, parse_url, translated, uncancellable
+from .engine import make_engine, parse_url, require_database, translated, uncancellable
 from .migrations import _current_revision, _head, _known_revision, migrate
 from .models import CandidateOutput, Exchange, TrafficDaily, clean_text
 from .queries.counts import candidate_spend_since, stored_counts
@@ -78,14 +78,20 @@ class Store:
         )
 
     @classmethod
-    async def open(cls, url: str | URL, *, auto_migrate: bool | None = None) -> Store:
+    async def open(
+        cls, url: str | URL, *, auto_migrate: bool | None = None, create: bool = True
+    ) -> Store:
         """Connect to ``url`` and make sure its schema is current.
 
         ``auto_migrate`` defaults to True for SQLite and False otherwise: on Postgres, run
-        ``shadowroute db upgrade`` once per release instead. Raises :class:`StoreError` when
-        the database is unreachable or its schema is not at the latest revision.
+        ``shadowroute db upgrade`` once per release instead. ``create=False`` (commands that
+        read what is stored) refuses a SQLite file that does not exist rather than creating
+        an empty one. Raises :class:`StoreError` when the database is unreachable or missing,
+        or its schema is not at the latest revision.
         """
         parsed = parse_url(url)
+        if not create:
+            require_database(parsed)
         if auto_migrate is None:
             auto_migrate = parsed.get_backend_name() == "sqlite"
         store = cls(make_engine(parsed))
