@@ -89,3 +89,42 @@ async def test_cli_report(sqlite_url: str, tmp_path: Path, run_cli, xchg) -> Non
     written = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
     assert written in ([f"reports/shadowroute-{d:%Y-%m-%d}.html", f"reports/shadowroute-{d:%Y-%m-%d}.json"]
                        for d in {before, after})
+
+
+async def test_terminal_table_has_a_short_reason_per_verdict(
+    store: Store, make_config, xchg,
+) -> None:
+    """``render_verdicts`` (the ``report``/``nightly``/demo table) says in a few words why: the
+    bound against the bar for a PROMOTE, the upper bound under the bar for a HOLD, the samples
+    still missing for a NEED MORE DATA."""
+    from rich.console import Console
+
+    from shadowroute.cli.tables import render_verdicts
+    from shadowroute.report import build_report
+    from support.config import BIG_MINI_TINY
+
+    config = make_config(store.url, models=BIG_MINI_TINY, tasks={
+        "easy": {"candidates": ["mini"], "scorers": ["exact"], "required_quality": 0.8,
+                 "margin": 0.5},
+        "hard": {"candidates": ["mini"], "scorers": ["exact"]},
+        "young": {"candidates": ["mini"], "scorers": ["exact"]}})
+    batch = [xchg("easy", "yes", Out("mini", "yes")) for _ in range(300)]
+    batch += [xchg("hard", "yes", Out("mini", "no" if i < 50 else "yes")) for i in range(100)]
+    batch += [xchg("young", "yes", Out("mini", "yes")) for _ in range(7)]
+    await store.write(batch)
+    await score(config, store, ScoreOptions())
+    report = await build_report(config, store)
+
+    table = render_verdicts(report)
+    headers = [str(c.header) for c in table.columns]
+    assert headers[-1] == "reason" and "decided by" in headers
+    reasons = [str(cell) for cell in table.columns[-1].cells]
+    verdicts = [str(cell) for cell in table.columns[2].cells]
+    assert [v.split("]")[1].split("[")[0] for v in verdicts] == [
+        "PROMOTE", "HOLD", "NEED MORE DATA"]
+    assert reasons[0].startswith("bound ") and "≥ 80.0%, excess ≤ " in reasons[0]
+    assert reasons[1].startswith("pass ≤ ") and reasons[1].endswith("< bar 95.0%")
+    assert reasons[2] == "n 7 < 100 required"
+    console = Console(width=160, record=True)
+    console.print(table)
+    assert "n 7 < 100 required" in console.export_text()

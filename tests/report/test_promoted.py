@@ -238,7 +238,8 @@ async def test_the_overview_prices_the_route_map_and_lists_only_unrouted_promoti
     overview = section(html, '<section id="overview">', "</section>")
     assert '<code class="cmd">shadowroute promote other --to mini</code>' in overview
     assert "shadowroute promote easy" not in html  # it serves easy already
-    row = section(html, "<tr><td>easy</td>", "</tr>")
+    promoted_section = section(html, '<section id="promoted">', "</section>")
+    row = section(promoted_section, "<tr><td>easy</td>", "</tr>")
     assert '<td class="n">$30.00</td><td class="n">$270</td>' in row
 
     # Demoted: back on the primary, and promotable again.

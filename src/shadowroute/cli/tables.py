@@ -116,9 +116,14 @@ def pct(value: float | None) -> str:
 
 def render_verdicts(report: Any) -> Table:
     """One row per task type x candidate of a :class:`~shadowroute.report.Report`; the lower
-    bound is the one the verdict used (always-valid unless ``[decision] sequential = false``)."""
-    table = Table("task type", "candidate", "verdict", "n", "pass rate", "lower bound",
-                  "noise floor", "savings/month", "decided by", title="decisions")
+    bound is the one the verdict used (always-valid unless ``[decision] sequential = false``);
+    the reason says in a few words which criterion decided, with its figures."""
+    table = Table(title="decisions")
+    for name, widest in (("task type", None), ("candidate", None), ("verdict", None),
+                         ("n", 7), ("pass rate", 6), ("lower bound", 6), ("noise floor", 6),
+                         ("savings/month", 9), ("decided by", None)):
+        table.add_column(name, max_width=widest)
+    table.add_column("reason", ratio=1, overflow="fold")
     styles = {"PROMOTE": "green", "HOLD": "red", "NEED MORE DATA": "yellow",
               "CONFIG PROBLEM": "magenta"}
     for task in report.tasks:
@@ -129,7 +134,7 @@ def render_verdicts(report: Any) -> Table:
                 f"[{styles.get(c.verdict, 'white')}]{c.verdict}[/]", f"{c.n:,}", pct(c.pass_rate),
                 pct(bound), pct(c.noise_floor),
                 "-" if c.monthly_savings is None else _usd(c.monthly_savings),
-                _decided(c),
+                _decided(c), escape(_reason(c, task)),
             )
         if task.candidates:
             table.add_section()
@@ -137,6 +142,16 @@ def render_verdicts(report: Any) -> Table:
     if any(captions):
         table.caption = "\n".join(c for c in captions if c)
     return table
+
+
+def _reason(c: Any, task: Any) -> str:
+    """The verdict's reason in a few words (``why``, set by the report), else worked out here."""
+    why = getattr(c, "why", "")
+    if why:
+        return str(why)
+    from ..report.reasons import short_reason
+
+    return short_reason(c, task.policy)
 
 
 def _decided(c: Any) -> str:

@@ -30,12 +30,15 @@ from ..store import Store
 from ..store.queries import report as q
 from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
 from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts, evidence_counts
+from ..store.queries.history import decision_history
 from ..store.queries.routes import route_changes
 from ..store.queries.scores import score_summary
 from ..store.queries.validity import scorer_failures
 from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
+from .reasons import TaskAction, criteria_fields, summarize
+from .trend import Trend
 from .validity import ScorerValidity, apply_validity, flagged_verdicts
 
 __all__ = [
@@ -116,6 +119,16 @@ class CandidateResult:
     low_kappa: bool = False
     """The verdict rests on a scorer whose kappa against labels is below 0.4."""
     low_kappa_scorers: list[str] = field(default_factory=list)
+    upper_bound: float | None = None
+    """The pass rate's upper bound (below the bar: a HOLD on quality)."""
+    excess_lower: float | None = None
+    """The excess failure rate's lower bound (above the margin: a HOLD on non-inferiority)."""
+    refuted: list[str] = field(default_factory=list)
+    """The criteria shown to fail: why a HOLD holds (:mod:`.reasons`)."""
+    promote_chance: float | None = None
+    """NEED MORE DATA: the share of projected paths whose verdict is PROMOTE."""
+    why: str = ""
+    """The verdict's reason in a few words (the terminal table's)."""
 
 
 @dataclass
@@ -187,6 +200,13 @@ class Report:
     judge_calibration: dict[str, Any] | None = None
     """The latest ``shadowroute calibrate-judge`` run of the configured judge model (see
     :func:`_describe_calibration`); ``None`` when there is none."""
+    actions: list[TaskAction] = field(default_factory=list)
+    """Per task type: the action, why, and what would change it (:mod:`.reasons`)."""
+    action_counts: dict[str, int] = field(default_factory=dict)
+    money: dict[str, Any] = field(default_factory=dict)
+    """Gross saving, evaluation spend, net, and where evaluation spend goes per task type."""
+    trends: list[Trend] = field(default_factory=list)
+    """Per task type x candidate, night by night (:mod:`.trend`)."""
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
@@ -288,6 +308,7 @@ async def build_report(
         _money(p, by_task.get(p.task))
     overview = _overview(results, promoted)
     overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
+    summary = summarize(config, results, promoted, overview, await decision_history(store), now)
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
         database=store.url,
@@ -296,7 +317,7 @@ async def build_report(
                   "level": (1 - config.decision.confidence) / agg.family_size,
                   "drift_false_alarm": config.routes.drift_false_alarm},
         overview=overview, tasks=results, promoted=promoted,
-        judge_calibration=calibration,
+        judge_calibration=calibration, **summary,
     )
 
 
@@ -402,7 +423,7 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
                  if decision.verdict is Verdict.PROMOTE else None),
         examples=agg.examples.get((t.task, model), []),
         costed=totals.get("costed", 0),
-        not_carried=agg.not_carried.get((t.task, model), {}),
+        not_carried=agg.not_carried.get((t.task, model), {}), **criteria_fields(decision),
     )
 
 

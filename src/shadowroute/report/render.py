@@ -18,6 +18,8 @@ from typing import Any
 from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .build import Report
+from .charts import histogram_chart, trend_chart
+from .reasons import per_day
 
 __all__ = ["render_html", "report_json", "write_report"]
 
@@ -69,7 +71,9 @@ def _environment() -> Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(named=_named, pct=_pct, usd=_usd, num=_num, ms=_ms, days=_days, json_text=_json_text)
+    env.filters.update(named=_named, pct=_pct, usd=_usd, num=_num, ms=_ms, days=_days,
+                       json_text=_json_text, per_day=per_day)
+    env.globals.update(trend_chart=trend_chart, histogram_chart=histogram_chart)
     return env
 
 
