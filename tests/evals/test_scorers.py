@@ -187,11 +187,11 @@ def test_evals_readme_holds_the_table_as_printed(measured) -> None:
     pasted = [line for line in block if re.match(r"(source|gsm8k|mt-bench-human)\s", line)]
     printed = [line for line in lines if re.match(r"(source|gsm8k|mt-bench-human)\s", line)]
     assert pasted == printed, "evals/README.md: paste the output of `shadowroute eval scorers`"
-    # The root README shows rows of it, as printed.
-    section = (ROOT / "README.md").read_text().split("## Evals: `shadowroute eval`", 1)[1]
+    # docs/offline.md shows rows of it, as printed.
+    section = (ROOT / "docs" / "offline.md").read_text().split("## Evals: `shadowroute eval`", 1)[1]
     shown = [line for line in section.split("\n## ", 1)[0].splitlines()
              if re.match(r"(gsm8k|mt-bench-human)\s", line)]
-    assert shown and set(shown) <= set(printed), "README.md: rows of `shadowroute eval scorers`"
+    assert shown and set(shown) <= set(printed), "docs/offline.md: rows of `shadowroute eval scorers`"
 
 
 # --------------------------------------------------------------------------- arithmetic, errors

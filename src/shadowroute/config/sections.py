@@ -32,7 +32,7 @@ __all__ = [
 ]
 
 class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid", frozen=True)
+    model_config = ConfigDict(extra="forbid", frozen=True, use_attribute_docstrings=True)
 
 
 class ModelConfig(_Strict):
@@ -47,13 +47,18 @@ class ModelConfig(_Strict):
     """The API the model is called in: ``openai`` (chat completions), ``anthropic`` (Messages)
     or ``responses`` (the OpenAI Responses API)."""
     api_key_env: str | None = None
+    """Environment variable holding the model's API key (the key itself is never in the file,
+    the database or the logs)."""
     input_price: float = Field(0.0, ge=0)
     """USD per 1M input tokens."""
     output_price: float = Field(0.0, ge=0)
     """USD per 1M output tokens."""
     max_concurrency: int = Field(8, ge=1)
+    """Calls in flight to this model at once."""
     timeout_s: float = Field(30.0, gt=0)
+    """Timeout of one whole call, in seconds."""
     max_retries: int = Field(2, ge=0)
+    """Retries on timeouts, connection errors, 429 and 5xx."""
 
     @field_validator("base_url")
     @classmethod
@@ -156,7 +161,9 @@ class TaskConfig(_Strict):
 
     name: str = ""
     candidates: tuple[str, ...] = ()
+    """The cheaper models (``[models]`` keys) this task type's sampled calls are mirrored to."""
     sample_rate: float = Field(0.1, ge=0.0, le=1.0)
+    """Share (0..1) of the task type's production calls mirrored to the candidates."""
     json_schema: Path | None = None
     """Path to a JSON Schema file, relative to the config file."""
     daily_budget_usd: float = Field(DEFAULT_DAILY_BUDGET_USD, ge=0)
@@ -219,6 +226,7 @@ class JudgeConfig(_Strict):
     concurrency: int = Field(8, ge=1)
     """Judge calls in flight at once (the model's own ``max_concurrency`` also applies)."""
     max_tokens: int = Field(200, ge=16)
+    """Output token limit of one judge call."""
     threshold: float = Field(0.5, ge=0.0, le=1.0)
     """Judge value: 1 candidate better, 0.5 same (or a verdict that flips with the order),
     0 worse. At or above the threshold passes: by default "same" passes, "worse" fails."""
@@ -289,15 +297,21 @@ class RoutesConfig(_Strict):
     the bar, within ``drift_horizon_days`` of its promotion (a change detector that restarts,
     so a drop is caught as fast a year after the promotion as a week after it)."""
     drift_horizon_days: int = Field(365, ge=1)
+    """The horizon of ``drift_false_alarm``: days after a promotion."""
 
 
 class MirrorConfig(_Strict):
     queue_size: int = Field(2000, ge=1)
     """Captures waiting for mirroring; when full, new captures are dropped and counted."""
     workers: int = Field(32, ge=1)
+    """Background tasks calling candidates and writing captures."""
     shutdown_deadline_s: float = Field(10.0, ge=0)
+    """At shutdown, how long queued captures may still be drained (the rest is dropped and
+    counted)."""
     retry_backoff_s: float = Field(0.5, ge=0)
+    """First wait before a failed candidate call is retried."""
     retry_backoff_max_s: float = Field(30.0, ge=0)
+    """Longest wait between retries (the wait doubles)."""
     circuit_failures: int = Field(5, ge=1)
     """Consecutive failures that open a candidate's circuit."""
     circuit_reset_s: float = Field(30.0, gt=0)
@@ -306,7 +320,9 @@ class MirrorConfig(_Strict):
 
 class StoreConfig(_Strict):
     batch_size: int = Field(500, ge=1)
+    """Exchanges per database write."""
     flush_interval_s: float = Field(0.25, gt=0)
+    """A batch is written after this long even when not full."""
     spool_dir: Path = Path(".shadowroute/spool")
     """Where batches go while the database is unreachable; replayed when it returns."""
     retry_interval_s: float = Field(5.0, gt=0)
@@ -317,7 +333,9 @@ class RedactionPattern(_Strict):
     """A user rule of ``[redaction] patterns``: matches become ``[REDACTED:<name>]``."""
 
     name: str = Field(pattern=r"^[A-Za-z0-9_.-]+$")
+    """Replaces a match as ``[REDACTED:<name>]``."""
     regex: str
+    """A Python regular expression."""
 
     @field_validator("regex")
     @classmethod
@@ -343,6 +361,7 @@ class NotifyConfig(_Strict):
     """The environment variable holding a webhook URL (Slack-compatible: the payload has a
     ``text`` field); the URL itself never sits in the file."""
     timeout_s: float = Field(10.0, gt=0)
+    """Timeout of one webhook POST, in seconds."""
     retries: int = Field(3, ge=0, le=10)
     """Further attempts after a failed POST, with backoff (0.5 s, doubling)."""
 
@@ -373,8 +392,11 @@ class TaskRule(_Strict):
     """
 
     task: str
+    """The task type of a call this rule matches."""
     model: str | None = None
+    """Glob on the request's ``model`` (e.g. ``gpt-4o-mini*``); any model when absent."""
     metadata: dict[str, str] = {}
+    """Fields the request's ``metadata`` object must hold, with these values."""
 
 
 class SidecarConfig(_Strict):
@@ -388,7 +410,10 @@ class SidecarConfig(_Strict):
     forwarded, so an Anthropic key never reaches the OpenAI host. A gateway that serves both
     APIs is given as both."""
     rules: tuple[TaskRule, ...] = ()
+    """Task type of calls without the ``X-Shadowroute-Task`` header: the first matching rule
+    wins."""
     default_task: str = "default"
+    """Task type of a call no header or rule names."""
     max_body_bytes: int = Field(16 * 1024 * 1024, ge=1024)
     """The capture limit: chat calls with bodies up to this size are captured and mirrored;
     larger ones are relayed to the upstream as they stream in, never held in memory, and not
@@ -411,6 +436,7 @@ class SidecarConfig(_Strict):
     """Captures one client (by address) may send per minute; more get 429 and are counted, so
     one misbehaving app cannot spend the day's budget for everyone."""
     upstream_timeout_s: float = Field(600.0, gt=0)
+    """Timeout of a relayed call to the upstream, in seconds."""
     max_connections: int = Field(0, ge=0)
     """Connections to the upstreams at once; 0: no limit (the process's file limit is the
     limit). Calls over it wait for a connection: ``shadowroute_upstream_pool_waiting`` and
