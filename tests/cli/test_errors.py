@@ -263,12 +263,12 @@ def test_report_out_that_cannot_be_written_still_names_out(
     assert not (tmp_path / "ok" / "r.json").exists()
 
 
-@pytest.mark.xfail(strict=True, reason="report/render.py write_report moves the HTML into place "
-                   "before the JSON's move fails (not this change's file)")
 def test_report_json_failing_late_leaves_no_html(tmp_path: Path, run, reported_db: str) -> None:
     (tmp_path / "twin").mkdir()
-    run("report", "--database-url", reported_db, "--out", "out/r.html", "--json", "twin")
-    assert not (tmp_path / "out" / "r.html").exists()
+    result = run("report", "--database-url", reported_db, "--out", "out/r.html", "--json", "twin")
+    assert one_line(result).startswith("error: --json: cannot write twin")
+    assert not (tmp_path / "out" / "r.html").exists()  # no HTML without its twin
+    assert rows(reported_db)["reports"] == 0
 
 
 # --------------------------------------------------------------------------- 5. config typos

@@ -8,9 +8,11 @@ tag (no scripts, no external loads) backs that up.
 
 from __future__ import annotations
 
+import errno
 import functools
 import json
 import math
+import os
 from datetime import date, datetime
 from pathlib import Path
 from typing import Any
@@ -95,7 +97,7 @@ def write_report(report: Report, html_path: Path, json_path: Path | None = None)
     """Write the HTML and its JSON twin (next to it, ``.json``, unless ``json_path``).
 
     Both are written to temporary files first and only then moved into place, so a failure
-    leaves the previous pair as it was."""
+    leaves the previous pair as it was (and a twin that cannot be placed leaves no HTML)."""
     json_path = json_path or html_path.with_suffix(".json")
     staged: list[tuple[Path, Path]] = []
     try:
@@ -104,6 +106,9 @@ def write_report(report: Report, html_path: Path, json_path: Path | None = None)
             tmp = path.with_name(f".{path.name}.tmp")
             staged.append((tmp, path))
             tmp.write_text(text, encoding="utf-8")
+        for _, path in staged:  # the one move that can still fail: onto a folder
+            if path.is_dir():
+                raise IsADirectoryError(errno.EISDIR, os.strerror(errno.EISDIR), str(path))
         for tmp, path in staged:
             tmp.replace(path)
     finally:
