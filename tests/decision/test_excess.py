@@ -143,3 +143,51 @@ def test_inconsistent_paired_counts_are_refused() -> None:
         Paired.from_totals(100, 5, 50, 2, 60, 1, 1, 1)  # more pairs than replays
     with pytest.raises(ValueError):
         Paired.from_totals(100, 5, 50, 2, 50, 3, 3, 0)  # the pairs hold more failures
+
+
+
+@pytest.mark.parametrize("counts", [
+    (0, 0, 0, 7, 4, 17, 0, 0),   # the demo's sentiment: no paired failure, lone candidates fail
+    (0, 0, 2, 3, 0, 1, 0, 0),
+    (1, 0, 0, 5, 1, 4, 0, 2),
+    (0, 3, 0, 4, 0, 1, 1, 3),
+    (0, 0, 0, 3, 3, 5, 3, 3),
+    (0, 0, 0, 20, 0, 80, 0, 0),  # no failure anywhere
+])
+def test_a_null_holding_the_maximum_is_never_rejected(counts: tuple[float, ...]) -> None:
+    """The e-value against a composite null is the mixture over the null's supremum; where
+    the null holds the unconstrained maximum (``H0: d >= δ`` for δ below the
+    maximum-likelihood excess, ``H0: d <= δ`` above it) the supremum is the global maximum and
+    the mixture can never beat it. A wrong sign of the profile's slope (a constraint that moves
+    with δ, e.g. a replay-only cell held at 0) used to reject there: the demo's report showed
+    an excess upper bound of -100%."""
+    both, cand, rep, neither, lcf, lc, lrf, lr = (np.array(float(c)) for c in counts)
+    paired = Paired(both, cand, rep, neither, lcf, lc, lrf, lr)
+    fc, nc = both + cand + lcf, both + cand + rep + neither + lc
+    fr, nr = both + rep + lrf, both + cand + rep + neither + lr
+    from shadowroute.decision.excess import _paired_boundary
+
+    deltas = np.linspace(-0.95, 0.95, 77)
+    # The profile's maximum (checked against brute force above) may be a ridge: without
+    # paired failures, "both failed" and "the candidate failed alone" explain the data alike.
+    profile, _ = _paired_boundary(paired, deltas)
+    ridge = deltas[profile >= profile.max() - 1e-7]
+    d_low, d_high = float(ridge.min()), float(ridge.max())
+    below, above = excess_log_evalues(fc, nc, fr, nr, deltas, PRIOR, PRIOR, paired=paired,
+                                      cells=CELLS)
+    wrong = [("d <", round(float(d), 3), float(b)) for d, b in zip(deltas, below, strict=True)
+             if d <= d_high and b > 0]
+    wrong += [("d >", round(float(d), 3), float(a)) for d, a in zip(deltas, above, strict=True)
+              if d >= d_low and a > 0]
+    assert not wrong, f"maximum-likelihood excess in [{d_low:+.3f}, {d_high:+.3f}]: {wrong}"
+    lower, upper = (f(float(fc), float(nc), float(fr), float(nr), 0.005, PRIOR, PRIOR,
+                      paired=paired, cells=CELLS) for f in (excess_lower, excess_upper))
+    assert lower <= d_low + 0.025 and d_high - 0.025 <= upper
+    # The same counts without their pairing: one maximum, π_c = fc / nc and π_r = fr / nr.
+    d_hat = float(fc / nc - (fr / nr if nr else 0.0))
+    below, above = excess_log_evalues(fc, nc, fr, nr, deltas, PRIOR, PRIOR)
+    wrong = [("d <", round(float(d), 3), float(b)) for d, b in zip(deltas, below, strict=True)
+             if d <= d_hat - 1e-6 and b > 0]
+    wrong += [("d >", round(float(d), 3), float(a)) for d, a in zip(deltas, above, strict=True)
+              if d >= d_hat + 1e-6 and a > 0]
+    assert not wrong, f"unpaired maximum-likelihood excess {d_hat:+.3f}: {wrong}"

@@ -189,6 +189,10 @@ def _unpaired_boundary(fc: ArrayLike, nc: ArrayLike, fr: ArrayLike, nr: ArrayLik
     pc = x + delta
     value = log_likelihood(fc, nc, np.maximum(pc, 0.0)) + log_likelihood(fr, nr, x)
     slope = _ratio(fc, pc) - _ratio(sc, 1 - pc)
+    # Held at an end that moves with δ (π_c = 0 at x = -δ, or π_c = 1 at x = 1 - δ), the
+    # profile moves with x = ∓δ while π_c stays put: its slope is the replays' side alone.
+    held = ((delta < 0) & (x <= -delta + 1e-12)) | ((delta > 0) & (x >= 1 - delta - 1e-12))
+    slope = np.where(held, _ratio(sr, 1 - x) - _ratio(fr, x), slope)
     out = (value, slope, x) if point else (value, slope)
     return tuple(y.reshape(shape) for y in out)
 
@@ -207,12 +211,38 @@ def _paired_loglik(p: Paired, u: Array, v: Array, delta: Array) -> Array:
 
 
 def _paired_boundary(p: Paired, delta: ArrayLike) -> tuple[Array, Array]:
-    """max of the full log-likelihood with d = δ, and its derivative in δ. The log-likelihood
-    is concave in (u, v), so is its profile in u: nested Newton steps on the profile's slope
-    and, inside, on the slope in v."""
-    shape, (a, b, c, d, fcu, ncu, fru, nru, delta) = _flat(
-        p.both, p.candidate, p.replay, p.neither, p.lone_c_fail, p.lone_c, p.lone_r_fail,
-        p.lone_r, delta)
+    """max of the full log-likelihood with d = δ, and its derivative in δ (the profile's
+    slope; only its sign is used: > 0 means the unconstrained maximum has d > δ)."""
+    shape, fields = _flat(p.both, p.candidate, p.replay, p.neither, p.lone_c_fail, p.lone_c,
+                          p.lone_r_fail, p.lone_r, delta)
+    a, b, c, d, fcu, ncu, fru, nru, delta = fields
+    value, u, v = _paired_max(*fields)
+    scu = ncu - fcu
+    d_delta = (_ratio(b, v + delta) - _ratio(d, 1 - u - v - delta)
+               + _ratio(fcu, u + delta) - _ratio(scu, 1 - u - delta))
+    # The partial derivative is the profile's slope only while no constraint that moves with
+    # δ holds the maximum (the envelope theorem): v >= -δ (the candidate-only cell at 0),
+    # u >= -δ, u <= 1 - δ, v <= 1 - u - δ (the "neither" cell at 0). Where one does (small
+    # counts with empty cells: common), the slope is the profile's own difference quotient:
+    # the profile is concave in δ (the likelihood is concave in (u, v, δ) on a polytope).
+    edge = 1e-9
+    moving = (((delta < 0) & ((v <= -delta + edge) | (u <= -delta + edge)))
+              | ((delta > 0) & (u >= 1 - delta - edge)) | (v >= 1 - u - delta - edge))
+    if moving.any():
+        at = np.flatnonzero(moving)
+        step = 1e-6
+        high, low = np.minimum(delta[at] + step, 1.0), np.maximum(delta[at] - step, -1.0)
+        rest = [f[at] for f in fields[:-1]]
+        with np.errstate(invalid="ignore"):
+            d_delta[at] = (_paired_max(*rest, high)[0] - _paired_max(*rest, low)[0]) / (high - low)
+    return value.reshape(shape), d_delta.reshape(shape)
+
+
+def _paired_max(a: Array, b: Array, c: Array, d: Array, fcu: Array, ncu: Array, fru: Array,
+                nru: Array, delta: Array) -> tuple[Array, Array, Array]:
+    """(max of the full log-likelihood with d = δ, and the u and v where it is), for flat
+    arrays. The log-likelihood is concave in (u, v), so is its profile in u: nested Newton
+    steps on the profile's slope and, inside, on the slope in v."""
     scu, sru = ncu - fcu, nru - fru
     v_floor = np.maximum(0.0, -delta)
 
@@ -264,10 +294,7 @@ def _paired_boundary(p: Paired, delta: ArrayLike) -> tuple[Array, Array]:
 
     u = _root(outer, np.maximum(0.0, -delta), np.minimum(1.0, 1.0 - delta))
     v = inner(u, np.arange(u.size))
-    value = _paired_loglik(Paired(a, b, c, d, fcu, ncu, fru, nru), u, v, delta)
-    d_delta = (_ratio(b, v + delta) - _ratio(d, 1 - u - v - delta)
-               + _ratio(fcu, u + delta) - _ratio(scu, 1 - u - delta))
-    return value.reshape(shape), d_delta.reshape(shape)
+    return _paired_loglik(Paired(a, b, c, d, fcu, ncu, fru, nru), u, v, delta), u, v
 
 
 def _numerator_paired(p: Paired, prior_c: BetaMixture, prior_r: BetaMixture,
