@@ -34,7 +34,7 @@ def trend_chart(trend: Any, width: int = 380, height: int = 190) -> dict[str, An
     """Coordinates of a :class:`~.trend.Trend` (two nights or more): the pass-rate line and
     the lower-bound line (broken where a night had none), a dot per night coloured by its
     verdict, a marker per verdict change, the bar (required quality), axes with ticks."""
-    left, right, top, bottom = 44, 22, 14, 44
+    left, right, top, bottom = 44, 30, 14, 44
     plot_w, plot_h = width - left - right, height - top - bottom
     points = trend.points
     values = [v for p in points for v in (p.pass_rate, p.lower_bound) if v is not None]
