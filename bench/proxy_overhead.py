@@ -7,7 +7,11 @@ default so the proxies' own cost is what shows), on loopback, in one run:
   minimal python relay   aiohttp server + aiohttp client on uvloop relaying bytes, nothing
                       parsed: the floor of a Python proxy, the sidecar's target
   sidecar pass        ``shadowroute serve``, task sample rate 0 (forward only)
-  sidecar shadow X%   the same, every task sampled at X and mirrored to ``small`` (same upstream)
+  sidecar shadow X%   the same, every task sampled at X and mirrored to ``small`` and ``tiny``
+                      (two candidates, same upstream)
+  portkey gateway     the Portkey OSS gateway (Node), ``x-portkey-custom-host`` at the upstream
+                      (installed with npm into ``.bench-portkey`` on first use; skipped without
+                      node/npm)
   litellm proxy       ``litellm --config`` with ``openai/frontier`` at the same upstream
 
 For each path (after an unrecorded warm-up before every measurement):
@@ -21,7 +25,7 @@ Requests are the fake server's sample chat bodies with ``"model": "frontier"`` a
 ``Authorization`` header on every path.
 
     python bench/proxy_overhead.py [--rate 100] [--seconds 10] [--concurrency 16,32,64]
-                                   [--sample-rates 0.1,1] [--no-litellm]
+                                   [--sample-rates 0.1,1] [--no-litellm] [--no-portkey]
 
 Every server runs in its own process, and so does the load generator (aiohttp over uvloop, one
 pooled session, the same client for every path), so none shares a GIL with another; on a 2-core
@@ -53,10 +57,12 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from _portkey import portkey_argv, portkey_entry, portkey_headers, portkey_version
 from _util import free_port, pct  # bench/ is on sys.path when a script runs
 
 ROOT = Path(__file__).resolve().parent.parent
 DEFAULT_LITELLM_VENV = ROOT / ".venv-litellm"
+DEFAULT_PORTKEY_DIR = ROOT / ".bench-portkey"
 CHAT_PATH = "/v1/chat/completions"
 REQUEST_TIMEOUT_S = 10.0
 FOREIGN_WARN_CORES = 0.15  # CPU used by other processes above which a run is called disturbed
@@ -494,8 +500,10 @@ def sidecar_server(upstream: str, port: int, sample_rate: float, tmp: Path, tag:
         f'spool_dir = "{work / "spool"}"\n'
         "[models.small]\n"
         f'base_url = "{upstream}/v1"\n'
+        "[models.tiny]\n"
+        f'base_url = "{upstream}/v1"\n'
         "[tasks.default]\n"
-        'candidates = ["small"]\n'
+        'candidates = ["small", "tiny"]\n'
         f"sample_rate = {sample_rate}\n"
     )
     env = {k: v for k, v in os.environ.items() if not k.startswith("SHADOWROUTE_")}
@@ -826,7 +834,7 @@ def report(
         for note in r.notes:
             print(f"note: {r.name}: {note}")
     if litellm_info:
-        print(f"litellm: {litellm_info}")
+        print(f"peers: {litellm_info}")
 
     litellm = next((r for r in results if r.name == "litellm proxy" and r.open), None)
     sidecar = next((r for r in results if r.name == "sidecar pass" and r.open), None)
@@ -895,6 +903,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
         "--no-sidecar", action="store_true", help="skip the shadowroute sidecar rows"
     )
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM rows")
+    parser.add_argument("--no-portkey", action="store_true", help="skip the Portkey row")
+    parser.add_argument("--portkey-dir", type=Path, default=DEFAULT_PORTKEY_DIR,
+                        help="where the Portkey gateway is installed with npm on first use")
     parser.add_argument(
         "--no-install",
         action="store_true",
@@ -942,6 +953,10 @@ def main(argv: list[str]) -> int:
     why = ""
     if not args.no_litellm:  # installs on first use, before anything is measured
         binary, why = litellm_binary(args.litellm_venv, install=not args.no_install)
+    portkey: Path | None = None
+    portkey_why = ""
+    if not args.no_portkey:
+        portkey, portkey_why = portkey_entry(args.portkey_dir, install=not args.no_install)
 
     from shadowroute.fakellm import sample_requests
 
@@ -949,7 +964,7 @@ def main(argv: list[str]) -> int:
     headers = {"content-type": "application/json", "authorization": f"Bearer {key}"}
     bodies = [{"model": "frontier", **item.request} for item in sample_requests(200, seed=1)]
     results: list[PathResult] = []
-    litellm_info = ""
+    litellm_info = portkey_info = ""
     servers: list[Server] = []
     began = time.monotonic()
     with tempfile.TemporaryDirectory(prefix="sr-proxy-bench-") as tmp_dir:
@@ -1056,6 +1071,32 @@ def main(argv: list[str]) -> int:
                     sidecar.stop()
                     servers.remove(sidecar)
 
+            if not args.no_portkey:
+                result = PathResult("portkey gateway")
+                results.append(result)
+                if portkey is None:
+                    result.skipped = portkey_why
+                    print(f"  portkey gateway: skipped: {portkey_why}", flush=True)
+                else:
+                    port = free_port()
+                    gateway = Server("portkey gateway", portkey_argv(portkey, port),
+                                     f"http://127.0.0.1:{port}/", tmp / "portkey.log", tmp)
+                    servers.append(gateway)
+                    routed = {**common, "headers": {**headers, **portkey_headers(up_base)}}
+                    try:
+                        gateway.start(60)
+                        check_path(f"http://127.0.0.1:{port}{CHAT_PATH}", routed["headers"],
+                                   bodies[0])
+                        portkey_info = (f"@portkey-ai/gateway {portkey_version(args.portkey_dir)}"
+                                        f" from {args.portkey_dir} (node, --headless)")
+                        measure(result, f"http://127.0.0.1:{port}{CHAT_PATH}", args, routed,
+                                gateway.pid, upstream.pid)
+                    except (RuntimeError, subprocess.SubprocessError) as exc:
+                        result.skipped = f"the Portkey gateway failed: {exc}"
+                        print(f"  portkey gateway: {result.skipped}", flush=True)
+                    gateway.stop()
+                    servers.remove(gateway)
+
             if not args.no_litellm:
                 result = PathResult("litellm proxy")
                 results.append(result)
@@ -1095,7 +1136,7 @@ def main(argv: list[str]) -> int:
         finally:
             for server in reversed(servers):
                 server.stop()
-    report(results, args, client, litellm_info)
+    report(results, args, client, "; ".join(x for x in (litellm_info, portkey_info) if x))
     print(f"\n(run took {time.monotonic() - began:.0f}s)")
     return 0
 
