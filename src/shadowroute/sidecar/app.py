@@ -41,7 +41,7 @@ from ..pipeline.core import Shadow
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
 from .answers import api_error, daily_budgets, error_json, http_error, is_anthropic, unauthorized
-from .asgi import EveryMethod, KnownLength
+from .asgi import EveryMethod, Front, KnownLength
 from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
 from .metrics import Metrics
@@ -476,19 +476,18 @@ def _caused_by(exc: BaseException | None, kind: type[BaseException]) -> bool:
     return False
 
 
-def create_app(config: Config, **kwargs: Any) -> Starlette:
-    """The sidecar ASGI app (``shadowroute serve`` runs it under uvicorn)."""
+def create_app(config: Config, **kwargs: Any) -> Front:
+    """The sidecar ASGI app (``shadowroute serve`` runs it under uvicorn): its own endpoints
+    through Starlette, every other call straight to the proxy (:class:`~.asgi.Front`)."""
     sidecar = Sidecar(config, **kwargs)
-    app = Starlette(
-        routes=[
-            Route("/healthz", sidecar.healthz, methods=["GET"]),
-            Route("/readyz", sidecar.readyz, methods=["GET"]),
-            Route("/metrics", sidecar.prometheus, methods=["GET"]),
-            Route("/v1/captures", sidecar.captures, methods=["POST"]),
-            Route("/{path:path}", EveryMethod(sidecar.proxy)),
-        ],
-        exception_handlers={HTTPException: http_error},
-        lifespan=sidecar.lifespan,
-    )
+    own = [
+        Route("/healthz", sidecar.healthz, methods=["GET"]),
+        Route("/readyz", sidecar.readyz, methods=["GET"]),
+        Route("/metrics", sidecar.prometheus, methods=["GET"]),
+        Route("/v1/captures", sidecar.captures, methods=["POST"]),
+    ]
+    proxy = EveryMethod(sidecar.proxy)
+    app = Starlette(routes=[*own, Route("/{path:path}", proxy)],
+                    exception_handlers={HTTPException: http_error}, lifespan=sidecar.lifespan)
     app.state.sidecar = sidecar
-    return app
+    return Front(app, proxy, frozenset(route.path for route in own))
