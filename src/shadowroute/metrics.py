@@ -42,6 +42,9 @@ _COUNTERS = {
     "primary_errors": ("primary_errors", "Primary calls that failed (relayed as they came)."),
     "capture_errors": ("capture_errors", "Captures that could not be parsed or mirrored."),
     "store_errors": ("store_errors", "Failed database operations."),
+    "telemetry_errors": (
+        "telemetry_errors", "OpenTelemetry span handling failures (swallowed; the call went on)."
+    ),
     "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
     "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
     "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),

@@ -62,6 +62,9 @@ class Stats:
     exchange is stored without the unfinished answers."""
     capture_errors: int = 0
     """A capture could not be built or mirrored because of an internal error (see ``on_error``)."""
+    telemetry_errors: int = 0
+    """OpenTelemetry span handling failed (swallowed: the call or capture went on; see
+    :mod:`shadowroute.telemetry`)."""
     abandoned: int = 0
     """Sampled responses the caller closed before reading to the end; not captured."""
     oversize: int = 0

@@ -3,6 +3,8 @@
 :class:`Mirror` turns one (task, candidate, request) into a :class:`CandidateOutputRecord`: the
 answer, or the failure as part of the observation (GitHub Scientist style). It returns ``None``
 when policy skipped the call (budget spent, circuit open); those skips are counted in stats.
+Each call that is made (retries included) is one OpenTelemetry span when the ``otel`` extra is
+installed (:mod:`shadowroute.telemetry`).
 """
 
 from __future__ import annotations
@@ -14,14 +16,18 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import anyio
 
+from .. import telemetry
 from ..config import MirrorConfig, TaskConfig
 from ..errors import ProviderError
 from ..records import NOISE_FLOOR_MODEL, CandidateOutputRecord, Completion, ExchangeRecord
 from ..stats import Stats
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
 
 __all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
 
@@ -119,9 +125,12 @@ class Mirror:
         stats: Stats,
         on_error: Callable[[str, BaseException], None],
         clock: Callable[[], float] = time.monotonic,
+        targets: Mapping[str, telemetry.Target] | None = None,
     ) -> None:
-        """``limits`` maps each model name to (max_concurrency, max_retries)."""
+        """``limits`` maps each model name to (max_concurrency, max_retries); ``targets`` how
+        each model's spans name it (see :func:`shadowroute.telemetry.target`)."""
         self._providers = providers
+        self._targets = dict(targets or {})
         self._settings = settings
         self._stats = stats
         self._on_error = on_error
@@ -148,9 +157,15 @@ class Mirror:
         exchange_id: str,
         *,
         label: str | None = None,
+        role: str | None = None,
+        origin: SpanContext | None = None,
+        span_task: str | None = None,
     ) -> CandidateOutputRecord | None:
         """Call ``model`` once (with retries); the record is stored under ``label`` (default:
-        the model's name), e.g. ``primary@replay`` for a noise-floor call of the primary."""
+        the model's name), e.g. ``primary@replay`` for a noise-floor call of the primary.
+        For its span: ``role`` (default ``replay`` for ``primary@replay``, else ``candidate``),
+        ``origin`` the primary call's span context to link, ``span_task`` the task type when it
+        is not ``task`` (the judge calls under its own)."""
         budget = self.budget(task)
         if not budget.allows():
             self._stats.skipped_budget += 1
@@ -161,25 +176,39 @@ class Mirror:
             return None
         trial = circuit.opened_at is not None  # this call is the half-open trial
         record = CandidateOutputRecord(exchange_id=exchange_id, model=label or model, attempts=0)
+        span = telemetry.model_span(
+            self._targets.get(model) or telemetry.target(model, None), request,
+            task=span_task or task.name, name=record.model, exchange_id=exchange_id, origin=origin,
+            role=role or (telemetry.ROLE_REPLAY if label == NOISE_FLOOR_MODEL
+                          else telemetry.ROLE_CANDIDATE),
+            stats=self._stats,
+        )
         began = time.perf_counter()
-        try:
-            completion = await self._call_with_retries(model, request, record, circuit, trial)
-        except _OpenedWhileWaiting:
-            self._stats.skipped_circuit_open += 1
-            return None
-        except ProviderError as exc:
-            circuit.record(False, exc)
-            self._stats.candidate_errors[exc.kind] += 1
-            self._stats.model_result(model, exc.kind, time.perf_counter() - began, None)
-            record.error_kind, record.error = exc.kind, str(exc)[:1000]
-            return record
-        except Exception as exc:  # a bug, not a candidate failure: keep it visible
-            circuit.record(False, exc)
-            self._stats.candidate_errors["internal"] += 1
-            self._stats.model_result(model, "internal", time.perf_counter() - began, None)
-            self._on_error("mirror", exc)
-            record.error_kind, record.error = "internal", f"{type(exc).__name__}: {exc}"[:1000]
-            return record
+        with span:
+            try:
+                completion = await self._call_with_retries(model, request, record, circuit,
+                                                           trial)
+            except _OpenedWhileWaiting:
+                span.skipped("circuit_open")
+                self._stats.skipped_circuit_open += 1
+                return None
+            except ProviderError as exc:
+                span.failed(exc.kind, str(exc), record.attempts)
+                circuit.record(False, exc)
+                self._stats.candidate_errors[exc.kind] += 1
+                self._stats.model_result(model, exc.kind, time.perf_counter() - began, None)
+                record.error_kind, record.error = exc.kind, str(exc)[:1000]
+                return record
+            except Exception as exc:  # a bug, not a candidate failure: keep it visible
+                span.failed("internal", f"{type(exc).__name__}: {exc}", record.attempts)
+                circuit.record(False, exc)
+                self._stats.candidate_errors["internal"] += 1
+                self._stats.model_result(model, "internal", time.perf_counter() - began, None)
+                self._on_error("mirror", exc)
+                record.error_kind = "internal"
+                record.error = f"{type(exc).__name__}: {exc}"[:1000]
+                return record
+            span.succeeded(completion, record.attempts, completion.cost_usd)
         self._stats.model_result(model, None, time.perf_counter() - began, completion.cost_usd)
         circuit.record(True)
         budget.add(completion.cost_usd or 0.0)  # unknown usage: nothing to count
@@ -192,13 +221,20 @@ class Mirror:
         return record
 
     async def answer(
-        self, task: TaskConfig, exchange: ExchangeRecord, *, replay: str | None = None
+        self,
+        task: TaskConfig,
+        exchange: ExchangeRecord,
+        *,
+        replay: str | None = None,
+        origin: SpanContext | None = None,
     ) -> None:
         """Call every candidate of ``task`` concurrently; their records join the exchange.
-        ``replay`` names the primary's model to call once more, stored as ``primary@replay``."""
+        ``replay`` names the primary's model to call once more, stored as ``primary@replay``;
+        ``origin`` is the primary call's span context (see :meth:`call`)."""
 
         async def one(model: str, label: str | None = None) -> None:
-            output = await self.call(task, model, exchange.request, exchange.id, label=label)
+            output = await self.call(task, model, exchange.request, exchange.id, label=label,
+                                     origin=origin)
             if output is not None:
                 exchange.outputs.append(output)
 

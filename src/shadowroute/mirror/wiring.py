@@ -14,6 +14,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass
 
+from .. import telemetry
 from ..config import Config, ModelConfig
 from ..stats import Stats
 from .policy import Completer, Mirror
@@ -82,6 +83,7 @@ def wire_mirror(
         else UNDECLARED_LIMITS
         for name in chosen
     }
+    targets = {name: telemetry.target(name, models.get(name)) for name in chosen}
     mirror = Mirror(chosen, settings=config.mirror, limits=limits, stats=stats,
-                    on_error=on_error)
+                    on_error=on_error, targets=targets)
     return MirrorWiring(mirror, chosen, owns_providers=providers is None)

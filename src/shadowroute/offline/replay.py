@@ -1,7 +1,8 @@
 """``shadowroute replay``: run candidates offline over stored (or imported) exchanges.
 
 Every call goes through the normal :class:`~shadowroute.mirror.policy.Mirror` (per-model concurrency
-limits, retries with backoff, circuit breaker, the task's daily budget), and each answer is
+limits, retries with backoff, circuit breaker, the task's daily budget; an OpenTelemetry span
+with role ``offline_replay`` when the ``otel`` extra is installed), and each answer is
 stored as an ordinary candidate output of its exchange, so ``shadowroute score`` and
 ``shadowroute report`` treat it like a mirrored one.
 
@@ -39,6 +40,7 @@ from datetime import UTC, datetime
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
+from .. import telemetry
 from ..config import Config, TaskConfig
 from ..errors import ConfigError, ShadowrouteError
 from ..mirror.policy import Completer, Mirror
@@ -304,7 +306,7 @@ class Replay:
                 self._reserved += estimate
                 try:
                     record = await mirror.call(self.task, model, exchange.request, exchange.id,
-                                               label=label)
+                                               label=label, role=telemetry.ROLE_OFFLINE_REPLAY)
                 finally:
                     self._reserved -= estimate
                 if record is None:

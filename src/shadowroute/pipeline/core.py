@@ -1,9 +1,10 @@
 """``Shadow``: the request path and the lifecycle of the pipeline; ``shadow()`` feeds it.
 
 What it promises: the request path does three things: run the primary call, decide sampling,
-put a :class:`Capture` on the bounded queue (drop and count when full). It never blocks and
-never raises into production (the primary's own result and exceptions reach the caller as
-they are). Every production call is counted (``Stats``, daily traffic). Everything else runs in
+put a :class:`Capture` on the bounded queue (drop and count when full), with the primary
+call's span context when OpenTelemetry is installed (:mod:`shadowroute.telemetry`). It never
+blocks and never raises into production (the primary's own result and exceptions reach the
+caller as they are). Every production call is counted (``Stats``, daily traffic). Everything else runs in
 background tasks owned here and can never delay or break the caller: the queue
 (:mod:`.queue`), its workers or the remote forwarder (:mod:`.workers`), the calls to a primary
 for reverse shadows and the noise floor (:mod:`.reverse`), the daily traffic counts
@@ -26,8 +27,8 @@ from typing import Any, TypeVar
 import anyio
 from anyio.abc import ObjectReceiveStream, TaskGroup
 
+from .. import telemetry
 from ..capture.calls import Api, is_sampled, request_key, snapshot_request
-from ..capture.capture import Capture
 from ..config import Config, load_config
 from ..errors import StoreError
 from ..mirror.policy import Completer
@@ -38,7 +39,7 @@ from ..store import BatchWriter, Spool, Store
 from ..store.engine import safe_url
 from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
-from .queue import CaptureQueue
+from .queue import CaptureQueue, TracedCapture
 from .reverse import PrimaryCalls
 from .traffic import DailyTraffic
 from .workers import ErrorHook, Workers
@@ -115,8 +116,7 @@ class Shadow:
             self.config, names, stats=self.stats, on_error=self._on_error, providers=providers
         )
         self.mirror = self._wiring.mirror
-        self._primaries = PrimaryCalls(self.config, self.mirror, self._wiring.providers,
-                                       self.stats)
+        self._primaries = PrimaryCalls(self.config, self.mirror, self._wiring.providers, self.stats)
         store_cfg = self.config.store
         self.spool = Spool(store_cfg.spool_dir)
         self.writer = BatchWriter(
@@ -376,7 +376,7 @@ class Shadow:
         self.count_offer(task, model, sampled)
         if not sampled:
             return False
-        capture = Capture(
+        capture = TracedCapture(
             task=task,
             request=snapshot_request(request),
             result=result,
@@ -388,6 +388,7 @@ class Shadow:
             reverse_of=reverse_of,
             not_carried=list(not_carried) if not_carried else [],
             source=source,
+            origin=telemetry.span_context(self.stats),
         )
         return self._queue.put(capture)
 
@@ -409,7 +410,7 @@ class Shadow:
         """Offer a primary call seen as raw HTTP bodies (transport, sidecar). Never blocks.
         ``response_body`` is as on the wire; ``content_encoding`` says how to decode it;
         ``reverse_of`` as for :meth:`offer` (already sampled by :meth:`sample`)."""
-        capture = Capture(
+        capture = TracedCapture(
             task=task,
             raw_request=request_body,
             raw_response=response_body,
@@ -421,6 +422,7 @@ class Shadow:
             metadata=dict(metadata) if metadata else {},
             reverse_of=reverse_of,
             source=source,
+            origin=telemetry.span_context(self.stats),
         )
         return self._queue.put(capture)
 
@@ -454,10 +456,8 @@ class Shadow:
         """Count one production call, sampled or not, in stats and in the daily traffic."""
         stats = self.stats
         stats.offered += 1
-        if sampled:
-            stats.sampled += 1
-        else:
-            stats.not_sampled += 1
+        stats.sampled += sampled
+        stats.not_sampled += not sampled
         counts = self._traffic.get((task, model))
         if counts is None:
             counts = self._traffic[(task, model)] = [0, 0, 0]
@@ -495,6 +495,5 @@ async def shadow(
     target = via or active_shadow()
     if target is None:
         return await (call() if callable(call) else call)
-    return await target.shadow(
-        task=task, request=request, call=call, metadata=metadata, api=api, output=output
-    )
+    return await target.shadow(task=task, request=request, call=call, metadata=metadata,
+                               api=api, output=output)

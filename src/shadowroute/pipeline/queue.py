@@ -6,7 +6,8 @@ and at most one a minute after; one offered before the queue opened or after it 
 counted in ``dropped_shutdown``. What goes in is counted (``enqueued``, ``queue_depth``; the
 consumer lowers ``queue_depth`` as it takes). At shutdown past the deadline, :meth:`drop_waiting`
 drops what still waits, counted (``dropped_shutdown``, ``discarded["shutdown"]``). It never grows
-without bound: ``[mirror] queue_size`` captures at most.
+without bound: ``[mirror] queue_size`` captures at most. The request path queues a
+:class:`TracedCapture`: the capture and the span context of the primary call, for the workers.
 """
 
 from __future__ import annotations
@@ -14,6 +15,8 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
+from typing import Any
 
 import anyio
 from anyio.abc import ObjectReceiveStream, ObjectSendStream
@@ -21,10 +24,21 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 from ..capture.capture import Capture
 from ..stats import Stats
 
-__all__ = ["QUEUE_FULL_LOG_INTERVAL_S", "CaptureQueue"]
+__all__ = ["QUEUE_FULL_LOG_INTERVAL_S", "CaptureQueue", "TracedCapture"]
 
 log = logging.getLogger("shadowroute")
 QUEUE_FULL_LOG_INTERVAL_S = 60.0
+
+
+@dataclass(slots=True)
+class TracedCapture(Capture):
+    """A :class:`Capture` with the OpenTelemetry span context that was active when the primary
+    call returned (:func:`shadowroute.telemetry.span_context`), which the workers link their
+    calls' spans to. It lives only between the request path and the workers: it is neither
+    stored nor forwarded to a sidecar."""
+
+    origin: Any = None
+    """An ``opentelemetry.trace.SpanContext``, or ``None`` (no span, or no OpenTelemetry)."""
 
 
 class CaptureQueue:

@@ -20,12 +20,17 @@ from __future__ import annotations
 
 import logging
 from collections.abc import Container
+from typing import TYPE_CHECKING
 
+from .. import telemetry
 from ..capture.calls import is_sampled, request_key
 from ..config import Config, TaskConfig
 from ..mirror.policy import Mirror
 from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, CandidateOutputRecord, ExchangeRecord
 from ..stats import Stats
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import SpanContext
 
 __all__ = ["PrimaryCalls"]
 
@@ -56,10 +61,16 @@ class PrimaryCalls:
         return max(base, raised)
 
     async def reverse(
-        self, task: TaskConfig, primary: str, served: ExchangeRecord
+        self,
+        task: TaskConfig,
+        primary: str,
+        served: ExchangeRecord,
+        *,
+        origin: SpanContext | None = None,
     ) -> ExchangeRecord | None:
         """Ask the replaced ``primary`` (a ``[models]`` key) the request ``served`` answered;
-        the exchange to store, or ``None`` (counted in ``reverse_failed``)."""
+        the exchange to store, or ``None`` (counted in ``reverse_failed``). ``origin``: the
+        span context of the production call, linked from the calls' spans."""
         model = self.config.models.get(primary)
         if model is None or primary not in self._callable:
             self.stats.reverse_failed += 1
@@ -81,7 +92,8 @@ class PrimaryCalls:
             output_tokens=served.output_tokens, latency_ms=served.latency_ms,
             cost_usd=served.cost_usd, created_at=served.created_at,
         ))
-        reference = await self.mirror.call(task, primary, request, record.id)
+        reference = await self.mirror.call(task, primary, request, record.id,
+                                           role=telemetry.ROLE_REVERSE, origin=origin)
         if reference is None or reference.error_kind is not None:
             self.stats.reverse_failed += 1
             return None
@@ -92,7 +104,7 @@ class PrimaryCalls:
         if replay is not None:
             self.stats.primary_replays += 1
             again = await self.mirror.call(task, replay, request, record.id,
-                                           label=NOISE_FLOOR_MODEL)
+                                           label=NOISE_FLOOR_MODEL, origin=origin)
             if again is not None:
                 record.outputs.append(again)
         self.stats.reverse_shadows += 1

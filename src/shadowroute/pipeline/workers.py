@@ -2,7 +2,8 @@
 
 What it promises: each capture taken off the queue is finished exactly one way, and counted:
 resolved (parsed), its candidates called (and the primary again for the noise floor, or the
-replaced primary for a reverse shadow), redacted, and handed to the writer (``mirrored``); or
+replaced primary for a reverse shadow; each call's span linked to the primary call's span the
+capture carries, see :mod:`shadowroute.telemetry`), redacted, and handed to the writer (``mirrored``); or
 dropped, counted in ``discarded`` by reason: it could not be read (``capture_error``), its
 reverse shadow got no reference (``reverse_failed``), its redaction failed
 (``redaction_error``; never stored unredacted), or it depends on state its provider keeps and
@@ -155,15 +156,16 @@ class Workers:
         record = capture.to_record(self.config)
         task = self.config.task(capture.task)
         reverse = capture.reverse_of
+        origin = getattr(capture, "origin", None)  # a TracedCapture's; see .queue
         stored: ExchangeRecord | None = None if reverse is not None else record
         with anyio.CancelScope() as scope:  # cancelled only past the shutdown deadline
             self._in_flight.add(scope)
             try:
                 if reverse is not None:
-                    stored = await self.primaries.reverse(task, reverse, record)
+                    stored = await self.primaries.reverse(task, reverse, record, origin=origin)
                 else:
                     replay = self.primaries.replay_model(task, record)
-                    await self.mirror.answer(task, record, replay=replay)
+                    await self.mirror.answer(task, record, replay=replay, origin=origin)
             finally:
                 self._in_flight.discard(scope)
         if scope.cancel_called:

@@ -11,7 +11,8 @@ strict verdict object gets one retry; a second unreadable reply is stored as "no
 (``passed`` is ``None``) with the reply in the details. Calls go through :class:`Mirror`, so
 the judge has the same concurrency limit, retries with backoff and circuit breaker as a
 candidate. Every call first reserves its worst-case cost from the run's budget, so a run never
-spends more than ``[judge] budget_usd``.
+spends more than ``[judge] budget_usd``. Each call is an OpenTelemetry span with role ``judge``
+(:mod:`shadowroute.telemetry`), a child of the span current in the scoring run.
 """
 
 from __future__ import annotations
@@ -20,6 +21,7 @@ import logging
 from dataclasses import dataclass
 from typing import Any
 
+from .. import telemetry
 from ..config import Config, TaskConfig
 from ..errors import ShadowrouteError
 from ..mirror.policy import Completer
@@ -131,8 +133,11 @@ class Judge:
         request_messages: list[dict[str, Any]],
         primary: str,
         candidate: str,
+        *,
+        task: str | None = None,
     ) -> ScoreResult:
-        """Judge ``candidate`` against ``primary`` for the request, in both orders.
+        """Judge ``candidate`` against ``primary`` for the request, in both orders. ``task``
+        (the judged exchange's task type) only names the calls' spans (``shadowroute.task``).
 
         Raises :class:`BudgetExhausted` before a call the budget cannot cover, and
         :class:`JudgeUnavailable` when a call fails; nothing is to be stored then.
@@ -154,14 +159,14 @@ class Judge:
         if not self.budget.reserve(sum(estimates)):
             raise BudgetExhausted(f"judge budget ${self.budget.cap_usd:g} reached")
         try:
-            first = await self._ask(orders[0], estimates[0])
+            first = await self._ask(orders[0], estimates[0], task)
         except BaseException:
             self.budget.settle(estimates[1], 0.0)
             raise
         if first.verdict is None:
             self.budget.settle(estimates[1], 0.0)
             return self._unreadable(first, first.cost_usd)
-        second = await self._ask(orders[1], estimates[1])
+        second = await self._ask(orders[1], estimates[1], task)
         cost = first.cost_usd + second.cost_usd
         if second.verdict is None:
             return self._unreadable(second, cost)
@@ -193,9 +198,11 @@ class Judge:
             cost,
         )
 
-    async def _ask(self, messages: list[dict[str, str]], reserved: float) -> _Reply:
+    async def _ask(
+        self, messages: list[dict[str, str]], reserved: float, task: str | None = None
+    ) -> _Reply:
         """One order: a call (already reserved), and one retry if the reply is unreadable."""
-        text, cost = await self._call(messages, reserved)
+        text, cost = await self._call(messages, reserved, task)
         try:
             verdict, reason = parse_verdict(text)
             return _Reply(verdict, reason, text, cost, retried=False)
@@ -206,7 +213,7 @@ class Judge:
         retry_estimate = self._estimate(messages)
         if not self.budget.reserve(retry_estimate):
             raise BudgetExhausted(f"judge budget ${self.budget.cap_usd:g} reached")
-        text, more = await self._call(messages, retry_estimate)
+        text, more = await self._call(messages, retry_estimate, task)
         cost += more
         try:
             verdict, reason = parse_verdict(text)
@@ -215,7 +222,7 @@ class Judge:
         return _Reply(verdict, reason, text, cost, retried=True)
 
     async def _call(
-        self, messages: list[dict[str, str]], reserved: float
+        self, messages: list[dict[str, str]], reserved: float, task: str | None = None
     ) -> tuple[str | None, float]:
         """One judge call whose worst-case cost ``reserved`` is already held in the budget."""
         actual = 0.0
@@ -225,6 +232,8 @@ class Judge:
                 self.model.name,
                 {"messages": messages, "max_tokens": self.settings.max_tokens, "temperature": 0},
                 exchange_id="",
+                role=telemetry.ROLE_JUDGE,
+                span_task=task,
             )
             if record is None:
                 raise JudgeUnavailable(f"judge {self.model.name}: circuit open after failures")
