@@ -5,7 +5,7 @@ Registered on the main app by :mod:`shadowroute.cli`.
 
 from __future__ import annotations
 
-from enum import Enum
+from enum import StrEnum
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,22 +25,29 @@ from .common import (
 )
 
 
-class ImportFormat(str, Enum):
+class ImportFormat(StrEnum):
     auto = "auto"
     chat = "chat"
     batch = "batch"
+    otel = "otel"
 
 
 @app.command("import")
 def import_(
     file: Annotated[Path, typer.Argument(help="JSONL file: chat request/response pairs (with "
-                                              "any \"candidates\" answers), or OpenAI Batch "
-                                              "API output.", show_default=False)],
+                                              "any \"candidates\" answers), OpenAI Batch "
+                                              "API output, or an OTLP/JSON trace export.",
+                                         show_default=False)],
     task: Annotated[str | None, typer.Option(help="Task type of every line (default: the "
-                                             "line's \"task\", else \"default\").",
+                                             "line's \"task\", else \"default\"); with "
+                                             "otel, of spans without the task attribute.",
                                              show_default=False)] = None,
     fmt: Annotated[ImportFormat, typer.Option("--format", help="Line format; auto tells them "
                                               "apart by the first line.")] = ImportFormat.auto,
+    task_attribute: Annotated[str | None, typer.Option(
+        "--task-attribute", help="otel: the span (or resource) attribute naming a span's task "
+        "type; comma-separated names are tried in order. [default: shadowroute.task]",
+        show_default=False)] = None,
     requests: Annotated[Path | None, typer.Option("--requests", help="The Batch API input "
                                                   "file (needed with batch output).",
                                                   show_default=False)] = None,
@@ -53,15 +60,20 @@ def import_(
     candidate outputs, scored and decided like mirrored ones (without
     them, see `replay`). Bad lines are listed with the reason and skipped;
     exit code 1 when there were any. Importing a file again stores
-    nothing twice."""
+    nothing twice. An OTLP trace export (the collector's file exporter)
+    gives one exchange per GenAI chat span; other spans are counted and
+    left out (docs/otel-import.md)."""
     from ..offline.importer import import_file
 
     if task is not None and not task.strip():
         raise ConfigError("must not be empty", key="--task")
+    if task_attribute is not None and not task_attribute.replace(",", "").strip():
+        raise ConfigError("name a span attribute, e.g. shadowroute.task", key="--task-attribute")
     cfg = load(config, database_url)
     with console.status(f"importing {file} ..."):
         report = with_store(cfg, lambda store: import_file(
-            cfg, store, file, task=task, fmt=fmt.value, requests=requests))
+            cfg, store, file, task=task, fmt=fmt.value, requests=requests,
+            task_attribute=task_attribute))
     for i, line in enumerate(report.summary()):
         say(line if i == 0 or not report.bad else (line, "yellow"))
     if report.bad:

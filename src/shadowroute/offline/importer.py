@@ -13,6 +13,7 @@ Two line formats (JSONL, one object per line), told apart by the first readable 
   200, "body": {...}}, "error": null}``). It does not contain the requests: they come from the
   batch *input* file (``requests``), joined on ``custom_id`` through an index of byte offsets,
   so neither file is held in memory.
+* **otel**: an OTLP/JSON trace export, whose GenAI chat spans become exchanges (:mod:`.otel`).
 
 Every line is validated on its own (pydantic); a bad line is reported by number with the reason
 and skipped, the good ones are stored (a line is stored whole or not at all: one bad candidate
@@ -65,13 +66,14 @@ from .lines import (
     task_of,
     validate,
 )
+from .otel import OtelReader, looks_like_otlp
 
 __all__ = ["BATCH_ROWS", "DEFAULT_TASK", "MAX_LISTED", "BadLine", "Format", "ImportReport",
            "exchange_id", "import_file"]
 
 log = logging.getLogger("shadowroute")
 
-Format = Literal["auto", "chat", "batch"]
+Format = Literal["auto", "chat", "batch", "otel"]
 BATCH_ROWS = 500
 """Exchanges per ``Store.write``."""
 MAX_LISTED = 20
@@ -178,6 +180,10 @@ class ImportReport:
     """New candidate outputs per model not declared under ``[models]`` (stored without cost)."""
     unknown_usage: int = 0
     """New candidate outputs whose response reported no usage (tokens and cost unknown)."""
+    spans: int = 0
+    """Spans read (``otel`` format); bad spans count in ``bad``, with their line."""
+    skipped: Counter[str] = field(default_factory=Counter)
+    """Spans that are no chat call (``otel`` format), by reason: not GenAI, embeddings, ..."""
     seconds: float = 0.0
 
     def _candidate_lines(self) -> list[str]:
@@ -210,8 +216,15 @@ class ImportReport:
                 + f", {self.bad:,} bad lines from {self.path} ({self.format} format, "
                 f"{self.lines:,} lines, {self.seconds:.1f}s)")
         out = [head]
+        if self.format == "otel":
+            skipped = ", ".join(f"{why}: {n:,}" for why, n in sorted(self.skipped.items()))
+            out.append(f"{self.spans:,} spans read" + (f"; left out (no chat call): {skipped}"
+                                                       if skipped else ""))
         out.extend(self._candidate_lines())
-        if self.already_stored:
+        if self.already_stored and self.format == "otel":
+            out.append(f"{self.already_stored:,} spans were already stored (an exchange's id "
+                       "comes from its trace and span ids: importing a span again stores nothing)")
+        elif self.already_stored:
             out.append(f"{self.already_stored:,} lines were already stored (ids come from the "
                        "line's content: importing a line again, even with another --task, "
                        "stores nothing; a candidate new to a stored exchange is added)")
@@ -390,12 +403,15 @@ async def import_file(
     fmt: Format = "auto",
     requests: str | Path | None = None,
     batch_rows: int = BATCH_ROWS,
+    task_attribute: str | None = None,
 ) -> ImportReport:
     """Import the JSONL file at ``path`` into ``store``; bad lines are reported, not fatal.
 
     ``task`` overrides the task type of every line (else the line's ``task``, its metadata's
     ``task``, else :data:`DEFAULT_TASK`). ``requests`` is the Batch API input file, needed for
-    batch output. Raises :class:`ConfigError` when a file cannot be read (or the options do
+    batch output. An OTLP trace export (``fmt="otel"``, or ``auto`` on one) takes a span's task
+    from its ``task_attribute`` (comma-separated names; :data:`.otel.DEFAULT_TASK_ATTRIBUTE`),
+    ``task`` only when a span has none. Raises :class:`ConfigError` when a file cannot be read (or the options do
     not fit it) and :class:`StoreError` when the database cannot be written; what was written
     before stays, and importing again continues without duplicates.
     """
@@ -404,8 +420,8 @@ async def import_file(
     report = ImportReport(path=str(path))
     redactor = Redactor.from_config(config.redaction)
     reader = await anyio.to_thread.run_sync(
-        lambda: _Reader(config, path, fmt, task, None if requests is None else Path(requests),
-                        report))
+        lambda: _reader(config, path, fmt, task, task_attribute,
+                        None if requests is None else Path(requests), report))
     try:
         while not reader.done:
             records = await anyio.to_thread.run_sync(
@@ -416,6 +432,20 @@ async def import_file(
         await anyio.to_thread.run_sync(reader.close)
         report.seconds = time.monotonic() - started
     return report
+
+
+def _reader(config: Config, path: Path, fmt: Format, task: str | None, task_attribute: str | None,
+            requests: Path | None, report: ImportReport) -> _Reader | OtelReader:
+    if fmt == "otel" or (fmt == "auto" and looks_like_otlp(path)):
+        if requests is not None:
+            raise ConfigError(f"{path.name} is an OTLP trace export, not Batch API output: leave "
+                              "--requests out", key="--requests")
+        return OtelReader(config, path, _open(path), task=task, task_attribute=task_attribute,
+                          report=report)
+    if task_attribute is not None:
+        raise ConfigError("only goes with --format otel (a trace span's attribute)",
+                          key="--task-attribute")
+    return _Reader(config, path, fmt, task, requests, report)
 
 
 def _redacted(redactor: Redactor, records: list[ExchangeRecord],
