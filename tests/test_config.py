@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import re
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -182,3 +183,69 @@ def test_default_scorers_without_a_judge_are_a_warning() -> None:
     assert load_config(data={**judge, "tasks": tasks}).warnings() == []
     assert load_config(data={"tasks": {"listed": {"scorers": ["exact"]}}}).warnings() == []
     assert load_config(data={}).warnings() == []
+
+
+# --------------------------------------------------------------------------- scorer plugins
+# (the plugins themselves, installed and run: tests/scoring/test_plugins.py)
+
+
+@pytest.mark.parametrize(
+    "scorers, key, message",
+    [
+        (["similarity", "bleu"], "tasks.t.scorers.bleu",
+         "unknown scorer 'bleu' (scorers: schema, exact, label, similarity, extract, judge, "
+         "correctness; plugins: "),
+        (["simlarity"], "tasks.t.scorers.simlarity", "did you mean 'similarity'?"),
+        ({"pii": {"plugin": "no_such_pkg_xyz.checks:factory"}}, "tasks.t.scorers.pii.plugin",
+         "cannot import 'no_such_pkg_xyz.checks:factory': ModuleNotFoundError: No module named "
+         "'no_such_pkg_xyz'"),
+        ({"pii": {"plugin": "no_such_plugin_xyz"}}, "tasks.t.scorers.pii.plugin",
+         "no scorer plugin 'no_such_plugin_xyz' is installed (entry points of group "
+         "'shadowroute.scorers': "),
+        ({"pii": {"plugin": "json.loads"}}, "tasks.t.scorers.pii.plugin",
+         "no scorer plugin 'json.loads' is installed"),
+        ({"pii": {"plugin": "json:dumps"}}, "tasks.t.scorers.pii.plugin",
+         "scorer plugin 'json:dumps' declares no name"),
+        ({"similarity": {"plugin": "pkg:factory"}}, "tasks.t.scorers.similarity",
+         "'similarity' is a built-in scorer: it takes no 'plugin' or 'options'"),
+        ({"exact": {"options": {"x": 1}}}, "tasks.t.scorers.exact",
+         "'exact' is a built-in scorer: it takes no 'plugin' or 'options'"),
+    ],
+)
+def test_a_scorer_plugin_that_cannot_load_is_one_line_naming_the_key(
+    scorers: Any, key: str, message: str,
+) -> None:
+    with pytest.raises(ConfigError) as caught:
+        load_config(data={"tasks": {"t": {"scorers": scorers}}})
+    assert caught.value.key == key
+    assert str(caught.value).startswith(f"<dict>: {key}: ") and message in str(caught.value)
+    assert len(str(caught.value).splitlines()) == 1
+
+
+def test_a_bad_plugin_path_is_one_line_from_the_cli(tmp_path: Path, cli) -> None:
+    (tmp_path / "bad.toml").write_text(
+        '[tasks.t.scorers.pii]\nplugin = "no_such_pkg_xyz:factory"\n')
+    result = cli("config", "check", "--config", "bad.toml", cwd=tmp_path)
+    assert result.returncode == 2 and "Traceback" not in result.stderr
+    assert result.stderr.strip() == (
+        "error: bad.toml: tasks.t.scorers.pii.plugin: cannot import 'no_such_pkg_xyz:factory': "
+        "ModuleNotFoundError: No module named 'no_such_pkg_xyz'")
+
+
+def test_a_plugin_options_are_its_own_and_checked_against_its_declaration(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    (tmp_path / "sr_cfg_plugin.py").write_text(
+        "from shadowroute.scoring.plugins import plugin_info\n"
+        "@plugin_info(name='tone', version='3', options={'words': ['sorry'], 'strict': False})\n"
+        "def factory(words, strict):\n    raise NotImplementedError\n")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    table = {"plugin": "sr_cfg_plugin:factory", "options": {"words": ["oops"]}}
+    config = load_config(data={"tasks": {"t": {"scorers": {"tone": table}}}})
+    assert config.scorers_for("t")["tone"].options == {"words": ["oops"]}
+    for options, problem in [({"strict": "yes"}, "option 'strict' must be a boolean"),
+                             ({"word": []}, "takes no option 'word'; did you mean 'words'?")]:
+        with pytest.raises(ConfigError, match=re.escape(problem)) as caught:
+            load_config(data={"tasks": {"t": {"scorers": {"tone": {**table,
+                                                                   "options": options}}}}})
+        assert caught.value.key == "tasks.t.scorers.tone.options"

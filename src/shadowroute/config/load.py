@@ -22,6 +22,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
+from .hooks import ScorerKeyError
 from .sections import (
     DecisionConfig,
     JudgeConfig,
@@ -270,6 +271,8 @@ def _problems(exc: ValidationError) -> list[tuple[str | None, str]]:
             continue
         key = ".".join(str(part) for part in err["loc"]) or None
         message = err["msg"].removeprefix("Value error, ")
+        if isinstance(cause, ScorerKeyError):  # a problem of one scorer's table: name it
+            key, message = f"{key}.{cause.subkey}" if key else cause.subkey, str(cause)
         if err["type"] == "extra_forbidden":
             known = _table_keys(err["loc"]) or []
             match = difflib.get_close_matches(str(err["loc"][-1]), known, n=1)

@@ -13,7 +13,7 @@ from typing import Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from .hooks import import_hook
+from .hooks import ScorerKeyError, check_plugin_table, import_hook
 
 __all__ = [
     "SCORER_NAMES",
@@ -75,7 +75,8 @@ class ModelConfig(_Strict):
 
 
 SCORER_NAMES = ("schema", "exact", "label", "similarity", "extract", "judge", "correctness")
-"""The scorers a task type can use (see :mod:`shadowroute.scoring`)."""
+"""The built-in scorers a task type can use (see :mod:`shadowroute.scoring`); any other name is
+a scorer plugin (:mod:`shadowroute.scoring.plugins`)."""
 
 _SCORER_OPTIONS = {
     "schema": {"threshold"},
@@ -93,7 +94,9 @@ _SCORER_OPTIONS = {
 class ScorerConfig(_Strict):
     """One scorer of a task type: ``[tasks.X.scorers.similarity] method = "ratio"``.
 
-    Every option is optional; which ones a scorer takes is checked against its name.
+    Every option is optional; which ones a scorer takes is checked against its name. A table
+    whose key is no built-in scorer is a plugin (``plugin`` and ``options`` only; see
+    docs/scorer-plugins.md).
     """
 
     threshold: float | None = Field(None, ge=0.0, le=1.0)
@@ -120,6 +123,12 @@ class ScorerConfig(_Strict):
     tolerance: float | None = Field(None, ge=0.0)
     """correctness: with recorded grades, the candidate passes when its grade is at least the
     primary's minus this (default 0)."""
+    plugin: str | None = None
+    """A scorer plugin: ``"package.module:factory"``, or the name of an installed
+    ``shadowroute.scorers`` entry point (default: the table's key)."""
+    options: dict[str, Any] | None = None
+    """A plugin's own options (``options = {kinds = ["email"]}``), checked against the ones it
+    declares."""
 
     @field_validator("pattern")
     @classmethod
@@ -176,7 +185,8 @@ class TaskConfig(_Strict):
     primary declared under ``[models]``."""
     scorers: dict[str, ScorerConfig] = {}
     """Scorer name -> options; a list of names is accepted too. Empty: the defaults of
-    :meth:`Config.scorers_for`."""
+    :meth:`Config.scorers_for`. A name that is no built-in scorer is a scorer plugin: an
+    installed ``shadowroute.scorers`` entry point of that name, or the table's ``plugin``."""
     required_quality: float | None = Field(None, gt=0.0, le=1.0)
     """Overrides ``[decision] required_quality`` for this task type."""
     margin: float | None = Field(None, ge=0.0, lt=1.0)
@@ -198,8 +208,14 @@ class TaskConfig(_Strict):
     def _known_scorers(cls, value: dict[str, ScorerConfig]) -> dict[str, ScorerConfig]:
         for name, options in value.items():
             if name not in _SCORER_OPTIONS:
-                raise ValueError(
-                    f"unknown scorer {name!r} (scorers: {', '.join(SCORER_NAMES)})"
+                others = sorted(key for key in options.model_fields_set - {"plugin", "options"}
+                                if key != "case_sensitive" or options.case_sensitive)
+                check_plugin_table(name, options.plugin, options.options, others, SCORER_NAMES)
+                continue
+            if options.plugin is not None or options.options is not None:
+                raise ScorerKeyError(
+                    name, f"{name!r} is a built-in scorer: it takes no 'plugin' or 'options' "
+                    "(give a plugin a table of its own, e.g. [tasks.X.scorers.my_check])"
                 )
             given = {key for key in options.model_fields_set if key != "case_sensitive"}
             if options.case_sensitive:

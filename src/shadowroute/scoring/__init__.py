@@ -7,12 +7,14 @@ Scorers per task type (``[tasks.X.scorers]``): ``schema`` (JSON Schema, hard), `
 (an LLM judge, pairwise in both orders, on a budget); ``correctness`` compares recorded
 outcomes (right/wrong, grades) from the exchange's metadata instead of the texts. Scores are
 stored per (candidate output, scorer, version); the noise floor is the same scoring applied to
-``primary@replay`` outputs.
+``primary@replay`` outputs. Your own scorers plug in as scorer plugins
+(:mod:`shadowroute.scoring.plugins`: ``plugin_info``, ``ScorerPlugin``).
 """
 
 from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
 from .options import ScoreOptions, ScoreRunReport
 from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
+from .plugins import PluginScorer, ScorerPlugin, plugin_info
 from .prompt import build_judge_messages, find_injection, parse_verdict
 from .runner import run_scoring, score
 from .scorers.base import ScoreResult
@@ -29,11 +31,13 @@ __all__ = [
     "JudgeBudget",
     "JudgeSpec",
     "JudgeUnavailable",
+    "PluginScorer",
     "SchemaScorer",
     "ScoreContext",
     "ScoreOptions",
     "ScoreResult",
     "ScoreRunReport",
+    "ScorerPlugin",
     "ScorerSpec",
     "SimilarityScorer",
     "TaskPlan",
@@ -41,6 +45,7 @@ __all__ = [
     "find_injection",
     "parse_verdict",
     "plan_for",
+    "plugin_info",
     "run_scoring",
     "score",
 ]

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SCHEMA_PROBLEM_SHARE", "ScoreOptions", "ScoreRunReport"]
+__all__ = ["SCHEMA_PROBLEM_SHARE", "PluginFailure", "ScoreOptions", "ScoreRunReport"]
 
 SCHEMA_PROBLEM_SHARE = 0.1
 """A primary failing its own JSON schema this often points at the schema, not the models."""
@@ -29,6 +29,29 @@ class ScoreOptions:
     """Outputs per batch for the deterministic scorers (judged batches are smaller)."""
     judge_budget_usd: float | None = None
     """Overrides ``[judge] budget_usd`` for this run."""
+
+
+@dataclass
+class PluginFailure:
+    """One plugin of one task type that failed in a ``shadowroute score`` run."""
+
+    task: str
+    scorer: str
+    ref: str
+    at_load: bool
+    first_error: str
+    pairs: int = 0
+    """Pairs left without its score."""
+    by_model: dict[str, int] = field(default_factory=dict)
+
+    def line(self) -> str:
+        where = f"scorer plugin {self.scorer!r} of task {self.task!r} ({self.ref})"
+        pairs = f"{self.pairs:,} pair{'s' if self.pairs != 1 else ''}"
+        if self.at_load:
+            return (f"{where} could not be built: {self.first_error}; {pairs} left without its "
+                    "score, the next run tries again")
+        return (f"{where} raised on {pairs} (first: {self.first_error}): left without its "
+                "score, the next run tries again")
 
 
 @dataclass
@@ -55,6 +78,9 @@ class ScoreRunReport:
     """Per task type: exchanges whose primary answer was checked against the JSON schema."""
     primary_schema_failures: Counter[str] = field(default_factory=Counter)
     """Per task type: exchanges whose primary answer fails the task's own JSON schema."""
+    plugin_failures: dict[tuple[str, str], PluginFailure] = field(default_factory=dict)
+    """(task type, scorer) -> a scorer plugin that could not be built or raised on pairs
+    (see :mod:`.plugins`): its rows of ``summary`` carry ``errors`` per model."""
     summary: list[dict[str, Any]] = field(default_factory=list)
 
     def lines(self) -> list[str]:
@@ -96,5 +122,6 @@ class ScoreRunReport:
             )
         if self.scorer_errors:
             out.append(f"{self.scorer_errors:,} pairs could not be scored (see the log)")
+        out += [failure.line() for _, failure in sorted(self.plugin_failures.items())]
         return out
 

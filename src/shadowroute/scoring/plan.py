@@ -3,7 +3,8 @@
 A scorer's version is its code version plus a digest of every setting that can change its
 results (threshold, method, labels, the JSON schema, the judge's model, rubric and prompt). So
 editing a rubric or a threshold is a new version: ``shadowroute score`` scores everything again
-under it, and the old rows stay as they were.
+under it, and the old rows stay as they were. A scorer plugin's version is its declared version
+plus a digest of its name, ``hard`` and options (:func:`.plugins.plugin_version`).
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ from typing import Any
 
 from ..config import Config, ScorerConfig
 from ..errors import ConfigError
+from .plugins import build_plugin
 from .prompt import DEFAULT_RUBRIC, PROMPT_VERSION
 from .scorers.base import Scorer
 from .scorers.correctness import CorrectnessScorer
@@ -86,12 +88,21 @@ class TaskPlan:
 
 def plan_for(config: Config, task: str) -> TaskPlan:
     """Build the task's scorers from the configuration (a :class:`ConfigError` names the key
-    when a scorer cannot be built, e.g. an invalid JSON schema)."""
+    when a scorer cannot be built, e.g. an invalid JSON schema; a scorer plugin whose factory
+    raises is kept, and fails every pair it is asked to score: see :mod:`.plugins`)."""
     specs: list[ScorerSpec] = []
     judge: JudgeSpec | None = None
     for name, options in config.scorers_for(task).items():
         if name == "judge":
             judge = _judge_spec(config, task, options)
+            continue
+        if name not in CODE_VERSIONS:
+            try:
+                version, plugin = build_plugin(config, task, name, options)
+            except ValueError as exc:  # checked at load: the environment changed since
+                raise ConfigError(str(exc), path=config.source,
+                                  key=f"tasks.{task}.scorers.{name}") from exc
+            specs.append(ScorerSpec(name, version, plugin))
             continue
         scorer = _build(config, task, name, options)
         specs.append(ScorerSpec(name, _version(name, scorer.settings()), scorer))

@@ -10,9 +10,11 @@ Per output: the deterministic scorers run first; a hard failure (schema) fails t
 too, without a judge call, so no favourable judge can override it. A candidate call that failed
 is a failed score for every scorer (it gave no usable answer). Scorers that need more than the
 two texts (``uses_context``, e.g. ``correctness``) also get the exchange's metadata and the
-output's model as a :class:`~.correctness.ScoreContext`. Judge calls that fail, or that
-the run's budget cannot cover, leave the output without a judge score for the next run; once
-the budget is spent the run stops calling the judge and finishes the deterministic scorers.
+output's model as a :class:`~.correctness.ScoreContext`. A scorer plugin that raises on a pair
+(or could not be built) is counted per plugin in the run's report and leaves the pair without
+its score for the next run; the other scorers go on (:mod:`.plugins`). Judge calls that fail,
+or that the run's budget cannot cover, leave the output without a judge score for the next run;
+once the budget is spent the run stops calling the judge and finishes the deterministic scorers.
 """
 
 from __future__ import annotations
@@ -48,6 +50,7 @@ from ..store.queries.scores import (
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .options import ScoreOptions, ScoreRunReport
 from .plan import ScorerSpec, TaskPlan, plan_for
+from .plugins import PluginError, add_failures_to_summary, broken_plugins, count_failure
 from .scorers.base import ScoreResult
 from .scorers.correctness import ScoreContext
 
@@ -245,17 +248,23 @@ class _Run:
         judge = plan.judge
         judge_missing = judge is not None and (pair.output_id, judge.name) not in have
         hard_failure: str | None = None
+        hard_unknown = False
         for spec in plan.scorers:
             missing = (pair.output_id, spec.name) not in have
             if not (missing or (judge_missing and spec.hard)):
                 continue
-            result = self._deterministic(spec, pair, metadata)
+            try:
+                result = self._deterministic(spec, pair, metadata)
+            except PluginError as exc:
+                count_failure(self.report, spec, pair.task_type, pair.model, exc)
+                hard_unknown = hard_unknown or spec.hard
+                continue
             if spec.hard and result.passed is False:
                 hard_failure = hard_failure or spec.name
             if missing:
                 rows.append(_row(pair, spec.name, spec.version, result, now))
-        if judge is None or not judge_missing:
-            return []
+        if judge is None or not judge_missing or (hard_unknown and hard_failure is None):
+            return []  # a hard plugin that raised may yet override the judge: next run
         if pair.error_kind is not None:
             result = _candidate_error(pair)
         elif hard_failure is not None:
@@ -295,7 +304,7 @@ class _Run:
         messages = (pair.request or {}).get("messages") or []
         try:
             result = await self.judge.compare(
-                plan.judge, messages, pair.primary_output or "", pair.output or ""
+                plan.judge, messages, pair.primary_output or "", pair.output or "", task=plan.task
             )
         except BudgetExhausted:
             # No more judge calls in this run; the free, deterministic scorers carry on.
@@ -362,6 +371,7 @@ async def _score(
         if judge is not None:
             await _check_judge_is_not_primary(store, judge, judged, since, config)
         run = _Run(config, store, options, judge, progress)
+        run.report.plugin_failures = broken_plugins(plans.values())
         async with store.connect(**_DB) as conn:
             for plan in plans.values():
                 run.total += await count_pending(conn, plan.task, plan.keys(), since)
@@ -380,6 +390,7 @@ async def _score(
             report.summary = await score_summary(
                 conn, {task: plan.keys() for task, plan in plans.items()}, since
             )
+        add_failures_to_summary(report)
     finally:
         if judge is not None:
             await judge.aclose()

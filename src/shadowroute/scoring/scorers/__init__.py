@@ -8,7 +8,8 @@
     └── CorrectnessScorer "correctness"      correctness.py: a recorded outcome (evals)
 
 A new scorer is one module here implementing :class:`Scorer`, a name in ``config.SCORER_NAMES``
-and a line in :func:`shadowroute.scoring.plan.plan_for`.
+and a line in :func:`shadowroute.scoring.plan.plan_for`. A scorer that lives outside
+shadowroute is a plugin instead (:mod:`shadowroute.scoring.plugins`).
 """
 
 from .base import Scorer, ScoreResult, normalize_label, parse_json_output
