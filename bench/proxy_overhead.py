@@ -788,10 +788,13 @@ def report(
         mine_open, floor_open = added(r, "open", "p50"), added(relay, "open", "p50")
         rps, floor_rps = (r.best() or (0, {}))[1].get("rps"), (relay.best() or (0, {}))[1].get("rps")
         parts = []
-        if mine is not None and floor:
-            parts.append(f"added p50 (1 client) {mine / floor:.2f}x the relay's")
-        if mine_open is not None and floor_open:
-            parts.append(f"added p50 (open loop) {mine_open / floor_open:.2f}x")
+        # A ratio to an added latency at or below zero (a disturbed baseline) means nothing.
+        if mine is not None and floor is not None:
+            parts.append(f"added p50 (1 client) {mine / floor:.2f}x the relay's" if floor > 0
+                         else f"added p50 (1 client): no ratio, the relay's is {floor:+.2f} ms")
+        if mine_open is not None and floor_open is not None:
+            parts.append(f"added p50 (open loop) {mine_open / floor_open:.2f}x" if floor_open > 0
+                         else f"added p50 (open loop): no ratio, the relay's is {floor_open:+.2f} ms")
         if rps and floor_rps:
             parts.append(f"max RPS {rps / floor_rps:.0%} of the relay's")
         if parts:
