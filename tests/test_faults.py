@@ -73,7 +73,7 @@ def _config(tmp_path: Path, db_url: str, *, upstream: str, candidates: str,
     }
     if judge is not None:
         data["models"]["judge"] = {"base_url": judge + "/v1", "max_retries": 0, "timeout_s": 5}
-        data["judge"] = {"model": "judge", "concurrency": 8}
+        data["judge"] = {"model": "judge", "concurrency": 8, "when": "always"}  # exact decides every pair
         data["tasks"]["classify_intent"]["scorers"] = ["exact", "judge"]
     return load_config(data=data)
 

@@ -112,7 +112,7 @@ async def test_capture_replay_and_score_end_to_end(tmp_path: Path) -> None:
             "seed": 3,
             "models": {name: {"base_url": base, "input_price": 1.0, "output_price": 2.0}
                        for name in ("frontier", "small", "judge")},
-            "judge": {"model": "judge", "concurrency": 8},
+            "judge": {"model": "judge", "concurrency": 8, "when": "always"},  # exact decides each pair
             "tasks": {"classify_intent": {
                 "candidates": ["small"], "sample_rate": 1.0, "noise_floor_rate": 1.0,
                 "scorers": ["exact", "judge"]}},

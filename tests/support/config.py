@@ -106,13 +106,14 @@ def sidecar_preset(tmp_path: Path, upstream: str | None, *,
 def scoring_preset(tmp_path: Path) -> dict[str, Any]:
     """Scoring crafted pairs: ``big``'s answers against ``mini`` and ``tiny``, a priced ``judge``;
     ``classify`` (exact + judge) and ``extract`` (schema, similarity, judge; ORDER_SCHEMA
-    written to ``tmp_path``)."""
+    written to ``tmp_path``); the judge asked on every pair (``when = "always"``)."""
     schema_path = tmp_path / "order.schema.json"
     schema_path.write_text(json.dumps(ORDER_SCHEMA))
     return {
         "models": {**BIG_MINI_TINY,
                    "judge": {"base_url": CLOSED, "input_price": 1, "output_price": 4}},
-        "judge": {"model": "judge", "concurrency": 4},
+        # "always": these pairs test the judge itself (under "needed", exact would decide them).
+        "judge": {"model": "judge", "concurrency": 4, "when": "always"},
         "tasks": {
             "classify": {"candidates": ["mini", "tiny"], "scorers": ["exact", "judge"]},
             "extract": {

@@ -86,7 +86,7 @@ _SCORER_OPTIONS = {
     "extract": {
         "pattern", "json_pointer", "choices", "abs_tolerance", "rel_tolerance", "case_sensitive",
     },
-    "judge": {"threshold", "rubric"},
+    "judge": {"threshold", "rubric", "when"},
     "correctness": {"tolerance"},
 }
 
@@ -120,6 +120,9 @@ class ScorerConfig(_Strict):
     """extract: two numbers this close relative to the larger one agree (default 0)."""
     rubric: str | None = None
     """judge: what "better" means for this task type (default: ``[judge] rubric``)."""
+    when: Literal["needed", "always"] | None = None
+    """judge: ``needed`` asks the judge only where the cheaper scorers leave the pair open;
+    ``always`` asks it on every pair (default: ``[judge] when``)."""
     tolerance: float | None = Field(None, ge=0.0)
     """correctness: with recorded grades, the candidate passes when its grade is at least the
     primary's minus this (default 0)."""
@@ -241,6 +244,12 @@ class JudgeConfig(_Strict):
     """Spend cap of one ``shadowroute score`` run on judge calls; ``None`` means no cap."""
     concurrency: int = Field(8, ge=1)
     """Judge calls in flight at once (the model's own ``max_concurrency`` also applies)."""
+    when: Literal["needed", "always"] = "needed"
+    """``needed``: no judge call on a pair a cheaper scorer already decided -- one failed (the
+    pair fails whatever the judge says), or ``exact``, ``label`` or ``extract`` found the same
+    answer as the primary's (the judge would say "same") -- its judge score is then stored as
+    not applicable, with the deciding scorer. ``always``: the judge is asked on every pair (a
+    task whose policy needs both). Per task: ``scorers.judge = { when = "always" }``."""
     max_tokens: int = Field(200, ge=16)
     """Output token limit of one judge call."""
     threshold: float = Field(0.5, ge=0.0, le=1.0)

@@ -69,6 +69,9 @@ class ScoreRunReport:
     judge_cost_usd: float = 0.0
     judge_budget_usd: float | None = None
     judge_unavailable: int = 0
+    judge_skipped: Counter[str] = field(default_factory=Counter)
+    """Pairs not sent to the judge (two calls each) because a cheaper scorer decided them
+    (``[judge] when = "needed"``), by what decided (``"label equal"``, ``"similarity failed"``)."""
     """Outputs whose judge call failed (left for the next run)."""
     budget_exhausted: bool = False
     left_unscored: int = 0
@@ -98,6 +101,12 @@ class ScoreRunReport:
                 f"{self.judge_retries:,} unreadable replies retried, "
                 f"{self.judge_injections:,} outputs failed for addressing the judge"
             )
+        if self.judge_skipped:
+            by = ", ".join(f"{why} {n:,}" for why, n in self.judge_skipped.most_common())
+            pairs = sum(self.judge_skipped.values())
+            out.append(
+                f"judge: {pairs:,} pairs not judged ({2 * pairs:,} calls saved, both orders): a "
+                f"cheaper scorer decided them ({by}); [judge] when = \"always\" judges every pair")
         if self.judge_unavailable:
             out.append(
                 f"judge unavailable for {self.judge_unavailable:,} outputs: left without a judge "

@@ -68,6 +68,8 @@ class JudgeSpec:
     rubric: str
     threshold: float
     name: str = "judge"
+    when: str = "needed"
+    """``needed``: skipped on pairs a cheaper scorer decided; ``always``: asked on every pair."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -168,4 +170,10 @@ def _judge_spec(config: Config, task: str, options: ScorerConfig) -> JudgeSpec:
         "threshold": threshold,
         "max_tokens": judge.max_tokens,
     }
-    return JudgeSpec(_version("judge", settings), rubric, threshold)
+    when = options.when or judge.when
+    if when == "always":
+        # Only "always" enters the version: under "needed" (the default) a stored verdict is
+        # still a verdict, so turning it on re-judges nothing; turning "always" on judges
+        # every pair again, the skipped ones included.
+        settings["when"] = when
+    return JudgeSpec(_version("judge", settings), rubric, threshold, when=when)

@@ -7,7 +7,10 @@ batches in flight and the next run picks up the rest. Several workers (``--worke
 several processes on Postgres) share the work without scoring anything twice.
 
 Per output: the deterministic scorers run first; a hard failure (schema) fails the judge score
-too, without a judge call, so no favourable judge can override it. A candidate call that failed
+too, without a judge call, so no favourable judge can override it. Under ``[judge] when =
+"needed"`` (the default) no judge call is made either where another scorer already decided the
+pair (one failed, or ``exact`` / ``label`` / ``extract`` found the primary's answer): its judge
+score is stored as not applicable, naming what decided, and counted in ``judge_skipped``. A candidate call that failed
 is a failed score for every scorer (it gave no usable answer). Scorers that need more than the
 two texts (``uses_context``, e.g. ``correctness``) also get the exchange's metadata and the
 output's model as a :class:`~.correctness.ScoreContext`. A scorer plugin that raises on a pair
@@ -247,11 +250,15 @@ class _Run:
         needed) to ``rows``; returns ``[pair]`` when the judge must be asked."""
         judge = plan.judge
         judge_missing = judge is not None and (pair.output_id, judge.name) not in have
+        # Under "needed", what the cheaper scorers say decides whether the judge is asked:
+        # they run even when already stored (they are cheap; the judge is not).
+        needed = judge_missing and judge is not None and judge.when == "needed"
         hard_failure: str | None = None
         hard_unknown = False
+        decided: str | None = None
         for spec in plan.scorers:
             missing = (pair.output_id, spec.name) not in have
-            if not (missing or (judge_missing and spec.hard)):
+            if not (missing or (judge_missing and spec.hard) or needed):
                 continue
             try:
                 result = self._deterministic(spec, pair, metadata)
@@ -261,6 +268,10 @@ class _Run:
                 continue
             if spec.hard and result.passed is False:
                 hard_failure = hard_failure or spec.name
+            elif decided is None and result.passed is False:
+                decided = f"{spec.name} failed"  # the pair fails whatever the judge says
+            elif decided is None and result.passed and spec.name in _SAME_ANSWER:
+                decided = f"{spec.name} equal"  # the primary's answer: the judge says "same"
             if missing:
                 rows.append(_row(pair, spec.name, spec.version, result, now))
         if judge is None or not judge_missing or (hard_unknown and hard_failure is None):
@@ -273,6 +284,10 @@ class _Run:
             )
         elif pair.primary_output is None or pair.output is None:
             result = ScoreResult(None, None, {"skipped": "no primary output", "judged": False})
+        elif needed and decided is not None and not hard_unknown:
+            self.report.judge_skipped[decided] += 1
+            result = ScoreResult(None, None, {"skipped": f"decided by {decided}",
+                                              "judged": False})
         elif self.judge is None or self.report.budget_exhausted:
             return []  # left for the next run
         else:
@@ -315,6 +330,10 @@ class _Run:
             log.debug("judge unavailable for %s: %s", pair.output_id, exc)
             return
         rows.append(_row(pair, plan.judge.name, plan.judge.version, result, utcnow()))
+
+
+_SAME_ANSWER = frozenset({"exact", "label", "extract"})
+"""Scorers whose pass means the candidate gave the primary's own answer."""
 
 
 def _candidate_error(pair: Pair) -> ScoreResult:
