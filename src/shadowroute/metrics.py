@@ -47,6 +47,9 @@ _COUNTERS = {
     ),
     "skipped_budget": ("skipped_budget", "Candidate calls skipped: daily budget spent."),
     "skipped_circuit_open": ("skipped_circuit_open", "Candidate calls skipped: circuit open."),
+    "skipped_settled": (
+        "skipped_settled", "Candidate calls skipped: verdict settled, maintenance rate."
+    ),
     "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),
     "replay_unavailable": (
         "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."

@@ -62,6 +62,9 @@ class Stats:
     exchange is stored without the unfinished answers."""
     capture_errors: int = 0
     """A capture could not be built or mirrored because of an internal error (see ``on_error``)."""
+    skipped_settled: int = 0
+    """Candidate calls not made: the candidate's verdict is settled and this exchange was not
+    drawn for its maintenance rate (``[decision] maintenance_rate``)."""
     telemetry_errors: int = 0
     """OpenTelemetry span handling failed (swallowed: the call or capture went on; see
     :mod:`shadowroute.telemetry`)."""

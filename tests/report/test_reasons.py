@@ -45,6 +45,12 @@ async def test_every_action_with_its_reason_and_what_would_change_it(
     assert report.action_counts == {"PROMOTE": 1, "PROMOTED": 0, "DEMOTE RECOMMENDED": 0,
                                     "CONFIG PROBLEM": 0, "NEED MORE DATA": 1, "HOLD": 1,
                                     "NO CANDIDATES": 1}
+    # Settled verdicts, for running pipelines' maintenance rate (tiny is still open).
+    primary = task_of(report, "easy").primary_model
+    assert report.overview["settled"] == {
+        task: {"mini": {"verdict": verdict, "primary": primary,
+                        "policy": config.policy_fingerprint(task)}}
+        for task, verdict in (("easy", "PROMOTE"), ("hard", "HOLD"))}
 
     easy, mini = actions["easy"], task_of(report, "easy").candidates[0]
     bound = mini.sequential_lower
@@ -53,7 +59,11 @@ async def test_every_action_with_its_reason_and_what_would_change_it(
     assert f"always-valid lower bound {bound * 100:.1f}% ≥ bar 90.0%" in easy.reason
     assert "excess over the noise floor 1.7%: −0.7% (upper " in easy.reason
     assert "≤ margin 6.0%)" in easy.reason
-    assert easy.change is None and easy.command == "shadowroute promote easy --to mini"
+    # Nothing to wait for; the settled candidate is shadowed at the maintenance rate now.
+    assert easy.change == ("mini settled: shadowed on 10% of sampled calls from now on "
+                           "([decision] maintenance_rate), at the full rate again when the "
+                           "primary or the task's settings change")
+    assert easy.command == "shadowroute promote easy --to mini"
     assert easy.others == ["tiny NEED MORE DATA"]
     assert easy.monthly_savings == pytest.approx(720.0)  # 3000/day x 30 x ($0.01 - $0.002)
 

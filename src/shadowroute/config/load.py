@@ -11,6 +11,7 @@ overrides its database.
 from __future__ import annotations
 
 import difflib
+import hashlib
 import json
 import os
 import tomllib
@@ -157,6 +158,18 @@ class Config(_Strict):
         if found is not None:
             return found
         return TaskConfig(name=name, sample_rate=self.default_sample_rate)
+
+    def policy_fingerprint(self, name: str) -> str:
+        """A digest of what a verdict of task ``name`` rests on here: its settings (scorers,
+        bar, candidates, schema) and ``[decision]``. A settled verdict holds only while this
+        is unchanged (see ``[decision] maintenance_rate``)."""
+        settings = {"task": self.task(name).model_dump(mode="json", exclude={"sample_rate",
+                                                                           "daily_budget_usd"}),
+                    "decision": self.decision.model_dump(
+                        mode="json", exclude={"maintenance_rate", "evaluation_replay_rate"}),
+                    "judge": self.judge.model_dump(mode="json") if self.judge else None}
+        text = json.dumps(settings, sort_keys=True, separators=(",", ":"), default=str)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def model_named(self, name: str) -> ModelConfig | None:
         """A declared model by its table key or by the upstream id it sends."""

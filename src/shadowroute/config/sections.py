@@ -301,6 +301,12 @@ class DecisionConfig(_Strict):
     is under evaluation and the noise floor is the less certain of the two rates compared
     (the task's ``noise_floor_rate`` otherwise): non-inferiority is decided in weeks instead
     of months, at the cost of that many more primary calls on sampled traffic."""
+    maintenance_rate: float = Field(0.1, ge=0.0, le=1.0)
+    """A candidate whose verdict is settled (PROMOTE, or HOLD: shown to miss a criterion, more
+    data would not change it) is still called on this share of its task's sampled calls, drawn
+    independently of the request, until something changes: a new primary, the task's settings
+    (scorers, bar, candidates), or the next report's verdict. 1 keeps every candidate at the
+    full sample rate."""
 
 
 class RoutesConfig(_Strict):

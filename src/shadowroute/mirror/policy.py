@@ -9,6 +9,7 @@ installed (:mod:`shadowroute.telemetry`).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import random
@@ -142,6 +143,30 @@ class Mirror:
             for name in providers
         }
         self.budgets: dict[str, DailyBudget] = {}
+        self.settled: dict[str, dict[str, str]] = {}
+        """Task -> candidate -> primary: shadowed at ``_maintenance`` (see :meth:`settle`)."""
+        self._maintenance, self._seed = 1.0, None
+
+    def settle(self, settled: dict[str, dict[str, str]], rate: float, seed: int | None) -> None:
+        """Call each settled candidate (task -> model -> the primary its verdict was decided
+        against; :mod:`shadowroute.pipeline.settled`) on a ``rate`` share of its task's
+        exchanges with that primary, drawn independently of the request (by the exchange id
+        with a ``seed``)."""
+        self.settled, self._maintenance, self._seed = settled, rate, seed
+
+    def _rests(self, task: str, model: str, exchange: ExchangeRecord) -> bool:
+        """``model`` is settled for ``task`` against this exchange's primary and sits this
+        exchange out (counted)."""
+        if self.settled.get(task, {}).get(model) != exchange.primary_model:
+            return False
+        if self._seed is None:
+            keep = random.random() < self._maintenance
+        else:
+            digest = hashlib.blake2b(f"{exchange.id}\0{model}".encode(), digest_size=8,
+                                     key=str(self._seed).encode()).digest()
+            keep = int.from_bytes(digest, "big") / 2**64 < self._maintenance
+        self._stats.skipped_settled += not keep
+        return not keep
 
     def budget(self, task: TaskConfig) -> DailyBudget:
         found = self.budgets.get(task.name)
@@ -240,7 +265,8 @@ class Mirror:
 
         async with anyio.create_task_group() as tg:
             for model in task.candidates:
-                tg.start_soon(one, model)
+                if not self._rests(task.name, model, exchange):
+                    tg.start_soon(one, model)
             if replay is not None:
                 self._stats.primary_replays += 1
                 tg.start_soon(one, replay, NOISE_FLOOR_MODEL)

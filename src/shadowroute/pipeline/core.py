@@ -41,6 +41,7 @@ from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
 from .queue import CaptureQueue, TracedCapture
 from .reverse import PrimaryCalls
+from .settled import settled_models
 from .traffic import DailyTraffic
 from .workers import ErrorHook, Workers
 
@@ -120,13 +121,9 @@ class Shadow:
         store_cfg = self.config.store
         self.spool = Spool(store_cfg.spool_dir)
         self.writer = BatchWriter(
-            None,
-            self.spool,
-            batch_size=store_cfg.batch_size,
+            None, self.spool, batch_size=store_cfg.batch_size,
             flush_interval_s=store_cfg.flush_interval_s,
-            retry_interval_s=store_cfg.retry_interval_s,
-            stats=self.stats,
-            on_error=self._on_error,
+            retry_interval_s=store_cfg.retry_interval_s, stats=self.stats, on_error=self._on_error,
         )
         self._queue = CaptureQueue(self.config.mirror.queue_size, self.stats)
         self._traffic = DailyTraffic()
@@ -236,19 +233,20 @@ class Shadow:
             self.mirror.budget(self.config.tasks[name]).add(spent.get(name, 0.0))
 
     async def _load_replay_shares(self, store: Store) -> None:
-        """The replay share of each task type from the latest report (see
-        :meth:`PrimaryCalls.replay_share`); the shares already held when it cannot be read."""
+        """Replay shares (:meth:`PrimaryCalls.replay_share`) and settled candidates
+        (:mod:`.settled`) from the latest report; those held already when it cannot be read."""
         try:
-            latest = await latest_report(store)
+            overview = ((await latest_report(store)) or {}).get("overview") or {}
         except StoreError as exc:
-            self._on_error("store", exc)
-            return
-        shares = ((latest or {}).get("overview") or {}).get("replay_shares") or {}
-        self._primaries.shares = {str(task): float(share) for task, share in shares.items()
+            return self._on_error("store", exc)
+        self._primaries.shares = {str(task): float(share) for task, share in
+                                  (overview.get("replay_shares") or {}).items()
                                   if isinstance(share, int | float)}
+        self.mirror.settle(settled_models(self.config, overview.get("settled")),
+                           self.config.decision.maintenance_rate, self.config.seed)
 
     async def _refresh_replay_shares(self) -> None:
-        """Re-read the shares now and then: the nightly report moves them."""
+        """Re-read them now and then: the nightly report moves them."""
         while True:
             await anyio.sleep(REPLAY_SHARES_REFRESH_S)
             if self._store is not None:

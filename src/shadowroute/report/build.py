@@ -37,7 +37,7 @@ from ..store.queries.validity import scorer_failures
 from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
-from .reasons import TaskAction, criteria_fields, summarize
+from .reasons import TaskAction, criteria_fields, settled_candidates, summarize
 from .trend import Trend
 from .validity import ScorerValidity, apply_validity, flagged_verdicts
 
@@ -308,6 +308,7 @@ async def build_report(
         _money(p, by_task.get(p.task))
     overview = _overview(results, promoted)
     overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
+    overview["settled"] = settled_candidates(config, results)  # read by running pipelines
     summary = summarize(config, results, promoted, overview, await decision_history(store), now)
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,

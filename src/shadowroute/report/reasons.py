@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
 __all__ = [
     "ACTIONS", "TaskAction", "action_counts", "candidate_why", "criteria_fields", "money_summary",
-    "per_day", "short_reason", "summarize", "task_actions",
+    "per_day", "settled_candidates", "short_reason", "summarize", "task_actions",
 ]
 
 ACTIONS = ("PROMOTE", "PROMOTED", "DEMOTE RECOMMENDED", "CONFIG PROBLEM", "NEED MORE DATA",
@@ -191,6 +191,18 @@ def _waiting(c: Any, t: Any, config: Config) -> str:
             "candidate, or a cascade that escalates its failures to the primary")
 
 
+def _with_maintenance(change: str | None, t: Any, config: Config) -> str | None:
+    """``change`` plus which candidates are settled and shadowed at the maintenance rate."""
+    rate = config.decision.maintenance_rate
+    settled = [c.model for c in t.candidates if c.verdict in SETTLED]
+    if not settled or rate >= 1.0 or t.task not in config.tasks:
+        return change
+    note = (f"{', '.join(settled)} settled: shadowed on {rate:.0%} of sampled calls from now on "
+            "([decision] maintenance_rate), at the full rate again when the primary or the "
+            "task's settings change")
+    return f"{change}; {note}" if change else note
+
+
 def _holding(c: Any, t: Any) -> str:
     key = "margin" if "non-inferiority" in getattr(c, "refuted", []) and \
         "quality" not in getattr(c, "refuted", []) else "required_quality"
@@ -251,6 +263,7 @@ def task_actions(config: Config, tasks: list[Any], promoted: list[Any]) -> list[
                           ("HOLD", _pick(t.candidates, "HOLD") or t.candidates[0]))
         change = {"PROMOTE": None, "CONFIG PROBLEM": _fix(c), "NEED MORE DATA":
                   _waiting(c, t, config)}.get(verdict) if verdict != "HOLD" else _holding(c, t)
+        change = _with_maintenance(change, t, config)
         out.append(TaskAction(
             **base, action=verdict, model=c.model, reason=candidate_why(c, t.policy),
             change=change, command=c.command, monthly_savings=c.monthly_savings,
@@ -339,3 +352,23 @@ def summarize(config: Config, tasks: list[Any], promoted: list[Any], overview: d
     return {"actions": actions, "action_counts": action_counts(actions),
             "money": money_summary(config, tasks, overview),
             "trends": build_trends(history, tasks, now)}
+
+
+SETTLED = ("PROMOTE", "HOLD")
+"""Verdicts more shadow data would not change (a HOLD is shown to miss a criterion)."""
+
+
+def settled_candidates(config: Config, tasks: list[Any]) -> dict[str, dict[str, Any]]:
+    """Task type -> candidate -> what running pipelines need to shadow a settled candidate at
+    ``[decision] maintenance_rate``: its verdict, the primary it was decided against and the
+    task's policy fingerprint (a change of either brings the full rate back)."""
+    out: dict[str, dict[str, Any]] = {}
+    for t in tasks:
+        if t.task not in config.tasks or t.primary_model is None:
+            continue
+        fingerprint = config.policy_fingerprint(t.task)
+        for c in t.candidates:
+            if c.verdict in SETTLED and c.model in config.tasks[t.task].candidates:
+                out.setdefault(t.task, {})[c.model] = {
+                    "verdict": c.verdict, "primary": t.primary_model, "policy": fingerprint}
+    return out
