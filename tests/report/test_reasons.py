@@ -134,9 +134,22 @@ async def test_money_explained_with_the_setting_that_lowers_evaluation_spend(
     # Every candidate of hard HOLDs: nothing more to learn from shadowing it.
     assert any("every candidate HOLDs" in line and "[tasks.hard] candidates" in line
                for line in by["hard"]["advice"])
+    # The economics: easy's $1.20 spent so far is paid back by mini's $720/month in days, with
+    # nothing left to spend on a verdict; hard buys no saving at all; young's open candidate
+    # needs the projection's days at today's evaluation rate.
+    assert by["easy"]["spent"] == pytest.approx(1.2) and by["easy"]["to_verdict"] == 0.0
+    assert by["easy"]["payback_months"] == pytest.approx(1.2 / 720.0)
+    assert by["hard"]["payback_months"] is None and by["hard"]["to_verdict"] is None
+    assert any("cannot pay for itself" in line for line in by["hard"]["advice"])
+    young = next(t for t in report.tasks if t.task == "young").candidates[0]
+    assert young.days_needed and young.monthly_savings
+    assert by["young"]["to_verdict"] == pytest.approx(0.6 / 30 * young.days_needed)
+    assert by["young"]["payback_months"] == pytest.approx(
+        (by["young"]["spent"] + by["young"]["to_verdict"]) / young.monthly_savings)
     html = render_html(report)
     assert 'id="money-summary"' in html and '<span class="big">$680</span>' in html
     assert "[tasks.easy] sample_rate 0.1 → 0.05 halves" in html
+    assert "<th>pays back in</th>" in html and ">never</td>" in html
 
 
 async def test_a_negative_net_saving_is_explained(store: Store, make_config, xchg) -> None:

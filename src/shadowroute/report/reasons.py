@@ -316,10 +316,17 @@ def money_summary(config: Config, tasks: list[Any], overview: dict[str, Any]) ->
                       if t.replay_share > t.base_replay_share else "")
             advice.append(f"[tasks.{t.task}] noise_floor_rate {_rate(cfg.noise_floor_rate)} "
                           f"sets the primary's replays (${replays:,.2f}/month){raised}")
+        economics = _economics(t)
+        if economics["payback_months"] is None and not t.routed_to and t.candidates:
+            advice.append("no candidate is on its way to a saving: this evaluation cannot pay "
+                          "for itself")
+        elif (economics["payback_months"] or 0) > PAYBACK_HORIZON_MONTHS:
+            advice.append(f"at this volume the evaluation pays for itself only after "
+                          f"{economics['payback_months']:,.0f} months: sample less, or stop")
         rows.append({"task": t.task, "monthly_evaluation": t.monthly_evaluation_cost,
                      "candidates": candidates, "replays": replays, "judge": judge,
                      "sample_rate": cfg.sample_rate, "noise_floor_rate": cfg.noise_floor_rate,
-                     "advice": advice})
+                     "advice": advice, **economics})
     rows.sort(key=lambda r: -r["monthly_evaluation"])
     net = gross - evaluation
     if net < 0:
@@ -332,6 +339,29 @@ def money_summary(config: Config, tasks: list[Any], overview: dict[str, Any]) ->
                 "it can be lowered where it buys nothing (below).")
     return {"gross": gross, "evaluation": evaluation, "net": net, "note": note,
             "by_task": rows}
+
+
+PAYBACK_HORIZON_MONTHS = 12
+"""Evaluation that pays for itself only after this long is flagged."""
+
+
+def _economics(t: Any) -> dict[str, Any]:
+    """What the task type's evaluation has cost (in the report's window), what it will cost
+    until a verdict at today's rate (the projection's median days of its closest open
+    candidate; 0 once a candidate can take over), and the months of the saving it buys that
+    pay for both: ``None`` when no candidate is on its way to a saving."""
+    spent = t.shadow_spend + t.judge_spend
+    ready = [c for c in t.candidates if c.verdict == "PROMOTE"]
+    hoped = [c for c in t.candidates if c.verdict in ("PROMOTE", "NEED MORE DATA")
+             and c.monthly_savings and c.monthly_savings > 0]
+    days = 0.0 if ready or t.routed_to else min(
+        (c.days_needed for c in hoped if c.days_needed), default=None)
+    to_verdict = None if days is None else t.monthly_evaluation_cost / DAYS_PER_MONTH * days
+    # The saving being bought: a candidate that can take over now, else the best open one.
+    buying = [c for c in hoped if c.verdict == "PROMOTE"] or hoped
+    saving = max((c.monthly_savings for c in buying), default=None)
+    payback = (spent + to_verdict) / saving if saving and to_verdict is not None else None
+    return {"spent": spent, "to_verdict": to_verdict, "payback_months": payback}
 
 
 def _rate(value: float) -> str:
