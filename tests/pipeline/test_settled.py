@@ -31,8 +31,12 @@ def _config(make_config, db_url: str, shadow_preset: dict[str, Any], **decision:
     })
 
 
-async def _report(db_url: str, settled: dict[str, Any]) -> None:
-    async with await Store.open(db_url) as store:
+async def _settle(config: Config, verdict: str) -> None:
+    """A report that settled ``small`` for classify_intent against frontier under ``config``."""
+    settled = {"classify_intent": {"small": {
+        "verdict": verdict, "primary": "frontier",
+        "policy": config.policy_fingerprint("classify_intent")}}}
+    async with await Store.open(config.database_url) as store:
         await save_report(store, {"id": "r1", "created_at": datetime.now(UTC), "since": None,
                                   "overview": {"settled": settled}}, [])
 
@@ -61,8 +65,7 @@ async def test_a_settled_candidate_is_called_at_the_maintenance_rate(
     tmp_path: Path, db_url: str, make_config, shadow_preset, fake_candidate, completion,
 ) -> None:
     config = _config(make_config, db_url, shadow_preset)
-    await _report(db_url, {"classify_intent": {"small": {
-        "verdict": "HOLD", "primary": "frontier", "policy": config.policy_fingerprint("classify_intent")}}})
+    await _settle(config, "HOLD")
     counts = await _calls(config, "frontier", fake_candidate, completion)
     assert counts["tiny"] == CALLS  # not settled: every sampled call
     # Binomial(400, 0.25): mean 100, sd 8.7; the seeded draw is fixed, the bounds are 4.6 sd.
@@ -73,8 +76,7 @@ async def test_a_new_primary_or_changed_settings_bring_the_full_rate_back(
     tmp_path: Path, db_url: str, make_config, shadow_preset, fake_candidate, completion,
 ) -> None:
     config = _config(make_config, db_url, shadow_preset)
-    await _report(db_url, {"classify_intent": {"small": {
-        "verdict": "PROMOTE", "primary": "frontier", "policy": config.policy_fingerprint("classify_intent")}}})
+    await _settle(config, "PROMOTE")
     # Decided against frontier: another primary's calls shadow it at the full rate.
     counts = await _calls(config, "frontier-2", fake_candidate, completion)
     assert counts == {"small": CALLS, "tiny": CALLS}
@@ -89,7 +91,6 @@ async def test_maintenance_rate_one_keeps_every_call(
     tmp_path: Path, db_url: str, make_config, shadow_preset, fake_candidate, completion,
 ) -> None:
     config = _config(make_config, db_url, shadow_preset, maintenance_rate=1.0)
-    await _report(db_url, {"classify_intent": {"small": {
-        "verdict": "HOLD", "primary": "frontier", "policy": config.policy_fingerprint("classify_intent")}}})
+    await _settle(config, "HOLD")
     counts = await _calls(config, "frontier", fake_candidate, completion)
     assert counts == {"small": CALLS, "tiny": CALLS}
