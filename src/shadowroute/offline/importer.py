@@ -55,6 +55,7 @@ from .lines import (
     BatchOutputLine,
     ChatLine,
     LineError,
+    LineReader,
     OpenAIResponse,
     aware,
     error_text,
@@ -249,7 +250,7 @@ def _open(path: Path, key: str | None = None) -> IO[bytes]:
     raise ConfigError(message, path=str(path), key=key)
 
 
-class _Reader:
+class _Reader(LineReader):
     """Turns lines into exchange records, a batch at a time (run in a worker thread)."""
 
     def __init__(self, config: Config, path: Path, fmt: Format, task: str | None,
@@ -258,8 +259,6 @@ class _Reader:
         self.path = path
         self.task = task
         self.report = report
-        self.number = 0
-        self.done = False
         self.file = _open(path)
         self.requests: _Requests | None = None
         try:
@@ -300,26 +299,8 @@ class _Reader:
         if self.requests is not None:
             self.requests.close()
 
-    def next_batch(self, size: int) -> list[ExchangeRecord]:
-        records: list[ExchangeRecord] = []
-        try:
-            while len(records) < size:
-                raw = self.file.readline()
-                if not raw:
-                    self.done = True
-                    break
-                self.number += 1
-                if not raw.strip():
-                    continue
-                self.report.lines += 1
-                try:
-                    records.append(self._record(raw))
-                except LineError as exc:
-                    self.report.add_bad(self.number, str(exc))
-        except OSError as exc:
-            raise ConfigError(f"cannot read line {self.number + 1}: {exc.strerror or exc}",
-                              path=str(self.path)) from exc
-        return records
+    def records(self, raw: bytes) -> list[ExchangeRecord]:
+        return [self._record(raw)]
 
     def _record(self, raw: bytes) -> ExchangeRecord:
         line = loads(raw)

@@ -8,16 +8,18 @@ from __future__ import annotations
 import hashlib
 import json
 from datetime import UTC, datetime
-from typing import Any, Literal
+from pathlib import Path
+from typing import IO, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from ..capture.calls import Api
-from ..records import utcnow
+from ..errors import ConfigError
+from ..records import ExchangeRecord, utcnow
 
 __all__ = [
     "CANDIDATES_KEY", "DEFAULT_TASK", "AnthropicResponse", "BatchInputLine", "BatchOutputLine",
-    "ChatLine", "LineError", "OpenAIResponse", "aware", "error_text", "exchange_id", "has_usage",
+    "ChatLine", "LineError", "LineReader", "OpenAIResponse", "aware", "error_text", "exchange_id", "has_usage",
     "json_type", "loads", "response_api", "task_of", "validate",
 ]
 
@@ -187,3 +189,40 @@ def json_type(value: Any) -> str:
     return {list: "an array", str: "a string", bool: "a boolean", type(None): "null",
             int: "a number", float: "a number"}.get(type(value), type(value).__name__)
 
+
+
+class LineReader:
+    """A JSONL file read a batch of exchange records at a time (in a worker thread): blank
+    lines skipped, every other line counted in ``report.lines`` and turned into records by
+    :meth:`records` (the format's own), a :class:`LineError` reported by line number."""
+
+    path: Path
+    file: IO[bytes]
+    report: Any  # an ImportReport: lines, add_bad
+    number: int = 0
+    done: bool = False
+
+    def records(self, raw: bytes) -> list[ExchangeRecord]:
+        """The records of one non-blank line; :class:`LineError` when it is bad."""
+        raise NotImplementedError
+
+    def next_batch(self, size: int) -> list[ExchangeRecord]:
+        records: list[ExchangeRecord] = []
+        try:
+            while len(records) < size:
+                raw = self.file.readline()
+                if not raw:
+                    self.done = True
+                    break
+                self.number += 1
+                if not raw.strip():
+                    continue
+                self.report.lines += 1
+                try:
+                    records.extend(self.records(raw))
+                except LineError as exc:
+                    self.report.add_bad(self.number, str(exc))
+        except OSError as exc:
+            raise ConfigError(f"cannot read line {self.number + 1}: {exc.strerror or exc}",
+                              path=str(self.path)) from exc
+        return records

@@ -22,9 +22,8 @@ from typing import IO, TYPE_CHECKING, Any
 
 from ..capture.capture import Capture
 from ..config import Config
-from ..errors import ConfigError
 from ..records import ExchangeRecord, utcnow
-from .lines import LineError, json_type, loads, task_of
+from .lines import LineError, LineReader, json_type, loads, task_of
 from .otel_messages import Message, array, conversation, indexed, loose, mapping
 
 if TYPE_CHECKING:
@@ -83,7 +82,7 @@ class _Skip(Exception):  # noqa: N818 - not an error: a span that is no chat cal
     pass
 
 
-class OtelReader:
+class OtelReader(LineReader):
     """Turns OTLP/JSON lines into exchange records a batch at a time, like the importer's reader
     of JSONL lines (run in a worker thread); a bad line or span is reported by line number."""
 
@@ -95,31 +94,12 @@ class OtelReader:
         names = (task_attribute or DEFAULT_TASK_ATTRIBUTE).split(",")
         self.task_attributes = [name.strip() for name in names if name.strip()]
         report.format = self.format
-        self.number = 0
-        self.done = False
 
     def close(self) -> None:
         self.file.close()
 
-    def next_batch(self, size: int) -> list[ExchangeRecord]:
-        records: list[ExchangeRecord] = []
-        try:
-            while len(records) < size:
-                raw = self.file.readline()
-                if not raw:
-                    self.done = True
-                    break
-                self.number += 1
-                if raw.strip():
-                    self.report.lines += 1
-                    try:
-                        records.extend(self._line(loads(raw)))
-                    except LineError as exc:
-                        self.report.add_bad(self.number, str(exc))
-        except OSError as exc:
-            raise ConfigError(f"cannot read line {self.number + 1}: {exc.strerror or exc}",
-                              path=str(self.path)) from exc
-        return records
+    def records(self, raw: bytes) -> list[ExchangeRecord]:
+        return self._line(loads(raw))
 
     def _line(self, line: dict[str, Any]) -> list[ExchangeRecord]:
         batches = line.get("resourceSpans")
