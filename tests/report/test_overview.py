@@ -8,17 +8,15 @@ from __future__ import annotations
 import json
 from collections.abc import Awaitable, Callable
 from pathlib import Path
-from typing import Any
 
 import pytest
 
 from shadowroute.config import Config
-from shadowroute.records import NOISE_FLOOR_MODEL, TrafficRecord, utcnow
 from shadowroute.report import build_report, render_html, report_json, write_report
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.store import Store
 from support.config import BIG_MINI_TINY
-from support.report import Out
+from support.report import Out, easy_and_hard
 
 pytestmark = pytest.mark.anyio
 
@@ -28,22 +26,11 @@ def pct(x: float) -> str:
 
 
 @pytest.fixture
-def seed_promotable(xchg: Callable[..., Any]) -> Callable[[Store], Awaitable[None]]:
+def seed_promotable() -> Callable[[Store], Awaitable[None]]:
     async def seed_promotable(store: Store) -> None:
         """easy: mini 198/200, tiny 196/200, replays 59/60; hard: mini 70/100. With costs."""
-        batch = []
-        for i in range(200):
-            outs = [Out("mini", "miss" if i < 2 else "yes", cost=0.002),
-                    Out("tiny", "miss" if i < 4 else "yes", cost=0.001)]
-            if i < 60:
-                outs.append(Out(NOISE_FLOOR_MODEL, "miss" if i == 0 else "yes", cost=0.01))
-            batch.append(xchg("easy", "yes", *outs, cost=0.01))
-        for i in range(100):
-            batch.append(xchg("hard", "yes", Out("mini", "miss" if i < 30 else "yes", cost=0.001),
-                              cost=0.004))
-        today = utcnow().date()
-        await store.write(batch, traffic=[TrafficRecord(today, "easy", "big", requests=3000),
-                                          TrafficRecord(today, "hard", "big", requests=1000)])
+        batch, traffic = easy_and_hard()
+        await store.write(batch, traffic=traffic)
 
     return seed_promotable
 

@@ -73,11 +73,9 @@ MIXED_TASKS: dict[str, Any] = {
 """``[tasks]`` of :func:`seed_mixed` (``spare`` is seen in traffic only: no candidates)."""
 
 
-async def seed_mixed(store: Any) -> None:
-    """easy: mini 198/200 (PROMOTE), tiny 196/200 (NEED MORE DATA with always-valid bounds),
-    replays 59/60; hard: mini 70/100 (HOLD); young: mini 20/20 (NEED MORE DATA, under the 100
-    required); spare: 5 exchanges, no candidate. Primary $0.01 (easy) / $0.004 a call; traffic
-    today: easy 3,000, hard 1,000, young 40, spare 5 requests."""
+def easy_and_hard() -> tuple[list[Any], list[Any]]:
+    """(exchanges, traffic) of two task types: easy: mini 198/200, tiny 196/200, replays 59/60,
+    primary $0.01 a call, 3,000 requests today; hard: mini 70/100, primary $0.004, 1,000."""
     from shadowroute.records import NOISE_FLOOR_MODEL, TrafficRecord
 
     batch = []
@@ -89,14 +87,23 @@ async def seed_mixed(store: Any) -> None:
         batch.append(xchg("easy", "yes", *outs, cost=0.01))
     batch += [xchg("hard", "yes", Out("mini", "miss" if i < 30 else "yes", cost=0.001),
                    cost=0.004) for i in range(100)]
+    today = utcnow().date()
+    return batch, [TrafficRecord(today, "easy", "big", requests=3000),
+                   TrafficRecord(today, "hard", "big", requests=1000)]
+
+
+async def seed_mixed(store: Any) -> None:
+    """:func:`easy_and_hard` (easy: mini PROMOTE, tiny NEED MORE DATA with always-valid bounds;
+    hard: mini HOLD) and young: mini 20/20 (NEED MORE DATA, under the 100 required); spare: 5
+    exchanges, no candidate. Primary $0.004 a call; traffic today: young 40, spare 5 requests."""
+    from shadowroute.records import TrafficRecord
+
+    batch, traffic = easy_and_hard()
     batch += [xchg("young", "yes", Out("mini", "yes", cost=0.001), cost=0.004) for _ in range(20)]
     batch += [xchg("spare", "yes", cost=0.004) for _ in range(5)]
     today = utcnow().date()
-    await store.write(batch, traffic=[
-        TrafficRecord(today, "easy", "big", requests=3000),
-        TrafficRecord(today, "hard", "big", requests=1000),
-        TrafficRecord(today, "young", "big", requests=40),
-        TrafficRecord(today, "spare", "big", requests=5)])
+    await store.write(batch, traffic=[*traffic, TrafficRecord(today, "young", "big", requests=40),
+                                      TrafficRecord(today, "spare", "big", requests=5)])
 
 
 async def save_nights(store: Any, nights: list[tuple[float, list[tuple[str, str, str, float]]]],
