@@ -15,7 +15,6 @@ import hashlib
 import json
 import os
 import tomllib
-from collections.abc import Iterable
 from pathlib import Path
 from types import UnionType
 from typing import Any, Union, get_args, get_origin
@@ -23,7 +22,7 @@ from typing import Any, Union, get_args, get_origin
 from pydantic import BaseModel, Field, ValidationError, model_validator
 
 from ..errors import ConfigError
-from .hooks import ScorerKeyError
+from .hooks import ScorerKeyError, did_you_mean
 from .sections import (
     DecisionConfig,
     JudgeConfig,
@@ -99,7 +98,7 @@ class Config(_Strict):
                 if candidate not in self.models:
                     problems.append(
                         f"tasks.{task.name}.candidates names unknown model {candidate!r} "
-                        f"(models: {known}){_did_you_mean(candidate, self.models)}"
+                        f"(models: {known}){did_you_mean(candidate, self.models)}"
                     )
             if "schema" in task.scorers and task.json_schema is None:
                 problems.append(
@@ -113,7 +112,7 @@ class Config(_Strict):
         if self.judge is not None:
             if self.judge.model not in self.models:
                 problems.append(f"judge.model names unknown model {self.judge.model!r} "
-                                f"(models: {known}){_did_you_mean(self.judge.model, self.models)}")
+                                f"(models: {known}){did_you_mean(self.judge.model, self.models)}")
             for task in self.tasks.values():
                 if self.judge.model in task.candidates:
                     problems.append(
@@ -228,11 +227,6 @@ class _Problems(ValueError):
     def __init__(self, problems: list[str]) -> None:
         self.problems = problems
         super().__init__("; ".join(problems))
-
-
-def _did_you_mean(name: str, known: Iterable[str]) -> str:
-    match = difflib.get_close_matches(name, list(known), n=1)
-    return f"; did you mean {match[0]!r}?" if match else ""
 
 
 _INTERNAL_KEYS = {"source"}
