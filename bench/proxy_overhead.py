@@ -53,6 +53,7 @@ import tempfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -1074,68 +1075,56 @@ def main(argv: list[str]) -> int:
                     sidecar.stop()
                     servers.remove(sidecar)
 
-            if not args.no_portkey:
-                result = PathResult("portkey gateway")
+            def peer(name: str, server: Server | None, why: str, base: str, start_s: float,
+                     headers: dict[str, str], info: Callable[[], str]) -> str:
+                """A peer proxy's row: skipped with ``why`` when it is not installed; else
+                started, checked with one chat completion, measured and stopped. Its line for
+                the report's "peers" ('' when it did not serve)."""
+                result = PathResult(name)
                 results.append(result)
-                if portkey is None:
-                    result.skipped = portkey_why
-                    print(f"  portkey gateway: skipped: {portkey_why}", flush=True)
-                else:
-                    port = free_port()
-                    gateway = Server("portkey gateway", portkey_argv(portkey, port),
-                                     f"http://127.0.0.1:{port}/", tmp / "portkey.log", tmp)
-                    servers.append(gateway)
-                    routed = {**common, "headers": {**headers, **portkey_headers(up_base)}}
-                    try:
-                        gateway.start(60)
-                        check_path(f"http://127.0.0.1:{port}{CHAT_PATH}", routed["headers"],
-                                   bodies[0])
-                        portkey_info = (f"@portkey-ai/gateway {portkey_version(args.portkey_dir)}"
-                                        f" from {args.portkey_dir} (node, --headless)")
-                        measure(result, f"http://127.0.0.1:{port}{CHAT_PATH}", args, routed,
-                                gateway.pid, upstream.pid)
-                    except (RuntimeError, subprocess.SubprocessError) as exc:
-                        result.skipped = f"the Portkey gateway failed: {exc}"
-                        print(f"  portkey gateway: {result.skipped}", flush=True)
-                    gateway.stop()
-                    servers.remove(gateway)
-
-            if not args.no_litellm:
-                result = PathResult("litellm proxy")
-                results.append(result)
-                if binary is None:
+                if server is None:
                     result.skipped = why
-                    print(f"  litellm proxy: skipped: {why}", flush=True)
+                    print(f"  {name}: skipped: {why}", flush=True)
+                    return ""
+                servers.append(server)
+                chat = base + CHAT_PATH
+                line = ""
+                try:
+                    server.start(start_s)
+                    check_path(chat, headers, bodies[0])
+                except RuntimeError as exc:
+                    result.skipped = f"{name} failed to serve: {exc}"
+                    print(f"  {name}: skipped: {exc}", flush=True)
                 else:
-                    port = free_port()
-                    proxy = litellm_server(binary, up_base, port, key, tmp)
-                    servers.append(proxy)
+                    line = info()
                     try:
-                        proxy.start(120)
-                        check_path(f"http://127.0.0.1:{port}{CHAT_PATH}", headers, bodies[0])
-                    except RuntimeError as exc:
-                        result.skipped = f"LiteLLM failed to serve: {exc}"
-                        print(f"  litellm proxy: skipped: {exc}", flush=True)
-                    else:
-                        litellm_info = (
-                            f"litellm {litellm_version(args.litellm_venv)} from "
-                            f"{args.litellm_venv}, 1 uvicorn worker, master key, no database, "
-                            "LITELLM_LOCAL_MODEL_COST_MAP=True, LITELLM_LOG=ERROR"
-                        )
-                        try:
-                            measure(
-                                result,
-                                f"http://127.0.0.1:{port}{CHAT_PATH}",
-                                args,
-                                common,
-                                proxy.pid,
-                                upstream.pid,
-                            )
-                        except (RuntimeError, subprocess.SubprocessError) as exc:
-                            result.skipped = f"a load run failed: {exc}; log:\n{proxy.tail()}"
-                            print(f"  litellm proxy: {result.skipped}", flush=True)
-                    proxy.stop()
-                    servers.remove(proxy)
+                        measure(result, chat, args, {**common, "headers": headers}, server.pid,
+                                upstream.pid)
+                    except (RuntimeError, subprocess.SubprocessError) as exc:
+                        result.skipped = f"a load run failed: {exc}; log:\n{server.tail()}"
+                        print(f"  {name}: {result.skipped}", flush=True)
+                server.stop()
+                servers.remove(server)
+                return line
+
+            if not args.no_portkey:
+                port = free_port()
+                gateway = None if portkey is None else Server(
+                    "portkey gateway", portkey_argv(portkey, port), f"http://127.0.0.1:{port}/",
+                    tmp / "portkey.log", tmp)
+                portkey_info = peer(
+                    "portkey gateway", gateway, portkey_why, f"http://127.0.0.1:{port}", 60,
+                    {**headers, **portkey_headers(up_base)},
+                    lambda: (f"@portkey-ai/gateway {portkey_version(args.portkey_dir)} from "
+                             f"{args.portkey_dir} (node, --headless)"))
+            if not args.no_litellm:
+                port = free_port()
+                proxy = None if binary is None else litellm_server(binary, up_base, port, key, tmp)
+                litellm_info = peer(
+                    "litellm proxy", proxy, why, f"http://127.0.0.1:{port}", 120, headers,
+                    lambda: (f"litellm {litellm_version(args.litellm_venv)} from "
+                             f"{args.litellm_venv}, 1 uvicorn worker, master key, no database, "
+                             "LITELLM_LOCAL_MODEL_COST_MAP=True, LITELLM_LOG=ERROR"))
         finally:
             for server in reversed(servers):
                 server.stop()
