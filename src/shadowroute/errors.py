@@ -136,6 +136,6 @@ class StoreError(ShadowrouteError):
 
 
 class PromotionRefused(ShadowrouteError):
-    """``shadowroute promote`` / ``demote`` refused: the message names the failing criterion
-    (or what is missing) and, when forcing could work, how to go ahead anyway (``--force
-    --reason``); an unknown task type is named with the nearest known ones instead."""
+    """``shadowroute promote`` / ``demote`` / ``retire`` refused: the message names the failing
+    criterion (or what is missing) and, when forcing could work, how to go ahead anyway
+    (``--force --reason``); an unknown task type is named with the nearest known ones instead."""

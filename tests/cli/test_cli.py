@@ -294,7 +294,7 @@ def test_score_rejects_a_bad_duration_in_one_line(tmp_path: Path, cli) -> None:
     )
 
 
-@pytest.mark.parametrize("command", [[], ["init"], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"], ["import"], ["replay"], ["eval"], ["calibrate-judge"], ["prune"]])
+@pytest.mark.parametrize("command", [[], ["init"], ["db", "upgrade"], ["demo"], ["fake-llm"], ["summary"], ["score"], ["report"], ["config", "check"], ["spool", "replay"], ["promote"], ["demote"], ["routes"], ["retire"], ["resume"], ["import"], ["replay"], ["eval"], ["calibrate-judge"], ["prune"]])
 def test_help(tmp_path: Path, command: list[str], cli) -> None:
     result = cli(*command, "--help", cwd=tmp_path)
     assert result.returncode == 0 and "Usage" in result.stdout

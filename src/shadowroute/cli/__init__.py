@@ -3,7 +3,8 @@
 One module per command group, registered on the shared :data:`~.common.app` when imported here:
 :mod:`.init` (init), :mod:`.nightly` (summary, score, report, prune), :mod:`.serve` (serve, fake-llm, demo),
 :mod:`.evals` (calibrate-judge, eval), :mod:`.data` (import, replay), :mod:`.routes` (promote,
-demote, routes), :mod:`.store` (db, spool, config). :mod:`.tables` renders the terminal tables.
+demote, routes), :mod:`.shadowing` (retire, resume), :mod:`.store` (db, spool, config).
+:mod:`.tables` renders the terminal tables.
 """
 
 from __future__ import annotations
@@ -17,7 +18,7 @@ from ..errors import ShadowrouteError
 
 # The order the modules register in is the order `--help` lists the commands.
 # isort: off
-from . import init, nightly, serve, calibrate, data, evals, routes, store  # noqa: F401
+from . import init, nightly, serve, calibrate, data, evals, routes, shadowing, store  # noqa: F401
 # isort: on
 from .common import app
 

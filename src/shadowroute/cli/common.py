@@ -20,7 +20,7 @@ from rich.text import Text
 from ..config import Config, load_config
 
 __all__ = [
-    "ConfigOption", "DatabaseOption", "app", "config_app", "console", "db_app",
+    "ByOption", "ConfigOption", "DatabaseOption", "ReasonOption", "app", "config_app", "console", "db_app",
     "existing_database", "load",
     "parse_since", "progress_bar", "safe_url", "say", "spool_app", "with_store",
 ]
@@ -60,6 +60,14 @@ DatabaseOption = Annotated[
         help="SQLAlchemy URL; overrides the config and $SHADOWROUTE_DATABASE_URL.",
         show_default=False,
     ),
+]
+ReasonOption = Annotated[
+    str | None, typer.Option(help="Why: recorded with the change.", show_default=False)
+]
+ByOption = Annotated[
+    str | None,
+    typer.Option("--by", help="Who is making the change (default: $SHADOWROUTE_ACTOR, else "
+                              "your login name).", show_default=False),
 ]
 
 

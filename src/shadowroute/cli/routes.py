@@ -14,19 +14,21 @@ from rich.markup import escape
 from rich.table import Table
 
 from ..config import Config
-from .common import ConfigOption, DatabaseOption, app, console, load, say, with_store
+from .common import (
+    ByOption,
+    ConfigOption,
+    DatabaseOption,
+    ReasonOption,
+    app,
+    console,
+    load,
+    say,
+    with_store,
+)
 from .tables import pct as _pct
 
 T = TypeVar("T")
 
-ReasonOption = Annotated[
-    str | None, typer.Option(help="Why: recorded with the change.", show_default=False)
-]
-ByOption = Annotated[
-    str | None,
-    typer.Option("--by", help="Who is changing the map (default: $SHADOWROUTE_ACTOR, else your "
-                              "login name).", show_default=False),
-]
 
 
 def _run(cfg: Config, work: Callable[[Any], Awaitable[T]]) -> T:

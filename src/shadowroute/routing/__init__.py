@@ -1,5 +1,6 @@
-"""Routing: the route map (``routes.yaml``), the :class:`Router` that reads it, and the
-promote / demote / routes operations that change and check it.
+"""Routing: the route map (``routes.yaml``), the :class:`Router` that reads it, the
+promote / demote / routes operations that change and check it, and retire / resume of a
+candidate's shadowing (:mod:`.retire`).
 
     router = Router.from_config("shadowroute.toml")
     router.model_for("classify_intent", default="gpt-4o")

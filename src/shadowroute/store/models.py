@@ -1,5 +1,5 @@
 """The database schema: exchanges, candidate outputs, their scores, daily traffic counts, the
-decisions of each report and the route map's history.
+decisions of each report, the route map's history and the candidates retired from shadowing.
 
 One :class:`Base` with a constraint naming convention, so Alembic migrations name every
 constraint and index the same way on SQLite and Postgres. JSON columns are ``JSONB`` on Postgres
@@ -41,6 +41,7 @@ __all__ = [
     "JSONType",
     "JudgeCalibration",
     "ReportRun",
+    "Retirement",
     "RouteChange",
     "Score",
     "ScorerCalibration",
@@ -338,6 +339,26 @@ class RouteChange(Base):
     forced: Mapped[bool] = mapped_column(Boolean, default=False)
     report_id: Mapped[str | None] = mapped_column(String(32))
     evidence: Mapped[dict[str, Any]] = mapped_column(JSONType)
+
+
+class Retirement(Base):
+    """A candidate of a task type retired from shadowing by hand (``shadowroute retire``), or
+    brought back (``shadowroute resume``). The current state of a pair is its latest row; a
+    retirement holds only while the task's primary is ``primary_model`` (the one the latest
+    report compared the candidate with), so a new primary resumes it by itself."""
+
+    __tablename__ = "retirements"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True, autoincrement=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    task_type: Mapped[str] = mapped_column(String, index=True)
+    model: Mapped[str] = mapped_column(String)
+    action: Mapped[str] = mapped_column(String)
+    """``retire`` or ``resume``."""
+    primary_model: Mapped[str | None] = mapped_column(String)
+    """The primary the candidate was retired against (on a resume: of the retirement it ends)."""
+    actor: Mapped[str] = mapped_column(String)
+    reason: Mapped[str | None] = mapped_column(Text)
 
 
 class JudgeCalibration(Base):

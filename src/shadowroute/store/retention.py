@@ -7,7 +7,7 @@ What goes: exchanges created before the cutoff with their candidate outputs and 
 ``traffic_daily`` rows of days before the cutoff's (UTC) date, and reports created before the
 cutoff with their decisions — except the newest report, which is always kept so that
 ``shadowroute promote`` has a latest decision to check. What stays: ``route_changes``,
-``judge_calibrations`` and ``scorer_calibrations`` (history, and tiny), and the decision counts
+``retirements``, ``judge_calibrations`` and ``scorer_calibrations`` (history, and tiny), and the decision counts
 of the deleted exchanges: each batch's are added to ``evidence_archive`` in the transaction that
 deletes it (given the task types' current scorer versions, as the CLI passes them), so no
 verdict loses evidence to retention.
