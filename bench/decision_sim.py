@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 import numpy as np
 
 from shadowroute.decision import Counts, Evidence, Paired, Policy, decide, evaluate
+from shadowroute.decision.allocation import simulate_shares
 from shadowroute.decision.core import CONFIG_PROBLEM, HOLD, PROMOTE
 from shadowroute.decision.drift import drift_reference, drift_statistic, drift_threshold
 from shadowroute.decision.replays import replay_share
@@ -567,9 +568,51 @@ def _legacy_projection(n: int, fails: int, noise_n: int, noise_fails: int) -> in
     return None if not hit.size else int(sizes[hit[0]] - n)
 
 
+def allocation(setup: Setup, seed: int) -> list[Row]:
+    """4 candidates of one task type against a primary that disagrees with itself 2% of the
+    time; 100 sampled exchanges and 50 replays a night, 90 nights. Today every candidate is
+    called (and scored, judge included) on every sampled exchange; the new shares come from
+    the project's ``shares`` on each night's verdicts (settled: ``maintenance_rate`` 10%;
+    undecided with 100 outputs: by ``pass_chances``, floor 25%). Candidate + judge spend is
+    proportional to candidate outputs (same cost per output in both columns; replays, the
+    same in both, are left out; the judge calls ``[judge] when = "needed"`` saves come on top)."""
+    rows = []
+    for label, fails, good in (
+            ("one good (fails 2%), three clearly worse (10/15/20%)", (0.02, 0.10, 0.15, 0.20), 0),
+            ("one at the quality bar (fails 5%), three clearly worse", (0.05, 0.10, 0.15, 0.20),
+             None)):
+        out = {}
+        for allocate in (False, True):
+            rng = np.random.default_rng(seed)
+            policy = replace(DEFAULTS, family_size=len(fails))
+            out[allocate] = simulate_shares(
+                rng, policy, runs=setup.runs, nights=90, per_night=100, fails=fails,
+                floor=0.02, replays=round(100 * EVALUATION_REPLAYS),
+                maintenance=0.1 if allocate else 1.0, floor_share=0.25 if allocate else 1.0)
+        (first_old, spend_old), (first_new, spend_new) = out[False], out[True]
+        rng = np.random.default_rng(seed)
+        if good is not None:
+            rows.append(Row(label, "median nights to PROMOTE the good one",
+                            median(first_old[:, good], rng, 90),
+                            median(first_new[:, good], rng, 90), ">= as fast"))
+            wrong = np.isfinite(np.delete(first_new, good, axis=1)).any(axis=1)
+            wrong_old = np.isfinite(np.delete(first_old, good, axis=1)).any(axis=1)
+        else:
+            wrong, wrong_old = np.isfinite(first_new).any(axis=1), np.isfinite(first_old).any(axis=1)
+        rows.append(Row(label if good is None else "", "P(any wrong PROMOTE)", rate(wrong_old),
+                        rate(wrong), "<= 5%"))
+        for nights in (30, 90):
+            old, new = spend_old[:, :nights].sum(axis=1), spend_new[:, :nights].sum(axis=1)
+            fall = 1 - float(np.mean(new)) / float(np.mean(old))
+            rows.append(Row("", f"candidate + judge spend, {nights} nights (outputs)",
+                            f"{np.mean(old):,.0f}", f"{np.mean(new):,.0f} (-{fall:.0%})",
+                            "-60%" if good is not None else ""))
+    return rows
+
+
 SCENARIOS: dict[str, Callable[[Setup, int], list[Row]]] = {
     "bar": at_the_bar, "margin": at_the_margin, "power": power, "judge": judge,
-    "config": config_problem, "drift": drift, "days": days_needed,
+    "config": config_problem, "drift": drift, "days": days_needed, "allocation": allocation,
 }
 
 

@@ -50,6 +50,10 @@ _COUNTERS = {
     "skipped_settled": (
         "skipped_settled", "Candidate calls skipped: verdict settled, maintenance rate."
     ),
+    "skipped_allocated": (
+        "skipped_allocated", "Candidate calls skipped: unlikely to pass, allocated share."
+    ),
+    "skipped_retired": ("skipped_retired", "Candidate calls skipped: candidate retired."),
     "primary_replays": ("primary_replays", "Primary calls repeated for the noise floor."),
     "replay_unavailable": (
         "replay_unavailable", "Noise-floor replays not made: primary not declared in [models]."

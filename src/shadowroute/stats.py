@@ -65,6 +65,11 @@ class Stats:
     skipped_settled: int = 0
     """Candidate calls not made: the candidate's verdict is settled and this exchange was not
     drawn for its maintenance rate (``[decision] maintenance_rate``)."""
+    skipped_allocated: int = 0
+    """Candidate calls not made: the candidate is undecided but unlikely to pass and this
+    exchange was not drawn for its share (``[decision] allocation_floor``)."""
+    skipped_retired: int = 0
+    """Candidate calls not made: the candidate was retired (``shadowroute retire``)."""
     telemetry_errors: int = 0
     """OpenTelemetry span handling failed (swallowed: the call or capture went on; see
     :mod:`shadowroute.telemetry`)."""

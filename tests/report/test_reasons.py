@@ -47,8 +47,8 @@ async def test_every_action_with_its_reason_and_what_would_change_it(
                                     "NO CANDIDATES": 1}
     # Settled verdicts, for running pipelines' maintenance rate (tiny is still open).
     primary = task_of(report, "easy").primary_model
-    assert report.overview["settled"] == {
-        task: {"mini": {"verdict": verdict, "primary": primary,
+    assert report.overview["shadow_rates"] == {
+        task: {"mini": {"rate": 0.1, "why": "settled", "verdict": verdict, "primary": primary,
                         "policy": config.policy_fingerprint(task)}}
         for task, verdict in (("easy", "PROMOTE"), ("hard", "HOLD"))}
 
@@ -146,7 +146,17 @@ async def test_money_explained_with_the_setting_that_lowers_evaluation_spend(
     assert by["young"]["to_verdict"] == pytest.approx(0.6 / 30 * young.days_needed)
     assert by["young"]["payback_months"] == pytest.approx(
         (by["young"]["spent"] + by["young"]["to_verdict"]) / young.monthly_savings)
+    # From now on: settled mini at the maintenance rate (10%) in easy and hard; easy's tiny at
+    # its own share; the replays as now.
+    tiny = next(c for t in report.tasks if t.task == "easy" for c in t.candidates
+                if c.model == "tiny")
+    tiny_share = 1.0 if tiny.shadow_rate is None else tiny.shadow_rate
+    assert by["easy"]["next_month"] == pytest.approx(12.0 * 0.1 + 6.0 * tiny_share + 18.0)
+    assert by["hard"]["next_month"] == pytest.approx(by["hard"]["candidates"] * 0.1
+                                                     + by["hard"]["replays"])
+    assert m["evaluation_next"] == pytest.approx(sum(r["next_month"] for r in m["by_task"]))
     html = render_html(report)
+    assert "<th>from now on</th>" in html
     assert 'id="money-summary"' in html and '<span class="big">$680</span>' in html
     assert "[tasks.easy] sample_rate 0.1 → 0.05 halves" in html
     assert "<th>pays back in</th>" in html and ">never</td>" in html

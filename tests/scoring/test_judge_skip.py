@@ -7,6 +7,7 @@ from pathlib import Path
 
 import pytest
 
+from shadowroute.report import build_report
 from shadowroute.scoring import score
 from shadowroute.scoring.plan import plan_for
 from shadowroute.store import Store
@@ -38,6 +39,9 @@ async def test_a_pair_a_cheaper_scorer_decided_is_not_judged(
     assert "exact equal 1" in line and "exact failed 1" in line
     again = await score(config, store, judge_provider=judge)  # stored: nothing to do
     assert again.outputs == 0 and judge.calls == []
+    # The report counts the judge calls not made, per task type.
+    task = next(t for t in (await build_report(config, store)).tasks if t.task == "classify")
+    assert (task.judge_skipped, task.judge_calls) == (2, 0)
 
 
 async def test_an_open_pair_is_judged_and_a_failed_similarity_is_not(
@@ -61,6 +65,8 @@ async def test_an_open_pair_is_judged_and_a_failed_similarity_is_not(
     assert "skipped" not in judged["mini"].details and judged["mini"].details["verdict"] == "same"
     assert judged["tiny"].details == {"skipped": "decided by similarity failed", "judged": False}
     assert report.judge_skipped == {"similarity failed": 1}
+    task = next(t for t in (await build_report(config, store)).tasks if t.task == "summarize")
+    assert task.judge_skipped == 1
 
 
 async def test_always_asks_the_judge_on_every_pair_per_task(

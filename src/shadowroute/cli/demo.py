@@ -265,11 +265,21 @@ def _print_loop(console: Console, config: Config, report: Any, promoted: list[st
         f"monthly cost at this volume (calls only): before ${before:,.2f} (every task type on "
         f"{PRIMARY}), after ${before - saved:,.2f} ({saved / before if before else 0:.0%} less); "
         f"shadowing and judging cost ${overview['monthly_evaluation']:,.2f}/month on top while "
-        "they run", highlight=False)
+        f"they run, ${report.money['evaluation_next']:,.2f}/month at the shares this report "
+        "sets (settled and unlikely candidates called less)", highlight=False)
     console.print(
         f"after the promotions, {ROUTED_REQUESTS} calls through the Router: "
         + ", ".join(f"{key}: {n}" for key, n in sorted(served.items()))
         + f"; {sh.stats.reverse_shadows} answered by {PRIMARY} too (reverse shadow), "
         f"{sh.stats.reverse_failed} reverse shadows failed", highlight=False)
+    stats = sh.stats
+    skipped = stats.skipped_settled + stats.skipped_allocated + stats.skipped_retired
+    made = sum(m.calls for name, m in stats.models.items() if name != PRIMARY)
+    if skipped:
+        console.print(
+            f"candidate calls on the sampled traffic: {made} made, {skipped} not made at the "
+            f"shares the report set ({skipped / (skipped + made):.0%} fewer: "
+            f"{stats.skipped_settled} settled, {stats.skipped_allocated} unlikely to pass)",
+            highlight=False)
     console.print(f"route map: {config.routes_file()}; the next `shadowroute score` and "
                   "`shadowroute report` check the reverse-shadow pairs for drift", highlight=False)

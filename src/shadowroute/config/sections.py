@@ -307,6 +307,12 @@ class DecisionConfig(_Strict):
     independently of the request, until something changes: a new primary, the task's settings
     (scorers, bar, candidates), or the next report's verdict. 1 keeps every candidate at the
     full sample rate."""
+    allocation_floor: float = Field(0.25, ge=0.0, le=1.0)
+    """An undecided candidate with ``min_samples`` outputs is called on a share of its task's
+    sampled calls that follows its chance of passing both bars (the posterior probability,
+    :mod:`shadowroute.decision.allocation`): all of them from a 50% chance up, in proportion
+    below it, never fewer than this share. The draw is independent of the request, so the
+    verdicts stay valid. 1 keeps every undecided candidate at the full sample rate."""
 
 
 class RoutesConfig(_Strict):

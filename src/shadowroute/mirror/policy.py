@@ -30,6 +30,8 @@ from ..stats import Stats
 if TYPE_CHECKING:
     from opentelemetry.trace import SpanContext
 
+    from ..pipeline.rates import Share
+
 __all__ = ["CircuitBreaker", "DailyBudget", "Mirror", "Completer"]
 
 log = logging.getLogger("shadowroute")
@@ -143,29 +145,33 @@ class Mirror:
             for name in providers
         }
         self.budgets: dict[str, DailyBudget] = {}
-        self.settled: dict[str, dict[str, str]] = {}
-        """Task -> candidate -> primary: shadowed at ``_maintenance`` (see :meth:`settle`)."""
-        self._maintenance, self._seed = 1.0, None
+        self.shares: dict[str, dict[str, Share]] = {}
+        """Task -> candidate -> the share of sampled calls it is called on (see :meth:`share`)."""
+        self._seed: int | None = None
 
-    def settle(self, settled: dict[str, dict[str, str]], rate: float, seed: int | None) -> None:
-        """Call each settled candidate (task -> model -> the primary its verdict was decided
-        against; :mod:`shadowroute.pipeline.settled`) on a ``rate`` share of its task's
-        exchanges with that primary, drawn independently of the request (by the exchange id
-        with a ``seed``)."""
-        self.settled, self._maintenance, self._seed = settled, rate, seed
+    def share(self, shares: dict[str, dict[str, Share]], seed: int | None) -> None:
+        """Call each listed candidate (task -> model -> :class:`~shadowroute.pipeline.rates.Share`)
+        on its ``rate`` of its task's exchanges with the primary it names, drawn independently
+        of the request (by the exchange id with a ``seed``)."""
+        self.shares, self._seed = shares, seed
 
     def _rests(self, task: str, model: str, exchange: ExchangeRecord) -> bool:
-        """``model`` is settled for ``task`` against this exchange's primary and sits this
-        exchange out (counted)."""
-        if self.settled.get(task, {}).get(model) != exchange.primary_model:
+        """``model`` has a share for ``task`` against this exchange's primary and sits this
+        exchange out (counted by why)."""
+        share = self.shares.get(task, {}).get(model)
+        if share is None or share.primary != exchange.primary_model:
             return False
-        if self._seed is None:
-            keep = random.random() < self._maintenance
+        if share.rate <= 0.0:
+            keep = False
+        elif self._seed is None:
+            keep = random.random() < share.rate
         else:
             digest = hashlib.blake2b(f"{exchange.id}\0{model}".encode(), digest_size=8,
                                      key=str(self._seed).encode()).digest()
-            keep = int.from_bytes(digest, "big") / 2**64 < self._maintenance
-        self._stats.skipped_settled += not keep
+            keep = int.from_bytes(digest, "big") / 2**64 < share.rate
+        if not keep:
+            name = f"skipped_{share.why}"
+            setattr(self._stats, name, getattr(self._stats, name) + 1)
         return not keep
 
     def budget(self, task: TaskConfig) -> DailyBudget:

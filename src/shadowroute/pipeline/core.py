@@ -37,11 +37,12 @@ from ..records import ExchangeRecord
 from ..stats import Stats
 from ..store import BatchWriter, Spool, Store
 from ..store.engine import safe_url
+from ..store.queries.retirements import retired_models
 from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
 from .queue import CaptureQueue, TracedCapture
+from .rates import shadow_shares
 from .reverse import PrimaryCalls
-from .settled import settled_models
 from .traffic import DailyTraffic
 from .workers import ErrorHook, Workers
 
@@ -233,17 +234,19 @@ class Shadow:
             self.mirror.budget(self.config.tasks[name]).add(spent.get(name, 0.0))
 
     async def _load_replay_shares(self, store: Store) -> None:
-        """Replay shares (:meth:`PrimaryCalls.replay_share`) and settled candidates
-        (:mod:`.settled`) from the latest report; those held already when it cannot be read."""
+        """Replay shares (:meth:`PrimaryCalls.replay_share`) from the latest report, candidate
+        shares (:mod:`.rates`) from it and the retirements; those held already when they
+        cannot be read."""
         try:
             overview = ((await latest_report(store)) or {}).get("overview") or {}
+            retired = await retired_models(store)
         except StoreError as exc:
             return self._on_error("store", exc)
         self._primaries.shares = {str(task): float(share) for task, share in
                                   (overview.get("replay_shares") or {}).items()
                                   if isinstance(share, int | float)}
-        self.mirror.settle(settled_models(self.config, overview.get("settled")),
-                           self.config.decision.maintenance_rate, self.config.seed)
+        self.mirror.share(shadow_shares(self.config, overview.get("shadow_rates"), retired),
+                          self.config.seed)
 
     async def _refresh_replay_shares(self) -> None:
         """Re-read them now and then: the nightly report moves them."""

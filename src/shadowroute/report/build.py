@@ -21,7 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ..config import Config
-from ..decision import DriftVerdict, Policy, Verdict, decide, recommended_replay_share
+from ..decision import Policy, Verdict, decide, recommended_replay_share
+from ..decision.allocation import pass_chance
 from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..routing.routemap import Route, routes_from_changes
 from ..scoring import plan_for
@@ -31,13 +32,15 @@ from ..store.queries import report as q
 from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
 from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts, evidence_counts
 from ..store.queries.history import decision_history
+from ..store.queries.retirements import retired_models
 from ..store.queries.routes import route_changes
 from ..store.queries.scores import score_summary
 from ..store.queries.validity import scorer_failures
 from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
 from .promoted import PromotedResult, promoted_results
-from .reasons import TaskAction, criteria_fields, settled_candidates, summarize
+from .rates import shadow_rates
+from .reasons import TaskAction, criteria_fields, money_overview, summarize
 from .trend import Trend
 from .validity import ScorerValidity, apply_validity, flagged_verdicts
 
@@ -127,6 +130,13 @@ class CandidateResult:
     """The criteria shown to fail: why a HOLD holds (:mod:`.reasons`)."""
     promote_chance: float | None = None
     """NEED MORE DATA: the share of projected paths whose verdict is PROMOTE."""
+    pass_chance: float | None = None
+    """NEED MORE DATA with ``min_samples`` outputs: the posterior chance of passing both bars
+    (:func:`~shadowroute.decision.allocation.pass_chance`)."""
+    shadow_rate: float | None = None
+    """Share of the task's sampled calls it is shadowed on from now (``None``: all of them)."""
+    shadow_why: str | None = None
+    """Why not all: ``settled``, ``allocated`` or ``retired`` (:mod:`.rates`)."""
     why: str = ""
     """The verdict's reason in a few words (the terminal table's)."""
 
@@ -165,6 +175,10 @@ class TaskResult:
     primary_costed: int = 0
     """Exchanges whose primary cost is known; the rest (no usage reported) are left out of the
     primary's mean cost, not counted as free."""
+    judge_calls: int = 0
+    """Judge calls that cost something, in the window."""
+    judge_skipped: int = 0
+    """Judge calls not made: a cheaper scorer decided the pair (``[judge] when``)."""
     not_shadowable: int = 0
     """Sampled calls not mirrored: they depend on state their provider keeps."""
     primary_not_carried: dict[str, int] = field(default_factory=dict)
@@ -234,7 +248,7 @@ class _Aggregates:
     scorers: dict[tuple[str, str], list[ScorerStat]]
     similarity: dict[tuple[str, str], list[int]]
     schema: dict[str, dict[str, int]]
-    judging: dict[str, float]
+    judging: dict[str, dict[str, Any]]
     examples: dict[tuple[str, str], list[Example]]
     not_carried: dict[tuple[str, str | None], dict[str, int]] = field(default_factory=dict)
     failures: dict[tuple[str, str], dict[str, dict[str, int]]] = field(default_factory=dict)
@@ -306,9 +320,9 @@ async def build_report(
     by_task = {t.task: t for t in results}
     for p in promoted:
         _money(p, by_task.get(p.task))
-    overview = _overview(results, promoted)
+    overview = money_overview(results, promoted)
     overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
-    overview["settled"] = settled_candidates(config, results)  # read by running pipelines
+    overview["shadow_rates"] = shadow_rates(config, results, await retired_models(store))
     summary = summarize(config, results, promoted, overview, await decision_history(store), now)
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,
@@ -343,7 +357,8 @@ def _task_result(
         requests, volume_source = prim.get("exchanges", 0), "stored exchanges"
     per_day = requests / days
     shadow = sum(v["spend"] for (t, _), v in agg.outputs.items() if t == task)
-    judge = agg.judging.get(task, 0.0)
+    judging = agg.judging.get(task, {})
+    judge = judging.get("spend", 0.0)
     noise_n, noise_passed, noise_flipped = noise_of(agg.evidence, task)
     checks = agg.evidence.get((task, TASK_ROW), {})
     policy = Policy.for_task(config, task, family_size=agg.family_size)
@@ -358,7 +373,8 @@ def _task_result(
         primary_cost_per_1k=_times(prim.get("mean_cost"), 1000),
         primary_latency_p50=primary_latency.get(0.5), primary_latency_p95=primary_latency.get(0.95),
         monthly_primary_cost=_times(prim.get("mean_cost"), per_day * DAYS_PER_MONTH),
-        shadow_spend=shadow, judge_spend=judge,
+        shadow_spend=shadow, judge_spend=judge, judge_calls=judging.get("calls", 0),
+        judge_skipped=judging.get("skipped", 0),
         monthly_evaluation_cost=(shadow + judge) / days * DAYS_PER_MONTH,
         noise_n=noise_n, noise_failures=noise_n - noise_passed + noise_flipped,
         primary_schema_checked=checks.get("schema_checked", 0),
@@ -393,8 +409,11 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
     rate = c["counted"] / _days(totals["first"], totals["last"]) if c["counted"] else None
     replays = agg.counts.get((t.task, NOISE_FLOOR_MODEL), {}).get("counted", 0)
     noise_rate = replays / _days(totals["first"], totals["last"]) if rate else None
-    decision = decide(candidate_evidence(agg.evidence, t.task, model, samples_per_day=rate,
-                                         noise_per_day=noise_rate), policy)
+    evidence = candidate_evidence(agg.evidence, t.task, model, samples_per_day=rate,
+                                  noise_per_day=noise_rate)
+    decision = decide(evidence, policy)
+    chance = (pass_chance(evidence, policy) if decision.verdict is Verdict.NEED_MORE_DATA
+              and evidence.n >= policy.min_samples else None)
     ev = agg.evidence.get((t.task, model), {})
     inferiority = next((x for x in decision.criteria if x.name == "non-inferiority"), None)
     monthly = _times(totals["mean_cost"], t.requests_per_day * DAYS_PER_MONTH)
@@ -424,40 +443,9 @@ def _candidate_result(t: TaskResult, model: str, policy: Policy, agg: _Aggregate
                  if decision.verdict is Verdict.PROMOTE else None),
         examples=agg.examples.get((t.task, model), []),
         costed=totals.get("costed", 0),
-        not_carried=agg.not_carried.get((t.task, model), {}), **criteria_fields(decision),
+        not_carried=agg.not_carried.get((t.task, model), {}), pass_chance=chance,
+        **criteria_fields(decision),
     )
-
-
-def _overview(tasks: list[TaskResult], promoted: list[PromotedResult]) -> dict[str, Any]:
-    """The money at current volume: every task type on its primary; as routed now (promoted
-    task types at their model's cost); and with every recommended PROMOTE applied too."""
-    primary = sum(t.monthly_primary_cost or 0.0 for t in tasks)
-    evaluation = sum(t.monthly_evaluation_cost for t in tasks)
-    routed_cost = {p.task: p.monthly_cost for p in promoted if p.monthly_savings is not None}
-    promotions, routed, after = [], 0.0, 0.0
-    verdicts: dict[str, int] = {str(v): 0 for v in Verdict}
-    for t in tasks:
-        t.share_of_spend = (t.monthly_primary_cost or 0.0) / primary if primary else None
-        for c in t.candidates:
-            verdicts[c.verdict] += 1
-        current = routed_cost.get(t.task, t.monthly_primary_cost) or 0.0
-        routed += current
-        chosen = next((c for c in t.candidates if c.recommended), None)
-        if chosen is not None and chosen.model != t.routed_to:
-            promotions.append({"task": t.task, "model": chosen.model, "command": chosen.command,
-                               "monthly_savings": chosen.monthly_savings,
-                               "monthly_savings_net": chosen.monthly_savings_net})
-        if chosen is not None and chosen.monthly_savings is not None:
-            after += chosen.monthly_cost or 0.0  # both costs known
-        else:
-            after += current
-    return {
-        "monthly_primary": primary, "monthly_routed": routed, "monthly_evaluation": evaluation,
-        "monthly_now": routed + evaluation, "monthly_with_promotions": after + evaluation,
-        "monthly_savings": primary - after, "verdicts": verdicts, "promotions": promotions,
-        "drift": {str(v): sum(p.verdict == v for p in promoted) for v in DriftVerdict},
-        "replay_shares": {t.task: t.replay_share for t in tasks},
-    }
 
 
 def _whole_pct(value: float) -> str:

@@ -25,13 +25,15 @@ import math
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from ..decision import DriftVerdict, Verdict
+
 if TYPE_CHECKING:
     from ..config import Config
     from ..decision import Decision
 
 __all__ = [
     "ACTIONS", "TaskAction", "action_counts", "candidate_why", "criteria_fields", "money_summary",
-    "per_day", "settled_candidates", "short_reason", "summarize", "task_actions",
+    "money_overview", "per_day", "short_reason", "summarize", "task_actions",
 ]
 
 ACTIONS = ("PROMOTE", "PROMOTED", "DEMOTE RECOMMENDED", "CONFIG PROBLEM", "NEED MORE DATA",
@@ -191,16 +193,13 @@ def _waiting(c: Any, t: Any, config: Config) -> str:
             "candidate, or a cascade that escalates its failures to the primary")
 
 
-def _with_maintenance(change: str | None, t: Any, config: Config) -> str | None:
-    """``change`` plus which candidates are settled and shadowed at the maintenance rate."""
-    rate = config.decision.maintenance_rate
-    settled = [c.model for c in t.candidates if c.verdict in SETTLED]
-    if not settled or rate >= 1.0 or t.task not in config.tasks:
-        return change
-    note = (f"{', '.join(settled)} settled: shadowed on {rate:.0%} of sampled calls from now on "
-            "([decision] maintenance_rate), at the full rate again when the primary or the "
-            "task's settings change")
-    return f"{change}; {note}" if change else note
+def _with_rates(change: str | None, t: Any) -> str | None:
+    """``change`` plus which candidates are shadowed on less than every sampled call
+    (:func:`.rates.rates_note`)."""
+    from .rates import rates_note
+
+    note = rates_note(t)
+    return f"{change}; {note}" if change and note else change or note
 
 
 def _holding(c: Any, t: Any) -> str:
@@ -263,7 +262,7 @@ def task_actions(config: Config, tasks: list[Any], promoted: list[Any]) -> list[
                           ("HOLD", _pick(t.candidates, "HOLD") or t.candidates[0]))
         change = {"PROMOTE": None, "CONFIG PROBLEM": _fix(c), "NEED MORE DATA":
                   _waiting(c, t, config)}.get(verdict) if verdict != "HOLD" else _holding(c, t)
-        change = _with_maintenance(change, t, config)
+        change = _with_rates(change, t)
         out.append(TaskAction(
             **base, action=verdict, model=c.model, reason=candidate_why(c, t.policy),
             change=change, command=c.command, monthly_savings=c.monthly_savings,
@@ -316,7 +315,7 @@ def money_summary(config: Config, tasks: list[Any], overview: dict[str, Any]) ->
                       if t.replay_share > t.base_replay_share else "")
             advice.append(f"[tasks.{t.task}] noise_floor_rate {_rate(cfg.noise_floor_rate)} "
                           f"sets the primary's replays (${replays:,.2f}/month){raised}")
-        economics = _economics(t)
+        economics = {**_economics(t), **_next_month(t, candidates, judge, replays)}
         if economics["payback_months"] is None and not t.routed_to and t.candidates:
             advice.append("no candidate is on its way to a saving: this evaluation cannot pay "
                           "for itself")
@@ -328,6 +327,7 @@ def money_summary(config: Config, tasks: list[Any], overview: dict[str, Any]) ->
                      "sample_rate": cfg.sample_rate, "noise_floor_rate": cfg.noise_floor_rate,
                      "advice": advice, **economics})
     rows.sort(key=lambda r: -r["monthly_evaluation"])
+    next_month = evaluation - sum(r["monthly_evaluation"] - r["next_month"] for r in rows)
     net = gross - evaluation
     if net < 0:
         note = (f"Net is negative: at today's volume, evaluating costs ${evaluation:,.2f} a month, "
@@ -338,7 +338,27 @@ def money_summary(config: Config, tasks: list[Any], overview: dict[str, Any]) ->
         note = (f"Evaluation costs ${evaluation:,.2f} a month of the ${gross:,.2f} saved; "
                 "it can be lowered where it buys nothing (below).")
     return {"gross": gross, "evaluation": evaluation, "net": net, "note": note,
-            "by_task": rows}
+            "evaluation_next": next_month, "by_task": rows}
+
+
+def _next_month(t: Any, candidates: float, judge: float, replays: float) -> dict[str, Any]:
+    """The evaluation a month at the shares this report sets (:mod:`.rates`): each candidate's
+    calls at its share, the judge in proportion to the outputs it will see, the replays as
+    now; and the judge calls a cheaper scorer made unnecessary, with what they would have cost
+    at the mean judge call (``None``: no judge call priced yet)."""
+    def share(c: Any) -> float:
+        return 1.0 if c.shadow_rate is None else c.shadow_rate
+
+    spend = sum(c.shadow_spend for c in t.candidates)
+    calls = (sum(c.shadow_spend * share(c) for c in t.candidates) / spend * candidates
+             if spend else 0.0)
+    outputs = sum(c.outputs for c in t.candidates)
+    judged = (sum(c.outputs * share(c) for c in t.candidates) / outputs * judge
+              if outputs else judge)
+    saved = (_monthly(t.judge_skipped * t.judge_spend / t.judge_calls, t.days)
+             if t.judge_calls else None)
+    return {"next_month": calls + judged + replays, "judge_skipped": t.judge_skipped,
+            "judge_saved": saved}
 
 
 PAYBACK_HORIZON_MONTHS = 12
@@ -384,21 +404,33 @@ def summarize(config: Config, tasks: list[Any], promoted: list[Any], overview: d
             "trends": build_trends(history, tasks, now)}
 
 
-SETTLED = ("PROMOTE", "HOLD")
-"""Verdicts more shadow data would not change (a HOLD is shown to miss a criterion)."""
-
-
-def settled_candidates(config: Config, tasks: list[Any]) -> dict[str, dict[str, Any]]:
-    """Task type -> candidate -> what running pipelines need to shadow a settled candidate at
-    ``[decision] maintenance_rate``: its verdict, the primary it was decided against and the
-    task's policy fingerprint (a change of either brings the full rate back)."""
-    out: dict[str, dict[str, Any]] = {}
+def money_overview(tasks: list[Any], promoted: list[Any]) -> dict[str, Any]:
+    """The money at current volume: every task type on its primary; as routed now (promoted
+    task types at their model's cost); and with every recommended PROMOTE applied too."""
+    primary = sum(t.monthly_primary_cost or 0.0 for t in tasks)
+    evaluation = sum(t.monthly_evaluation_cost for t in tasks)
+    routed_cost = {p.task: p.monthly_cost for p in promoted if p.monthly_savings is not None}
+    promotions, routed, after = [], 0.0, 0.0
+    verdicts: dict[str, int] = {str(v): 0 for v in Verdict}
     for t in tasks:
-        if t.task not in config.tasks or t.primary_model is None:
-            continue
-        fingerprint = config.policy_fingerprint(t.task)
+        t.share_of_spend = (t.monthly_primary_cost or 0.0) / primary if primary else None
         for c in t.candidates:
-            if c.verdict in SETTLED and c.model in config.tasks[t.task].candidates:
-                out.setdefault(t.task, {})[c.model] = {
-                    "verdict": c.verdict, "primary": t.primary_model, "policy": fingerprint}
-    return out
+            verdicts[c.verdict] += 1
+        current = routed_cost.get(t.task, t.monthly_primary_cost) or 0.0
+        routed += current
+        chosen = next((c for c in t.candidates if c.recommended), None)
+        if chosen is not None and chosen.model != t.routed_to:
+            promotions.append({"task": t.task, "model": chosen.model, "command": chosen.command,
+                               "monthly_savings": chosen.monthly_savings,
+                               "monthly_savings_net": chosen.monthly_savings_net})
+        if chosen is not None and chosen.monthly_savings is not None:
+            after += chosen.monthly_cost or 0.0  # both costs known
+        else:
+            after += current
+    return {
+        "monthly_primary": primary, "monthly_routed": routed, "monthly_evaluation": evaluation,
+        "monthly_now": routed + evaluation, "monthly_with_promotions": after + evaluation,
+        "monthly_savings": primary - after, "verdicts": verdicts, "promotions": promotions,
+        "drift": {str(v): sum(p.verdict == v for p in promoted) for v in DriftVerdict},
+        "replay_shares": {t.task: t.replay_share for t in tasks},
+    }

@@ -253,14 +253,25 @@ async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
     return list((await conn.execute(query)).all())
 
 
-async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, float]:
-    """Task -> what scoring its outputs cost (judge calls), every scorer version and both
-    routes included."""
+async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, Any]]:
+    """Task -> ``spend`` (what scoring its outputs cost: judge calls, every scorer version and
+    both routes included), ``calls`` (the scores that cost something) and ``skipped`` (judge
+    calls not made because a cheaper scorer decided the pair, ``[judge] when = "needed"``)."""
     # Only judge scores cost anything: filter on the scores first, then join the few left.
-    query = (select(_X.c.task_type, func.sum(_S.c.cost_usd))
+    query = (select(_X.c.task_type, func.sum(_S.c.cost_usd), func.count())
              .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since, None))
              .group_by(_X.c.task_type))
-    return {task: float(spend) for task, spend in (await conn.execute(query)).all()}
+    out: dict[str, dict[str, Any]] = {
+        task: {"spend": float(spend), "calls": int(calls), "skipped": 0}
+        for task, spend, calls in await _all(conn, query)}
+    skipped = (select(_X.c.task_type, func.count()).select_from(_PAIRS)
+               .where(_S.c.scorer == "judge", _S.c.cost_usd == 0,
+                      _S.c.details["skipped"].as_string().like("decided by %"),
+                      *_window(since, None))
+               .group_by(_X.c.task_type))
+    for task, n in await _all(conn, skipped):
+        out.setdefault(task, {"spend": 0.0, "calls": 0, "skipped": 0})["skipped"] = int(n)
+    return out
 
 
 def _percentiles(select_from: Any, group: list[Any], value: Any, where: list[Any],
