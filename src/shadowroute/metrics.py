@@ -7,12 +7,16 @@
     REGISTRY.register(collector(shadow))   # the app's /metrics now has shadowroute_*
 
 Captures (offered, sampled, accepted, dropped and discarded by reason, stored, spooled), the
-mirror's candidate errors by kind, redactions, the queue and spool gauges, and per model the
-calls, errors by kind, latency histogram and spend.
+mirror's candidate errors by kind, redactions, the queue and spool gauges, per model the
+calls, errors by kind, latency histogram and spend, and what cascades and partial routes
+served: ``shadowroute_routed_total{task,model,outcome}`` and, of those, the escalations to the
+primary ``shadowroute_escalations_total{task,reason}`` (reason: the failed check, or
+``error``).
 """
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Iterator
 from typing import Any
 
@@ -119,6 +123,7 @@ class StatsCollector(Collector):
         for name, value in sorted(stats.redactions.items()):
             redactions.add_metric([name], value)
         yield redactions
+        yield from _routed(stats)
         for name, value, doc in (
             ("queue_depth", stats.queue_depth, "Captures waiting for a mirror worker."),
             ("spool_pending", stats.spool_pending, "Exchanges waiting in the disk spool."),
@@ -127,6 +132,25 @@ class StatsCollector(Collector):
             gauge.add_metric([], value)
             yield gauge
         yield from _per_model(stats)
+
+
+def _routed(stats: Stats) -> Iterator[Metric]:
+    routed = CounterMetricFamily(
+        "shadowroute_routed", "Calls of cascade and partial routes, by task type, the route's "
+        "model and outcome (kept, escalated:<check>, primary, bypassed:<why>).",
+        labels=["task", "model", "outcome"])
+    escalations = CounterMetricFamily(
+        "shadowroute_escalations", "Cascade calls answered by the primary because a check "
+        "failed on the candidate's answer, by task type and check (error: the call failed).",
+        labels=["task", "reason"])
+    by_reason: Counter[tuple[str, str]] = Counter()
+    for (task, model, outcome), n in sorted(dict(stats.routed).items()):  # a copy: atomic
+        routed.add_metric([task, model, outcome], n)
+        if outcome.startswith("escalated:"):
+            by_reason[(task, outcome.removeprefix("escalated:"))] += n
+    for (task, reason), n in sorted(by_reason.items()):
+        escalations.add_metric([task, reason], n)
+    yield from (routed, escalations)
 
 
 def _per_model(stats: Stats) -> Iterator[Metric]:

@@ -19,6 +19,7 @@ __all__ = [
     "CandidateOutputRecord",
     "Completion",
     "ExchangeRecord",
+    "RoutedRecord",
     "TrafficRecord",
     "new_id",
     "utcnow",
@@ -88,6 +89,8 @@ class CandidateOutputRecord:
     created_at: datetime = field(default_factory=utcnow)
     not_carried: list[str] | None = None
     """Settings of the request this candidate's API could not be given."""
+    finish_reason: str | None = None
+    """Why the answer ended (``stop``, ``length``, ...; ``None``: unknown)."""
 
 
 @dataclass(slots=True)
@@ -130,3 +133,21 @@ class TrafficRecord:
     sampled: int = 0
     not_shadowable: int = 0
     """Sampled calls not mirrored because they depend on state their provider keeps."""
+
+
+@dataclass(slots=True)
+class RoutedRecord:
+    """How many calls a cascade or partial route served one way on a UTC day.
+
+    Written as increments, like :class:`TrafficRecord`: the store adds ``calls`` to the row for
+    (day, task_type, model, outcome). ``model`` is the route's candidate (a ``[models]`` key);
+    ``outcome`` is ``kept`` (the candidate's answer served), ``escalated:<check>`` (the check
+    failed, the primary's answer served), ``primary`` (a partial rule sent the call to the
+    primary) or ``bypassed:<why>`` (the route could not apply, e.g. ``stream``).
+    """
+
+    day: date
+    task_type: str
+    model: str
+    outcome: str
+    calls: int = 0

@@ -121,6 +121,10 @@ class Stats:
     """Exchanges waiting in the spool for the database to come back (a gauge)."""
     queue_depth: int = 0
     """Captures waiting for a mirror worker (a gauge)."""
+    routed: Counter[tuple[str, str, str]] = field(default_factory=Counter)
+    """Calls of cascade and partial routes, by (task type, the route's model, outcome):
+    ``kept``, ``escalated:<check>``, ``primary``, ``bypassed:<why>`` (see
+    :class:`~shadowroute.records.RoutedRecord`); also stored per day (``routed_daily``)."""
     models: dict[str, ModelStats] = field(default_factory=dict)
     """Per model called by the mirror (candidates, noise-floor replays, reverse shadows): its
     calls, errors by kind, latency and spend."""
@@ -171,6 +175,8 @@ class Stats:
         data["redactions"] = dict(self.redactions)
         data["discarded"] = dict(self.discarded)
         data["not_shadowable"] = dict(self.not_shadowable)
+        data["routed"] = [{"task": t, "model": m, "outcome": o, "calls": n}
+                          for (t, m, o), n in sorted(self.routed.items())]
         data["dropped"] = self.dropped
         data["ledger"] = self.ledger()
         data["models"] = {name: {**asdict(m), "errors": dict(m.errors)}

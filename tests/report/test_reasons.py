@@ -42,9 +42,9 @@ async def test_every_action_with_its_reason_and_what_would_change_it(
     assert {t: (a.action, a.model) for t, a in actions.items()} == {
         "easy": ("PROMOTE", "mini"), "hard": ("HOLD", "mini"),
         "young": ("NEED MORE DATA", "mini"), "spare": ("NO CANDIDATES", None)}
-    assert report.action_counts == {"PROMOTE": 1, "PROMOTED": 0, "DEMOTE RECOMMENDED": 0,
-                                    "CONFIG PROBLEM": 0, "NEED MORE DATA": 1, "HOLD": 1,
-                                    "NO CANDIDATES": 1}
+    assert report.action_counts == {"PROMOTE": 1, "CASCADE": 0, "PARTIAL": 0, "PROMOTED": 0,
+                                    "DEMOTE RECOMMENDED": 0, "CONFIG PROBLEM": 0,
+                                    "NEED MORE DATA": 1, "HOLD": 1, "NO CANDIDATES": 1}
     # Settled verdicts, for running pipelines' maintenance rate (tiny is still open).
     primary = task_of(report, "easy").primary_model
     assert report.overview["shadow_rates"] == {

@@ -42,16 +42,47 @@ def _evidence_line(evidence: dict[str, Any]) -> str:
         return "no report evidence"
     savings = evidence.get("monthly_savings_usd")
     money = "" if savings is None else f", saves ${savings:,.2f}/month"
-    return (f"report {evidence['report'][:12]}: {evidence.get('verdict')}, n={evidence.get('n'):,}, "
+    n = evidence.get("n")
+    count = f"{n:,}" if isinstance(n, int) else str(n)
+    return (f"report {evidence['report'][:12]}: {evidence.get('verdict')}, n={count}, "
             f"pass rate {_pct(evidence.get('pass_rate'))}, lower bound "
             f"{_pct(evidence.get('lower_bound'))}, noise floor "
-            f"{_pct(evidence.get('noise_floor'))}{money}")
+            f"{_pct(evidence.get('noise_floor'))}{money}{_promise(evidence.get('promise'))}")
+
+
+def _promise(promise: Any) -> str:
+    """What a cascade or partial route promised, for the evidence line."""
+    if not isinstance(promise, dict) or not promise:
+        return ""
+    if "routed_share" in promise:
+        return f"; promises {_pct(promise.get('routed_share'))} of the calls to the candidate"
+    return (f"; promises escalation rate {_pct(promise.get('escalation_rate'))} (bound "
+            f"{_pct(promise.get('escalation_upper'))}, break-even "
+            f"{_pct(promise.get('break_even'))})")
+
+
+def _how(route: Any) -> str:
+    """How a route serves, in words ("" for a plain promotion)."""
+    if route.mode == "cascade":
+        return (f" as a cascade (checks: {', '.join(route.checks)}; a failed check escalates to "
+                f"{route.primary})")
+    if route.mode == "partial":
+        return f" for the requests where {route.rule.describe()} (partial; the rest: primary)"
+    return ""
 
 
 @app.command("promote")
 def promote(
     task: Annotated[str, typer.Argument(help="The task type to move.")],
     to: Annotated[str, typer.Option("--to", help="The model (a \\[models] key) to serve it.")],
+    cascade: Annotated[str | None, typer.Option(
+        "--cascade", metavar="POLICY",
+        help="A cascade instead: MODEL answers, a failed check (POLICY: one the report "
+             "evaluated, e.g. schema, refusal, all) escalates to the primary. Needs CASCADE.",
+        show_default=False)] = None,
+    partial: Annotated[bool, typer.Option(
+        "--partial", help="A partial route instead: MODEL serves the requests the report's "
+                          "rule picks, the primary the rest. Needs PARTIAL.")] = False,
     force: Annotated[bool, typer.Option("--force", help="Promote without a PROMOTE verdict "
                                         "(needs --reason).")] = False,
     reason: ReasonOption = None,
@@ -59,19 +90,22 @@ def promote(
     config: ConfigOption = None,
     database_url: DatabaseOption = None,
 ) -> None:
-    """Route TASK to a cheaper model: allowed when the latest report says PROMOTE for it."""
+    """Route TASK to a cheaper model: allowed when the latest report says PROMOTE for it
+    (CASCADE for --cascade, PARTIAL for --partial)."""
     from ..routing import promote as ops
 
     cfg = load(config, database_url)
     ops.check_target(cfg, to)  # a typo in --to is named before the database is opened
     change = _run(cfg, lambda store: ops.promote(cfg, store, task, to, force=force,
-                                                 reason=reason, by=by))
+                                                 reason=reason, by=by, cascade=cascade,
+                                                 partial=partial))
     route = change.route
     if not change.changed:
-        say(f"{task} is already served by {to} (since {route.since:%Y-%m-%d %H:%M} UTC); "
-            "nothing changed")
+        say(f"{task} is already served by {to}{_how(route)} (since "
+            f"{route.since:%Y-%m-%d %H:%M} UTC); nothing changed")
         return
-    say(("promoted", "green"), f" {task} -> {route.model} (replacing {route.primary})")
+    say(("promoted", "green"), f" {task} -> {route.model}{_how(route)} (replacing "
+        f"{route.primary})")
     say(f"evidence: {_evidence_line(route.evidence)}")
     if route.forced:
         say(("forced", "yellow"), f" by {route.by}: {route.reason}")
@@ -149,8 +183,10 @@ def routes(
         table = Table("when (UTC)", "task type", "action", "model", "primary", "by", "forced",
                       "reason", "report", title="route map history")
         for c in changes:
+            mode = (c["evidence"] or {}).get("mode")
             table.add_row(*map(escape, (
-                f"{c['created_at']:%Y-%m-%d %H:%M}", c["task_type"], c["action"], c["model"],
+                f"{c['created_at']:%Y-%m-%d %H:%M}", c["task_type"],
+                f"{c['action']} ({mode})" if mode else c["action"], c["model"],
                 c["primary_model"], c["actor"], "yes" if c["forced"] else "", c["reason"] or "",
                 (c["report_id"] or "")[:12])))
         console.print(table)
@@ -167,6 +203,7 @@ def routes(
         evidence = _evidence_line(r.evidence)
         if r.forced:
             evidence = f"FORCED: {r.reason}; {evidence}"
-        table.add_row(*map(escape, (task, r.model, r.primary, f"{r.since:%Y-%m-%d %H:%M}", r.by,
+        model = r.model if r.whole else f"{r.model}{_how(r)}"
+        table.add_row(*map(escape, (task, model, r.primary, f"{r.since:%Y-%m-%d %H:%M}", r.by,
                                     evidence)))
     console.print(table)

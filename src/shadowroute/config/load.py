@@ -162,8 +162,8 @@ class Config(_Strict):
         """A digest of what a verdict of task ``name`` rests on here: its settings (scorers,
         bar, candidates, schema) and ``[decision]``. A settled verdict holds only while this
         is unchanged (see ``[decision] maintenance_rate``)."""
-        settings = {"task": self.task(name).model_dump(mode="json", exclude={"sample_rate",
-                                                                           "daily_budget_usd"}),
+        settings = {"task": self.task(name).model_dump(mode="json", exclude={
+                        "sample_rate", "daily_budget_usd", "route_features"}),
                     "decision": self.decision.model_dump(
                         mode="json", exclude={"maintenance_rate", "evaluation_replay_rate"}),
                     "judge": self.judge.model_dump(mode="json") if self.judge else None}

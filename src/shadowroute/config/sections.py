@@ -198,6 +198,10 @@ class TaskConfig(_Strict):
     """Overrides ``[decision] min_samples`` for this task type."""
     reverse_shadow_rate: float | None = Field(None, ge=0.0, le=1.0)
     """Overrides ``[routes] reverse_shadow_rate`` for this task type once it is promoted."""
+    route_features: tuple[str, ...] = ()
+    """Metadata fields a per-request rule (PARTIAL) may read besides the request itself
+    (:mod:`shadowroute.routing.features`): numbers, yes/no, or text values (one feature per
+    value). Only fields known before the call belong here."""
 
     @field_validator("scorers", mode="before")
     @classmethod

@@ -30,7 +30,7 @@ reason or think, it spends reasoning tokens (OpenAI) or shows a signed thinking 
 """
 
 from .app import FakeState, create_app
-from .models import DEFAULT_SETTINGS, FakeLLMSettings, FakeModel, default_settings
+from .models import DEFAULT_SETTINGS, REFUSAL_TEXT, FakeLLMSettings, FakeModel, default_settings
 from .server import FakeLLMServer, run
 from .tasks import (
     EXTRACT_ORDER_SCHEMA,
@@ -53,6 +53,7 @@ __all__ = [
     "DEFAULT_SETTINGS",
     "EXTRACT_ORDER_SCHEMA",
     "LOOKUP_TOOLS",
+    "REFUSAL_TEXT",
     "TASK_SIMULATORS",
     "TOOL_SIMULATORS",
     "DemoRequest",

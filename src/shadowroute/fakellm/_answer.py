@@ -4,6 +4,7 @@
 and ``_responses.py`` shape its result). Per choice: the judge's reply for a judge prompt, else
 :func:`~shadowroute.fakellm.tasks.simulate` (choice ``i`` of ``n`` is drawn as repeat
 ``first + i`` of the request, so choices differ when the model's ``consistency`` is below 1). A
+model with a ``refusal_rate`` refuses some requests (the same ones every time). A
 ``tool_choice`` that forces a call the simulator did not make gets one, to the forced (or first)
 tool, with arguments built from its parameter schema. A reasoning model asked to reason thinks
 first (``_thinking.py``). The token limit covers reasoning, then text, then tool calls: what does
@@ -24,8 +25,8 @@ from ._schema import instance_for
 from ._state import FakeState
 from ._thinking import reasoning_tokens, signature, summary_of, thinking_text
 from ._wire import Api, Ask, Choice, Completion, ToolCallOut, tool_messages_text
-from .models import FakeModel
-from .tasks import count_tokens, last_user_text, simulate
+from .models import REFUSAL_TEXT, FakeModel
+from .tasks import count_tokens, last_user_text, request_rng, simulate
 
 __all__ = ["build_completion"]
 
@@ -66,6 +67,9 @@ def _choice(state: FakeState, model: FakeModel, ask: Ask, *, api: Api, call_id: 
         )
         text = answer.text
         calls = [(c.name, _json(c.arguments)) for c in answer.tool_calls]
+        if not calls and model.refusal_rate and request_rng(
+                state.seed, model.name, ask.messages, "refusal").random() < model.refusal_rate:
+            text = REFUSAL_TEXT
         if not calls and ask.tools and ask.tool_choice not in ("auto", "none"):
             spec = next((t for t in ask.tools if t.name == ask.tool_choice), ask.tools[0])
             hint = last_user_text(ask.messages)

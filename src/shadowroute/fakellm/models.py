@@ -13,10 +13,14 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "REFUSAL_TEXT",
     "FakeLLMSettings",
     "FakeModel",
     "default_settings",
 ]
+
+REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
+"""What a model answers when it refuses (``FakeModel.refusal_rate``)."""
 
 
 class FakeModel(BaseModel):
@@ -55,6 +59,13 @@ class FakeModel(BaseModel):
     exactly as the first time. Otherwise the answer is drawn afresh (still correct with the
     model's accuracy, so it may coincide): the noise floor that replaying the primary measures.
     The first answer never depends on it; judge prompts ignore it."""
+    refusal_rate: float = Field(0.0, ge=0.0, le=1.0)
+    """Probability that the model refuses instead of answering (:data:`REFUSAL_TEXT`, finish
+    reason ``stop``), drawn per request (seed, model, messages): the same request is refused
+    every time, by this model only. A refusal is what a cascade's ``refusal`` check catches;
+    ``max_tokens`` below the answer's length gives the ``truncated`` check's cut answers, and
+    ``extract_order``'s wrong answers the ``schema`` check's invalid JSON. Judge prompts and
+    tool-calling turns are never refused."""
     verdict_garbage_rate: float = Field(0.0, ge=0.0, le=1.0)
     """When judging: probability that the reply is unreadable prose instead of the verdict JSON
     (drawn per judge conversation length, so a retry with more messages draws again)."""

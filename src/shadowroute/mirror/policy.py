@@ -245,6 +245,7 @@ class Mirror:
         budget.add(completion.cost_usd or 0.0)  # unknown usage: nothing to count
         record.output = completion.text
         record.not_carried = completion.not_carried
+        record.finish_reason = completion.finish_reason
         record.input_tokens = completion.input_tokens
         record.output_tokens = completion.output_tokens
         record.latency_ms = completion.latency_ms

@@ -358,18 +358,10 @@ class Shadow:
             return False
 
     def _offer(
-        self,
-        task: str,
-        request: dict[str, Any],
-        result: Any,
-        latency_ms: float | None,
-        metadata: dict[str, Any] | None,
-        api: Api,
-        output: Callable[[Any], str | None] | None,
-        presampled: bool = False,
-        reverse_of: str | None = None,
-        not_carried: list[str] | None = None,
-        source: str = "shadow()",
+        self, task: str, request: dict[str, Any], result: Any, latency_ms: float | None,
+        metadata: dict[str, Any] | None, api: Api, output: Callable[[Any], str | None] | None,
+        presampled: bool = False, reverse_of: str | None = None,
+        not_carried: list[str] | None = None, source: str = "shadow()",
     ) -> bool:
         model = str(request.get("model") or "")
         sampled = presampled or self.would_sample(task, lambda: request_key(request),
@@ -464,6 +456,12 @@ class Shadow:
             counts = self._traffic[(task, model)] = [0, 0, 0]
         counts[0] += 1
         counts[1] += sampled
+
+    def count_routed(self, task: str, model: str, outcome: str) -> None:
+        """Count one call a cascade or partial route to ``model`` served (``outcome``: see
+        :class:`~shadowroute.records.RoutedRecord`), in stats and in the daily counts."""
+        self.stats.routed[(task, model, outcome)] += 1
+        self._traffic.routed[(task, model, outcome)] += 1
 
     def _flush_traffic(self) -> None:
         self._traffic.flush(self.writer)

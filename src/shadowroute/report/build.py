@@ -38,6 +38,7 @@ from ..store.queries.scores import score_summary
 from ..store.queries.validity import scorer_failures
 from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
+from .policies import what_if
 from .promoted import PromotedResult, promoted_results
 from .rates import shadow_rates
 from .reasons import TaskAction, criteria_fields, money_overview, summarize
@@ -137,6 +138,10 @@ class CandidateResult:
     """Share of the task's sampled calls it is shadowed on from now (``None``: all of them)."""
     shadow_why: str | None = None
     """Why not all: ``settled``, ``allocated`` or ``retired`` (:mod:`.rates`)."""
+    cascades: dict[str, dict[str, Any]] = field(default_factory=dict)
+    """Cascade policy -> its what-if (:mod:`.policies`; empty when not tried)."""
+    partial: dict[str, Any] = field(default_factory=dict)
+    """The per-request rule's what-if (:mod:`.policies`; empty when not tried)."""
     why: str = ""
     """The verdict's reason in a few words (the terminal table's)."""
 
@@ -323,6 +328,8 @@ async def build_report(
     overview = money_overview(results, promoted)
     overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
     overview["shadow_rates"] = shadow_rates(config, results, await retired_models(store))
+    overview["policies"] = await what_if(store, config, results,
+                                         {task: plans[task].keys() for task in tasks})
     summary = summarize(config, results, promoted, overview, await decision_history(store), now)
     return Report(
         id=uuid.uuid4().hex, generated_at=now, since=since,

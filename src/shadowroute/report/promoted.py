@@ -1,22 +1,31 @@
 """The report's promoted section: each task type the route map sends to a promoted model, with
 the drift check of its reverse-shadow pairs since the promotion (see
-:mod:`shadowroute.decision.drift`)."""
+:mod:`shadowroute.decision.drift`), and, for a cascade or a partial route, what it served
+against what its evidence promised (``routed_daily``).
+
+Escalation creep: a cascade was promoted on an escalation rate whose always-valid upper bound
+stayed below the break-even. When the escalation rate the Router and the sidecar observe is
+shown above that promised bound (or above the break-even) by its own always-valid lower bound,
+the cascade no longer delivers what it was promoted on, and the report recommends the
+demotion, whatever the drift check of the answers it kept says."""
 
 from __future__ import annotations
 
 import shlex
 from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
 from ..config import Config
 from ..decision import DriftVerdict, Evidence, Policy, check_drift
+from ..decision.bounds import sequential_lower
 from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE
-from ..routing.routemap import Route
+from ..routing.routemap import MODE_CASCADE, MODE_PARTIAL, Route
 from ..store.queries import Connection
 from ..store.queries import report as q
 from ..store.queries.evidence import Counts, nightly_counts
+from ..store.queries.routed import routed_counts
 from ..store.queries.scores import Keys
 from .evidence import drift_nights
 from .examples import Example, build_example
@@ -53,6 +62,17 @@ class PromotedResult:
     """The task type's volume at the promoted model's mean cost (filled in by the report)."""
     monthly_savings: float | None = None
     examples: list[Example] = field(default_factory=list)
+    mode: str = "promote"
+    """``promote``, ``cascade`` or ``partial`` (:mod:`shadowroute.routing.routemap`)."""
+    served: dict[str, int] = field(default_factory=dict)
+    """Outcome -> calls the route served since the promotion (``routed_daily``)."""
+    observed: float | None = None
+    """Cascade: the share of its calls escalated; partial: the share the candidate served."""
+    observed_lower: float | None = None
+    """Cascade: the always-valid lower bound of the escalation rate."""
+    promised: float | None = None
+    """Cascade: the escalation rate's upper bound at promotion; partial: the routed share."""
+    break_even: float | None = None
 
 
 async def promoted_results(
@@ -92,6 +112,13 @@ async def promoted_results(
             Policy.for_task(config, task, family_size=family), nights=nights,
             baseline=baseline,
         )
+        served = (await routed_counts(conn, route.since)).get((task, route.model), {}) \
+            if route.mode in (MODE_CASCADE, MODE_PARTIAL) else {}
+        creep = _creep(route, served, Policy.for_task(config, task, family_size=family).level)
+        if creep["reason"] and check.verdict is not DriftVerdict.DEMOTE:
+            check = replace(check, verdict=DriftVerdict.DEMOTE,
+                            reason=f"{creep['reason']}; the answers it kept: {check.reason}")
+        creep.pop("reason")
         drift_n = sum(n for n, _ in nights)
         drift_passed = sum(passed for _, passed in nights)
         demote = check.verdict is DriftVerdict.DEMOTE
@@ -106,7 +133,40 @@ async def promoted_results(
             command=f"shadowroute demote {shlex.quote(task)}" if demote else None,
             examples=[build_example(rows[oid]) for _, model, oid in worst
                       if model == route.model and oid in rows],  # worst first
+            mode=route.mode, served=served, **creep,
         ))
+    return out
+
+
+def _creep(route: Route, served: Mapping[str, int], level: float) -> dict[str, Any]:
+    """What a cascade or partial route served against its promise (see the module
+    docstring); ``reason`` names the escalation creep, ``None`` when there is none."""
+    promise = (route.evidence or {}).get("promise") or {}
+    out: dict[str, Any] = {"observed": None, "observed_lower": None, "promised": None,
+                           "break_even": None, "reason": None}
+    if route.mode == MODE_PARTIAL:
+        kept, rest = served.get("kept", 0), served.get("primary", 0)
+        out["observed"] = kept / (kept + rest) if kept + rest else None
+        out["promised"] = promise.get("routed_share")
+        return out
+    if route.mode != MODE_CASCADE:
+        return out
+    escalated = sum(n for outcome, n in served.items() if outcome.startswith("escalated:"))
+    n = escalated + served.get("kept", 0)
+    promised, even = promise.get("escalation_upper"), promise.get("break_even")
+    out.update(promised=promised, break_even=even)
+    if not n:
+        return out
+    lower = sequential_lower(escalated, n, level)
+    out.update(observed=escalated / n, observed_lower=lower)
+    limits = [(v, name) for v, name in ((promised, "the promised"), (even, "the break-even"))
+              if isinstance(v, int | float)]
+    if limits:
+        limit, name = min(limits)
+        if lower > limit:
+            out["reason"] = (f"escalation creep: {escalated / n:.1%} of {n:,} calls escalated "
+                             f"(always-valid lower bound {lower:.1%}), above {name} "
+                             f"{limit:.1%}")
     return out
 
 

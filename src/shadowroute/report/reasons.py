@@ -36,8 +36,8 @@ __all__ = [
     "money_overview", "per_day", "short_reason", "summarize", "task_actions",
 ]
 
-ACTIONS = ("PROMOTE", "PROMOTED", "DEMOTE RECOMMENDED", "CONFIG PROBLEM", "NEED MORE DATA",
-           "HOLD", "NO CANDIDATES")
+ACTIONS = ("PROMOTE", "CASCADE", "PARTIAL", "PROMOTED", "DEMOTE RECOMMENDED", "CONFIG PROBLEM",
+           "NEED MORE DATA", "HOLD", "NO CANDIDATES")
 """Every action, in the order the first screen counts them."""
 DAYS_PER_MONTH = 30
 
@@ -257,6 +257,11 @@ def task_actions(config: Config, tasks: list[Any], promoted: list[Any]) -> list[
                                   reason="no candidate shadows it; its exchanges are stored",
                                   change=f"add candidates to [tasks.{t.task}] candidates"))
             continue
+        move = _partial_move(t)
+        if move is not None:
+            out.append(TaskAction(**base, **move, others=[
+                f"{o.model} {o.verdict}" for o in t.candidates if o.model != move["model"]]))
+            continue
         verdict, c = next(((v, c) for v in ("PROMOTE", "CONFIG PROBLEM", "NEED MORE DATA")
                            if (c := _pick(t.candidates, v)) is not None),
                           ("HOLD", _pick(t.candidates, "HOLD") or t.candidates[0]))
@@ -269,6 +274,34 @@ def task_actions(config: Config, tasks: list[Any], promoted: list[Any]) -> list[
             monthly_savings_net=c.monthly_savings_net,
             others=[f"{o.model} {o.verdict}" for o in t.candidates if o is not c]))
     return out
+
+
+def _partial_move(t: Any) -> dict[str, Any] | None:
+    """A task type no candidate can take whole but a cascade or a per-request rule can
+    (:func:`.policies.best_policy`): the action's fields."""
+    from .policies import best_policy
+
+    found = best_policy(t)
+    if found is None:
+        return None
+    kind, c, result = found
+    if kind == "CASCADE":
+        reason = (f"as a cascade ({result['policy']}: escalates "
+                  f"{_pct(result['escalation_rate'])}, upper {_pct(result['escalation_upper'])}, "
+                  f"break-even {_pct(result['break_even'])}) the served answers pass "
+                  f"{_pct(result['pass_rate'])}, always-valid lower bound "
+                  f"{_pct(result['lower_bound'])} ≥ bar {_pct(t.policy['required_quality'])}; "
+                  f"alone it is {c.verdict}")
+        flag = f"--cascade {result['policy']}"
+        change = ("the observed escalation rate is checked against the promised one in the "
+                  "next reports (a rise past the break-even recommends a demotion)")
+    else:
+        reason = f"{result['reason']}; alone it is {c.verdict}"
+        flag = "--partial"
+        change = "the routed share is checked against the promised one in the next reports"
+    return {"action": kind, "model": c.model, "reason": reason, "change": change,
+            "command": f"shadowroute promote {t.task} --to {c.model} {flag}",
+            "monthly_savings": result.get("monthly_savings")}
 
 
 def action_counts(actions: list[TaskAction]) -> dict[str, int]:

@@ -21,6 +21,7 @@ from jinja2 import Environment, PackageLoader, StrictUndefined
 
 from .build import Report
 from .charts import histogram_chart, trend_chart
+from .policies import policy_rows
 from .reasons import per_day
 
 __all__ = ["render_html", "report_json", "write_report"]
@@ -75,7 +76,8 @@ def _environment() -> Environment:
     )
     env.filters.update(named=_named, pct=_pct, usd=_usd, num=_num, ms=_ms, days=_days,
                        json_text=_json_text, per_day=per_day)
-    env.globals.update(trend_chart=trend_chart, histogram_chart=histogram_chart)
+    env.globals.update(trend_chart=trend_chart, histogram_chart=histogram_chart,
+                       policy_rows=policy_rows)
     return env
 
 

@@ -26,7 +26,9 @@ from ..store.queries.routes import (
     latest_report,
     route_changes,
 )
-from .routemap import Route, read_routes, routes_from_changes, write_routes
+from .gate import CASCADE, PARTIAL, policy_results
+from .gate import policy_route as _policy_route
+from .routemap import Route, read_routes, route_fields, routes_from_changes, write_routes
 
 __all__ = [
     "Change",
@@ -104,38 +106,41 @@ def _primary_name(config: Config, model: str) -> str:
 async def promote(
     config: Config, store: Store, task: str, model: str, *, force: bool = False,
     reason: str | None = None, by: str | None = None, now: datetime | None = None,
+    cascade: str | None = None, partial: bool = False,
 ) -> Change:
     """Route ``task`` to ``model`` if the latest report said PROMOTE for that pair.
 
     Otherwise raises :class:`PromotionRefused` naming the verdict and its failing criterion,
-    unless ``force`` (which needs a ``reason``; both are recorded)."""
+    unless ``force`` (which needs a ``reason``; both are recorded). ``cascade`` (a policy name
+    of the report: ``schema``, ``refusal``, ``all``, ...) or ``partial`` write a cascade or a
+    partial route instead, gated on that policy's verdict (CASCADE, PARTIAL) in the latest
+    report's overview; the route map entry carries its checks or rule and its promise."""
     check_target(config, model)
+    if cascade is not None and partial:
+        raise PromotionRefused("--cascade and --partial are two different routes: choose one")
     if force and not (reason and reason.strip()):
         raise PromotionRefused("--force needs --reason '...': the reason is recorded with the "
                                "route")
+    by_policy = cascade is not None or partial
     routes = await current_routes(store)
     existing = routes.get(task)
-    if existing is not None and existing.promoted and existing.model == model:
+    if not by_policy and existing is not None and existing.promoted and \
+            existing.model == model and existing.whole:
         return Change(existing, changed=False)
     decision = await latest_decision(store, task, model)
     if decision is None and existing is None and task not in config.tasks:
         await _check_task_known(config, store, task, routes)
-    if not force:
-        if decision is None and existing is None:  # --force would fail: no primary known
-            raise PromotionRefused(
-                f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
-                f"`shadowroute report` first (a promotion needs a report that has seen {task}'s "
-                "primary, to roll back to)")
-        if decision is None:
-            raise PromotionRefused(
-                f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
-                "`shadowroute report` first, or promote anyway with --force --reason '...'")
-        if decision["verdict"] != Verdict.PROMOTE:
-            raise PromotionRefused(
-                f"the latest report ({decision['report_id'][:12]}, "
-                f"{decision['created_at']:%Y-%m-%d %H:%M} UTC) says {decision['verdict']} for "
-                f"{task} -> {model}: {decision['reason']}. Promote anyway with --force "
-                "--reason '...'")
+    if by_policy:
+        how, evidence, passed = await _policy_route(config, store, task, model, cascade, force)
+        if existing is not None and existing.promoted and existing.model == model and \
+                route_fields(existing) == how:
+            return Change(existing, changed=False)
+        evidence = {**_evidence(decision), **evidence}
+    else:
+        how, evidence = {}, _evidence(decision)
+        passed = decision is not None and decision["verdict"] == Verdict.PROMOTE
+        if not force:
+            _gate(task, model, decision, existing)
     if existing is not None and existing.promoted:
         primary = existing.primary  # switching models: the primary replaced stays the same
     elif decision is not None and decision["primary_model"]:
@@ -150,13 +155,31 @@ async def promote(
     await add_route_change(store, {
         "created_at": now or datetime.now(UTC), "task_type": task, "action": "promote",
         "model": model, "primary_model": primary, "actor": by or actor(),
-        "reason": reason.strip() if reason else None, "forced": bool(force and (
-            decision is None or decision["verdict"] != Verdict.PROMOTE)),
-        "report_id": decision["report_id"] if decision else None,
-        "evidence": _evidence(decision),
+        "reason": reason.strip() if reason else None, "forced": bool(force and not passed),
+        "report_id": evidence.get("report"), "evidence": {**evidence, **how},
     })
     routes = await export_routes(config, store)
     return Change(routes[task], changed=True, warnings=warnings)
+
+
+def _gate(task: str, model: str, decision: dict[str, Any] | None,
+          existing: Route | None) -> None:
+    """Refuse a plain promotion without a PROMOTE verdict (see :func:`promote`)."""
+    if decision is None and existing is None:  # --force would fail: no primary known
+        raise PromotionRefused(
+            f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
+            f"`shadowroute report` first (a promotion needs a report that has seen {task}'s "
+            "primary, to roll back to)")
+    if decision is None:
+        raise PromotionRefused(
+            f"no report has decided {task} -> {model} yet: run `shadowroute score` and "
+            "`shadowroute report` first, or promote anyway with --force --reason '...'")
+    if decision["verdict"] != Verdict.PROMOTE:
+        raise PromotionRefused(
+            f"the latest report ({decision['report_id'][:12]}, "
+            f"{decision['created_at']:%Y-%m-%d %H:%M} UTC) says {decision['verdict']} for "
+            f"{task} -> {model}: {decision['reason']}. Promote anyway with --force "
+            "--reason '...'")
 
 
 def check_target(config: Config, model: str) -> None:
@@ -253,25 +276,66 @@ async def routes_diff(
     lines = []
     for task in sorted({r["task_type"] for r in rows} | set(routes)):
         route = routes.get(task)
-        current = route.model if route else "primary"
+        current = _label(route)
         drift = next((r for r in rows if r["task_type"] == task and r["kind"] == "drift"
                       and route is not None and r["model"] == route.model), None)
         best = max((r for r in rows if r["task_type"] == task and r["kind"] == "shadow"
                     and r["verdict"] == Verdict.PROMOTE),
                    key=lambda r: (r["monthly_savings"] is not None, r["monthly_savings"] or 0.0),
                    default=None)
+        policy = None if best is not None else _best_policy(
+            report, task, {r["model"] for r in rows if r["task_type"] == task})
         if drift is not None and drift["verdict"] == DriftVerdict.DEMOTE:
             lines.append(DiffLine(task, current, "primary", f"DEMOTE RECOMMENDED: "
                                   f"{drift['reason']}", f"shadowroute demote {task}"))
         elif best is not None and best["model"] != current:
             lines.append(DiffLine(task, current, best["model"], f"PROMOTE: {best['reason']}",
                                   f"shadowroute promote {task} --to {best['model']}"))
+        elif policy is not None and policy[0] != current:
+            lines.append(DiffLine(task, current, *policy))
         else:
             why = (f"drift check {drift['verdict']}" if drift is not None
                    else "promoted; no drift check in this report" if route is not None
                    else "no candidate has PROMOTE")
             lines.append(DiffLine(task, current, current, why, None))
     return report, lines
+
+
+def _label(route: Route | None) -> str:
+    """How a route reads in the diff: its model, and its mode unless a plain promotion."""
+    if route is None:
+        return "primary"
+    if route.whole:
+        return route.model
+    return f"{route.model} ({route.mode}{': ' + ', '.join(route.checks) if route.checks else ''})"
+
+
+def _best_policy(report: dict[str, Any], task: str,
+                 models: set[str]) -> tuple[str, str, str] | None:
+    """(the route it reads as, why, the command) of the cascade or partial route the report
+    recommends for ``task`` that saves the most, if any (when no candidate has PROMOTE)."""
+    found = []
+    for model in sorted(models):
+        results = policy_results(report, task, model)
+        for name, r in sorted((results.get("cascade") or {}).items()):
+            if isinstance(r, dict) and r.get("verdict") == CASCADE:
+                label = f"{model} (cascade: {', '.join(r.get('checks') or [name])})"
+                found.append((r.get("monthly_savings") or 0.0, label,
+                              f"CASCADE: escalates {_pct_of(r.get('escalation_rate'))}",
+                              f"shadowroute promote {task} --to {model} --cascade {name}"))
+        r = results.get("partial")
+        if isinstance(r, dict) and r.get("verdict") == PARTIAL:
+            found.append((r.get("monthly_savings") or 0.0, f"{model} (partial)",
+                          f"PARTIAL: {_pct_of(r.get('routed_share'))} of the traffic",
+                          f"shadowroute promote {task} --to {model} --partial"))
+    if not found:
+        return None
+    _, label, why, command = max(found, key=lambda f: f[0])
+    return label, why, command
+
+
+def _pct_of(value: Any) -> str:
+    return f"{value:.1%}" if isinstance(value, int | float) else "?"
 
 
 async def check_routes(config: Config, store: Store) -> list[str]:

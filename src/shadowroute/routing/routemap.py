@@ -11,6 +11,26 @@
         forced: false
         reason: null
         evidence: {report: 3f2a..., n: 1204, pass_rate: 0.981, lower_bound: 0.957, ...}
+      extract_order:
+        model: small
+        tier: promoted
+        mode: cascade           # small answers; a failed check escalates to the primary
+        checks: [schema]
+        primary: frontier
+        ...
+        evidence: {..., policy: schema, promise: {escalation_rate: 0.08, escalation_upper: 0.12,
+                                                  break_even: 0.93}}
+      summarize_ticket:
+        model: small
+        tier: promoted
+        mode: partial           # small serves the requests the rule picks, the primary the rest
+        rule: {any_of: [[[chars, <=, 412.0], [has_code, <=, 0.5]]], fields: []}
+        ...
+        evidence: {..., promise: {routed_share: 0.71}}
+
+``mode`` is ``promote`` (the whole task type; left out of the file) unless a cascade or partial
+route was promoted (``shadowroute promote --cascade`` / ``--partial``); a file without it reads
+as ``promote``.
 
 The database keeps every change (``shadowroute routes --history``); this file is the current
 map exported from it, meant to be committed to the application's repository and reviewed like
@@ -34,8 +54,13 @@ import yaml
 from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from ..errors import ConfigError
+from .rules import PartialRule
 
 __all__ = [
+    "MODES",
+    "MODE_CASCADE",
+    "MODE_PARTIAL",
+    "MODE_PROMOTE",
     "TIER_PRIMARY",
     "TIER_PROMOTED",
     "Route",
@@ -43,6 +68,7 @@ __all__ = [
     "dump_routes",
     "parse_routes",
     "read_routes",
+    "route_fields",
     "routes_from_changes",
     "write_routes",
 ]
@@ -51,6 +77,16 @@ log = logging.getLogger("shadowroute")
 
 TIER_PROMOTED = "promoted"
 TIER_PRIMARY = "primary"
+MODE_PROMOTE = "promote"
+"""The promoted model serves every call of the task type."""
+MODE_CASCADE = "cascade"
+"""The promoted model answers; a failed check on its answer escalates to the primary."""
+MODE_PARTIAL = "partial"
+"""A rule on the request picks the calls the promoted model serves; the primary serves the
+rest."""
+MODES = (MODE_PROMOTE, MODE_CASCADE, MODE_PARTIAL)
+_ROUTE_KEYS = ("mode", "checks", "rule")
+"""Keys of a route change's ``evidence`` (in the database) that say how the route serves."""
 _HEADER = (
     "# shadowroute route map: which model serves each task type. Written by `shadowroute\n"
     "# promote` and `shadowroute demote` from the database, which keeps every change\n"
@@ -73,10 +109,21 @@ class Route:
     forced: bool = False
     reason: str | None = None
     evidence: dict[str, Any] = field(default_factory=dict)
+    mode: str = MODE_PROMOTE
+    """:data:`MODE_PROMOTE`, :data:`MODE_CASCADE` or :data:`MODE_PARTIAL`."""
+    checks: tuple[str, ...] = ()
+    """A cascade's checks (names of :data:`shadowroute.scoring.checks.CHECKS`)."""
+    rule: PartialRule | None = None
+    """A partial route's rule: the requests the promoted model serves."""
 
     @property
     def promoted(self) -> bool:
         return self.tier == TIER_PROMOTED
+
+    @property
+    def whole(self) -> bool:
+        """The promoted model serves every call (a plain promotion): no check, no rule."""
+        return self.mode == MODE_PROMOTE
 
 
 class _Entry(BaseModel):
@@ -90,6 +137,9 @@ class _Entry(BaseModel):
     by: str
     forced: bool = False
     reason: str | None = None
+    mode: Literal["promote", "cascade", "partial"] = "promote"
+    checks: list[str] = []
+    rule: dict[str, Any] | None = None
     evidence: dict[str, Any] = {}
 
     @model_validator(mode="after")
@@ -97,6 +147,7 @@ class _Entry(BaseModel):
         wanted = "promoted_at" if self.tier == TIER_PROMOTED else "demoted_at"
         if getattr(self, wanted) is None:
             raise ValueError(f"a {self.tier!r} route needs {wanted}")
+        _shape(self.mode, self.checks, self.rule)
         return self
 
     @property
@@ -113,16 +164,65 @@ class _File(BaseModel):
     routes: dict[str, _Entry] = {}
 
 
+def _shape(mode: str, checks: Any, rule: Any) -> PartialRule | None:
+    """Check what a route of ``mode`` needs (:class:`ValueError` says what is wrong); the
+    partial rule, parsed."""
+    if mode == MODE_CASCADE:
+        from ..scoring.checks import CHECKS  # on first use: a map of promotions needs none
+
+        if not checks or not isinstance(checks, list | tuple):
+            raise ValueError("a cascade route needs checks: a list of check names")
+        unknown = [c for c in checks if c not in CHECKS]
+        if unknown:
+            raise ValueError(f"unknown check {unknown[0]!r} (checks: {', '.join(CHECKS)})")
+    elif checks:
+        raise ValueError(f"checks belong to a cascade route, not a {mode!r} one")
+    if mode == MODE_PARTIAL:
+        if not isinstance(rule, Mapping):
+            raise ValueError("a partial route needs rule: {any_of: [...], fields: [...]}")
+        return PartialRule.from_dict(rule)
+    if rule is not None:
+        raise ValueError(f"a rule belongs to a partial route, not a {mode!r} one")
+    return None
+
+
+def _how(evidence: Mapping[str, Any]) -> dict[str, Any]:
+    """A route change's evidence (a database row's) split into how the route serves (the
+    :class:`Route` fields ``mode``, ``checks``, ``rule``) and the evidence proper."""
+    mode = evidence.get("mode") or MODE_PROMOTE
+    checks = tuple(evidence.get("checks") or ())
+    return {"mode": mode, "checks": checks,
+            "rule": _shape(mode, list(checks), evidence.get("rule")),
+            "evidence": {k: v for k, v in evidence.items() if k not in _ROUTE_KEYS}}
+
+
+def route_fields(route: Route) -> dict[str, Any]:
+    """How ``route`` serves, as a route change's evidence keys (the inverse of reading them):
+    nothing for a plain promotion."""
+    if route.mode == MODE_PROMOTE:
+        return {}
+    out: dict[str, Any] = {"mode": route.mode}
+    if route.checks:
+        out["checks"] = list(route.checks)
+    if route.rule is not None:
+        out["rule"] = route.rule.to_dict()
+    return out
+
+
 def routes_from_changes(changes: Iterable[Mapping[str, Any]]) -> dict[str, Route]:
-    """The current map from route changes (database rows, oldest first): the latest per task."""
+    """The current map from route changes (database rows, oldest first): the latest per task.
+    A demotion's route serves the whole task type (its primary): no mode."""
     current: dict[str, Route] = {}
     for c in changes:
         promoted = c["action"] == "promote"
+        how = _how(c["evidence"] or {})
+        if not promoted:
+            how = {"evidence": how["evidence"]}
         current[c["task_type"]] = Route(
             task=c["task_type"], model=c["model"],
             tier=TIER_PROMOTED if promoted else TIER_PRIMARY, primary=c["primary_model"],
             since=c["created_at"], by=c["actor"], forced=bool(c["forced"]), reason=c["reason"],
-            evidence=dict(c["evidence"] or {}),
+            **how,
         )
     return current
 
@@ -133,7 +233,7 @@ def dump_routes(routes: Mapping[str, Route]) -> str:
         "version": 1,
         "routes": {
             task: {
-                "model": r.model, "tier": r.tier, "primary": r.primary,
+                "model": r.model, "tier": r.tier, **route_fields(r), "primary": r.primary,
                 "promoted_at" if r.promoted else "demoted_at": r.since.isoformat(),
                 "by": r.by, "forced": r.forced,
                 "reason": r.reason, "evidence": dict(r.evidence),
@@ -159,7 +259,9 @@ def parse_routes(text: str, source: str = "routes.yaml") -> dict[str, Route]:
                           key=key) from exc
     return {
         task: Route(task=task, model=e.model, tier=e.tier, primary=e.primary, since=e.since,
-                    by=e.by, forced=e.forced, reason=e.reason, evidence=e.evidence)
+                    by=e.by, forced=e.forced, reason=e.reason, evidence=e.evidence,
+                    mode=e.mode, checks=tuple(e.checks),
+                    rule=PartialRule.from_dict(e.rule) if e.rule is not None else None)
         for task, e in parsed.routes.items()
     }
 

@@ -1,6 +1,7 @@
 """The sidecar: an OpenAI- and Anthropic-compatible gateway that forwards each call to the
 primary upstream, byte for byte, or to the promoted model the route map names for its task
-type, and mirrors a sample through the capture pipeline.
+type (by its answer or its request for a cascade or partial route: :mod:`.modes`), and mirrors
+a sample through the capture pipeline.
 
 Forwarding goes through :class:`~shadowroute.ShadowTransport`: the sidecar names the task type
 (header, config rules, default) and the transport does what it does under an SDK: tee the
@@ -29,15 +30,11 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..capture.calls import Api, api_for
-from ..capture.transport import (
-    FALLBACK_HEADER,
-    REVERSE_HEADER,
-    TASK_HEADER,
-    ShadowTransport,
-)
-from ..config import Config, ModelConfig
+from ..capture.transport import FALLBACK_HEADER, REVERSE_HEADER, TASK_HEADER, ShadowTransport
+from ..config import Config
 from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
+from ..routing.modes import BYPASSED, RouteModes
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
 from .answers import api_error, daily_budgets, error_json, http_error, is_anthropic, unauthorized
@@ -45,6 +42,7 @@ from .asgi import EveryMethod, Front, KnownLength
 from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
 from .metrics import Metrics
+from .modes import Routed, serve_by_mode
 from .trust import BearerToken, RateLimiter
 from .upstream import NoCookies, upstream_transport
 
@@ -96,17 +94,6 @@ def _timed_out(exc: httpx.TransportError) -> bool:
     return exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError)
 
 
-class _Routed:
-    """A call the route map sends to a promoted model instead of the primary."""
-
-    __slots__ = ("body", "headers", "model", "route", "url")
-
-    def __init__(
-        self, route: MapRoute, model: ModelConfig, url: str, headers: _Headers, body: bytes
-    ) -> None:
-        self.route, self.model, self.url, self.headers, self.body = route, model, url, headers, body
-
-
 class Sidecar:
     """State of one running sidecar: config, the Shadow, the route map, the upstream client,
     metrics."""
@@ -130,6 +117,8 @@ class Sidecar:
         # file is fixed (RouteMap logs it and keeps watching).
         self.routes = routes or RouteMap(config.routes_file(),
                                          interval_s=config.routes.reload_interval_s)
+        self.modes = RouteModes(config)
+        """The checks of cascade routes (built once each), partial rules: see :mod:`.modes`."""
         self._upstream_transport = upstream_transport
         self._route_warned: set[tuple[str, str, str]] = set()
         self._fallback_warned: set[str] = set()
@@ -188,7 +177,7 @@ class Sidecar:
 
     def route_for(
         self, api: Api, task: str, parsed: dict[str, Any], headers: _Headers, query: str
-    ) -> _Routed | None:
+    ) -> Routed | None:
         """Where a chat call of a promoted task type goes: its promoted model, if that model
         can take it; else ``None`` (the primary), the reason counted and logged once."""
         route = self.routes.get(task)
@@ -197,17 +186,13 @@ class Sidecar:
         model = self.config.models.get(route.model)
         key = model.api_key() if model is not None else None
         if model is None:
-            self._skip(task, route.model, "undeclared")
-            return None
+            return self._skip(route, "undeclared")
         if model.api != api:
-            self._skip(task, route.model, "api_mismatch")
-            return None
+            return self._skip(route, "api_mismatch")
         if stateful_feature(api, parsed) is not None:  # no evidence on such calls: primary
-            self._skip(task, route.model, "not_shadowable")
-            return None
+            return self._skip(route, "not_shadowable")
         if model.api_key_env and not key:
-            self._skip(task, route.model, "no_api_key")
-            return None
+            return self._skip(route, "no_api_key")
         try:
             body = json.dumps(
                 {**parsed, "model": model.model}, ensure_ascii=False, separators=(",", ":")
@@ -222,10 +207,13 @@ class Sidecar:
         else:
             out = list(headers)
         out.append((REVERSE_HEADER.encode(), route.primary.encode()))  # read by ShadowTransport
-        return _Routed(route, model, url, out, body)
+        return Routed(route, model, url, out, body)
 
-    def _skip(self, task: str, model: str, reason: str) -> None:
+    def _skip(self, route: MapRoute, reason: str) -> None:
+        task, model = route.task, route.model
         self.metrics.route_skipped(reason)
+        if not route.whole:  # a cascade or partial route that cannot take this call
+            self.shadow.count_routed(task, model, BYPASSED + reason)
         if (task, model, reason) not in self._route_warned:
             self._route_warned.add((task, model, reason))
             why = {
@@ -303,7 +291,7 @@ class Sidecar:
             return await self._forward(api, request.method, url, headers, body, None,
                                        capture=False)
         route_header = None
-        routed: _Routed | None = None
+        routed: Routed | None = None
         if api is not None:
             model = str(parsed.get("model") or "")
             task = self.task_for(request, parsed, model)
@@ -317,20 +305,35 @@ class Sidecar:
         if routed is None:
             return await self._forward(api, request.method, url, headers, body.head,
                                        route_header)
+        if not routed.route.whole:  # a cascade or a partial route: see .modes
+            return await serve_by_mode(self, routed, request.method, url, headers, body.head,
+                                       parsed, task)
+        return await self._promoted(routed, request.method, url, headers, body.head,
+                                    route_header, f"model={model}; route=primary; task={task}")
+
+    async def _promoted(self, routed: Routed, method: str, url: str, headers: _Headers,
+                        body: bytes, route_header: str, primary_header: str,
+                        reached: Callable[[bool], None] | None = None) -> Response:
+        """Answer with the promoted model; the primary (``url``, labelled ``primary_header``)
+        when it cannot be reached. ``reached(whether the promoted model answered)``."""
+        api = routed.model.api
         began = time.perf_counter()
         try:
-            response = await self._send_routed(routed, request.method)
+            response = await self._send_routed(routed, method)
         except Exception as exc:  # the promoted model answered, oddly: as from the primary
-            return self._failed(api, exc)
+            response = exc
+        if reached is not None:
+            reached(response is not None)
+        if isinstance(response, Exception):
+            return self._failed(api, response)
         if response is not None:
             return self._relayed(response, api, began, route_header)
         # The promoted model was unreachable: the primary answers. Counted once already (the
         # routed attempt, as a failed production call): the transport neither counts nor
         # captures the fallback.
-        route_header = (f"model={model}; route=primary; task={task}; "
-                        f"fallback={routed.route.model}")
         fallback = [*headers, (FALLBACK_HEADER.encode(), b"1")]
-        return await self._forward(api, request.method, url, fallback, body.head, route_header)
+        return await self._forward(api, method, url, fallback, body,
+                                   f"{primary_header}; fallback={routed.route.model}")
 
     async def _forward(self, api: Api | None, method: str, url: str, headers: _Headers,
                        body: bytes | Body, route_header: str | None, *,
@@ -381,7 +384,7 @@ class Sidecar:
             api, 413, f"request body larger than {self.settings.max_request_bytes} bytes "
             "([sidecar] max_request_bytes)", "request_too_large")
 
-    async def _send_routed(self, routed: _Routed, method: str) -> httpx.Response | None:
+    async def _send_routed(self, routed: Routed, method: str) -> httpx.Response | None:
         """Send a routed call to its promoted model; ``None`` when it could not be reached
         (connection refused or timed out, DNS): the caller then asks the primary, once. Once
         connected, the promoted model's answer is the answer: an HTTP error status, or a read

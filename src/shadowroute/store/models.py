@@ -43,6 +43,7 @@ __all__ = [
     "ReportRun",
     "Retirement",
     "RouteChange",
+    "RoutedDaily",
     "Score",
     "ScorerCalibration",
     "StoredDecision",
@@ -236,6 +237,9 @@ class CandidateOutput(Base):
     created_at: Mapped[datetime] = mapped_column(UTCDateTime())
     not_carried: Mapped[list[str] | None] = mapped_column(NullableJSON, nullable=True)
     """Settings of the request this candidate's API could not be given (NULL: none)."""
+    finish_reason: Mapped[str | None] = mapped_column(String, nullable=True)
+    """Why the answer ended (``stop``, ``length``, ``tool_calls``; NULL: unknown or not
+    recorded, outputs stored before revision 0010)."""
 
     exchange: Mapped[Exchange] = relationship(back_populates="outputs")
 
@@ -252,6 +256,21 @@ class TrafficDaily(Base):
     sampled: Mapped[int] = mapped_column(Integer, default=0)
     not_shadowable: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     """Sampled calls not mirrored: they depend on state their provider keeps."""
+
+
+class RoutedDaily(Base):
+    """What cascades and partial routes served, per UTC day, task type, the route's model and
+    outcome: ``kept`` (the candidate's answer served), ``escalated:<check>`` (the primary's
+    served after the check failed), ``primary`` (a partial rule sent the call to the
+    primary), ``bypassed:<why>`` (the route could not apply, e.g. a streamed call)."""
+
+    __tablename__ = "routed_daily"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    outcome: Mapped[str] = mapped_column(String, primary_key=True)
+    calls: Mapped[int] = mapped_column(Integer, default=0)
 
 
 class Score(Base):

@@ -1,7 +1,8 @@
 """The local-disk spool: where batches wait while the database is unreachable.
 
 One file per batch, JSON lines: a header (``{"spool": 1, "exchanges": n, "traffic": m}``), then
-one line per exchange (its candidate outputs inline), then one per traffic count. A file is
+one line per exchange (its candidate outputs inline), then one per count: a traffic count, or
+(marked ``"kind": "routed"``) a count of what a cascade or partial route served. A file is
 written under a temporary name, fsynced, then renamed, so a file with the ``.jsonl`` suffix is
 always complete. :meth:`Spool.drain` writes the files into the database oldest first and
 deletes each once stored; the store skips rows it already has, so a batch written twice is
@@ -29,7 +30,7 @@ import anyio
 import anyio.to_thread
 
 from ..errors import StoreError
-from ..records import CandidateOutputRecord, ExchangeRecord, TrafficRecord
+from ..records import CandidateOutputRecord, ExchangeRecord, RoutedRecord, TrafficRecord
 from .models import dumps_json
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ SUFFIX = ".jsonl"
 _EXCHANGE_FIELDS = tuple(f.name for f in fields(ExchangeRecord) if f.name != "outputs")
 _OUTPUT_FIELDS = tuple(f.name for f in fields(CandidateOutputRecord))
 _TRAFFIC_FIELDS = tuple(f.name for f in fields(TrafficRecord))
+_ROUTED_FIELDS = tuple(f.name for f in fields(RoutedRecord))
+_ROUTED = "routed"
 
 
 class _Corrupt(Exception):
@@ -54,7 +57,7 @@ class _Corrupt(Exception):
 @dataclass(slots=True)
 class _Batch:
     exchanges: list[ExchangeRecord]
-    traffic: list[TrafficRecord]
+    traffic: list[TrafficRecord | RoutedRecord]
 
 
 class Spool:
@@ -121,7 +124,8 @@ class Spool:
     # ------------------------------------------------------------------ writing
 
     def append(
-        self, exchanges: Sequence[ExchangeRecord], traffic: Sequence[TrafficRecord] = ()
+        self, exchanges: Sequence[ExchangeRecord],
+        traffic: Sequence[TrafficRecord | RoutedRecord] = (),
     ) -> None:
         """Write one batch to its own file, durably (blocking: call it from a worker thread).
 
@@ -247,8 +251,11 @@ def _output_to_dict(o: CandidateOutputRecord) -> dict[str, Any]:
     return data
 
 
-def _traffic_to_dict(t: TrafficRecord) -> dict[str, Any]:
-    data = {name: getattr(t, name) for name in _TRAFFIC_FIELDS}
+def _traffic_to_dict(t: TrafficRecord | RoutedRecord) -> dict[str, Any]:
+    if isinstance(t, RoutedRecord):
+        data = {"kind": _ROUTED, **{name: getattr(t, name) for name in _ROUTED_FIELDS}}
+    else:
+        data = {name: getattr(t, name) for name in _TRAFFIC_FIELDS}
     data["day"] = t.day.isoformat()
     return data
 
@@ -264,8 +271,10 @@ def _output_from_dict(data: dict[str, Any]) -> CandidateOutputRecord:
     return CandidateOutputRecord(**data)
 
 
-def _traffic_from_dict(data: dict[str, Any]) -> TrafficRecord:
+def _traffic_from_dict(data: dict[str, Any]) -> TrafficRecord | RoutedRecord:
     data["day"] = date.fromisoformat(data["day"])
+    if data.pop("kind", None) == _ROUTED:
+        return RoutedRecord(**data)
     return TrafficRecord(**data)
 
 

@@ -24,10 +24,10 @@ from sqlalchemy.ext.asyncio import (
 )
 
 from ..errors import StoreError
-from ..records import ExchangeRecord, TrafficRecord
+from ..records import ExchangeRecord, RoutedRecord, TrafficRecord
 from .engine import make_engine, parse_url, require_database, translated, uncancellable
 from .migrations import _current_revision, _head, _known_revision, migrate
-from .models import CandidateOutput, Exchange, TrafficDaily, clean_text
+from .models import CandidateOutput, Exchange, RoutedDaily, TrafficDaily, clean_text
 from .queries.counts import candidate_spend_since, stored_counts
 
 __all__ = ["Store"]
@@ -38,6 +38,7 @@ WRITE_SLICE_ROWS = 100
 _EXCHANGES = Exchange.__table__
 _OUTPUTS = CandidateOutput.__table__
 _TRAFFIC = TrafficDaily.__table__
+_ROUTED = RoutedDaily.__table__
 
 
 class Store:
@@ -75,6 +76,12 @@ class Store:
                 "sampled": _TRAFFIC.c.sampled + upsert.excluded.sampled,
                 "not_shadowable": _TRAFFIC.c.not_shadowable + upsert.excluded.not_shadowable,
             },
+        )
+        routed = insert(_ROUTED)
+        self._upsert_routed = routed.on_conflict_do_update(
+            index_elements=[_ROUTED.c.day, _ROUTED.c.task_type, _ROUTED.c.model,
+                            _ROUTED.c.outcome],
+            set_={"calls": _ROUTED.c.calls + routed.excluded.calls},
         )
 
     @classmethod
@@ -196,12 +203,15 @@ class Store:
             return await conn.run_sync(_current_revision)
 
     async def write(
-        self, exchanges: Sequence[ExchangeRecord], traffic: Sequence[TrafficRecord] = ()
+        self, exchanges: Sequence[ExchangeRecord],
+        traffic: Sequence[TrafficRecord | RoutedRecord] = (),
     ) -> None:
         """Store a batch in one transaction; rows already stored (same ids) are skipped.
 
         Candidate outputs belong to the exchange they are listed under. Traffic counts are
-        added to what is stored for the same (day, task type, primary model).
+        added to what is stored for the same (day, task type, primary model); routed counts
+        (:class:`RoutedRecord`, in the same sequence) to what is stored for the same (day,
+        task type, model, outcome).
         """
         exchange_rows: list[dict[str, Any]] = []
         output_rows: list[dict[str, Any]] = []
@@ -240,10 +250,12 @@ class Store:
                         "attempts": o.attempts,
                         "created_at": o.created_at,
                         "not_carried": o.not_carried or None,
+                        "finish_reason": o.finish_reason,
                     }
                 )
-        traffic_rows = _merge_traffic(traffic)
-        if not (exchange_rows or traffic_rows):
+        traffic_rows = _merge_traffic([t for t in traffic if isinstance(t, TrafficRecord)])
+        routed_rows = _merge_routed([t for t in traffic if isinstance(t, RoutedRecord)])
+        if not (exchange_rows or traffic_rows or routed_rows):
             return
         # A refused batch (DataError, IntegrityError) raises StoreError(rejected=True).
         async with self.begin(f"write {len(exchange_rows)} exchanges to") as conn:
@@ -254,6 +266,7 @@ class Store:
                 (self._insert_exchanges, exchange_rows),
                 (self._insert_outputs, output_rows),
                 (self._upsert_traffic, traffic_rows),
+                (self._upsert_routed, routed_rows),
             ):
                 for start in range(0, len(rows), WRITE_SLICE_ROWS):
                     chunk = rows[start : start + WRITE_SLICE_ROWS]
@@ -300,3 +313,13 @@ def _merge_traffic(traffic: Sequence[TrafficRecord]) -> list[dict[str, Any]]:
         for (day, task, model), (r, s, n) in sorted(merged.items())
         if r or s or n
     ]
+
+
+def _merge_routed(routed: Sequence[RoutedRecord]) -> list[dict[str, Any]]:
+    """One row per (day, task, model, outcome), sorted like :func:`_merge_traffic`."""
+    merged: dict[tuple[Any, str, str, str], int] = {}
+    for r in routed:
+        key = (r.day, r.task_type, r.model, r.outcome)
+        merged[key] = merged.get(key, 0) + r.calls
+    return [{"day": day, "task_type": task, "model": model, "outcome": outcome, "calls": n}
+            for (day, task, model, outcome), n in sorted(merged.items()) if n]

@@ -6,6 +6,8 @@ to the spool and the writer stops trying the database with every batch: new batc
 to disk until a drain of the spool, every ``retry_interval_s``, gets through. So an
 unreachable database costs one failed attempt per retry interval, never one per batch, and the
 stream keeps draining. Nothing here raises out of :meth:`BatchWriter.run` for a store failure.
+Counts (daily traffic, and what cascades and partial routes served) are merged in memory and
+travel with the next batch, stored or spooled with it.
 """
 
 from __future__ import annotations
@@ -20,7 +22,7 @@ import anyio.to_thread
 from anyio.abc import ObjectReceiveStream
 
 from ..errors import StoreError
-from ..records import ExchangeRecord, TrafficRecord
+from ..records import ExchangeRecord, RoutedRecord, TrafficRecord
 from ..stats import Stats
 from .spool import Spool
 
@@ -29,7 +31,10 @@ if TYPE_CHECKING:
 
     from .store import Store
 
-__all__ = ["BatchWriter"]
+__all__ = ["BatchWriter", "Counts"]
+
+Counts = TrafficRecord | RoutedRecord
+"""Counts that travel with a batch of exchanges (stored, or spooled with it)."""
 
 _NOTHING = object()
 
@@ -73,10 +78,11 @@ class BatchWriter:
         self._batch: list[ExchangeRecord] = []
         self._batch_started = math.inf
         self._traffic: dict[tuple[date, str, str], list[int]] = {}
+        self._routed: dict[tuple[date, str, str, str], int] = {}
         self._traffic_started = math.inf
-        self._held: list[tuple[list[ExchangeRecord], list[TrafficRecord]]] = []
+        self._held: list[tuple[list[ExchangeRecord], list[Counts]]] = []
         """Batches neither stored nor spooled (the disk failed too); retried every interval."""
-        self._inflight: tuple[list[ExchangeRecord], list[TrafficRecord]] | None = None
+        self._inflight: tuple[list[ExchangeRecord], list[Counts]] | None = None
         """The batch being written or spooled, so a cancellation cannot lose it."""
         self._db_ok = True
         self._next_retry: float | None = None
@@ -101,13 +107,22 @@ class BatchWriter:
         key = (record.day, record.task_type, record.primary_model)
         counts = self._traffic.get(key)
         if counts is None:
-            if not self._traffic:
+            if not self._traffic and not self._routed:
                 self._traffic_started = anyio.current_time()
             self._traffic[key] = [record.requests, record.sampled, record.not_shadowable]
         else:
             counts[0] += record.requests
             counts[1] += record.sampled
             counts[2] += record.not_shadowable
+
+    def add_routed(self, record: RoutedRecord) -> None:
+        """Count calls a cascade or partial route served; merged per (day, task, model,
+        outcome), written with the next batch (with the traffic counts, on the same path:
+        stored, or spooled while the database is down). Synchronous and cheap."""
+        key = (record.day, record.task_type, record.model, record.outcome)
+        if not self._traffic and not self._routed:
+            self._traffic_started = anyio.current_time()
+        self._routed[key] = self._routed.get(key, 0) + record.calls
 
     async def run(self, receive: ObjectReceiveStream[ExchangeRecord]) -> None:
         """Write what arrives on ``receive`` until it is closed, then write the rest and return.
@@ -242,7 +257,7 @@ class BatchWriter:
         self._schedule_retry()
 
     async def _write(
-        self, store: Store, batch: list[ExchangeRecord], traffic: list[TrafficRecord]
+        self, store: Store, batch: list[ExchangeRecord], traffic: list[Counts]
     ) -> Literal["stored", "down", "failed"]:
         """One batch to the database: stored (counted), database down (marked, reported), or
         failed for another reason (a bug: reported; the caller keeps the data)."""
@@ -340,13 +355,18 @@ class BatchWriter:
 
     # ------------------------------------------------------------------ helpers
 
-    def _take_traffic(self) -> list[TrafficRecord]:
+    def _take_traffic(self) -> list[Counts]:
+        """The counts waiting: daily traffic, then what the routes served."""
         traffic, self._traffic = self._traffic, {}
+        routed, self._routed = self._routed, {}
         self._traffic_started = math.inf
-        return [
+        out: list[Counts] = [
             TrafficRecord(day, task, model, requests, sampled, not_shadowable)
             for (day, task, model), (requests, sampled, not_shadowable) in traffic.items()
         ]
+        out.extend(RoutedRecord(day, task, model, outcome, calls)
+                   for (day, task, model, outcome), calls in routed.items())
+        return out
 
     def _mark_down(self) -> None:
         self._db_ok = False

@@ -272,6 +272,12 @@ class ExtractScorer:
 
     # --- extraction -------------------------------------------------------------------------------
 
+    def missing_answer(self, output: str) -> str | None:
+        """Why ``output`` has no answer these settings can extract (``None``: it has one); a
+        check that needs no primary (:mod:`shadowroute.scoring.checks`)."""
+        found = self._extract(output)
+        return found if isinstance(found, str) else None
+
     def _extract(self, output: str) -> _Answer | _NoAnswer:
         """The answer of one stored output, or why there is none."""
         text = parse_answer(output).content

@@ -114,6 +114,11 @@ class SchemaScorer:
             "version": _SETTINGS_VERSION,
         }
 
+    def errors(self, text: str) -> tuple[str, ...]:
+        """Why ``text`` is not valid JSON for the schema (empty: it is); a check that needs no
+        primary (:mod:`shadowroute.scoring.checks`)."""
+        return self._check(text)[1]
+
     def _check(self, text: str) -> tuple[bool, tuple[str, ...]]:
         try:
             instance = _load_json(text)
