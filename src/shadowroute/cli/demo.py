@@ -33,6 +33,7 @@ from ..fakellm.tasks import ClassifyIntent
 from ..formats.responses import openai_request_to_responses
 from ..pipeline.core import Shadow
 from ..report import run_report
+from ..report.policies import best_cascade_dict
 from ..report.run import default_report_path
 from ..routing import Router
 from ..routing import promote as route_ops
@@ -43,7 +44,9 @@ from .tables import render_scores, render_summary, render_verdicts
 __all__ = ["demo_config", "run_demo"]
 
 PRIMARY = "frontier"
-TRAFFIC_MIX = {"classify_intent": 12, "extract_order": 2, "summarize_ticket": 2, "sentiment": 1}
+TRAFFIC_MIX = {"classify_intent": 12, "extract_order": 2, "summarize_ticket": 2, "sentiment": 8}
+ABSTAIN = 0.95
+"""How often ``tiny`` says "I don't know." instead of a wrong ``sentiment`` label."""
 TOOL_SHARE = 10
 """One tool-calling (``lookup_order``) call through the Responses API per this many calls."""
 ROUTED_REQUESTS = 300
@@ -148,13 +151,25 @@ async def _drive(config: Config, base_url: str, requests: int, seed: int) -> tup
 
 
 async def _promote(config: Config, report: Any) -> list[str]:
-    """Promote every task type the report recommends; the commands it would take."""
+    """Promote every task type the report recommends, as a whole or as the cascade or partial
+    route its first screen names; the commands it would take."""
     done = []
     async with await Store.open(config.database_url) as store:
         for item in report.overview["promotions"]:
             await route_ops.promote(config, store, item["task"], item["model"],
                                     by="shadowroute demo")
             done.append(item["command"])
+        for action in report.actions:
+            if action.action not in ("CASCADE", "PARTIAL"):
+                continue
+            (task,) = [t for t in report.tasks if t.task == action.task]
+            (candidate,) = [c for c in task.candidates if c.model == action.model]
+            best = best_cascade_dict(candidate.cascades) if action.action == "CASCADE" else None
+            await route_ops.promote(config, store, action.task, action.model,
+                                    by="shadowroute demo",
+                                    cascade=best["policy"] if best else None,
+                                    partial=best is None)
+            done.append(action.command)
     return done
 
 
@@ -196,8 +211,13 @@ def run_demo(
     settings = default_settings(seed=seed)
     # A real primary does not always repeat itself: half of the replays are a fresh sample
     # (two draws of a 97%-accurate model disagree ~6% of the time), the noise floor.
-    frontier = settings.models[PRIMARY].with_changes(consistency=0.5)
-    with FakeLLMServer(settings.with_model(frontier)) as server:
+    frontier = settings.models[PRIMARY].with_changes(
+        consistency=0.5, task_accuracy={**settings.models[PRIMARY].task_accuracy,
+                                        "sentiment": 0.99})
+    # tiny knows when it does not know a sentiment: it says so instead of most wrong labels,
+    # which makes it a cascade (a refusal check escalates those) though it HOLDs as a whole.
+    tiny = settings.models["tiny"].with_changes(abstain={"sentiment": ABSTAIN})
+    with FakeLLMServer(settings.with_model(frontier).with_model(tiny)) as server:
         config = demo_config(server.base_url, database)
         console.print(f"fake LLM server on {server.base_url}; primary model: {PRIMARY}; "
                       f"config: {paths['config']}", highlight=False)
@@ -228,6 +248,13 @@ def run_demo(
     console.print(
         f"second night: scored {rescored.outputs:,} more outputs (the Router's calls); "
         f"{_changes(report, final)}", highlight=False)
+    for p in final.promoted:
+        if p.mode == "cascade" and p.observed is not None:
+            console.print(
+                f"{p.task} as a cascade on {p.model}: {p.observed:.1%} of "
+                f"{sum(p.served.values()):,} routed calls escalated to {p.primary} (promised "
+                f"at most {p.promised:.1%}, break-even {p.break_even:.1%}); drift check "
+                f"{p.verdict}", highlight=False)
     console.print(f"report: {final_html}  (json twin: {final_twin})", highlight=False)
     name = _shell_path(paths["config"])
     console.print(

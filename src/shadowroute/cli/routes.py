@@ -78,7 +78,7 @@ def promote(
     cascade: Annotated[str | None, typer.Option(
         "--cascade", metavar="POLICY",
         help="A cascade instead: MODEL answers, a failed check (POLICY: one the report "
-             "evaluated, e.g. schema, refusal, all) escalates to the primary. Needs CASCADE.",
+             "evaluated: all, schema or extract) escalates to the primary. Needs CASCADE.",
         show_default=False)] = None,
     partial: Annotated[bool, typer.Option(
         "--partial", help="A partial route instead: MODEL serves the requests the report's "

@@ -115,7 +115,7 @@ def fake_llm(
 
 @app.command("demo")
 def demo(
-    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 1500,
+    requests: Annotated[int, typer.Option(help="Production calls to simulate.")] = 2150,
     database: Annotated[
         Path, typer.Option(help="SQLite file for the demo (recreated on each run).")
     ] = Path("shadowroute-demo.db"),

@@ -30,7 +30,14 @@ reason or think, it spends reasoning tokens (OpenAI) or shows a signed thinking 
 """
 
 from .app import FakeState, create_app
-from .models import DEFAULT_SETTINGS, REFUSAL_TEXT, FakeLLMSettings, FakeModel, default_settings
+from .models import (
+    ABSTAIN_TEXT,
+    DEFAULT_SETTINGS,
+    REFUSAL_TEXT,
+    FakeLLMSettings,
+    FakeModel,
+    default_settings,
+)
 from .server import FakeLLMServer, run
 from .tasks import (
     EXTRACT_ORDER_SCHEMA,
@@ -50,6 +57,7 @@ from .tasks import (
 )
 
 __all__ = [
+    "ABSTAIN_TEXT",
     "DEFAULT_SETTINGS",
     "EXTRACT_ORDER_SCHEMA",
     "LOOKUP_TOOLS",

@@ -4,7 +4,8 @@
 and ``_responses.py`` shape its result). Per choice: the judge's reply for a judge prompt, else
 :func:`~shadowroute.fakellm.tasks.simulate` (choice ``i`` of ``n`` is drawn as repeat
 ``first + i`` of the request, so choices differ when the model's ``consistency`` is below 1). A
-model with a ``refusal_rate`` refuses some requests (the same ones every time). A
+model with a ``refusal_rate`` refuses some requests (the same ones every time), and one
+with ``abstain`` on a task says "I don't know." instead of some of its wrong answers. A
 ``tool_choice`` that forces a call the simulator did not make gets one, to the forced (or first)
 tool, with arguments built from its parameter schema. A reasoning model asked to reason thinks
 first (``_thinking.py``). The token limit covers reasoning, then text, then tool calls: what does
@@ -25,7 +26,7 @@ from ._schema import instance_for
 from ._state import FakeState
 from ._thinking import reasoning_tokens, signature, summary_of, thinking_text
 from ._wire import Api, Ask, Choice, Completion, ToolCallOut, tool_messages_text
-from .models import REFUSAL_TEXT, FakeModel
+from .models import ABSTAIN_TEXT, REFUSAL_TEXT, FakeModel
 from .tasks import count_tokens, last_user_text, request_rng, simulate
 
 __all__ = ["build_completion"]
@@ -67,6 +68,10 @@ def _choice(state: FakeState, model: FakeModel, ask: Ask, *, api: Api, call_id: 
         )
         text = answer.text
         calls = [(c.name, _json(c.arguments)) for c in answer.tool_calls]
+        abstain = model.abstain.get(answer.task, 0.0)
+        if not calls and not answer.correct and abstain and request_rng(
+                state.seed, model.name, ask.messages, "abstain").random() < abstain:
+            text = ABSTAIN_TEXT
         if not calls and model.refusal_rate and request_rng(
                 state.seed, model.name, ask.messages, "refusal").random() < model.refusal_rate:
             text = REFUSAL_TEXT

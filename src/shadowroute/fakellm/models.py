@@ -13,6 +13,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 
 __all__ = [
     "DEFAULT_SETTINGS",
+    "ABSTAIN_TEXT",
     "REFUSAL_TEXT",
     "FakeLLMSettings",
     "FakeModel",
@@ -21,6 +22,9 @@ __all__ = [
 
 REFUSAL_TEXT = "I'm sorry, but I can't help with that request."
 """What a model answers when it refuses (``FakeModel.refusal_rate``)."""
+ABSTAIN_TEXT = "I don't know."
+"""What a model answers instead of a wrong answer it knows it is unsure of
+(``FakeModel.abstain``)."""
 
 
 class FakeModel(BaseModel):
@@ -66,6 +70,11 @@ class FakeModel(BaseModel):
     ``max_tokens`` below the answer's length gives the ``truncated`` check's cut answers, and
     ``extract_order``'s wrong answers the ``schema`` check's invalid JSON. Judge prompts and
     tool-calling turns are never refused."""
+    abstain: dict[str, float] = Field(default_factory=dict)
+    """Per task type: the probability that an answer that would be wrong is replaced by
+    :data:`ABSTAIN_TEXT` (a model that knows when it does not know). Its mistakes then read as
+    abstentions, which a cascade's ``refusal`` check escalates; its right answers are as
+    before. Tool-calling turns never abstain."""
     verdict_garbage_rate: float = Field(0.0, ge=0.0, le=1.0)
     """When judging: probability that the reply is unreadable prose instead of the verdict JSON
     (drawn per judge conversation length, so a retry with more messages draws again)."""

@@ -112,7 +112,7 @@ async def promote(
 
     Otherwise raises :class:`PromotionRefused` naming the verdict and its failing criterion,
     unless ``force`` (which needs a ``reason``; both are recorded). ``cascade`` (a policy name
-    of the report: ``schema``, ``refusal``, ``all``, ...) or ``partial`` write a cascade or a
+    of the report: ``all``, ``schema`` or ``extract``) or ``partial`` write a cascade or a
     partial route instead, gated on that policy's verdict (CASCADE, PARTIAL) in the latest
     report's overview; the route map entry carries its checks or rule and its promise."""
     check_target(config, model)
