@@ -68,3 +68,20 @@ async def test_a_hold_becomes_a_cascade_when_a_check_catches_its_failures(
     assert "shadowroute promote support --to mini --cascade all" in html
     assert "break-even 90.0%" in html
     assert 'class="escalation-curve"' in html
+
+
+async def test_a_what_if_reads_the_most_recent_pairs_oldest_first(
+    store: Store, make_config, xchg,
+) -> None:
+    from shadowroute.scoring.plan import plan_for
+    from shadowroute.store.queries.policies import stored_pairs
+
+    config = make_config(store.url, models=BIG_MINI_TINY, tasks=TASKS)
+    await store.write([xchg("support", "yes", Out("mini", f"answer {i}"), age_days=10 - i)
+                       for i in range(10)])
+    await score(config, store, ScoreOptions())
+    async with store.connect("read") as conn:
+        pairs = await stored_pairs(conn, "support", plan_for(config, "support").keys(), "mini",
+                                   limit=3)
+    assert [p.output for p in pairs] == ["answer 7", "answer 8", "answer 9"]
+    assert [p.ok for p in pairs] == [0, 0, 0] and pairs[0].primary_cost_usd is None

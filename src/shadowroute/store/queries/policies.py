@@ -22,7 +22,11 @@ from ..models import CandidateOutput, Exchange
 from .evidence import _per_output
 from .scores import Keys
 
-__all__ = ["StoredPair", "stored_pairs"]
+__all__ = ["MAX_PAIRS", "StoredPair", "stored_pairs"]
+
+MAX_PAIRS = 20_000
+"""The most recent pairs a what-if reads per candidate: enough for bounds of a few tenths of a
+point, and a report that does not grow with the store (the requests are read whole)."""
 
 _X = Exchange.__table__
 _O = CandidateOutput.__table__
@@ -57,9 +61,10 @@ def _ok(ok: Any, flipped: Any) -> int | None:
 
 
 async def stored_pairs(conn: AsyncConnection, task: str, keys: Keys, model: str,
-                       since: datetime | None = None) -> list[StoredPair]:
+                       since: datetime | None = None,
+                       limit: int = MAX_PAIRS) -> list[StoredPair]:
     """``model``'s shadow outputs of ``task`` holding every key in ``keys`` (created since
-    ``since``, or all), oldest first (see the module docstring)."""
+    ``since``, or all; the ``limit`` most recent), oldest first (see the module docstring)."""
     if not keys:
         return []
     per = _per_output(task, keys, since, None, ROUTE_SHADOW)
@@ -74,10 +79,11 @@ async def stored_pairs(conn: AsyncConnection, task: str, keys: Keys, model: str,
             .outerjoin(rep, (rep.c.exchange_id == per.c.exchange_id)
                        & (rep.c.model == NOISE_FLOOR_MODEL)))
         .where(per.c.model == model)
-        .order_by(_X.c.created_at, _X.c.id)
+        .order_by(_X.c.created_at.desc(), _X.c.id.desc())
+        .limit(limit)
     )
     out = []
-    for row in (await conn.execute(query)).all():
+    for row in reversed((await conn.execute(query)).all()):
         (xid, created, request, metadata, output, finish, error_kind, ok, flipped, cost,
          latency, p_cost, p_latency, r_ok, r_flipped) = row
         out.append(StoredPair(
