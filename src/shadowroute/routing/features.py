@@ -31,6 +31,15 @@ _CODE = re.compile(
     r"```|^\s*(?:def |class |import |from \S+ import |function |const |let |var |public |"
     r"#include|SELECT |<\w+[^>]*>|\w+\s*=\s*\w+\(.*\);?\s*$)", re.MULTILINE)
 _DIGIT = re.compile(r"\d")
+_LETTER = re.compile(r"[^\W\d_]")
+
+
+def _non_ascii(text: str) -> float:
+    """Share of the letters that are not ASCII (0 for ASCII text, without a pass per letter)."""
+    if text.isascii():
+        return 0.0
+    letters = _LETTER.findall(text)
+    return sum(not c.isascii() for c in letters) / len(letters) if letters else 0.0
 
 
 def _texts(content: Any) -> list[str]:
@@ -50,14 +59,13 @@ def request_features(request: Mapping[str, Any], metadata: Mapping[str, Any] | N
     text = "\n".join(texts)
     last_user = next((m for m in reversed(messages) if m.get("role") == "user"), None)
     user_text = "\n".join(_texts(last_user.get("content"))) if last_user else ""
-    letters = [c for c in text if c.isalpha()]
     out = {
         "chars": float(len(text)),
         "messages": float(len(messages)),
         "has_code": 1.0 if _CODE.search(text) else 0.0,
         "has_numbers": 1.0 if _DIGIT.search(user_text) else 0.0,
         "has_tools": 1.0 if request.get("tools") else 0.0,
-        "non_ascii": (sum(not c.isascii() for c in letters) / len(letters)) if letters else 0.0,
+        "non_ascii": _non_ascii(text),
     }
     meta = metadata or {}
     for name in fields:

@@ -24,9 +24,9 @@ from .scores import Keys
 
 __all__ = ["MAX_PAIRS", "StoredPair", "stored_pairs"]
 
-MAX_PAIRS = 20_000
-"""The most recent pairs a what-if reads per candidate: enough for bounds of a few tenths of a
-point, and a report that does not grow with the store (the requests are read whole)."""
+MAX_PAIRS = 5_000
+"""The most recent pairs a what-if reads per candidate: enough for bounds within a point or so
+and a report that does not grow with the store (the requests are read whole)."""
 
 _X = Exchange.__table__
 _O = CandidateOutput.__table__
@@ -67,6 +67,13 @@ async def stored_pairs(conn: AsyncConnection, task: str, keys: Keys, model: str,
     ``since``, or all; the ``limit`` most recent), oldest first (see the module docstring)."""
     if not keys:
         return []
+    # Only the task's most recent exchanges are grouped (index ix_exchanges_task_type_created_at):
+    # the per-output counts of a large store would cost far more than the rows kept.
+    cut = await conn.scalar(
+        select(_X.c.created_at).where(_X.c.task_type == task, _X.c.route == ROUTE_SHADOW)
+        .order_by(_X.c.created_at.desc()).offset(limit).limit(1))
+    if cut is not None:
+        since = cut if since is None else max(since, cut)
     per = _per_output(task, keys, since, None, ROUTE_SHADOW)
     rep = per.alias("rep")
     query = (
