@@ -2,14 +2,17 @@
 (default 1M) with 2 candidate outputs each, all measured in one run on a fresh database
 (dropped at the end, also on errors and Ctrl-C; ``--keep`` keeps it).
 
-1. Ingest through the sidecar's write path, ``Store.write(exchanges, traffic)`` in batches of
-   ``StoreConfig().batch_size``: primary ``frontier``, candidates ``small`` and ``tiny``, task
-   types classify_intent / extract_order / summarize_ticket, texts from a pool of 3,000
-   offline-answered requests (``sample_requests`` + ``simulate``), every record with its own
-   ids, timestamps (30 days), tokens, latency and cost, plus ``traffic_daily`` increments.
+1. Ingest through the sidecar's write path, ``Store.write(exchanges, traffic, batch_id=...)``
+   in batches of ``StoreConfig().batch_size``, each with its own id as the sidecar's writer
+   gives it (so ``applied_batches`` gets its row too): primary ``frontier``, candidates
+   ``small`` and ``tiny``, task types classify_intent / extract_order / summarize_ticket,
+   texts from a pool of 3,000 offline-answered requests (``sample_requests`` +
+   ``simulate``), every record with its own ids, timestamps (30 days), tokens, latency and
+   cost, plus ``traffic_daily`` increments.
    Each writer is a process with its own Store, like a sidecar, and builds its records before
    the clock starts: the first ``--writer-split`` of the exchanges from 1 writer, the rest
-   from 2 at once. Then ANALYZE (the bench server runs with autovacuum off).
+   from 2 at once. Then ANALYZE (the bench server runs with autovacuum off). ``--ingest-only``
+   stops here.
 2. Scoring with the real ``score()`` job and the deterministic scorers (no judge), each run on
    a slice of ``--score-slice`` outputs (a third per task type, ``ScoreOptions(task, limit)``):
    1 worker, then 2 workers in this process, then 2 processes of 1 worker (two ``shadowroute
@@ -21,7 +24,7 @@
    Last, a summary: one line per figure, the database size and rows.
 
     python bench/scale.py [--exchanges 1000000] [--writer-split 0.2] [--score-slice 200000]
-        [--score-all] [--seed 11] [--keep]
+        [--score-all] [--seed 11] [--keep] [--ingest-only]
 """
 
 from __future__ import annotations
@@ -56,7 +59,7 @@ from sqlalchemy import text
 
 from shadowroute.config import Config, StoreConfig
 from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA
-from shadowroute.records import CandidateOutputRecord, ExchangeRecord, TrafficRecord
+from shadowroute.records import CandidateOutputRecord, ExchangeRecord, TrafficRecord, new_id
 from shadowroute.report import build_report, render_html
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.store import Store, migrate
@@ -182,7 +185,7 @@ def writer(results: Any, go: Any, done: Any, slot: int, url: str, pool: list[Exc
             go.wait()
             began = time.perf_counter()
             for xs, traffic in batches:
-                await store.write(xs, traffic)
+                await store.write(xs, traffic, batch_id=new_id())
                 done[slot] += len(xs)
             return time.perf_counter() - began
 
@@ -324,10 +327,12 @@ def main() -> None:
                         help="then score the rest with 2 workers (long)")
     parser.add_argument("--seed", type=int, default=11, help="of the pool and the records")
     parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
+    parser.add_argument("--ingest-only", action="store_true",
+                        help="stop after the ingest step (to iterate on the write path)")
     args = parser.parse_args()
     if not 0 < args.writer_split < 1:
         parser.error("--writer-split must be between 0 and 1")
-    if 3 * args.score_slice > 2 * args.exchanges:
+    if not args.ingest_only and 3 * args.score_slice > 2 * args.exchanges:
         parser.error("--score-slice: three slices must fit in the 2 x --exchanges outputs")
 
     url = pg_create()
@@ -345,10 +350,12 @@ def main() -> None:
         rate1 = ingest(1, 0, first, pool, url, args, now, progress, figures)
         rate2 = ingest(2, first, total - first, pool, url, args, now, progress, figures)
         figures[-1] += f"; 2/1 = {rate2 / rate1:.2f}"
-        with tempfile.TemporaryDirectory() as tmp:
-            schema_path = Path(tmp) / "extract_order.schema.json"
-            schema_path.write_text(json.dumps(EXTRACT_ORDER_SCHEMA))
-            anyio.run(after_fill, url, scoring_config(schema_path), schema_path, args, figures)
+        if not args.ingest_only:
+            with tempfile.TemporaryDirectory() as tmp:
+                schema_path = Path(tmp) / "extract_order.schema.json"
+                schema_path.write_text(json.dumps(EXTRACT_ORDER_SCHEMA))
+                anyio.run(after_fill, url, scoring_config(schema_path), schema_path, args,
+                          figures)
         say(f"\n== summary: {total:,} exchanges / {2 * total:,} pairs, one Postgres, "
             f"{mp.cpu_count()} CPUs ==")
         for line in figures:

@@ -15,6 +15,7 @@ from shadowroute.errors import StoreError
 from shadowroute.records import TrafficRecord
 from shadowroute.store import Store, make_engine
 from shadowroute.store.models import (
+    AppliedBatch,
     CandidateOutput,
     Exchange,
     JudgeCalibration,
@@ -160,6 +161,27 @@ async def test_foreign_keys_cascade_on_this_backend(store: Store, seed) -> None:
         await conn.execute(delete(Exchange.__table__).where(Exchange.created_at < CUTOFF))
     after = await counts(store)
     assert (after["exchanges"], after["candidate_outputs"], after["scores"]) == (1, 2, 4)
+
+
+async def test_batch_ids_go_with_the_cutoff_but_are_kept_30_days_at_least(store: Store) -> None:
+    """``applied_batches`` (what stops a replayed spool file from adding its counts twice):
+    ids older than the cutoff go, except those younger than ``KEEP_BATCH_IDS`` (30 days), as
+    a spool file may wait out a long outage; ``--source`` leaves them alone."""
+    ages = {"a" * 32: 50, "b" * 32: 20, "c" * 32: 1}  # days since the batch was applied
+    async with store.session() as s:
+        s.add_all(AppliedBatch(id=i, applied_at=NOW - timedelta(days=d)) for i, d in ages.items())
+        await s.commit()
+
+    async def left() -> set[str]:
+        async with store.session() as s:
+            return set(await s.scalars(select(AppliedBatch.id)))
+
+    assert (await prune(store, NOW - timedelta(days=60))).batch_ids == 0  # all younger
+    assert (await prune(store, NOW, source="remote:x")).batch_ids == 0
+    assert (await prune(store, NOW - timedelta(days=5), dry_run=True)).batch_ids == 1
+    assert await left() == set(ages)
+    assert (await prune(store, NOW - timedelta(days=5))).batch_ids == 1
+    assert await left() == {"b" * 32, "c" * 32}  # 20 days: older than the cutoff, kept
 
 
 async def test_database_errors_become_store_errors(store: Store, tmp_path: Path) -> None:

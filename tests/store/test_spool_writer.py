@@ -35,18 +35,22 @@ async def wait_until(condition: Callable[[], bool], timeout: float = 5.0) -> Non
 
 
 class RecordingStore:
-    """Stands in for a Store: remembers each batch; fails while ``fail`` is set."""
+    """Stands in for a Store: remembers each batch (and its id in ``batch_ids``); fails while
+    ``fail`` is set."""
 
     def __init__(self) -> None:
         self.batches: list[tuple[list[ExchangeRecord], list[TrafficRecord]]] = []
+        self.batch_ids: list[str | None] = []
         self.fail: BaseException | None = None
 
     async def write(
-        self, exchanges: Sequence[ExchangeRecord], traffic: Sequence[TrafficRecord] = ()
+        self, exchanges: Sequence[ExchangeRecord], traffic: Sequence[TrafficRecord] = (),
+        *, batch_id: str | None = None,
     ) -> None:
         if self.fail is not None:
             raise self.fail
         self.batches.append((list(exchanges), list(traffic)))
+        self.batch_ids.append(batch_id)
 
 
 @pytest.fixture
@@ -201,6 +205,7 @@ async def test_writer_flushes_full_batches(make_writer: Callable[..., BatchWrite
 
     await running(writer, body)
     assert [len(b[0]) for b in store.batches] == [3, 3, 1]  # the rest is flushed on close
+    assert len(set(store.batch_ids)) == 3 and None not in store.batch_ids  # an id each
     assert writer.stats.stored_exchanges == 7
     assert writer.stats.stored_outputs == 14
 

@@ -35,6 +35,7 @@ from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
     "NAMING_CONVENTION",
+    "AppliedBatch",
     "Base",
     "CandidateOutput",
     "Exchange",
@@ -271,6 +272,18 @@ class RoutedDaily(Base):
     model: Mapped[str] = mapped_column(String, primary_key=True)
     outcome: Mapped[str] = mapped_column(String, primary_key=True)
     calls: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class AppliedBatch(Base):
+    """A batch whose counts were added (``Store.write(..., batch_id=...)``): its id makes a
+    replay of the same batch add nothing. No index on ``applied_at``: rows are written with
+    every batch and read only by ``prune``, whose scan of this narrow table is cheaper over a
+    night than an index maintained on every write."""
+
+    __tablename__ = "applied_batches"
+
+    id: Mapped[str] = mapped_column(String(32), primary_key=True)
+    applied_at: Mapped[datetime] = mapped_column(UTCDateTime())
 
 
 class Score(Base):

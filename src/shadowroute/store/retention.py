@@ -10,7 +10,10 @@ cutoff with their decisions — except the newest report, which is always kept s
 ``retirements``, ``judge_calibrations`` and ``scorer_calibrations`` (history, and tiny), and the decision counts
 of the deleted exchanges: each batch's are added to ``evidence_archive`` in the transaction that
 deletes it (given the task types' current scorer versions, as the CLI passes them), so no
-verdict loses evidence to retention.
+verdict loses evidence to retention. The ids of applied batches (``applied_batches``, which
+stop a replayed spool file from adding its counts twice) go when they are older than both the
+cutoff and :data:`KEEP_BATCH_IDS`: a spool file can wait out a long outage before it is
+replayed, and prune must not forget a batch it could still meet.
 
 Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
 the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
@@ -23,7 +26,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select
@@ -31,6 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import Store
 from .models import (
+    AppliedBatch,
     CandidateOutput,
     Exchange,
     ReportRun,
@@ -41,12 +45,15 @@ from .models import (
 from .queries.evidence import archive_evidence
 from .queries.scores import Keys
 
-__all__ = ["DEFAULT_BATCH", "PruneReport", "prune"]
+__all__ = ["DEFAULT_BATCH", "KEEP_BATCH_IDS", "PruneReport", "prune"]
 
 DEFAULT_BATCH = 5000
 """Exchanges deleted per transaction."""
 _ID_SLICE = 500
 """Ids per ``IN (...)`` list, well under every driver's parameter limit."""
+KEEP_BATCH_IDS = timedelta(days=30)
+"""Batch ids are kept at least this long, whatever the cutoff (a batch spooled during an
+outage is replayed when the database is back: its id must still be known then)."""
 
 _X = Exchange.__table__
 _O = CandidateOutput.__table__
@@ -54,6 +61,7 @@ _S = Score.__table__
 _T = TrafficDaily.__table__
 _R = ReportRun.__table__
 _D = StoredDecision.__table__
+_B = AppliedBatch.__table__
 
 
 @dataclass
@@ -72,6 +80,9 @@ class PruneReport:
     batches: int = 0
     archived: int = 0
     """Rows of ``evidence_archive`` the deleted exchanges' decision counts were added to."""
+    batch_ids: int = 0
+    """Rows of ``applied_batches`` (ids of batches whose counts were added; see
+    :data:`KEEP_BATCH_IDS`)."""
     kept_report: str | None = None
     """The newest report's id when it is older than the cutoff and kept anyway."""
     backend: str = ""
@@ -153,7 +164,8 @@ async def prune(
     if source is None and newest is not None and newest_at is not None and newest_at < cutoff:
         report.kept_report = newest
     if dry_run:
-        for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions"):
+        for key in ("exchanges", "outputs", "scores", "traffic_days", "reports", "decisions",
+                    "batch_ids"):
             setattr(report, key, counted[key])
         return report
     total = counted["exchanges"]
@@ -195,7 +207,16 @@ async def prune(
         report.reports = _rows(
             await conn.execute(delete(_R).where(_R.c.id.in_(old_reports)))
         )
+        report.batch_ids = _rows(
+            await conn.execute(delete(_B).where(_B.c.applied_at < _batch_ids_cutoff(cutoff)))
+        )
     return report
+
+
+def _batch_ids_cutoff(cutoff: datetime) -> datetime:
+    """Batch ids applied before this go: the cutoff, but never less than
+    :data:`KEEP_BATCH_IDS` ago."""
+    return min(cutoff, datetime.now(UTC) - KEEP_BATCH_IDS)
 
 
 async def _delete_exchanges(conn: AsyncConnection, ids: Sequence[str], report: PruneReport) -> None:
@@ -227,7 +248,7 @@ async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None,
         "scores": await count(select(func.count()).select_from(_S).where(_S.c.output_id.in_(old_o))),
     }
     if not rest:
-        return {**exchanges, "traffic_days": 0, "reports": 0, "decisions": 0}
+        return {**exchanges, "traffic_days": 0, "reports": 0, "decisions": 0, "batch_ids": 0}
     return {
         **exchanges,
         "traffic_days": await count(
@@ -236,6 +257,10 @@ async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None,
         "reports": await count(select(func.count()).select_from(old_r.subquery())),
         "decisions": await count(
             select(func.count()).select_from(_D).where(_D.c.report_id.in_(old_r))
+        ),
+        "batch_ids": await count(
+            select(func.count()).select_from(_B)
+            .where(_B.c.applied_at < _batch_ids_cutoff(cutoff))
         ),
     }
 

@@ -1,13 +1,17 @@
 """The local-disk spool: where batches wait while the database is unreachable.
 
-One file per batch, JSON lines: a header (``{"spool": 1, "exchanges": n, "traffic": m}``), then
-one line per exchange (its candidate outputs inline), then one per count: a traffic count, or
-(marked ``"kind": "routed"``) a count of what a cascade or partial route served. A file is
-written under a temporary name, fsynced, then renamed, so a file with the ``.jsonl`` suffix is
-always complete. :meth:`Spool.drain` writes the files into the database oldest first and
-deletes each once stored; the store skips rows it already has, so a batch written twice is
-stored once. A file that cannot be parsed is renamed to ``*.bad`` (kept for inspection, never
-retried).
+One file per batch, JSON lines: a header (``{"spool": 1, "exchanges": n, "traffic": m, "batch":
+"<id>"}``), then one line per exchange (its candidate outputs inline), then one per count: a
+traffic count, or (marked ``"kind": "routed"``) a count of what a cascade or partial route
+served. A file is written under a temporary name, fsynced, then renamed, so a file with the
+``.jsonl`` suffix is always complete. :meth:`Spool.drain` writes the files into the database
+oldest first and deletes each once stored; the store skips rows it already has, and adds the
+counts of a batch id only once (see :meth:`.Store.write`), so a batch written twice (its
+commit's answer lost, or a crash between the commit and the file's deletion) is stored once,
+counts included. Files written before batches had ids (no ``"batch"`` in the header; the
+format number did not change, as older readers ignore the key) are still drained, as
+before: their rows once, their counts each time the file is written. A file that cannot be
+parsed is renamed to ``*.bad`` (kept for inspection, never retried).
 
 One spool directory belongs to one process at a time.
 """
@@ -58,6 +62,8 @@ class _Corrupt(Exception):
 class _Batch:
     exchanges: list[ExchangeRecord]
     traffic: list[TrafficRecord | RoutedRecord]
+    batch_id: str | None = None
+    """``None`` in files written before batches had ids."""
 
 
 class Spool:
@@ -126,18 +132,22 @@ class Spool:
     def append(
         self, exchanges: Sequence[ExchangeRecord],
         traffic: Sequence[TrafficRecord | RoutedRecord] = (),
+        batch_id: str | None = None,
     ) -> None:
         """Write one batch to its own file, durably (blocking: call it from a worker thread).
 
-        Raises ``OSError`` when the disk cannot take it; nothing is counted then.
+        ``batch_id`` (see :meth:`.Store.write`) is kept in the header and given back to the
+        store when the file is drained. Raises ``OSError`` when the disk cannot take it;
+        nothing is counted then.
         """
         if not exchanges and not traffic:
             return
-        lines = [
-            dumps_json(
-                {"spool": FORMAT_VERSION, "exchanges": len(exchanges), "traffic": len(traffic)}
-            )
-        ]
+        header: dict[str, Any] = {
+            "spool": FORMAT_VERSION, "exchanges": len(exchanges), "traffic": len(traffic)
+        }
+        if batch_id is not None:
+            header["batch"] = batch_id
+        lines = [dumps_json(header)]
         lines.extend(dumps_json(_exchange_to_dict(x)) for x in exchanges)
         lines.extend(dumps_json(_traffic_to_dict(t)) for t in traffic)
         data = ("\n".join(lines) + "\n").encode("utf-8")
@@ -204,7 +214,7 @@ class Spool:
                     await anyio.to_thread.run_sync(self._quarantine, path, exc)
                     continue
                 try:
-                    await store.write(batch.exchanges, batch.traffic)
+                    await store.write(batch.exchanges, batch.traffic, batch_id=batch.batch_id)
                 except StoreError as exc:
                     if exc.rejected:  # would fail forever and block every batch behind it
                         await anyio.to_thread.run_sync(self._quarantine, path, exc)
@@ -219,8 +229,9 @@ class Spool:
         try:
             path.unlink(missing_ok=True)
         except OSError as exc:
-            # Left in place it would be written again: harmless for exchanges (skipped as
-            # duplicates) but its traffic counts would be added twice.
+            # Left in place it is written again: harmless (rows are skipped as duplicates,
+            # counts by the batch id), except for a file without a batch id (written by an
+            # older shadowroute), whose counts would be added twice.
             log.error("stored spool file %s but cannot delete it: %s", path, exc)
         self._forget(path.name)
 
@@ -287,6 +298,9 @@ def _read(path: Path) -> _Batch:
         if header.get("spool") != FORMAT_VERSION:
             raise _Corrupt(f"unknown spool format {header.get('spool')!r}")
         n_exchanges, n_traffic = int(header["exchanges"]), int(header["traffic"])
+        batch_id = header.get("batch")  # absent from files written before batches had ids
+        if batch_id is not None and not (isinstance(batch_id, str) and 0 < len(batch_id) <= 32):
+            raise _Corrupt(f"invalid batch id {batch_id!r}")
         if len(lines) != 1 + n_exchanges + n_traffic:
             raise _Corrupt(
                 f"header announces {n_exchanges} exchanges and {n_traffic} traffic counts, "
@@ -298,4 +312,4 @@ def _read(path: Path) -> _Batch:
         raise
     except (IndexError, KeyError, TypeError, ValueError, AttributeError) as exc:
         raise _Corrupt(f"{type(exc).__name__}: {exc}") from exc
-    return _Batch(exchanges, traffic)
+    return _Batch(exchanges, traffic, batch_id)

@@ -2,20 +2,27 @@
 
 SQLite (a file, WAL mode) by default, Postgres in production. Every write is one transaction
 of multi-row inserts that skip rows already stored, so a batch drained from the spool after an
-ambiguous failure is stored once. Every database, driver or OS error becomes a
-:class:`~shadowroute.errors.StoreError` naming the database (password hidden).
+ambiguous failure is stored once; its counts are added once too when it carries a batch id
+(recorded in ``applied_batches`` in the same transaction). On Postgres with psycopg the rows go
+by ``COPY`` (:class:`_CopyPlan`: straight into the table, or through a temporary table and
+``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` when some are stored already), which takes
+about half the CPU of ``executemany`` on both sides of the connection (``bench/scale.py``):
+what a writer sharing its cores with Postgres runs out of. Every database, driver or OS error
+becomes a :class:`~shadowroute.errors.StoreError` naming the database (password hidden).
 """
 
 from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Callable, Sequence
-from datetime import datetime
+from datetime import UTC, datetime
 from typing import Any
 
 import anyio
-from sqlalchemy import URL, text
+import anyio.lowlevel
+from sqlalchemy import URL, Table, text
 from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
     AsyncConnection,
     AsyncEngine,
@@ -27,18 +34,41 @@ from ..errors import StoreError
 from ..records import ExchangeRecord, RoutedRecord, TrafficRecord
 from .engine import make_engine, parse_url, require_database, translated, uncancellable
 from .migrations import _current_revision, _head, _known_revision, migrate
-from .models import CandidateOutput, Exchange, RoutedDaily, TrafficDaily, clean_text
+from .models import (
+    AppliedBatch,
+    CandidateOutput,
+    Exchange,
+    RoutedDaily,
+    TrafficDaily,
+    clean_text,
+)
 from .queries.counts import candidate_spend_since, stored_counts
 
 __all__ = ["Store"]
 
 WRITE_SLICE_ROWS = 100
-"""Rows per ``executemany`` inside one write transaction."""
+"""Rows sent (an ``executemany``, or rows of a ``COPY``) between two turns of the event loop
+inside one write transaction."""
 
 _EXCHANGES = Exchange.__table__
 _OUTPUTS = CandidateOutput.__table__
 _TRAFFIC = TrafficDaily.__table__
 _ROUTED = RoutedDaily.__table__
+_BATCHES = AppliedBatch.__table__
+
+_EXCHANGE_COLUMNS = (
+    "id", "created_at", "task_type", "primary_model", "request", "primary_output",
+    "input_tokens", "output_tokens", "latency_ms", "cost_usd", "metadata", "route",
+    "not_carried", "source",
+)
+_OUTPUT_COLUMNS = (
+    "id", "exchange_id", "model", "output", "input_tokens", "output_tokens", "latency_ms",
+    "cost_usd", "error_kind", "error", "attempts", "created_at", "not_carried", "finish_reason",
+)
+_COLUMNS = {_EXCHANGES: _EXCHANGE_COLUMNS, _OUTPUTS: _OUTPUT_COLUMNS}
+"""The order of the values in :meth:`Store.write`'s rows (every column of each table)."""
+_UNIQUE_VIOLATION = "23505"
+"""SQLSTATE of a row that is stored already (see :class:`_CopyPlan`)."""
 
 
 class Store:
@@ -66,8 +96,14 @@ class Store:
             raise StoreError(
                 f"unsupported database {self.url}: shadowroute stores to SQLite or Postgres"
             )
-        self._insert_exchanges = insert(_EXCHANGES).on_conflict_do_nothing()
-        self._insert_outputs = insert(_OUTPUTS).on_conflict_do_nothing()
+        self._inserts = {table: insert(table).on_conflict_do_nothing() for table in _COLUMNS}
+        # RETURNING says whether the row went in (rowcount is -1 under psycopg's async adapter).
+        self._insert_batch = insert(_BATCHES).on_conflict_do_nothing().returning(_BATCHES.c.id)
+        self._copy = (
+            {table: _CopyPlan(table, columns, dialect) for table, columns in _COLUMNS.items()}
+            if dialect.name == "postgresql" and dialect.driver == "psycopg" else None
+        )
+        """Postgres through psycopg: exchanges and outputs go by ``COPY`` (:class:`_CopyPlan`)."""
         upsert = insert(_TRAFFIC)
         self._upsert_traffic = upsert.on_conflict_do_update(
             index_elements=[_TRAFFIC.c.day, _TRAFFIC.c.task_type, _TRAFFIC.c.primary_model],
@@ -205,6 +241,7 @@ class Store:
     async def write(
         self, exchanges: Sequence[ExchangeRecord],
         traffic: Sequence[TrafficRecord | RoutedRecord] = (),
+        *, batch_id: str | None = None,
     ) -> None:
         """Store a batch in one transaction; rows already stored (same ids) are skipped.
 
@@ -212,65 +249,64 @@ class Store:
         added to what is stored for the same (day, task type, primary model); routed counts
         (:class:`RoutedRecord`, in the same sequence) to what is stored for the same (day,
         task type, model, outcome).
+
+        ``batch_id`` (32 characters at most; the :class:`.BatchWriter` gives every batch one,
+        and the spool keeps it) makes the counts idempotent too: it is recorded in
+        ``applied_batches`` (when the batch has counts) in the same transaction, and the
+        counts are added only when it was not recorded already. So the same batch written
+        again (a spool file replayed after a commit whose answer was lost, or twice after a
+        crash before its file was deleted) changes no count. Without one, the counts are
+        added on every call.
         """
-        exchange_rows: list[dict[str, Any]] = []
-        output_rows: list[dict[str, Any]] = []
+        if batch_id is not None and not 0 < len(batch_id) <= 32:
+            raise ValueError(f"batch_id must have 1 to 32 characters, not {batch_id!r}")
+        exchange_rows: list[tuple[Any, ...]] = []
+        output_rows: list[tuple[Any, ...]] = []
         for x in exchanges:
-            exchange_rows.append(
-                {
-                    "id": x.id,
-                    "created_at": x.created_at,
-                    "task_type": x.task_type,
-                    "primary_model": x.primary_model,
-                    "request": x.request,
-                    "primary_output": clean_text(x.primary_output),
-                    "input_tokens": x.input_tokens,
-                    "output_tokens": x.output_tokens,
-                    "latency_ms": x.latency_ms,
-                    "cost_usd": x.cost_usd,
-                    "metadata": x.metadata,
-                    "route": x.route,
-                    "not_carried": x.not_carried or None,
-                    "source": x.source,
-                }
-            )
+            exchange_rows.append((
+                x.id, x.created_at, x.task_type, x.primary_model, x.request,
+                clean_text(x.primary_output), x.input_tokens, x.output_tokens, x.latency_ms,
+                x.cost_usd, x.metadata, x.route, x.not_carried or None, x.source,
+            ))
             for o in x.outputs:
-                output_rows.append(
-                    {
-                        "id": o.id,
-                        "exchange_id": x.id,
-                        "model": o.model,
-                        "output": clean_text(o.output),
-                        "input_tokens": o.input_tokens,
-                        "output_tokens": o.output_tokens,
-                        "latency_ms": o.latency_ms,
-                        "cost_usd": o.cost_usd,
-                        "error_kind": o.error_kind,
-                        "error": clean_text(o.error),
-                        "attempts": o.attempts,
-                        "created_at": o.created_at,
-                        "not_carried": o.not_carried or None,
-                        "finish_reason": o.finish_reason,
-                    }
-                )
+                output_rows.append((
+                    o.id, x.id, o.model, clean_text(o.output), o.input_tokens, o.output_tokens,
+                    o.latency_ms, o.cost_usd, o.error_kind, clean_text(o.error), o.attempts,
+                    o.created_at, o.not_carried or None, o.finish_reason,
+                ))
         traffic_rows = _merge_traffic([t for t in traffic if isinstance(t, TrafficRecord)])
         routed_rows = _merge_routed([t for t in traffic if isinstance(t, RoutedRecord)])
         if not (exchange_rows or traffic_rows or routed_rows):
             return
         # A refused batch (DataError, IntegrityError) raises StoreError(rejected=True).
         async with self.begin(f"write {len(exchange_rows)} exchanges to") as conn:
-            # In slices, so the event loop gets a turn between them: one 500-exchange batch
-            # would otherwise hold it for tens of milliseconds (parameters are processed on
-            # the loop), stalling the production calls that share it.
-            for statement, rows in (
-                (self._insert_exchanges, exchange_rows),
-                (self._insert_outputs, output_rows),
-                (self._upsert_traffic, traffic_rows),
-                (self._upsert_routed, routed_rows),
-            ):
-                for start in range(0, len(rows), WRITE_SLICE_ROWS):
-                    chunk = rows[start : start + WRITE_SLICE_ROWS]
-                    await conn.execute(statement, chunk)
+            if batch_id is not None and (traffic_rows or routed_rows):
+                # First, so that a concurrent replay of the same batch waits on this row and
+                # then finds it (on commit) rather than adding the counts as well.
+                recorded = await conn.execute(
+                    self._insert_batch, {"id": batch_id, "applied_at": datetime.now(UTC)}
+                )
+                if recorded.first() is None:  # applied before: the rows only, no count
+                    traffic_rows = routed_rows = []
+            for table, rows in ((_EXCHANGES, exchange_rows), (_OUTPUTS, output_rows)):
+                if self._copy is not None:
+                    await self._copy[table].insert(conn, rows)
+                else:
+                    columns = _COLUMNS[table]
+                    await self._insert_sliced(conn, self._inserts[table],
+                                              [dict(zip(columns, row, strict=True)) for row in rows])
+            await self._insert_sliced(conn, self._upsert_traffic, traffic_rows)
+            await self._insert_sliced(conn, self._upsert_routed, routed_rows)
+
+    @staticmethod
+    async def _insert_sliced(
+        conn: AsyncConnection, statement: Any, rows: Sequence[dict[str, Any]]
+    ) -> None:
+        # In slices, so the event loop gets a turn between them: one 500-exchange batch
+        # would otherwise hold it for tens of milliseconds (parameters are processed on
+        # the loop), stalling the production calls that share it.
+        for start in range(0, len(rows), WRITE_SLICE_ROWS):
+            await conn.execute(statement, rows[start : start + WRITE_SLICE_ROWS])
 
     async def counts(self) -> dict[str, Any]:
         """What is stored, per task type (see :func:`.queries.counts.stored_counts`)."""
@@ -323,3 +359,73 @@ def _merge_routed(routed: Sequence[RoutedRecord]) -> list[dict[str, Any]]:
         merged[key] = merged.get(key, 0) + r.calls
     return [{"day": day, "task_type": task, "model": model, "outcome": outcome, "calls": n}
             for (day, task, model, outcome), n in sorted(merged.items()) if n]
+
+
+class _CopyPlan:
+    """Rows of one table into Postgres through psycopg's ``COPY``, still skipping the rows
+    already stored. ``COPY`` cannot skip a row, so it first goes straight into the table
+    inside a savepoint: new rows (every batch but a replay) are stored at the lowest cost.
+    If a row is there already (a unique violation), the savepoint is rolled back and the rows
+    go through a session-local temporary table (created on first use with the table's
+    columns, emptied at every commit) and one ``INSERT ... SELECT ... ON CONFLICT DO
+    NOTHING``. Values are converted by the column types' own bind processors (JSON
+    serialised as :meth:`Store.write`'s other path does, timestamps made UTC), so both paths
+    store the same thing; driver errors become SQLAlchemy's (a ``DataError`` still marks the
+    batch rejected)."""
+
+    def __init__(self, table: Table, columns: Sequence[str], dialect: Any) -> None:
+        self.dialect = dialect
+        self.processors = [
+            (i, processor) for i, name in enumerate(columns)
+            if (processor := table.c[name].type.dialect_impl(dialect).bind_processor(dialect))
+        ]
+        temp = f"pg_temp._shadowroute_{table.name}"
+        names = ", ".join(f'"{name}"' for name in columns)
+        self.copy = f"COPY {table.name} ({names}) FROM STDIN"
+        self.create = (f"CREATE TEMP TABLE IF NOT EXISTS {temp} (LIKE {table.name}) "
+                       "ON COMMIT DELETE ROWS")
+        self.copy_temp = f"COPY {temp} ({names}) FROM STDIN"
+        self.insert_sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} "
+                           "ON CONFLICT DO NOTHING")
+
+    async def insert(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+        """``rows`` (values in the plan's column order) into the table, in ``conn``'s
+        transaction; the temporary table is emptied when that transaction commits."""
+        if not rows:
+            return
+        driver = (await conn.get_raw_connection()).driver_connection
+        statement = self.copy
+        try:
+            async with driver.cursor() as cursor:
+                await cursor.execute("SAVEPOINT shadowroute_copy")
+                try:
+                    await self._send(cursor, self.copy, rows)
+                except self.dialect.loaded_dbapi.Error as exc:
+                    if getattr(exc, "sqlstate", None) != _UNIQUE_VIOLATION:
+                        raise
+                    await cursor.execute("ROLLBACK TO SAVEPOINT shadowroute_copy")
+                else:
+                    await cursor.execute("RELEASE SAVEPOINT shadowroute_copy")
+                    return
+                statement = self.create
+                await cursor.execute(self.create)
+                statement = self.copy_temp
+                await self._send(cursor, self.copy_temp, rows)
+                statement = self.insert_sql
+                await cursor.execute(self.insert_sql)
+        except self.dialect.loaded_dbapi.Error as exc:
+            raise DBAPIError.instance(
+                statement, None, exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect
+            ) from exc
+
+    async def _send(self, cursor: Any, statement: str, rows: Sequence[tuple[Any, ...]]) -> None:
+        async with cursor.copy(statement) as copy:
+            for start in range(0, len(rows), WRITE_SLICE_ROWS):
+                for row in rows[start : start + WRITE_SLICE_ROWS]:
+                    values = list(row)
+                    for i, processor in self.processors:
+                        values[i] = processor(values[i])
+                    await copy.write_row(values)
+                # The loop's turn, as between executemany slices (formatting rows runs on
+                # the loop; copy.write_row only buffers most of the time).
+                await anyio.lowlevel.checkpoint()

@@ -7,7 +7,9 @@ to disk until a drain of the spool, every ``retry_interval_s``, gets through. So
 unreachable database costs one failed attempt per retry interval, never one per batch, and the
 stream keeps draining. Nothing here raises out of :meth:`BatchWriter.run` for a store failure.
 Counts (daily traffic, and what cascades and partial routes served) are merged in memory and
-travel with the next batch, stored or spooled with it.
+travel with the next batch, stored or spooled with it. Each batch gets an id when it is formed,
+kept with it through retries and the spool, so that writing it again (after a failure the
+database may have committed anyway) adds its counts once (see :meth:`.Store.write`).
 """
 
 from __future__ import annotations
@@ -15,14 +17,14 @@ from __future__ import annotations
 import logging
 import math
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Literal, NamedTuple
 
 import anyio
 import anyio.to_thread
 from anyio.abc import ObjectReceiveStream
 
 from ..errors import StoreError
-from ..records import ExchangeRecord, RoutedRecord, TrafficRecord
+from ..records import ExchangeRecord, RoutedRecord, TrafficRecord, new_id
 from ..stats import Stats
 from .spool import Spool
 
@@ -35,6 +37,15 @@ __all__ = ["BatchWriter", "Counts"]
 
 Counts = TrafficRecord | RoutedRecord
 """Counts that travel with a batch of exchanges (stored, or spooled with it)."""
+
+
+class _Batch(NamedTuple):
+    """A batch as formed: it keeps its id however many times it is written or spooled."""
+
+    exchanges: list[ExchangeRecord]
+    counts: list[Counts]
+    id: str
+
 
 _NOTHING = object()
 
@@ -80,9 +91,9 @@ class BatchWriter:
         self._traffic: dict[tuple[date, str, str], list[int]] = {}
         self._routed: dict[tuple[date, str, str, str], int] = {}
         self._traffic_started = math.inf
-        self._held: list[tuple[list[ExchangeRecord], list[Counts]]] = []
+        self._held: list[_Batch] = []
         """Batches neither stored nor spooled (the disk failed too); retried every interval."""
-        self._inflight: tuple[list[ExchangeRecord], list[Counts]] | None = None
+        self._inflight: _Batch | None = None
         """The batch being written or spooled, so a cancellation cannot lose it."""
         self._db_ok = True
         self._next_retry: float | None = None
@@ -236,19 +247,19 @@ class BatchWriter:
         traffic = self._take_traffic()
         if not batch and not traffic:
             return
-        self._inflight = (batch, traffic)
+        formed = self._inflight = _Batch(batch, traffic, new_id())
         store = self._store
         if store is not None and self._db_ok:
-            if await self._write(store, batch, traffic) == "stored":
+            if await self._write(store, formed) == "stored":
                 self._inflight = None
                 return
         try:
             # Not cancellable while the thread runs: when it returns, the file exists.
-            await anyio.to_thread.run_sync(self.spool.append, batch, traffic)
+            await anyio.to_thread.run_sync(self.spool.append, *formed)
         except Exception as exc:
             self._inflight = None
             self._report("spool", exc)
-            self._held.append((batch, traffic))
+            self._held.append(formed)
             self._schedule_retry()
             return
         self._inflight = None
@@ -256,13 +267,12 @@ class BatchWriter:
         self._sync_pending()
         self._schedule_retry()
 
-    async def _write(
-        self, store: Store, batch: list[ExchangeRecord], traffic: list[Counts]
-    ) -> Literal["stored", "down", "failed"]:
+    async def _write(self, store: Store, formed: _Batch) -> Literal["stored", "down", "failed"]:
         """One batch to the database: stored (counted), database down (marked, reported), or
         failed for another reason (a bug: reported; the caller keeps the data)."""
+        batch = formed.exchanges
         try:
-            await store.write(batch, traffic)
+            await store.write(batch, formed.counts, batch_id=formed.id)
         except StoreError as exc:
             self.stats.store_errors += 1
             self._mark_down()
@@ -285,16 +295,16 @@ class BatchWriter:
         self._batch_started = math.inf
         traffic = self._take_traffic()
         if batch or traffic:
-            held.append((batch, traffic))
-        for exchanges, counts in held:
+            held.append(_Batch(batch, traffic, new_id()))
+        for formed in held:
             try:
-                await anyio.to_thread.run_sync(self.spool.append, exchanges, counts)
+                await anyio.to_thread.run_sync(self.spool.append, *formed)
             except Exception as exc:
-                log.error("lost %d exchanges: neither stored nor spooled", len(exchanges))
-                self.stats.lost_exchanges += len(exchanges)
+                log.error("lost %d exchanges: neither stored nor spooled", len(formed.exchanges))
+                self.stats.lost_exchanges += len(formed.exchanges)
                 self._report("spool", exc)
             else:
-                self.stats.spooled_exchanges += len(exchanges)
+                self.stats.spooled_exchanges += len(formed.exchanges)
         self._sync_pending()
 
     async def _retry(self) -> None:
@@ -334,22 +344,22 @@ class BatchWriter:
     async def _retry_held(self, store: Store | None) -> bool:
         """Write (or else spool) batches the disk refused earlier; False if the store failed."""
         while self._held:
-            batch, traffic = self._held[0]
+            formed = self._held[0]
             if store is not None:
-                outcome = await self._write(store, batch, traffic)
+                outcome = await self._write(store, formed)
                 if outcome == "down":
                     return False
                 if outcome == "stored":
                     self._held.pop(0)
                     continue
             try:
-                await anyio.to_thread.run_sync(self.spool.append, batch, traffic)
+                await anyio.to_thread.run_sync(self.spool.append, *formed)
             except Exception as exc:
                 self._report("spool", exc)
                 self._schedule_retry()
                 return store is not None
             self._held.pop(0)
-            self.stats.spooled_exchanges += len(batch)
+            self.stats.spooled_exchanges += len(formed.exchanges)
             self._sync_pending()
         return True
 
