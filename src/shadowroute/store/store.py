@@ -6,9 +6,10 @@ ambiguous failure is stored once; its counts are added once too when it carries 
 (recorded in ``applied_batches`` in the same transaction). On Postgres with psycopg the rows go
 by ``COPY`` (:class:`_CopyPlan`: straight into the table, or through a temporary table and
 ``INSERT ... SELECT ... ON CONFLICT DO NOTHING`` when some are stored already), which takes
-about half the CPU of ``executemany`` on both sides of the connection (``bench/scale.py``):
-what a writer sharing its cores with Postgres runs out of. Every database, driver or OS error
-becomes a :class:`~shadowroute.errors.StoreError` naming the database (password hidden).
+about half the CPU per row of ``executemany``, counting both sides of the connection
+(``bench/scale.py``): what a writer sharing its cores with Postgres runs out of. Every
+database, driver or OS error becomes a :class:`~shadowroute.errors.StoreError` naming the
+database (password hidden).
 """
 
 from __future__ import annotations
