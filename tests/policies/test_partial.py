@@ -89,6 +89,11 @@ def test_routes_the_easy_share_and_proves_it_on_later_pairs(seed: int) -> None:
         {"messages": [{"role": "user", "content": "a" * 2000}]}))
     # Cheap on the routed share, the primary (dearer on long requests) on the rest.
     assert result.cost_per_1k < 0.6 * result.primary_cost_per_1k
+    assert result.monthly_savings is None  # no volume given
+    at_volume = learn_partial(easy_and_hard(3000, seed), Policy(), "small", noise=FLOOR,
+                              requests_per_day=1000)
+    assert at_volume.monthly_savings == pytest.approx(
+        (result.primary_cost_per_1k - result.cost_per_1k) / 1000 * 1000 * 30)
     assert json.loads(json.dumps(result.to_dict()))["rule"] == rule.to_dict()
 
 
@@ -217,6 +222,8 @@ def test_unknown_costs_stay_unknown() -> None:
 
     assert result.verdict == PARTIAL
     assert result.cost_per_1k is None and result.primary_cost_per_1k is None
+    assert learn_partial(easy_and_hard(3000, 1, unknown_costs=True), Policy(), "small",
+                         noise=FLOOR, requests_per_day=1000).monthly_savings is None
 
 
 def test_bad_arguments_are_refused() -> None:

@@ -31,12 +31,11 @@ from ..decision import Evidence, Policy, Verdict, decide
 from ..decision.bounds import sequential_upper
 from ..scoring.checks import Checks
 from ..store.queries.policies import StoredPair
+from .money import mean_known, monthly_saving
 
-__all__ = ["CASCADE", "DAYS_PER_MONTH", "SINGLE", "CascadeResult", "cascade_policies",
-           "evaluate_cascade"]
+__all__ = ["CASCADE", "SINGLE", "CascadeResult", "cascade_policies", "evaluate_cascade"]
 
 CASCADE = "CASCADE"
-DAYS_PER_MONTH = 30
 
 
 @dataclass(frozen=True)
@@ -90,11 +89,6 @@ def cascade_policies(available: Sequence[str]) -> dict[str, tuple[str, ...]]:
     return out
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
 def evaluate_cascade(pairs: Sequence[StoredPair], checks: Checks, policy: Policy, model: str,
                      name: str, *, noise: tuple[int, int] = (0, 0),
                      requests_per_day: float | None = None) -> CascadeResult:
@@ -136,11 +130,11 @@ def evaluate_cascade(pairs: Sequence[StoredPair], checks: Checks, policy: Policy
     total = len(served)
     rate = escalated / total if total else None
     upper = sequential_upper(escalated, total, decision.level or policy.level) if total else None
-    cand, prim = _mean([p.cost_usd for p in pairs]), _mean([p.primary_cost_usd for p in pairs])
+    cand = mean_known(p.cost_usd for p in pairs)
+    prim = mean_known(p.primary_cost_usd for p in pairs)
     per_request = None if cand is None or prim is None or rate is None else cand + rate * prim
     break_even = 1.0 - cand / prim if cand is not None and prim else None
-    savings = (None if per_request is None or prim is None or requests_per_day is None
-               else (prim - per_request) * requests_per_day * DAYS_PER_MONTH)
+    savings = monthly_saving(prim, per_request, requests_per_day)
     verdict, reason = str(decision.verdict), decision.reason
     if decision.verdict is Verdict.PROMOTE:
         if break_even is None or upper is None:

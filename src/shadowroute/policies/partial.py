@@ -56,6 +56,7 @@ from ..decision.policy import Policy
 from ..decision.sequences import rate_upper
 from ..routing.features import request_features
 from ..routing.rules import Condition, PartialRule
+from .money import mean_known, monthly_saving
 
 if TYPE_CHECKING:
     from ..store.queries.policies import StoredPair
@@ -94,6 +95,8 @@ class PartialResult:
     """Served cost per 1k requests with the rule applied; ``None`` when a needed cost is
     unknown."""
     primary_cost_per_1k: float | None
+    monthly_savings: float | None = None
+    """At the task type's volume (``None``: a cost or the volume unknown)."""
 
     def to_dict(self) -> dict[str, Any]:
         out = asdict(self)
@@ -179,19 +182,14 @@ def _rule(clf: DecisionTreeClassifier, names: Sequence[str], chosen: Sequence[in
     return PartialRule(tuple(_simplify(paths[i]) for i in nodes), tuple(fields))
 
 
-def _mean(values: Sequence[float | None]) -> float | None:
-    known = [v for v in values if v is not None]
-    return sum(known) / len(known) if known else None
-
-
 def _costs(routed: Sequence[StoredPair], kept: Sequence[StoredPair]
            ) -> tuple[float | None, float | None]:
     """(served cost per 1k, the primary's cost per 1k) on the held-out traffic."""
     total = len(routed) + len(kept)
-    primary = _mean([p.primary_cost_usd for p in (*routed, *kept)])
+    primary = mean_known([p.primary_cost_usd for p in (*routed, *kept)])
     parts = []
-    for group, cost in ((routed, _mean([p.cost_usd for p in routed])),
-                        (kept, _mean([p.primary_cost_usd for p in kept]))):
+    for group, cost in ((routed, mean_known([p.cost_usd for p in routed])),
+                        (kept, mean_known([p.primary_cost_usd for p in kept]))):
         if group:
             if cost is None:
                 return None, None if primary is None else 1000 * primary
@@ -219,11 +217,12 @@ def _missing(tests: Any, n: int, rate: float | None, lower: float | None,
 def learn_partial(pairs: Sequence[StoredPair], policy: Policy, model: str, *,
                   fields: Sequence[str] = (), noise: tuple[int, int] = (0, 0),
                   family_size: int = 1, train_share: float = 0.6,
-                  min_pairs: int = 200) -> PartialResult:
+                  min_pairs: int = 200, requests_per_day: float | None = None) -> PartialResult:
     """Learn a per-request rule for ``model`` on the older pairs and prove it on the newer
     ones (see the module docstring). ``noise`` is the primary's noise floor as (replays,
     replay failures); ``family_size`` the decisions in the report; ``fields`` the declared
-    metadata fields the features may read."""
+    metadata fields the features may read; ``requests_per_day`` the task's volume (for the
+    monthly saving)."""
     if not 0.0 < train_share < 1.0:
         raise ValueError(f"train_share must be strictly between 0 and 1: {train_share}")
     noise_n, noise_failures = noise
@@ -278,5 +277,7 @@ def learn_partial(pairs: Sequence[StoredPair], policy: Policy, model: str, *,
     else:
         missing = _missing(tests, len(scored), rate, lower, p)
         verdict, reason = NOT_PROVEN, f"{words}; not proven: {missing}"
+    saving = monthly_saving(None if primary_cost is None else primary_cost / 1000,
+                            None if cost is None else cost / 1000, requests_per_day)
     return PartialResult(model, verdict, reason, rule, len(train), len(held), len(routed),
-                         passed, share, rate, lower, cost, primary_cost)
+                         passed, share, rate, lower, cost, primary_cost, saving)

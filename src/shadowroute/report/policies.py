@@ -26,6 +26,7 @@ from ..scoring.checks import Checks
 from ..store import Store
 from ..store.queries.policies import stored_pairs
 from ..store.queries.scores import Keys
+from .reasons import _pct
 
 __all__ = ["PARTIAL", "PolicyRow", "best_cascade_dict", "best_policy", "policy_rows", "what_if"]
 
@@ -49,6 +50,8 @@ class PolicyRow:
     command: str | None = None
     detail: str = ""
     curve: dict[str, Any] = field(default_factory=dict)
+    latency: tuple[float | None, float | None] | None = None
+    """p50, p95 of the served calls (a cascade's escalated ones take both calls)."""
 
 
 async def what_if(store: Store, config: Config, tasks: list[Any],
@@ -76,14 +79,10 @@ async def what_if(store: Store, config: Config, tasks: list[Any],
                     name: evaluate_cascade(pairs, check, policy, c.model, name, noise=noise,
                                            requests_per_day=t.requests_per_day).to_dict()
                     for name, check in checks.items()}
-                partial = learn_partial(pairs, base, c.model, fields=fields, noise=noise,
-                                        family_size=policy.family_size)
-                c.partial = partial.to_dict()
-                if c.partial.get("monthly_savings") is None and partial.cost_per_1k is not None \
-                        and partial.primary_cost_per_1k is not None:
-                    c.partial["monthly_savings"] = (
-                        (partial.primary_cost_per_1k - partial.cost_per_1k) / 1000
-                        * t.requests_per_day * 30)
+                c.partial = learn_partial(
+                    pairs, base, c.model, fields=fields, noise=noise,
+                    family_size=policy.family_size,
+                    requests_per_day=t.requests_per_day).to_dict()
                 out.setdefault(t.task, {})[c.model] = {"cascade": c.cascades,
                                                         "partial": c.partial}
     return out
@@ -118,9 +117,8 @@ def policy_rows(t: Any) -> list[PolicyRow]:
                 if best["verdict"] == CASCADE else None,
                 detail=(f"escalates {_pct(best['escalation_rate'])} (upper "
                         f"{_pct(best['escalation_upper'])}); break-even "
-                        f"{_pct(best['break_even'])}; latency p50/p95 "
-                        f"{_ms(best['latency_p50'])} / {_ms(best['latency_p95'])}"),
-                curve=_curve(best)))
+                        f"{_pct(best['break_even'])}"),
+                curve=_curve(best), latency=(best["latency_p50"], best["latency_p95"])))
         partial = getattr(c, "partial", None)
         if partial:
             rows.append(PolicyRow(
@@ -155,14 +153,6 @@ def _curve(r: dict[str, Any]) -> dict[str, Any]:
     cand = cost - rate * prim  # per 1k, the candidate alone
     return {"at_zero": prim - cand, "at_one": -cand, "break_even": r["break_even"],
             "rate": rate, "upper": r["escalation_upper"], "saving": prim - cost}
-
-
-def _pct(value: float | None) -> str:
-    return "–" if value is None else f"{value:.1%}"
-
-
-def _ms(value: float | None) -> str:
-    return "–" if value is None else f"{value:,.0f} ms"
 
 
 def best_policy(t: Any) -> tuple[str, Any, dict[str, Any]] | None:
