@@ -26,7 +26,6 @@ from ..scoring.checks import Checks
 from ..store import Store
 from ..store.queries.policies import stored_pairs
 from ..store.queries.scores import Keys
-from .reasons import _pct
 
 __all__ = ["PARTIAL", "PolicyRow", "best_cascade_dict", "best_policy", "policy_rows", "what_if"]
 
@@ -52,6 +51,8 @@ class PolicyRow:
     curve: dict[str, Any] = field(default_factory=dict)
     latency: tuple[float | None, float | None] | None = None
     """p50, p95 of the served calls (a cascade's escalated ones take both calls)."""
+    escalation: tuple[float | None, float | None, float | None] | None = None
+    """A cascade's escalation rate, its upper bound and the break-even rate."""
 
 
 async def what_if(store: Store, config: Config, tasks: list[Any],
@@ -115,10 +116,9 @@ def policy_rows(t: Any) -> list[PolicyRow]:
                 best["monthly_savings"],
                 _command(t.task, c.model, f"--cascade {best['policy']}")
                 if best["verdict"] == CASCADE else None,
-                detail=(f"escalates {_pct(best['escalation_rate'])} (upper "
-                        f"{_pct(best['escalation_upper'])}); break-even "
-                        f"{_pct(best['break_even'])}"),
-                curve=_curve(best), latency=(best["latency_p50"], best["latency_p95"])))
+                curve=_curve(best), latency=(best["latency_p50"], best["latency_p95"]),
+                escalation=(best["escalation_rate"], best["escalation_upper"],
+                            best["break_even"])))
         partial = getattr(c, "partial", None)
         if partial:
             rows.append(PolicyRow(
