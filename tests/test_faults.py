@@ -33,7 +33,7 @@ from sqlalchemy.engine import make_url
 from shadowroute import load_config
 from shadowroute.config import Config
 from shadowroute.fakellm import FakeLLMServer
-from shadowroute.scoring import score
+from shadowroute.scoring import ScoreOptions, score
 from shadowroute.stats import Stats
 from shadowroute.store import Store
 from shadowroute.store.models import Score
@@ -204,7 +204,7 @@ async def test_a_judge_that_returns_garbage_leaves_the_pairs_and_scores_intact(
                 prose = await score(judged, store)
                 na = await _take_judge_scores(store)
                 proxy.fault = "bad_json"
-                cut = await score(judged, store)
+                cut = await score(judged, store, ScoreOptions(rescan=True))  # scores deleted
                 assert await _take_judge_scores(store) == []
     finally:
         fault_llm.update_model("judge", verdict_garbage_rate=0.0)

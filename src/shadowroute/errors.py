@@ -33,6 +33,7 @@ __all__ = [
     "ServerError",
     "ShadowrouteError",
     "StoreError",
+    "raised_as_itself",
 ]
 
 
@@ -139,3 +140,13 @@ class PromotionRefused(ShadowrouteError):
     """``shadowroute promote`` / ``demote`` / ``retire`` refused: the message names the failing
     criterion (or what is missing) and, when forcing could work, how to go ahead anyway
     (``--force --reason``); an unknown task type is named with the nearest known ones instead."""
+
+
+def raised_as_itself(group: BaseExceptionGroup) -> BaseException | None:
+    """The first :class:`ShadowrouteError` (or Ctrl-C) among the leaves of a task group's
+    error, to raise as itself (the CLI prints it as one line); ``None`` when there is none."""
+    for exc in group.exceptions:
+        found = raised_as_itself(exc) if isinstance(exc, BaseExceptionGroup) else exc
+        if isinstance(found, ShadowrouteError | KeyboardInterrupt):
+            return found
+    return None

@@ -64,8 +64,16 @@ def score(
         typer.Option(min=0, help="Judge spend cap for this run in USD (overrides [judge] budget_usd).",
                      show_default=False),
     ] = None,
+    rescan: Annotated[
+        bool, typer.Option(help="Check every stored output in scope for missing scores, not "
+                                "only those queued since the last run (after scores were "
+                                "deleted by hand).")
+    ] = False,
 ) -> None:
-    """Score every candidate output that lacks a score from its task's scorers (idempotent)."""
+    """Score every candidate output that lacks a score from its task's scorers (idempotent).
+    A run takes its work from the queue of outputs stored since the last run (and the outputs
+    of a task type whose scorers changed), so with nothing new it returns at once; it prints
+    what it wrote."""
     from ..scoring import ScoreOptions, run_scoring
     from .tables import render_scores
 
@@ -76,6 +84,7 @@ def score(
         workers=workers,
         limit=limit,
         judge_budget_usd=judge_budget,
+        rescan=rescan,
     )
     existing_database(cfg)
     for warning in cfg.warnings():
@@ -97,7 +106,7 @@ def _nothing_scored_hint(report: Any, options: Any) -> str | None:
         return None
     scope = "".join((f" for task type {options.task}" if options.task else "",
                      " in the --since window" if options.since is not None else ""))
-    if report.summary:
+    if report.stored:
         return (f"nothing new to score{scope}: every stored candidate output already has its "
                 "task's current scores; `shadowroute report` shows the verdicts")
     return (f"nothing to score: no candidate outputs are stored{scope}; capture traffic with "

@@ -42,7 +42,7 @@ from anyio.abc import ObjectReceiveStream, ObjectSendStream
 
 from .. import telemetry
 from ..config import Config, TaskConfig
-from ..errors import ConfigError, ShadowrouteError
+from ..errors import ConfigError, raised_as_itself
 from ..mirror.policy import Completer, Mirror
 from ..mirror.wiring import wire_mirror
 from ..records import NOISE_FLOOR_MODEL, CandidateOutputRecord, ExchangeRecord
@@ -230,9 +230,9 @@ class Replay:
                 tg.start_soon(self._produce, mirror, pairs_send)
         except BaseExceptionGroup as group:
             # A StoreError (or Ctrl-C) from one task: raise it as itself, for the CLI's one line.
-            for leaf in _leaves(group):
-                if isinstance(leaf, ShadowrouteError | KeyboardInterrupt):
-                    raise leaf from None
+            leaf = raised_as_itself(group)
+            if leaf is not None:
+                raise leaf from None
             raise
 
     def _estimate(self, exchange: ExchangeRecord, model: str) -> float:
@@ -437,13 +437,6 @@ class Replay:
         the candidates it lacks."""
         return await q.exchanges_lacking_outputs(self.store, self.task.name, self.candidates,
                                                  self.since, after=after, limit=PAGE_ROWS)
-
-
-def _leaves(group: BaseExceptionGroup) -> list[BaseException]:
-    out: list[BaseException] = []
-    for exc in group.exceptions:
-        out.extend(_leaves(exc) if isinstance(exc, BaseExceptionGroup) else [exc])
-    return out
 
 
 async def replay(

@@ -8,7 +8,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-__all__ = ["SCHEMA_PROBLEM_SHARE", "PluginFailure", "ScoreOptions", "ScoreRunReport"]
+__all__ = ["SCHEMA_PROBLEM_SHARE", "PluginFailure", "ScoreOptions", "ScoreRunReport", "Tally"]
 
 SCHEMA_PROBLEM_SHARE = 0.1
 """A primary failing its own JSON schema this often points at the schema, not the models."""
@@ -29,6 +29,9 @@ class ScoreOptions:
     """Outputs per batch for the deterministic scorers (judged batches are smaller)."""
     judge_budget_usd: float | None = None
     """Overrides ``[judge] budget_usd`` for this run."""
+    rescan: bool = False
+    """Queue every stored output in scope again first, so the run checks each for missing
+    scores (after scores were deleted by hand); costs a pass over the scope."""
 
 
 @dataclass
@@ -54,6 +57,52 @@ class PluginFailure:
                 "score, the next run tries again")
 
 
+@dataclass(slots=True)
+class _Cell:
+    n: int = 0
+    passed: int = 0
+    failed: int = 0
+    valued: int = 0
+    total: float = 0.0
+    cost_usd: float = 0.0
+    better: int = 0
+    same: int = 0
+    worse: int = 0
+
+
+class Tally:
+    """The scores a run wrote, summed per (task type, model, scorer) as they are written;
+    :meth:`rows` has the shape of :func:`~shadowroute.store.queries.scores.score_summary`."""
+
+    def __init__(self) -> None:
+        self._cells: dict[tuple[str, str, str], _Cell] = {}
+
+    def add(self, task: str, model: str, scorer: str, value: float | None,
+            passed: bool | None, cost_usd: float) -> None:
+        cell = self._cells.get((task, model, scorer))
+        if cell is None:
+            cell = self._cells[(task, model, scorer)] = _Cell()
+        cell.n += 1
+        cell.passed += passed is True
+        cell.failed += passed is False
+        cell.cost_usd += cost_usd or 0.0
+        if value is not None:
+            cell.valued += 1
+            cell.total += value
+            cell.better += value == 1.0
+            cell.same += value == 0.5
+            cell.worse += value == 0.0 and passed is not None
+
+    def rows(self) -> list[dict[str, Any]]:
+        return [
+            {"task": task, "model": model, "scorer": scorer, "n": c.n, "passed": c.passed,
+             "failed": c.failed, "ignored": c.n - c.passed - c.failed,
+             "mean": c.total / c.valued if c.valued else None, "cost_usd": c.cost_usd,
+             "better": c.better, "same": c.same, "worse": c.worse}
+            for (task, model, scorer), c in sorted(self._cells.items())
+        ]
+
+
 @dataclass
 class ScoreRunReport:
     """What a run did. ``left_unscored`` counts outputs (in scope) still lacking a score."""
@@ -69,12 +118,19 @@ class ScoreRunReport:
     judge_cost_usd: float = 0.0
     judge_budget_usd: float | None = None
     judge_unavailable: int = 0
+    """Outputs whose judge call failed (left for the next run)."""
     judge_skipped: Counter[str] = field(default_factory=Counter)
     """Pairs not sent to the judge (two calls each) because a cheaper scorer decided them
     (``[judge] when = "needed"``), by what decided (``"label equal"``, ``"similarity failed"``)."""
-    """Outputs whose judge call failed (left for the next run)."""
     budget_exhausted: bool = False
     left_unscored: int = 0
+    """Queued outputs (in scope) still lacking a score when the run ended."""
+    requeued: Counter[str] = field(default_factory=Counter)
+    """Per task type: outputs queued again because the task's scorers changed."""
+    rescanned: int = 0
+    """Outputs queued again by ``rescan``."""
+    stored: bool = False
+    """Whether the store holds candidate outputs in the run's scope (say why nothing ran)."""
     scorer_errors: int = 0
     """Pairs a scorer raised on (a bug: logged, left unscored)."""
     primary_schema_checked: Counter[str] = field(default_factory=Counter)
@@ -85,6 +141,8 @@ class ScoreRunReport:
     """(task type, scorer) -> a scorer plugin that could not be built or raised on pairs
     (see :mod:`.plugins`): its rows of ``summary`` carry ``errors`` per model."""
     summary: list[dict[str, Any]] = field(default_factory=list)
+    """What this run wrote, per task type, model and scorer (:class:`Tally`); the report
+    gives the whole store's figures."""
 
     def lines(self) -> list[str]:
         """The run in a few plain sentences, for the CLI and logs."""
@@ -93,6 +151,12 @@ class ScoreRunReport:
             f"scored {self.outputs:,} outputs ({sum(self.scores.values()):,} scores) in "
             f"{self.seconds:.1f}s, {rate:,.0f} outputs/s"
         ]
+        if self.rescanned:
+            out.append(f"rescan: {self.rescanned:,} stored outputs queued again to check "
+                       "their scores")
+        for task, n in sorted(self.requeued.items()):
+            out.append(f"{task}: its scorers changed, so its {n:,} stored outputs were queued "
+                       "again for the new scores")
         if self.judge_calls or self.judge_injections or self.judge_unavailable:
             budget = "" if self.judge_budget_usd is None else f" of ${self.judge_budget_usd:,.4g}"
             out.append(

@@ -1,9 +1,12 @@
 """``shadowroute score``: give every candidate output the scores its task type's scorers owe it.
 
 Incremental and idempotent: an output is work while it lacks a score from one of its task's
-scorers at the scorer's current version (see :mod:`.plan`). Scores are written per batch, in
-one transaction with the batch's claim on Postgres, so an interrupted run loses at most the
-batches in flight and the next run picks up the rest. Several workers (``--workers``, and
+scorers at the scorer's current version (see :mod:`.plan`). Work comes from the store's
+``score_queue`` (every write queues its outputs; a task whose scorers changed has its outputs
+queued again, once), and an output leaves the queue with its last score, so a run costs what is
+queued, not what is stored: with nothing new it returns at once. Scores are written per batch,
+in one transaction with the batch's claim (and its outputs leaving the queue) on Postgres, so
+an interrupted run loses at most the batches in flight and the next run picks up the rest. Several workers (``--workers``, and
 several processes on Postgres) share the work without scoring anything twice.
 
 Per output: the deterministic scorers run first; a hard failure (schema) fails the judge score
@@ -32,26 +35,30 @@ from typing import Any
 import anyio
 
 from ..config import Config
-from ..errors import ConfigError
+from ..errors import ConfigError, raised_as_itself
 from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
 from ..store.queries.scores import (
     Pair,
     ScoreRow,
-    count_pending,
+    count_queued,
+    dequeue,
     exchange_metadata,
     existing_scores,
+    has_outputs,
     insert_scores,
     load_pairs,
     lock_ids,
-    primary_models,
-    score_summary,
-    scored_task_types,
+    output_task_types,
+    queued_primaries,
+    queued_task_types,
+    requeue,
+    sync_plan,
     window_ids,
 )
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
-from .options import ScoreOptions, ScoreRunReport
+from .options import ScoreOptions, ScoreRunReport, Tally
 from .plan import ScorerSpec, TaskPlan, plan_for
 from .plugins import PluginError, add_failures_to_summary, broken_plugins, count_failure
 from .scorers.base import ScoreResult
@@ -81,9 +88,10 @@ write <url>: ..."; scores already committed stay, the next run continues from th
 
 @dataclass
 class _Cursor:
-    """Where this process's workers are in one task type's exchanges (ordered by id)."""
+    """Where this process's workers are in one task type's queue (ordered by exchange id,
+    then output id)."""
 
-    after: str = ""
+    after: tuple[str, str] = ("", "")
     done: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
 
@@ -103,6 +111,7 @@ class _Run:
         self.judge = judge
         self.progress = progress
         self.report = ScoreRunReport()
+        self.tally = Tally()
         self.total = 0
         self.claimed = 0
         self.done = 0
@@ -121,9 +130,15 @@ class _Run:
 
     async def run_task(self, plan: TaskPlan) -> None:
         cursor = _Cursor()
-        async with anyio.create_task_group() as tg:
-            for _ in range(min(max(1, self.options.workers), MAX_WORKERS)):
-                tg.start_soon(self._worker, plan, cursor)
+        try:
+            async with anyio.create_task_group() as tg:
+                for _ in range(min(max(1, self.options.workers), MAX_WORKERS)):
+                    tg.start_soon(self._worker, plan, cursor)
+        except BaseExceptionGroup as group:
+            leaf = raised_as_itself(group)  # a StoreError: the CLI's one line
+            if leaf is not None:
+                raise leaf from None
+            raise
 
     async def _worker(self, plan: TaskPlan, cursor: _Cursor) -> None:
         while not cursor.done:
@@ -132,49 +147,62 @@ class _Run:
                 async with self.store.begin(**_DB) as conn:
                     async with cursor.lock:
                         window = await self._window(conn, plan, cursor)
-                    ids, have = await self._claim(conn, plan, window, lock=True)
+                    ids, have, complete = await self._claim(conn, plan, window, lock=True)
                     pairs, metadata = await self._load(conn, plan, ids, have)
                     rows = await self._score(plan, pairs, have, metadata)
                     await insert_scores(conn, rows)
+                    await self._dequeue(conn, plan, cursor,
+                                        complete + _completed(plan, ids, have, rows))
             else:
                 async with cursor.lock:
                     async with self.store.connect(**_DB) as conn:
                         window = await self._window(conn, plan, cursor)
-                        ids, have = await self._claim(conn, plan, window, lock=False)
+                        ids, have, complete = await self._claim(conn, plan, window, lock=False)
                         pairs, metadata = await self._load(conn, plan, ids, have)
                 rows = await self._score(plan, pairs, have, metadata)
-                if rows:
+                done = complete + _completed(plan, ids, have, rows)
+                if rows or done:
                     async with self.store.begin(**_DB) as conn:
                         await insert_scores(conn, rows)
-            self._count(rows, len(ids))
+                        await self._dequeue(conn, plan, cursor, done)
+            self._count(pairs, rows, len(ids))
 
     async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> list[str]:
-        """The outputs (scored or not) of the task's next window of exchanges; moves the
-        cursor. A window holds about ``_take`` outputs (exchanges have ~2 outputs each)."""
+        """The task's next window of queued outputs (scored or not); moves the cursor."""
         take = self._take(plan)
         if cursor.done or take <= 0:
             cursor.done = True
             return []
-        exchanges = max(1, take // 2)
-        window, outputs = await window_ids(
-            conn, plan.task, self.options.since, after=cursor.after, limit=exchanges
+        window = await window_ids(
+            conn, plan.task, self.options.since, after=cursor.after, limit=take
         )
-        if len(window) < exchanges:
+        if len(window) < take:
             cursor.done = True
         if window:
             cursor.after = window[-1]
-        return outputs
+        return [output_id for _, output_id in window]
+
+    async def _dequeue(self, conn: Any, plan: TaskPlan, cursor: _Cursor, ids: list[str]) -> None:
+        """Take the outputs that now hold every score off the queue; stop the task when its
+        scorers changed under this run (another run queued everything again)."""
+        if not await dequeue(conn, plan.task, plan.keys(), ids):
+            if not cursor.done:
+                log.warning("the scorers of %s changed while this run scored it: its queue "
+                            "is left to the run with the new scorers", plan.task)
+            cursor.done = True
 
     async def _claim(
         self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool
-    ) -> tuple[list[str], set[tuple[str, str]]]:
-        """The window's outputs that lack a score (locked on Postgres), and their scores."""
+    ) -> tuple[list[str], set[tuple[str, str]], list[str]]:
+        """The window's outputs that lack a score (locked on Postgres), their scores, and
+        the window's outputs that hold every score already."""
         if not window:
-            return [], set()
+            return [], set(), []
         keys = plan.keys()
         names = [name for name, _ in keys]
         have = await existing_scores(conn, window, keys)
         ids = [i for i in window if any((i, name) not in have for name in names)]
+        complete = [i for i in window if all((i, name) in have for name in names)]
         if self.options.limit is not None:
             ids = ids[: max(0, self.options.limit - self.claimed)]
         # Counted before the next await, so workers of this run never overshoot ``limit``
@@ -188,7 +216,7 @@ class _Run:
             have = await existing_scores(conn, ids, keys)
             ids = [i for i in ids if any((i, name) not in have for name in names)]
             self.claimed -= reserved - len(ids)
-        return ids, have
+        return ids, have, complete
 
     async def _load(
         self, conn: Any, plan: TaskPlan, ids: list[str], have: set[tuple[str, str]]
@@ -208,9 +236,13 @@ class _Run:
                   if any((pair.output_id, name) not in have for name in context_scorers)}
         return pairs, await exchange_metadata(conn, sorted(wanted))
 
-    def _count(self, rows: list[ScoreRow], claimed: int) -> None:
+    def _count(self, pairs: list[Pair], rows: list[ScoreRow], claimed: int) -> None:
         self.report.outputs += len({row.output_id for row in rows})
         self.report.scores.update(row.scorer for row in rows)
+        models = {pair.output_id: (pair.task_type, pair.model) for pair in pairs}
+        for row in rows:
+            task, model = models[row.output_id]
+            self.tally.add(task, model, row.scorer, row.value, row.passed, row.cost_usd)
         self.done += claimed
         if self.progress is not None:
             self.progress(self.done, self.total)
@@ -332,6 +364,15 @@ class _Run:
         rows.append(_row(pair, plan.judge.name, plan.judge.version, result, utcnow()))
 
 
+def _completed(
+    plan: TaskPlan, ids: list[str], have: set[tuple[str, str]], rows: list[ScoreRow]
+) -> list[str]:
+    """Of ``ids``, the outputs that hold every score of the plan once ``rows`` are stored."""
+    names = [name for name, _ in plan.keys()]
+    written = {(row.output_id, row.scorer) for row in rows}
+    return [i for i in ids if all((i, n) in have or (i, n) in written for n in names)]
+
+
 _SAME_ANSWER = frozenset({"exact", "label", "extract"})
 """Scorers whose pass means the candidate gave the primary's own answer."""
 
@@ -377,9 +418,19 @@ async def _score(
 ) -> ScoreRunReport:
     started = time.monotonic()
     since = options.since
+    rescanned = 0
     async with store.connect(**_DB) as conn:
-        tasks = [options.task] if options.task else await scored_task_types(conn, since)
+        if options.rescan:
+            tasks = [options.task] if options.task else await output_task_types(conn, since)
+        else:
+            tasks = [options.task] if options.task else await queued_task_types(conn)
     plans = {task: plan_for(config, task) for task in tasks}
+    requeued: dict[str, int] = {}
+    for plan in plans.values():
+        async with store.begin(**_DB) as conn:
+            requeued[plan.task] = await sync_plan(conn, plan.task, plan.keys(), utcnow())
+            if options.rescan:
+                rescanned += await requeue(conn, plan.task, since)
     judged = [task for task, plan in plans.items() if plan.judge is not None]
     judge = (
         Judge(config, provider=judge_provider, budget_usd=options.judge_budget_usd)
@@ -388,12 +439,14 @@ async def _score(
     )
     try:
         if judge is not None:
-            await _check_judge_is_not_primary(store, judge, judged, since, config)
+            await _check_judge_is_not_primary(store, judge, judged, config)
         run = _Run(config, store, options, judge, progress)
         run.report.plugin_failures = broken_plugins(plans.values())
+        run.report.requeued.update({task: n for task, n in requeued.items() if n})
+        run.report.rescanned = rescanned
         async with store.connect(**_DB) as conn:
             for plan in plans.values():
-                run.total += await count_pending(conn, plan.task, plan.keys(), since)
+                run.total += await count_queued(conn, plan.task, since)
         if options.limit is not None:
             run.total = min(run.total, options.limit)
         if progress is not None:
@@ -405,10 +458,9 @@ async def _score(
         report = run.report
         async with store.connect(**_DB) as conn:
             for plan in plans.values():
-                report.left_unscored += await count_pending(conn, plan.task, plan.keys(), since)
-            report.summary = await score_summary(
-                conn, {task: plan.keys() for task, plan in plans.items()}, since
-            )
+                report.left_unscored += await count_queued(conn, plan.task, since)
+            report.stored = await has_outputs(conn, options.task, since)
+        report.summary = run.tally.rows()
         add_failures_to_summary(report)
     finally:
         if judge is not None:
@@ -425,10 +477,12 @@ async def _score(
 
 
 async def _check_judge_is_not_primary(
-    store: Store, judge: Judge, tasks: list[str], since: datetime | None, config: Config
+    store: Store, judge: Judge, tasks: list[str], config: Config
 ) -> None:
+    """The judge may not be the primary of an exchange whose outputs it is about to judge
+    (those in the queue)."""
     async with store.connect(**_DB) as conn:
-        primaries = await primary_models(conn, tasks, since)
+        primaries = await queued_primaries(conn, tasks)
     names = judge.names()
     for task, models in sorted(primaries.items()):
         clash = sorted(models & names)

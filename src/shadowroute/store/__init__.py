@@ -7,6 +7,7 @@
     await migrate("postgresql+psycopg://...")                         # `shadowroute db upgrade`
 """
 
+from . import scoring_tables  # noqa: F401  (its tables join Base.metadata)
 from .engine import make_engine
 from .migrations import migrate, migrations_dir
 from .models import Base, CandidateOutput, Exchange, TrafficDaily

@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from sqlalchemy import URL, Table, text
+from sqlalchemy import URL, Table, bindparam, select, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -44,6 +44,7 @@ from .models import (
     clean_text,
 )
 from .queries.counts import candidate_spend_since, stored_counts
+from .scoring_tables import ScoreQueue
 
 __all__ = ["Store"]
 
@@ -56,6 +57,9 @@ _OUTPUTS = CandidateOutput.__table__
 _TRAFFIC = TrafficDaily.__table__
 _ROUTED = RoutedDaily.__table__
 _BATCHES = AppliedBatch.__table__
+_QUEUE = ScoreQueue.__table__
+_QUEUE_SLICE = 500
+"""Output ids per statement that queues them for scoring."""
 
 _EXCHANGE_COLUMNS = (
     "id", "created_at", "task_type", "primary_model", "request", "primary_output",
@@ -100,6 +104,14 @@ class Store:
         self._inserts = {table: insert(table).on_conflict_do_nothing() for table in _COLUMNS}
         # RETURNING says whether the row went in (rowcount is -1 under psycopg's async adapter).
         self._insert_batch = insert(_BATCHES).on_conflict_do_nothing().returning(_BATCHES.c.id)
+        # Every output the batch names and the store holds (an output stored already is
+        # queued again: the scoring job finds it complete and drops it).
+        self._enqueue = insert(_QUEUE).from_select(
+            ["output_id", "task_type", "exchange_id"],
+            select(_OUTPUTS.c.id, _EXCHANGES.c.task_type, _OUTPUTS.c.exchange_id)
+            .join(_EXCHANGES, _EXCHANGES.c.id == _OUTPUTS.c.exchange_id)
+            .where(_OUTPUTS.c.id.in_(bindparam("ids", expanding=True))),
+        ).on_conflict_do_nothing()
         self._copy = (
             {table: _CopyPlan(table, columns, dialect) for table, columns in _COLUMNS.items()}
             if dialect.name == "postgresql" and dialect.driver == "psycopg" else None
@@ -246,7 +258,8 @@ class Store:
     ) -> None:
         """Store a batch in one transaction; rows already stored (same ids) are skipped.
 
-        Candidate outputs belong to the exchange they are listed under. Traffic counts are
+        Candidate outputs belong to the exchange they are listed under, and are queued for
+        scoring (``score_queue``) in the same transaction. Traffic counts are
         added to what is stored for the same (day, task type, primary model); routed counts
         (:class:`RoutedRecord`, in the same sequence) to what is stored for the same (day,
         task type, model, outcome).
@@ -296,6 +309,9 @@ class Store:
                     columns = _COLUMNS[table]
                     await self._insert_sliced(conn, self._inserts[table],
                                               [dict(zip(columns, row, strict=True)) for row in rows])
+            for start in range(0, len(output_rows), _QUEUE_SLICE):
+                ids = [row[0] for row in output_rows[start : start + _QUEUE_SLICE]]
+                await conn.execute(self._enqueue, {"ids": ids})
             await self._insert_sliced(conn, self._upsert_traffic, traffic_rows)
             await self._insert_sliced(conn, self._upsert_routed, routed_rows)
 

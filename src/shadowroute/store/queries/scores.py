@@ -1,47 +1,69 @@
-"""Queries of the scoring job: which outputs still lack a score, the pairs to score, and the
-batched, idempotent insert of the scores.
+"""Queries of the scoring job: which outputs may lack a score, the pairs to score, the
+batched, idempotent insert of the scores, and the queue they come off.
 
-Work is found in windows of a task type's exchanges (keyset pagination on the (task_type, id)
-index), their outputs, then one lookup of those outputs' existing scores, so each window costs
-the same however much is already scored and the planner never has to guess through correlated
-subqueries. On Postgres the outputs of a
-window that still lack a score are locked with ``FOR UPDATE SKIP LOCKED``: several ``shadowroute
-score`` processes never take the same output, and because the existing scores are read again
-after the lock is taken, an output scored by another process in the meantime is not scored
-twice.
+Work comes from ``score_queue`` (every output is queued by the write that stores it, and
+queued again when its task's scorers change: :func:`sync_plan`), in windows of a task type's
+queued outputs (keyset pagination on the queue's (task_type, exchange_id, output_id) index),
+then one lookup of those outputs' existing scores; an output that holds them all leaves the
+queue (:func:`dequeue`). So a run costs what is queued, whatever the store holds, and a run
+with nothing new reads an empty index range. On Postgres the outputs of a window that still
+lack a score are locked with ``FOR UPDATE SKIP LOCKED``: several ``shadowroute score``
+processes never take the same output, and because the existing scores are read again after
+the lock is taken, an output scored by another process in the meantime is not scored twice.
 """
 
 from __future__ import annotations
 
+import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import ColumnElement, and_, case, exists, func, or_, select, tuple_
+from sqlalchemy import (
+    ColumnElement,
+    and_,
+    case,
+    delete,
+    exists,
+    func,
+    or_,
+    select,
+    tuple_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import CandidateOutput, Exchange, Score
+from ..scoring_tables import ScorePlan, ScoreQueue
 
 __all__ = [
     "Pair",
     "ScoreRow",
-    "count_pending",
+    "count_queued",
+    "dequeue",
     "exchange_metadata",
     "existing_scores",
+    "has_outputs",
     "insert_scores",
     "load_pairs",
     "lock_ids",
-    "primary_models",
+    "output_task_types",
+    "plan_text",
+    "queued_primaries",
+    "queued_task_types",
+    "requeue",
     "score_summary",
-    "scored_task_types",
+    "sync_plan",
     "window_ids",
 ]
 
 _X = Exchange.__table__
 _O = CandidateOutput.__table__
 _S = Score.__table__
+_Q = ScoreQueue.__table__
+_P = ScorePlan.__table__
 Keys = Sequence[tuple[str, str]]
 """(scorer, version) pairs an output should have scores for."""
 
@@ -81,8 +103,14 @@ def _scope(task: str, since: datetime | None) -> list[ColumnElement[bool]]:
     return where
 
 
-async def scored_task_types(conn: AsyncConnection, since: datetime | None) -> list[str]:
-    """Task types that have candidate outputs (created since ``since``)."""
+def plan_text(keys: Keys) -> str:
+    """The canonical form of a plan's keys, as ``score_plans.plan`` holds it."""
+    return json.dumps(sorted([name, version] for name, version in keys))
+
+
+async def output_task_types(conn: AsyncConnection, since: datetime | None) -> list[str]:
+    """Task types that have candidate outputs (created since ``since``): a pass over the
+    store, for ``score --rescan``."""
     query = (
         select(_X.c.task_type)
         .where(exists().where(_O.c.exchange_id == _X.c.id))
@@ -94,54 +122,102 @@ async def scored_task_types(conn: AsyncConnection, since: datetime | None) -> li
     return list((await conn.scalars(query)).all())
 
 
-async def count_pending(
-    conn: AsyncConnection, task: str, keys: Keys, since: datetime | None
-) -> int:
-    """Outputs of the task (in scope) that lack at least one of ``keys``.
+async def queued_task_types(conn: AsyncConnection) -> list[str]:
+    """Task types with queued outputs or a recorded plan (every task type ever scored)."""
+    queued = select(_Q.c.task_type).distinct()
+    planned = select(_P.c.task_type)
+    return sorted(set((await conn.scalars(queued)).all()) | set((await conn.scalars(planned)).all()))
 
-    Counted as all outputs minus those holding every key, with plain joins and a GROUP BY: a
-    correlated NOT EXISTS per output would be planned from the statistics of a ``scores``
-    table that the run itself has just filled, and Postgres then picks sequential scans.
-    """
-    outputs = select(func.count()).select_from(_O.join(_X, _X.c.id == _O.c.exchange_id)).where(
-        *_scope(task, since)
+
+async def sync_plan(conn: AsyncConnection, task: str, keys: Keys, now: datetime) -> int:
+    """Record ``keys`` as the task's plan; when another plan was recorded, queue every stored
+    output of the task again (its scores at the new versions are owed) and return how many
+    outputs the task has (0 when nothing was queued). Call in a transaction: the plan row is
+    locked until it commits, so a run still working to the old plan cannot drop the outputs
+    this queues (:func:`dequeue` takes the same row)."""
+    wanted = plan_text(keys)
+    stored = await conn.scalar(
+        select(_P.c.plan).where(_P.c.task_type == task).with_for_update()
     )
-    total = int((await conn.scalar(outputs)) or 0)
-    if not keys:
+    if stored == wanted:
         return 0
-    complete = (
-        select(_S.c.output_id)
-        .select_from(_S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id))
-        .where(*_scope(task, since), tuple_(_S.c.scorer, _S.c.version).in_(list(keys)))
-        .group_by(_S.c.output_id)
-        .having(func.count() == len(set(keys)))
+    if stored is None:
+        await conn.execute(
+            _insert(conn.dialect.name, _P).on_conflict_do_nothing(),
+            {"task_type": task, "plan": wanted, "updated_at": now},
+        )
+        return 0
+    await conn.execute(
+        update(_P).where(_P.c.task_type == task).values(plan=wanted, updated_at=now)
     )
-    done = int((await conn.scalar(select(func.count()).select_from(complete.subquery()))) or 0)
-    return total - done
+    return await requeue(conn, task, None)
+
+
+async def requeue(conn: AsyncConnection, task: str, since: datetime | None) -> int:
+    """Queue every stored output of the task (created since ``since``) again; returns how
+    many the queue holds for it in that scope."""
+    await conn.execute(_insert(conn.dialect.name, _Q).from_select(
+        ["output_id", "task_type", "exchange_id"],
+        select(_O.c.id, _X.c.task_type, _O.c.exchange_id)
+        .join(_X, _X.c.id == _O.c.exchange_id)
+        .where(*_scope(task, since)),
+    ).on_conflict_do_nothing())
+    return await count_queued(conn, task, since)
+
+
+def _queued(task: str, since: datetime | None) -> Any:
+    query = select(_Q.c.exchange_id, _Q.c.output_id).where(_Q.c.task_type == task)
+    if since is not None:
+        query = query.join(_X, _X.c.id == _Q.c.exchange_id).where(_X.c.created_at >= since)
+    return query
+
+
+async def count_queued(conn: AsyncConnection, task: str, since: datetime | None) -> int:
+    """Outputs of the task (in scope) in the queue: those that may lack a score."""
+    query = select(func.count()).select_from(_queued(task, since).subquery())
+    return int(await conn.scalar(query) or 0)
 
 
 async def window_ids(
-    conn: AsyncConnection, task: str, since: datetime | None, *, after: str, limit: int
-) -> tuple[list[str], list[str]]:
-    """The task's next ``limit`` exchanges past exchange id ``after`` (a range scan of the
-    (task_type, id) index: a window costs the same however much is already scored), and the
-    ids of their candidate outputs, grouped by exchange."""
-    exchanges = list(
-        (
-            await conn.scalars(
-                select(_X.c.id)
-                .where(*_scope(task, since), _X.c.id > after)
-                .order_by(_X.c.id)
-                .limit(limit)
-            )
-        ).all()
+    conn: AsyncConnection, task: str, since: datetime | None, *, after: tuple[str, str],
+    limit: int,
+) -> list[tuple[str, str]]:
+    """The task's next ``limit`` queued (exchange id, output id) past ``after``, in that
+    order (a range scan of the queue's index: the outputs of an exchange come together)."""
+    query = (
+        _queued(task, since)
+        .where(tuple_(_Q.c.exchange_id, _Q.c.output_id) > after)
+        .order_by(_Q.c.exchange_id, _Q.c.output_id)
+        .limit(limit)
     )
-    if not exchanges:
-        return [], []
-    outputs = await conn.execute(
-        select(_O.c.id).where(_O.c.exchange_id.in_(exchanges)).order_by(_O.c.exchange_id, _O.c.id)
+    return [(row[0], row[1]) for row in (await conn.execute(query)).all()]
+
+
+async def dequeue(conn: AsyncConnection, task: str, keys: Keys, ids: Sequence[str]) -> bool:
+    """Take ``ids`` (outputs that hold every score of ``keys``) off the queue, unless the
+    task's plan is no longer ``keys`` (a run to a newer plan queued them again: they stay).
+    Returns whether the plan still held. Rows another transaction holds are left to it."""
+    plan = await conn.scalar(
+        select(_P.c.plan).where(_P.c.task_type == task).with_for_update(read=True)
     )
-    return exchanges, list(outputs.scalars().all())
+    if plan != plan_text(keys):
+        return False
+    if ids:
+        held = select(_Q.c.output_id).where(_Q.c.output_id.in_(sorted(ids)))
+        if conn.dialect.name == "postgresql":
+            held = held.with_for_update(skip_locked=True)
+        await conn.execute(delete(_Q).where(_Q.c.output_id.in_(held.scalar_subquery())))
+    return True
+
+
+async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime | None) -> bool:
+    """Whether the store holds a candidate output (of ``task``, since ``since``)."""
+    query = select(_O.c.id).join(_X, _X.c.id == _O.c.exchange_id).limit(1)
+    if task is not None:
+        query = query.where(_X.c.task_type == task)
+    if since is not None:
+        query = query.where(_X.c.created_at >= since)
+    return (await conn.scalar(query)) is not None
 
 
 async def lock_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
@@ -189,9 +265,9 @@ async def existing_scores(
     return {(row[0], row[1]) for row in (await conn.execute(query)).all()}
 
 
-def _insert(dialect: str) -> Any:
+def _insert(dialect: str, table: Any) -> Any:
     insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(_S).on_conflict_do_nothing()
+    return insert(table)
 
 
 async def insert_scores(
@@ -200,7 +276,7 @@ async def insert_scores(
     """Insert ``rows``; a score already stored (same output, scorer, version) is kept as is."""
     if not rows:
         return
-    statement = _insert(conn.dialect.name)
+    statement = _insert(conn.dialect.name, _S).on_conflict_do_nothing()
     payload = [
         {
             "output_id": r.output_id,
@@ -286,17 +362,14 @@ async def score_summary(
     return out
 
 
-async def primary_models(
-    conn: AsyncConnection, tasks: Sequence[str], since: datetime | None
-) -> dict[str, set[str]]:
-    """Task type -> the primary models of its exchanges (that have candidate outputs)."""
+async def queued_primaries(conn: AsyncConnection, tasks: Sequence[str]) -> dict[str, set[str]]:
+    """Task type -> the primary models of its exchanges with queued outputs."""
     query = (
-        select(_X.c.task_type, _X.c.primary_model)
-        .where(_X.c.task_type.in_(list(tasks)), exists().where(_O.c.exchange_id == _X.c.id))
-        .group_by(_X.c.task_type, _X.c.primary_model)
+        select(_Q.c.task_type, _X.c.primary_model)
+        .join(_X, _X.c.id == _Q.c.exchange_id)
+        .where(_Q.c.task_type.in_(list(tasks)))
+        .group_by(_Q.c.task_type, _X.c.primary_model)
     )
-    if since is not None:
-        query = query.where(_X.c.created_at >= since)
     found: dict[str, set[str]] = {}
     for task, model in (await conn.execute(query)).all():
         found.setdefault(task, set()).add(model)
