@@ -17,10 +17,12 @@ in under a minute, all aggregation in SQL).
    with autovacuum off; ``--vacuum`` makes it VACUUM ANALYZE, what autovacuum would do on a
    live server).
 2. Report, per backend (a temporary SQLite file; a fresh Postgres database, dropped at the end):
+   the rollups built (``sync_plan`` per task type, what the first ``score`` run does), then
    ``build_report(config, store, since=None)`` (task types, candidates and pairs it covered;
    the pairs it counted against those inserted), ``render_html`` + ``report_json`` and the
    HTML size, a second build (warm caches), then each query of
-   ``shadowroute.store.queries.report`` (and ``score_summary``) timed on its own, per task type
+   ``shadowroute.store.queries.report`` (and ``score_summary``, and the decision's counts from
+   the rollup against counting them from every score) timed on its own, per task type
    where the function loops over task types, with the slowest SQL statement's plan (EXPLAIN
    ANALYZE on Postgres, EXPLAIN QUERY PLAN on SQLite).
 
@@ -60,8 +62,10 @@ from shadowroute.records import NOISE_FLOOR_MODEL
 from shadowroute.report import build_report, render_html, report_json
 from shadowroute.scoring import plan_for
 from shadowroute.store import CandidateOutput, Exchange, Store, TrafficDaily, migrate
-from shadowroute.store.queries import report as q
 from shadowroute.store.models import Score, dumps_json
+from shadowroute.store.queries import report as q
+from shadowroute.store.queries.evidence import evidence_counts
+from shadowroute.store.queries.plans import live_counts, sync_plan
 from shadowroute.store.queries.scores import score_summary
 
 TARGET_S = 60.0
@@ -402,6 +406,11 @@ async def query_times(
         out.append(("latency_percentiles", s, "candidates + primary, window functions"))
         _, s = await timed(score_summary(conn, keys, None))
         out.append(("score_summary", s, "store.scores"))
+        _, s = await timed(live_counts(conn, keys))
+        out.append(("live_counts", s, "the decision's counts, from evidence_rollup"))
+        _, s = await timed(evidence_counts(conn, keys))
+        out.append(("(evidence_counts)", s, "the same counted from every score: not run by "
+                                             "the report, for comparison"))
         await per_task("score_histograms",
                        lambda t: q.score_histograms(conn, {t: keys[t]}, "similarity", None))
         await per_task("primary_schema_checks",
@@ -430,9 +439,21 @@ async def explain(store: Store, statement: str, parameters: Any) -> list[str]:
     return lines
 
 
+async def roll_up(label: str, store: Store, config: Config) -> None:
+    """Record each task type's plan with its rollup (``evidence_rollup``), as the first
+    ``shadowroute score`` run on this store would: the fill bypassed the scoring job."""
+    began = time.perf_counter()
+    for task in config.tasks:
+        async with store.begin() as conn:
+            await sync_plan(conn, task, plan_for(config, task).keys(), datetime.now(UTC))
+    say(f"{label:<9} rollups built (once, by the first score run): "
+        f"{time.perf_counter() - began:.2f}s")
+
+
 async def measure(label: str, url: str, config: Config, inserted: int, show_plan: bool) -> None:
     async with await Store.open(url) as store:
         log = StatementLog(store.engine)
+        await roll_up(label, store, config)
         report, build_s = await timed(build_report(config, store, since=None))
         seen = covered(report)
         say(f"{label:<9} build_report (first): {build_s:.2f}s -- {seen['tasks']} task types, "

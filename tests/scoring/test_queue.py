@@ -16,7 +16,8 @@ from shadowroute.records import CandidateOutputRecord, utcnow
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.scoring.plan import plan_for
 from shadowroute.store import Store, make_engine, migrate
-from shadowroute.store.queries.scores import dequeue, plan_text, sync_plan
+from shadowroute.store.queries.plans import hold_plan, plan_text, sync_plan
+from shadowroute.store.queries.scores import dequeue
 from shadowroute.store.retention import prune
 from shadowroute.store.scoring_tables import ScorePlan, ScoreQueue
 
@@ -100,13 +101,14 @@ async def test_a_run_to_the_old_scorers_cannot_drop_what_the_new_ones_queued(
         await sync_plan(conn, "classify", old, utcnow())  # what the finished run recorded
     async with store.begin() as conn:
         assert await sync_plan(conn, "classify", new, utcnow()) == 2  # both queued again
+    async with store.begin() as conn:
+        assert await hold_plan(conn, "classify", old) is False  # a batch of the old run
+    assert await queued(store) == 2
     async with store.connect() as conn:
         ids = list((await conn.scalars(select(ScoreQueue.output_id))).all())
     async with store.begin() as conn:
-        assert await dequeue(conn, "classify", old, ids) is False
-    assert await queued(store) == 2
-    async with store.begin() as conn:
-        assert await dequeue(conn, "classify", new, ids) is True
+        assert await hold_plan(conn, "classify", new) is True
+        await dequeue(conn, ids)
     assert await queued(store) == 0
 
 

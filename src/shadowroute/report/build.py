@@ -30,8 +30,9 @@ from ..scoring.validity import MIN_KAPPA
 from ..store import Store
 from ..store.queries import report as q
 from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
-from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts, evidence_counts
+from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts
 from ..store.queries.history import decision_history
+from ..store.queries.plans import live_counts
 from ..store.queries.retirements import retired_models
 from ..store.queries.routes import route_changes
 from ..store.queries.scores import score_summary
@@ -287,7 +288,7 @@ async def build_report(
         keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
         summaries = await score_summary(conn, keys, since, ROUTE_SHADOW)
         counts, worst = await q.outcomes(conn, keys, since, examples)
-        evidence = add_counts(await evidence_counts(conn, keys),
+        evidence = add_counts(await live_counts(conn, keys),
                               await archived_counts(conn, keys))
         rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
         agg = _Aggregates(

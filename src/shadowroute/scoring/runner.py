@@ -35,10 +35,11 @@ from typing import Any
 import anyio
 
 from ..config import Config
-from ..errors import ConfigError, raised_as_itself
+from ..errors import raised_as_itself
 from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
+from ..store.queries.plans import fold, hold_plan, touched_counts
 from ..store.queries.scores import (
     Pair,
     ScoreRow,
@@ -50,17 +51,14 @@ from ..store.queries.scores import (
     insert_scores,
     load_pairs,
     lock_ids,
-    output_task_types,
-    queued_primaries,
-    queued_task_types,
-    requeue,
-    sync_plan,
     window_ids,
 )
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .options import ScoreOptions, ScoreRunReport, Tally
-from .plan import ScorerSpec, TaskPlan, plan_for
+from .plan import ScorerSpec, TaskPlan
 from .plugins import PluginError, add_failures_to_summary, broken_plugins, count_failure
+from .scope import DB as _DB
+from .scope import check_judge_is_not_primary, plan_scope
 from .scorers.base import ScoreResult
 from .scorers.correctness import ScoreContext
 
@@ -80,11 +78,6 @@ _YIELD_EVERY = 200
 
 _Meta = dict[str, dict[str, Any]]
 """Exchange id -> its metadata, for the scorers that use it (``ScorerSpec.uses_context``)."""
-
-_DB: dict[str, Any] = {"what": "read or write", "prefix": "scoring stopped: "}
-"""How a database error reads (``Store.connect(**_DB)``): "scoring stopped: cannot read or
-write <url>: ..."; scores already committed stay, the next run continues from them."""
-
 
 @dataclass
 class _Cursor:
@@ -150,9 +143,8 @@ class _Run:
                     ids, have, complete = await self._claim(conn, plan, window, lock=True)
                     pairs, metadata = await self._load(conn, plan, ids, have)
                     rows = await self._score(plan, pairs, have, metadata)
-                    await insert_scores(conn, rows)
-                    await self._dequeue(conn, plan, cursor,
-                                        complete + _completed(plan, ids, have, rows))
+                    await self._write(conn, plan, cursor, pairs, rows,
+                                      complete + _completed(plan, ids, have, rows))
             else:
                 async with cursor.lock:
                     async with self.store.connect(**_DB) as conn:
@@ -163,8 +155,7 @@ class _Run:
                 done = complete + _completed(plan, ids, have, rows)
                 if rows or done:
                     async with self.store.begin(**_DB) as conn:
-                        await insert_scores(conn, rows)
-                        await self._dequeue(conn, plan, cursor, done)
+                        await self._write(conn, plan, cursor, pairs, rows, done)
             self._count(pairs, rows, len(ids))
 
     async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> list[str]:
@@ -182,14 +173,32 @@ class _Run:
             cursor.after = window[-1]
         return [output_id for _, output_id in window]
 
-    async def _dequeue(self, conn: Any, plan: TaskPlan, cursor: _Cursor, ids: list[str]) -> None:
-        """Take the outputs that now hold every score off the queue; stop the task when its
-        scorers changed under this run (another run queued everything again)."""
-        if not await dequeue(conn, plan.task, plan.keys(), ids):
+    async def _write(self, conn: Any, plan: TaskPlan, cursor: _Cursor, pairs: list[Pair],
+                     rows: list[ScoreRow], done: list[str]) -> None:
+        """Store the batch's scores, move the task's rollup by what they change and take the
+        outputs that now hold every score off the queue (:mod:`..store.queries.plans`). When
+        the task's scorers changed under this run (another run recorded a new plan and queued
+        everything again), the scores are stored (they are right at their versions) and the
+        rest is left to the run with the new scorers; this run stops the task."""
+        keys = plan.keys()
+        if not await hold_plan(conn, plan.task, keys):
+            await insert_scores(conn, rows)
             if not cursor.done:
                 log.warning("the scorers of %s changed while this run scored it: its queue "
                             "is left to the run with the new scorers", plan.task)
             cursor.done = True
+            return
+        if rows:
+            scored = {row.output_id for row in rows}
+            by_route: dict[str, list[str]] = {}
+            for pair in pairs:
+                if pair.output_id in scored:
+                    by_route.setdefault(pair.route, []).append(pair.exchange_id)
+            before = await touched_counts(conn, plan.task, keys, by_route, lock=self.locking)
+            await insert_scores(conn, rows)
+            after = await touched_counts(conn, plan.task, keys, by_route, lock=False)
+            await fold(conn, keys, before, after)
+        await dequeue(conn, done)
 
     async def _claim(
         self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool
@@ -418,19 +427,8 @@ async def _score(
 ) -> ScoreRunReport:
     started = time.monotonic()
     since = options.since
-    rescanned = 0
-    async with store.connect(**_DB) as conn:
-        if options.rescan:
-            tasks = [options.task] if options.task else await output_task_types(conn, since)
-        else:
-            tasks = [options.task] if options.task else await queued_task_types(conn)
-    plans = {task: plan_for(config, task) for task in tasks}
-    requeued: dict[str, int] = {}
-    for plan in plans.values():
-        async with store.begin(**_DB) as conn:
-            requeued[plan.task] = await sync_plan(conn, plan.task, plan.keys(), utcnow())
-            if options.rescan:
-                rescanned += await requeue(conn, plan.task, since)
+    scope = await plan_scope(config, store, options)
+    plans = scope.plans
     judged = [task for task, plan in plans.items() if plan.judge is not None]
     judge = (
         Judge(config, provider=judge_provider, budget_usd=options.judge_budget_usd)
@@ -439,11 +437,11 @@ async def _score(
     )
     try:
         if judge is not None:
-            await _check_judge_is_not_primary(store, judge, judged, config)
+            await check_judge_is_not_primary(store, judge, judged, config)
         run = _Run(config, store, options, judge, progress)
         run.report.plugin_failures = broken_plugins(plans.values())
-        run.report.requeued.update({task: n for task, n in requeued.items() if n})
-        run.report.rescanned = rescanned
+        run.report.requeued.update(scope.requeued)
+        run.report.rescanned = scope.rescanned
         async with store.connect(**_DB) as conn:
             for plan in plans.values():
                 run.total += await count_queued(conn, plan.task, since)
@@ -474,25 +472,6 @@ async def _score(
         report.judge_budget_usd = judge.budget.cap_usd
     report.seconds = time.monotonic() - started
     return report
-
-
-async def _check_judge_is_not_primary(
-    store: Store, judge: Judge, tasks: list[str], config: Config
-) -> None:
-    """The judge may not be the primary of an exchange whose outputs it is about to judge
-    (those in the queue)."""
-    async with store.connect(**_DB) as conn:
-        primaries = await queued_primaries(conn, tasks)
-    names = judge.names()
-    for task, models in sorted(primaries.items()):
-        clash = sorted(models & names)
-        if clash:
-            raise ConfigError(
-                f"judge.model {judge.model.name!r} is the primary of task {task!r} (exchanges "
-                f"answered by {clash[0]!r}): a model cannot judge its own answers; choose "
-                "another judge",
-                path=config.source,
-            )
 
 
 async def run_scoring(

@@ -43,6 +43,7 @@ from .models import (
     TrafficDaily,
 )
 from .queries.evidence import archive_evidence
+from .queries.plans import unroll
 from .queries.scores import Keys
 
 __all__ = ["DEFAULT_BATCH", "KEEP_BATCH_IDS", "PruneReport", "prune"]
@@ -184,6 +185,8 @@ async def prune(
             if ids:
                 if keys_by_task and source is None:
                     report.archived += await archive_evidence(conn, keys_by_task, ids)
+                # Out of the live counts the scoring job keeps (the archive has them now).
+                await unroll(conn, ids)
                 await _delete_exchanges(conn, ids, report)
         if not ids:
             break

@@ -1,18 +1,20 @@
-"""The scoring job's own state: which candidate outputs wait for scores (``score_queue``) and
+"""The scoring job's own state: which candidate outputs wait for scores (``score_queue``),
 which scorers (and versions) the queue was last emptied against, per task type
-(``score_plans``). With them a ``shadowroute score`` costs what is new, not what is stored:
-a run reads the queue, never walks the store (:mod:`shadowroute.scoring.runner`)."""
+(``score_plans``), and the decision counts of the stored outputs under those scorers
+(``evidence_rollup``), kept by the scoring job as it writes scores. With them a ``shadowroute
+score`` costs what is new, not what is stored (a run reads the queue, never walks the store:
+:mod:`shadowroute.scoring.runner`), and the report reads the counts instead of every score."""
 
 from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import ForeignKey, Index, String, Text
+from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .models import Base, UTCDateTime
 
-__all__ = ["ScorePlan", "ScoreQueue"]
+__all__ = ["EvidenceRollup", "ScorePlan", "ScoreQueue"]
 
 
 class ScoreQueue(Base):
@@ -44,3 +46,32 @@ class ScorePlan(Base):
     plan: Mapped[str] = mapped_column(Text)
     """``[["scorer", "version"], ...]``, sorted, as JSON text (compared as a string)."""
     updated_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    rolled_up: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """Whether ``evidence_rollup`` holds the task's counts under this plan."""
+
+
+class EvidenceRollup(Base):
+    """The decision counts of the stored outputs of a task type under its plan's scorer
+    versions (digest), per model and route, as :func:`~shadowroute.store.queries.evidence.
+    evidence_counts` would count them over the whole store: built once when the plan is
+    recorded, then moved by every scoring batch (what its scores changed) and by ``prune``
+    (what it deleted, which ``evidence_archive`` takes over)."""
+
+    __tablename__ = "evidence_rollup"
+
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    route: Mapped[str] = mapped_column(String, primary_key=True)
+    keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
+    complete: Mapped[int] = mapped_column(Integer, default=0)
+    counted: Mapped[int] = mapped_column(Integer, default=0)
+    passed: Mapped[int] = mapped_column(Integer, default=0)
+    judged: Mapped[int] = mapped_column(Integer, default=0)
+    flipped: Mapped[int] = mapped_column(Integer, default=0)
+    flipped_passed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_both_failed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_candidate_failed: Mapped[int] = mapped_column(Integer, default=0)
+    pairs_replay_failed: Mapped[int] = mapped_column(Integer, default=0)
+    schema_checked: Mapped[int] = mapped_column(Integer, default=0)
+    schema_invalid: Mapped[int] = mapped_column(Integer, default=0)

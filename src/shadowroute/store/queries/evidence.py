@@ -21,7 +21,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 from sqlalchemy import and_, case, func, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
@@ -31,11 +31,8 @@ from ...records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, ROUTE_SHADOW
 from ..models import CandidateOutput, EvidenceArchive, Exchange, Score
 from .scores import Keys
 
-if TYPE_CHECKING:
-    from ..store import Store
-
 __all__ = ["COUNTS", "TASK_ROW", "add_counts", "archive_evidence", "archived_counts",
-           "evidence_counts", "keys_digest", "nightly_counts", "stored_evidence"]
+           "evidence_counts", "keys_digest", "nightly_counts"]
 
 COUNTS = ("complete", "counted", "passed", "judged", "flipped", "flipped_passed", "pairs",
           "pairs_both_failed", "pairs_candidate_failed", "pairs_replay_failed",
@@ -252,11 +249,3 @@ async def nightly_counts(
         n, passed = out.get(day, (0, 0))
         out[day] = (n + 1, passed + int(ok == 1 and not flipped))
     return out
-
-
-async def stored_evidence(store: Store, keys_by_task: Mapping[str, Keys],
-                          route: str = ROUTE_SHADOW) -> Counts:
-    """Cumulative counts (stored + archived) for the pipeline's replay share."""
-    async with store.connect("read the evidence in") as conn:
-        return add_counts(await evidence_counts(conn, keys_by_task, route=route),
-                          await archived_counts(conn, keys_by_task, route))

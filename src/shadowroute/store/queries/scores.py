@@ -2,7 +2,7 @@
 batched, idempotent insert of the scores, and the queue they come off.
 
 Work comes from ``score_queue`` (every output is queued by the write that stores it, and
-queued again when its task's scorers change: :func:`sync_plan`), in windows of a task type's
+queued again when its task's scorers change: :func:`.plans.sync_plan`), in windows of a task type's
 queued outputs (keyset pagination on the queue's (task_type, exchange_id, output_id) index),
 then one lookup of those outputs' existing scores; an output that holds them all leaves the
 queue (:func:`dequeue`). So a run costs what is queued, whatever the store holds, and a run
@@ -14,7 +14,6 @@ the lock is taken, an output scored by another process in the meantime is not sc
 
 from __future__ import annotations
 
-import json
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,7 +29,6 @@ from sqlalchemy import (
     or_,
     select,
     tuple_,
-    update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -50,12 +48,10 @@ __all__ = [
     "load_pairs",
     "lock_ids",
     "output_task_types",
-    "plan_text",
     "queued_primaries",
     "queued_task_types",
     "requeue",
     "score_summary",
-    "sync_plan",
     "window_ids",
 ]
 
@@ -80,6 +76,7 @@ class Pair:
     error_kind: str | None
     primary_model: str
     primary_output: str | None
+    route: str
     request: dict[str, Any] | None
     """Only loaded when the judge needs it."""
 
@@ -103,11 +100,6 @@ def _scope(task: str, since: datetime | None) -> list[ColumnElement[bool]]:
     return where
 
 
-def plan_text(keys: Keys) -> str:
-    """The canonical form of a plan's keys, as ``score_plans.plan`` holds it."""
-    return json.dumps(sorted([name, version] for name, version in keys))
-
-
 async def output_task_types(conn: AsyncConnection, since: datetime | None) -> list[str]:
     """Task types that have candidate outputs (created since ``since``): a pass over the
     store, for ``score --rescan``."""
@@ -127,30 +119,6 @@ async def queued_task_types(conn: AsyncConnection) -> list[str]:
     queued = select(_Q.c.task_type).distinct()
     planned = select(_P.c.task_type)
     return sorted(set((await conn.scalars(queued)).all()) | set((await conn.scalars(planned)).all()))
-
-
-async def sync_plan(conn: AsyncConnection, task: str, keys: Keys, now: datetime) -> int:
-    """Record ``keys`` as the task's plan; when another plan was recorded, queue every stored
-    output of the task again (its scores at the new versions are owed) and return how many
-    outputs the task has (0 when nothing was queued). Call in a transaction: the plan row is
-    locked until it commits, so a run still working to the old plan cannot drop the outputs
-    this queues (:func:`dequeue` takes the same row)."""
-    wanted = plan_text(keys)
-    stored = await conn.scalar(
-        select(_P.c.plan).where(_P.c.task_type == task).with_for_update()
-    )
-    if stored == wanted:
-        return 0
-    if stored is None:
-        await conn.execute(
-            _insert(conn.dialect.name, _P).on_conflict_do_nothing(),
-            {"task_type": task, "plan": wanted, "updated_at": now},
-        )
-        return 0
-    await conn.execute(
-        update(_P).where(_P.c.task_type == task).values(plan=wanted, updated_at=now)
-    )
-    return await requeue(conn, task, None)
 
 
 async def requeue(conn: AsyncConnection, task: str, since: datetime | None) -> int:
@@ -193,21 +161,15 @@ async def window_ids(
     return [(row[0], row[1]) for row in (await conn.execute(query)).all()]
 
 
-async def dequeue(conn: AsyncConnection, task: str, keys: Keys, ids: Sequence[str]) -> bool:
-    """Take ``ids`` (outputs that hold every score of ``keys``) off the queue, unless the
-    task's plan is no longer ``keys`` (a run to a newer plan queued them again: they stay).
-    Returns whether the plan still held. Rows another transaction holds are left to it."""
-    plan = await conn.scalar(
-        select(_P.c.plan).where(_P.c.task_type == task).with_for_update(read=True)
-    )
-    if plan != plan_text(keys):
-        return False
-    if ids:
-        held = select(_Q.c.output_id).where(_Q.c.output_id.in_(sorted(ids)))
-        if conn.dialect.name == "postgresql":
-            held = held.with_for_update(skip_locked=True)
-        await conn.execute(delete(_Q).where(_Q.c.output_id.in_(held.scalar_subquery())))
-    return True
+async def dequeue(conn: AsyncConnection, ids: Sequence[str]) -> None:
+    """Take ``ids`` (outputs that hold every score of their task's plan) off the queue; rows
+    another transaction holds are left to it (it takes them off, or they stay queued)."""
+    if not ids:
+        return
+    held = select(_Q.c.output_id).where(_Q.c.output_id.in_(sorted(ids)))
+    if conn.dialect.name == "postgresql":
+        held = held.with_for_update(skip_locked=True)
+    await conn.execute(delete(_Q).where(_Q.c.output_id.in_(held.scalar_subquery())))
 
 
 async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime | None) -> bool:
@@ -245,6 +207,7 @@ async def load_pairs(
         _O.c.error_kind,
         _X.c.primary_model,
         _X.c.primary_output,
+        _X.c.route,
     ]
     if with_request:
         columns.append(_X.c.request)
