@@ -23,8 +23,13 @@
    ``build_report(config, store, since=None)`` over the whole store and ``render_html``.
    Last, a summary: one line per figure, the database size and rows.
 
+4. ``--night N``: the nightly job's cost for one more day of N exchanges (through
+   ``Store.write``): a ``score`` run with nothing new, then the day scored (2 workers) and
+   reported, on the filled store and on an empty database holding only that day; the ratio
+   of the two is the figure (the job should cost what the day costs).
+
     python bench/scale.py [--exchanges 1000000] [--writer-split 0.2] [--score-slice 200000]
-        [--score-all] [--seed 11] [--keep] [--ingest-only]
+        [--score-all] [--night 0] [--seed 11] [--keep] [--ingest-only]
 """
 
 from __future__ import annotations
@@ -139,9 +144,9 @@ def run_processes(target: Callable[..., None], jobs: list[tuple[Any, ...]],
 
 
 def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int, seed: int,
-                  now: datetime, batch_size: int) -> list[tuple[list[ExchangeRecord],
-                                                               list[TrafficRecord]]]:
-    """Exchanges ``first`` .. ``first + count`` of ``total`` (timestamps spread over ``DAYS``
+                  now: datetime, batch_size: int, days: float = DAYS
+                  ) -> list[tuple[list[ExchangeRecord], list[TrafficRecord]]]:
+    """Exchanges ``first`` .. ``first + count`` of ``total`` (timestamps spread over ``days``
     days in that order), in batches of ``batch_size`` with their traffic increments."""
     rng = random.Random(f"{seed}:{first}")
     batches = []
@@ -151,7 +156,7 @@ def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int
         for i in range(start, min(start + batch_size, first + count)):
             t = pool[rng.randrange(len(pool))]
             xid = f"{rng.getrandbits(128):032x}"
-            created = now - timedelta(seconds=DAYS * 86400 * (total - i) / total)
+            created = now - timedelta(seconds=days * 86400 * (total - i) / total)
             p_ms = rng.lognormvariate(6.8, 0.35)  # ~900 ms
             t_in = len(t.request["messages"][-1]["content"]) // 4 + 60  # tokens
             t_out = len(t.primary_output or "") // 4 + 1
@@ -270,6 +275,50 @@ def say_scoring(label: str, figures: list[str], seconds: float, outputs: int, ro
     return rate
 
 
+# --------------------------------------------------------------------------- one more night
+
+
+async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.Namespace,
+                now: datetime, label: str) -> tuple[float, float, float]:
+    """What the nightly job costs for one new day of ``--night`` exchanges on the store at
+    ``url``: a ``score`` run with nothing new first, then the day written through
+    ``Store.write`` (not timed), scored (2 workers) and reported. Returns (no-op score s,
+    score s, report s)."""
+    async with await Store.open(url) as store:
+        noop, noop_s = await timed(score(config, store, ScoreOptions(workers=2)))
+        batches = build_batches(pool, 0, args.night, args.night, args.seed + 1, now,
+                                StoreConfig().batch_size, days=1)
+        for xs, traffic in batches:
+            await store.write(xs, traffic, batch_id=new_id())
+        _, analyze_s = await timed(admin_sql(store, "ANALYZE"))
+        scored, score_s = await timed(score(config, store, ScoreOptions(workers=2)))
+        report, report_s = await timed(build_report(config, store, since=None))
+    say(f"night {label:<12}: score with nothing new {noop_s:.2f}s ({noop.outputs} outputs); "
+        f"{args.night:,} new exchanges: score {score_s:.1f}s ({scored.outputs:,} outputs, "
+        f"{scored.left_unscored:,} left), report {report_s:.1f}s "
+        f"({covered(report)['outputs']:,} pairs); ANALYZE before {analyze_s:.1f}s")
+    return noop_s, score_s, report_s
+
+
+def nights(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.Namespace,
+           now: datetime, figures: list[str]) -> None:
+    """The same new day on the filled store and on an empty one."""
+    big = anyio.run(night, url, config, pool, args, now, "on the store")
+    empty_url = pg_create()
+    assert empty_url is not None
+    try:
+        anyio.run(migrate, empty_url)
+        alone = anyio.run(night, empty_url, config, pool, args, now, "alone")
+    finally:
+        pg_drop(empty_url)
+    ratio = (big[1] + big[2]) / (alone[1] + alone[2])
+    figures.append(f"night    score with nothing new {big[0]:.2f}s on the store")
+    figures.append(
+        f"night    {args.night:,} new exchanges: score {big[1]:.1f}s + report {big[2]:.1f}s on "
+        f"the store vs {alone[1]:.1f}s + {alone[2]:.1f}s alone = x{ratio:.2f} (score alone "
+        f"x{big[1] / alone[1]:.2f}, report alone x{big[2] / alone[2]:.2f})")
+
+
 # --------------------------------------------------------------------------- main
 
 
@@ -329,7 +378,11 @@ def main() -> None:
     parser.add_argument("--keep", action="store_true", help="keep the database; print its URL")
     parser.add_argument("--ingest-only", action="store_true",
                         help="stop after the ingest step (to iterate on the write path)")
+    parser.add_argument("--night", type=int, default=0,
+                        help="then one more day of this many exchanges, scored and reported on "
+                             "the store and on an empty one (implies --score-all)")
     args = parser.parse_args()
+    args.score_all = args.score_all or args.night > 0
     if not 0 < args.writer_split < 1:
         parser.error("--writer-split must be between 0 and 1")
     if not args.ingest_only and 3 * args.score_slice > 2 * args.exchanges:
@@ -354,8 +407,10 @@ def main() -> None:
             with tempfile.TemporaryDirectory() as tmp:
                 schema_path = Path(tmp) / "extract_order.schema.json"
                 schema_path.write_text(json.dumps(EXTRACT_ORDER_SCHEMA))
-                anyio.run(after_fill, url, scoring_config(schema_path), schema_path, args,
-                          figures)
+                config = scoring_config(schema_path)
+                anyio.run(after_fill, url, config, schema_path, args, figures)
+                if args.night:
+                    nights(url, config, pool, args, now, figures)
         say(f"\n== summary: {total:,} exchanges / {2 * total:,} pairs, one Postgres, "
             f"{mp.cpu_count()} CPUs ==")
         for line in figures:

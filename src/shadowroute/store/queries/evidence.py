@@ -23,7 +23,7 @@ from collections.abc import Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, select, tuple_
+from sqlalchemy import and_, case, func, or_, select, tuple_
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
@@ -131,19 +131,27 @@ async def evidence_counts(
 
 async def _paired(conn: AsyncConnection, per: Any) -> dict[str, dict[str, int]]:
     """Per candidate: the exchanges where its output and the noise-floor replay were both
-    counted, and how their failures (a flipped judge verdict included) fall together."""
-    cand, rep = per.alias("cand"), per.alias("rep")
-    c_fail = (cand.c.ok == 0) | (cand.c.flipped == 1)
-    r_fail = (rep.c.ok == 0) | (rep.c.flipped == 1)
+    counted, and how their failures (a flipped judge verdict included) fall together.
+
+    One pass: each output row carries its exchange's replay failure (a window over the
+    exchange; at most one replay per exchange). A join of the per-output rows with themselves
+    was planned as a nested loop on Postgres (the grouped rows are badly estimated): 9 minutes
+    for 1M pairs with 50k replays (``bench/report_scale.py``)."""
+    fail = case((or_(per.c.ok == 0, per.c.flipped == 1), 1), else_=0)
+    replay = and_(per.c.model == NOISE_FLOOR_MODEL, per.c.ok.is_not(None))
+    rows = select(
+        per.c.model, per.c.ok, fail.label("fail"),
+        func.max(case((replay, fail))).over(partition_by=per.c.exchange_id).label("replay_fail"),
+    ).subquery()
+    c_fail, r_fail = rows.c.fail == 1, rows.c.replay_fail == 1
     query = (
-        select(cand.c.model, func.count(),
+        select(rows.c.model, func.count(),
                func.sum(case((and_(c_fail, r_fail), 1), else_=0)),
                func.sum(case((and_(c_fail, ~r_fail), 1), else_=0)),
                func.sum(case((and_(~c_fail, r_fail), 1), else_=0)))
-        .select_from(cand.join(rep, rep.c.exchange_id == cand.c.exchange_id))
-        .where(cand.c.model != NOISE_FLOOR_MODEL, rep.c.model == NOISE_FLOOR_MODEL,
-               cand.c.ok.is_not(None), rep.c.ok.is_not(None))
-        .group_by(cand.c.model)
+        .where(rows.c.model != NOISE_FLOOR_MODEL, rows.c.ok.is_not(None),
+               rows.c.replay_fail.is_not(None))
+        .group_by(rows.c.model)
     )
     return {model: {"pairs": int(n), "pairs_both_failed": int(both or 0),
                     "pairs_candidate_failed": int(c or 0), "pairs_replay_failed": int(r or 0)}
