@@ -171,3 +171,21 @@ async def test_rescan_finds_scores_deleted_by_hand(
     assert any("rescan: 1 stored outputs" in line for line in recent.lines())
     everything = await score(config, store, ScoreOptions(rescan=True))
     assert everything.rescanned == 2 and everything.outputs == 1 and await queued(store) == 0
+
+
+async def test_a_second_answer_for_a_stored_exchange_and_model_is_neither_stored_nor_queued(
+    store: Store, make_config, scoring_preset, scoring_exchange,
+) -> None:
+    """An output under another id for the same (exchange, model) is skipped by the write; the
+    queue takes only outputs the store holds (no foreign-key failure, batch not rejected)."""
+    config = make_config(store.url, scoring_preset, tasks=EXACT)
+    exchange = scoring_exchange("classify", "a", {"mini": "a"})
+    await store.write([exchange])
+    await score(config, store)
+    twin = CandidateOutputRecord(exchange.id, "mini", output="b")
+    exchange.outputs = [twin, CandidateOutputRecord(exchange.id, "tiny", output="a")]
+    await store.write([exchange])
+    async with store.connect() as conn:
+        ids = set((await conn.scalars(select(ScoreQueue.output_id))).all())
+    assert twin.id not in ids and len(ids) == 1
+    assert (await score(config, store)).outputs == 1

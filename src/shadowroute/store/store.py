@@ -71,6 +71,7 @@ _OUTPUT_COLUMNS = (
     "cost_usd", "error_kind", "error", "attempts", "created_at", "not_carried", "finish_reason",
 )
 _COLUMNS = {_EXCHANGES: _EXCHANGE_COLUMNS, _OUTPUTS: _OUTPUT_COLUMNS}
+_QUEUE_COLUMNS = ("output_id", "task_type", "exchange_id")
 """The order of the values in :meth:`Store.write`'s rows (every column of each table)."""
 _UNIQUE_VIOLATION = "23505"
 """SQLSTATE of a row that is stored already (see :class:`_CopyPlan`)."""
@@ -113,7 +114,8 @@ class Store:
             .where(_OUTPUTS.c.id.in_(bindparam("ids", expanding=True))),
         ).on_conflict_do_nothing()
         self._copy = (
-            {table: _CopyPlan(table, columns, dialect) for table, columns in _COLUMNS.items()}
+            {table: _CopyPlan(table, columns, dialect)
+             for table, columns in {**_COLUMNS, _QUEUE: _QUEUE_COLUMNS}.items()}
             if dialect.name == "postgresql" and dialect.driver == "psycopg" else None
         )
         """Postgres through psycopg: exchanges and outputs go by ``COPY`` (:class:`_CopyPlan`)."""
@@ -302,18 +304,30 @@ class Store:
                 )
                 if recorded.first() is None:  # applied before: the rows only, no count
                     traffic_rows = routed_rows = []
+            straight = self._copy is not None
             for table, rows in ((_EXCHANGES, exchange_rows), (_OUTPUTS, output_rows)):
                 if self._copy is not None:
-                    await self._copy[table].insert(conn, rows)
+                    straight = await self._copy[table].insert(conn, rows) and straight
                 else:
                     columns = _COLUMNS[table]
                     await self._insert_sliced(conn, self._inserts[table],
                                               [dict(zip(columns, row, strict=True)) for row in rows])
-            for start in range(0, len(output_rows), _QUEUE_SLICE):
-                ids = [row[0] for row in output_rows[start : start + _QUEUE_SLICE]]
-                await conn.execute(self._enqueue, {"ids": ids})
+            await self._queue(conn, exchanges, output_rows, straight)
             await self._insert_sliced(conn, self._upsert_traffic, traffic_rows)
             await self._insert_sliced(conn, self._upsert_routed, routed_rows)
+
+    async def _queue(self, conn: AsyncConnection, exchanges: Sequence[ExchangeRecord],
+                     output_rows: Sequence[tuple[Any, ...]], straight: bool) -> None:
+        """Queue the batch's outputs for scoring. When every row went in by a plain ``COPY``
+        (all new), the queue rows go the same way; otherwise (some stored already: a replay)
+        they are taken from what the store holds, ``INSERT ... SELECT``."""
+        if straight and self._copy is not None:
+            rows = [(o.id, x.task_type, x.id) for x in exchanges for o in x.outputs]
+            await self._copy[_QUEUE].insert(conn, rows)
+            return
+        for start in range(0, len(output_rows), _QUEUE_SLICE):
+            ids = [row[0] for row in output_rows[start : start + _QUEUE_SLICE]]
+            await conn.execute(self._enqueue, {"ids": ids})
 
     @staticmethod
     async def _insert_sliced(
@@ -405,11 +419,12 @@ class _CopyPlan:
         self.insert_sql = (f"INSERT INTO {table.name} ({names}) SELECT {names} FROM {temp} "
                            "ON CONFLICT DO NOTHING")
 
-    async def insert(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> None:
+    async def insert(self, conn: AsyncConnection, rows: Sequence[tuple[Any, ...]]) -> bool:
         """``rows`` (values in the plan's column order) into the table, in ``conn``'s
-        transaction; the temporary table is emptied when that transaction commits."""
+        transaction; the temporary table is emptied when that transaction commits. Returns
+        whether they all went straight in (none was stored already)."""
         if not rows:
-            return
+            return True
         driver = (await conn.get_raw_connection()).driver_connection
         statement = self.copy
         try:
@@ -423,13 +438,14 @@ class _CopyPlan:
                     await cursor.execute("ROLLBACK TO SAVEPOINT shadowroute_copy")
                 else:
                     await cursor.execute("RELEASE SAVEPOINT shadowroute_copy")
-                    return
+                    return True
                 statement = self.create
                 await cursor.execute(self.create)
                 statement = self.copy_temp
                 await self._send(cursor, self.copy_temp, rows)
                 statement = self.insert_sql
                 await cursor.execute(self.insert_sql)
+                return False
         except self.dialect.loaded_dbapi.Error as exc:
             raise DBAPIError.instance(
                 statement, None, exc, self.dialect.loaded_dbapi.Error, dialect=self.dialect

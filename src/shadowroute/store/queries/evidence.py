@@ -55,11 +55,18 @@ def keys_digest(keys: Keys) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
+Some = tuple[Sequence[str], Sequence[str]]
+"""Exchange ids and the ids of their outputs: counts of those only."""
+
+
 def _window(since: datetime | None, until: datetime | None, route: str,
-            ids: Sequence[str] | None = None) -> list[Any]:
+            ids: Some | None = None) -> list[Any]:
     where: list[Any] = [_X.c.route == route]
     if ids is not None:
-        where.append(_X.c.id.in_(list(ids)))
+        # The output ids too: the planner then reads the scores by their primary key instead
+        # of scanning them all (it does not carry an IN list across a join, and it misjudges
+        # a scores table that a scoring run is filling).
+        where += [_X.c.id.in_(list(ids[0])), _S.c.output_id.in_(list(ids[1]))]
     if since is not None:
         where.append(_X.c.created_at >= since)
     if until is not None:
@@ -68,7 +75,7 @@ def _window(since: datetime | None, until: datetime | None, route: str,
 
 
 def _per_output(task: str, keys: Keys, since: datetime | None, until: datetime | None,
-                route: str, ids: Sequence[str] | None = None) -> Any:
+                route: str, ids: Some | None = None) -> Any:
     """One row per output holding every current score (a failed noise-floor call left out,
     as the report leaves it out): model, exchange, created_at, ok (1/0/NULL), flipped (1/0),
     judged (1/0)."""
@@ -101,10 +108,16 @@ async def evidence_counts(
     [``since``, ``until``) (all of them by default; only the exchanges ``ids`` when given),
     under its current scorer versions."""
     out: Counts = {}
+    some: Some | None = None
+    if ids is not None:
+        outputs = select(_O.c.id).where(_O.c.exchange_id.in_(list(ids)))
+        some = (ids, list((await conn.scalars(outputs)).all()))
+        if not some[1]:
+            return out
     for task, keys in keys_by_task.items():
         if not keys:
             continue
-        per = _per_output(task, keys, since, until, route, ids)
+        per = _per_output(task, keys, since, until, route, some)
         counted = per.c.ok.is_not(None)
         query = select(
             per.c.model, func.count(),
@@ -122,7 +135,7 @@ async def evidence_counts(
                 "flipped_passed": int(flipped_passed or 0)}
         for model, cells in (await _paired(conn, per)).items():
             out.setdefault((task, model), _zero()).update(cells)
-        checked, invalid = await _schema_checks(conn, task, keys, since, until, route, ids)
+        checked, invalid = await _schema_checks(conn, task, keys, since, until, route, some)
         if checked:
             out[(task, TASK_ROW)] = {**_zero(), "schema_checked": checked,
                                      "schema_invalid": invalid}
@@ -160,7 +173,7 @@ async def _paired(conn: AsyncConnection, per: Any) -> dict[str, dict[str, int]]:
 
 async def _schema_checks(conn: AsyncConnection, task: str, keys: Keys, since: datetime | None,
                          until: datetime | None, route: str,
-                         ids: Sequence[str] | None = None) -> tuple[int, int]:
+                         ids: Some | None = None) -> tuple[int, int]:
     """(checked, invalid): the primary's own answer against the task's schema, once per
     exchange (``details.primary_valid`` of the current schema scorer's scores)."""
     versions = [version for scorer, version in keys if scorer == "schema"]
