@@ -463,18 +463,10 @@ class ScorerCalibration(Base):
     details: Mapped[dict[str, Any]] = mapped_column(JSONType)
 
 
-class EvidenceArchive(Base):
-    """The decision counts of exchanges ``prune`` deleted, so that no decision loses
-    evidence (see :mod:`shadowroute.store.queries.evidence`): added up per task type, model
-    (``""``: the task's own schema checks of its primary), route and digest of the scorer
-    versions the counts were taken under."""
+class EvidenceCounts:
+    """The decision counts of :mod:`shadowroute.store.queries.evidence` (``COUNTS``), as
+    columns: what ``evidence_archive`` and ``evidence_rollup`` hold per key."""
 
-    __tablename__ = "evidence_archive"
-
-    task_type: Mapped[str] = mapped_column(String, primary_key=True)
-    model: Mapped[str] = mapped_column(String, primary_key=True)
-    route: Mapped[str] = mapped_column(String, primary_key=True)
-    keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
     complete: Mapped[int] = mapped_column(Integer, default=0)
     counted: Mapped[int] = mapped_column(Integer, default=0)
     passed: Mapped[int] = mapped_column(Integer, default=0)
@@ -487,3 +479,17 @@ class EvidenceArchive(Base):
     pairs_replay_failed: Mapped[int] = mapped_column(Integer, default=0)
     schema_checked: Mapped[int] = mapped_column(Integer, default=0)
     schema_invalid: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class EvidenceArchive(EvidenceCounts, Base):
+    """The decision counts of exchanges ``prune`` deleted, so that no decision loses
+    evidence (see :mod:`shadowroute.store.queries.evidence`): added up per task type, model
+    (``""``: the task's own schema checks of its primary), route and digest of the scorer
+    versions the counts were taken under."""
+
+    __tablename__ = "evidence_archive"
+
+    task_type: Mapped[str] = mapped_column(String, primary_key=True)
+    model: Mapped[str] = mapped_column(String, primary_key=True)
+    route: Mapped[str] = mapped_column(String, primary_key=True)
+    keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)

@@ -9,10 +9,10 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
-from .models import Base, UTCDateTime
+from .models import Base, EvidenceCounts, UTCDateTime
 
 __all__ = ["EvidenceRollup", "ScorePlan", "ScoreQueue"]
 
@@ -50,7 +50,7 @@ class ScorePlan(Base):
     """Whether ``evidence_rollup`` holds the task's counts under this plan."""
 
 
-class EvidenceRollup(Base):
+class EvidenceRollup(EvidenceCounts, Base):
     """The decision counts of the stored outputs of a task type under its plan's scorer
     versions (digest), per model and route, as :func:`~shadowroute.store.queries.evidence.
     evidence_counts` would count them over the whole store: built once when the plan is
@@ -63,15 +63,3 @@ class EvidenceRollup(Base):
     model: Mapped[str] = mapped_column(String, primary_key=True)
     route: Mapped[str] = mapped_column(String, primary_key=True)
     keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
-    complete: Mapped[int] = mapped_column(Integer, default=0)
-    counted: Mapped[int] = mapped_column(Integer, default=0)
-    passed: Mapped[int] = mapped_column(Integer, default=0)
-    judged: Mapped[int] = mapped_column(Integer, default=0)
-    flipped: Mapped[int] = mapped_column(Integer, default=0)
-    flipped_passed: Mapped[int] = mapped_column(Integer, default=0)
-    pairs: Mapped[int] = mapped_column(Integer, default=0)
-    pairs_both_failed: Mapped[int] = mapped_column(Integer, default=0)
-    pairs_candidate_failed: Mapped[int] = mapped_column(Integer, default=0)
-    pairs_replay_failed: Mapped[int] = mapped_column(Integer, default=0)
-    schema_checked: Mapped[int] = mapped_column(Integer, default=0)
-    schema_invalid: Mapped[int] = mapped_column(Integer, default=0)
