@@ -144,7 +144,12 @@ async def fold(conn: AsyncConnection, keys: Keys, before: ByRoute, after: ByRout
 
 async def unroll(conn: AsyncConnection, ids: Sequence[str]) -> None:
     """Take the exchanges ``ids`` (about to be deleted) out of every rollup that holds them
-    (the task types' recorded plans)."""
+    (the task types' recorded plans).
+
+    On Postgres a scoring batch may commit scores of these exchanges between this count and
+    the delete (prune waits for the batch's output locks, not the other way round): the rollup
+    then keeps that batch's share of a deleted exchange, which the archive (counted at the same
+    moment) lacks, so their sum, what the report reads, still counts it once."""
     tasks = list((await conn.scalars(
         select(_X.c.task_type).where(_X.c.id.in_(list(ids))).distinct())).all())
     rows = (await conn.execute(select(_P.c.task_type, _P.c.plan).where(
