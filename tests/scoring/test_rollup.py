@@ -20,8 +20,13 @@ from shadowroute.scoring import ScoreOptions, score
 from shadowroute.scoring.plan import plan_for
 from shadowroute.store import Store
 from shadowroute.store.models import CandidateOutput
-from shadowroute.store.queries.evidence import COUNTS, add_counts, archived_counts, evidence_counts
-from shadowroute.store.queries.plans import ROUTES
+from shadowroute.store.queries.evidence import (
+    COUNTS,
+    ROUTES,
+    add_counts,
+    archived_counts,
+    evidence_counts,
+)
 from shadowroute.store.retention import prune
 from shadowroute.store.scoring_tables import EvidenceRollup, ScorePlan
 

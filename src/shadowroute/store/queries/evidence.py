@@ -19,24 +19,25 @@ own answer (``schema_checked``, ``schema_invalid``).
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from datetime import UTC, date, datetime
 from typing import Any
 
-from sqlalchemy import and_, case, func, or_, select, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import Table, and_, case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, ROUTE_SHADOW
 from ..models import CandidateOutput, EvidenceArchive, Exchange, Score
-from .scores import Keys
+from .scores import Keys, insert_for
 
-__all__ = ["COUNTS", "TASK_ROW", "add_counts", "archive_evidence", "archived_counts",
-           "evidence_counts", "keys_digest", "nightly_counts"]
+__all__ = ["COUNTS", "ROUTES", "TASK_ROW", "add_counts", "add_into", "archive_evidence",
+           "archived_counts", "evidence_counts", "keys_digest", "nightly_counts"]
 
 COUNTS = ("complete", "counted", "passed", "judged", "flipped", "flipped_passed", "pairs",
           "pairs_both_failed", "pairs_candidate_failed", "pairs_replay_failed",
           "schema_checked", "schema_invalid")
+ROUTES = (ROUTE_SHADOW, ROUTE_REVERSE)
+"""Every route an exchange is stored on."""
 TASK_ROW = ""
 """The model name of a task type's own row (the primary's schema checks)."""
 
@@ -226,28 +227,37 @@ def add_counts(*parts: Counts) -> Counts:
 
 async def archive_evidence(
     conn: AsyncConnection, keys_by_task: Mapping[str, Keys], ids: Sequence[str],
-    routes: Sequence[str] = (ROUTE_SHADOW, ROUTE_REVERSE),
+    routes: Sequence[str] = ROUTES,
 ) -> int:
     """Fold the counts of the exchanges ``ids`` into ``evidence_archive`` (added to what is
     there), in ``conn``'s transaction: ``prune`` calls it in the transaction that deletes
     them, so no decision loses evidence and none is counted twice. Returns the rows written."""
     written = 0
-    insert = postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert
     for route in routes:
         counts = await evidence_counts(conn, keys_by_task, route=route, ids=ids)
-        for (task, model), values in sorted(counts.items()):
-            if not any(values.values()):
-                continue
-            statement = insert(_A).values(
-                task_type=task, model=model, route=route,
-                keys_digest=keys_digest(keys_by_task[task]),
-                **{name: values.get(name, 0) for name in COUNTS})
-            statement = statement.on_conflict_do_update(
-                index_elements=[_A.c.task_type, _A.c.model, _A.c.route, _A.c.keys_digest],
-                set_={name: getattr(_A.c, name) + getattr(statement.excluded, name)
-                      for name in COUNTS})
-            await conn.execute(statement)
-            written += 1
+        written += await add_into(conn, _A, route, counts,
+                                  lambda task: keys_digest(keys_by_task[task]))
+    return written
+
+
+async def add_into(conn: AsyncConnection, table: Table, route: str, counts: Counts,
+                   digest_of: Callable[[str], str]) -> int:
+    """Add ``counts`` to the rows of ``table`` (``evidence_archive`` or ``evidence_rollup``:
+    keyed by task type, model, route and ``digest_of(task)``); counts that are all zero are
+    left out. Returns the rows written."""
+    written = 0
+    for (task, model), values in sorted(counts.items()):
+        if not any(values.get(name, 0) for name in COUNTS):
+            continue
+        statement = insert_for(conn, table).values(
+            task_type=task, model=model, route=route, keys_digest=digest_of(task),
+            **{name: values.get(name, 0) for name in COUNTS})
+        statement = statement.on_conflict_do_update(
+            index_elements=[table.c.task_type, table.c.model, table.c.route,
+                            table.c.keys_digest],
+            set_={name: table.c[name] + statement.excluded[name] for name in COUNTS})
+        await conn.execute(statement)
+        written += 1
     return written
 
 

@@ -24,32 +24,25 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
-from typing import Any
 
-from sqlalchemy import Table, delete, select, update
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ...records import ROUTE_REVERSE, ROUTE_SHADOW
+from ...records import ROUTE_SHADOW
 from ..models import Exchange
 from ..scoring_tables import EvidenceRollup, ScorePlan
-from .evidence import COUNTS, Counts, evidence_counts, keys_digest
-from .scores import Keys, requeue
+from .evidence import COUNTS, ROUTES, Counts, add_into, evidence_counts, keys_digest
+from .scores import Keys, insert_for, requeue
 
-__all__ = ["ROUTES", "fold", "hold_plan", "live_counts", "plan_text", "sync_plan",
+__all__ = ["fold", "hold_plan", "live_counts", "plan_text", "sync_plan",
            "touched_counts", "unroll"]
 
-ROUTES = (ROUTE_SHADOW, ROUTE_REVERSE)
 _P = ScorePlan.__table__
 _R = EvidenceRollup.__table__
 _X = Exchange.__table__
 
 ByRoute = dict[str, Counts]
 """Route -> counts of one task type."""
-
-
-def _insert(conn: AsyncConnection, table: Table) -> Any:
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 def plan_text(keys: Keys) -> str:
@@ -74,7 +67,7 @@ async def sync_plan(conn: AsyncConnection, task: str, keys: Keys, now: datetime)
     )).first()
     if row is None:
         inserted = await conn.scalar(
-            _insert(conn, _P).values(
+            insert_for(conn, _P).values(
                 task_type=task, plan=wanted, updated_at=now, rolled_up=True
             ).on_conflict_do_nothing().returning(_P.c.task_type)
         )
@@ -196,14 +189,5 @@ def _minus(a: Counts, b: Counts) -> Counts:
 
 
 async def _add(conn: AsyncConnection, digest: str, route: str, counts: Counts) -> None:
-    for (task, model), values in sorted(counts.items()):
-        if not any(values.get(name, 0) for name in COUNTS):
-            continue
-        statement: Any = _insert(conn, _R).values(
-            task_type=task, model=model, route=route, keys_digest=digest,
-            **{name: values.get(name, 0) for name in COUNTS})
-        statement = statement.on_conflict_do_update(
-            index_elements=[_R.c.task_type, _R.c.model, _R.c.route, _R.c.keys_digest],
-            set_={name: getattr(_R.c, name) + getattr(statement.excluded, name)
-                  for name in COUNTS})
-        await conn.execute(statement)
+    """Add ``counts`` to the rollup rows of ``digest`` on ``route``."""
+    await add_into(conn, _R, route, counts, lambda _task: digest)

@@ -44,6 +44,7 @@ __all__ = [
     "exchange_metadata",
     "existing_scores",
     "has_outputs",
+    "insert_for",
     "insert_scores",
     "load_pairs",
     "lock_ids",
@@ -124,7 +125,7 @@ async def queued_task_types(conn: AsyncConnection) -> list[str]:
 async def requeue(conn: AsyncConnection, task: str, since: datetime | None) -> int:
     """Queue every stored output of the task (created since ``since``) again; returns how
     many the queue holds for it in that scope."""
-    await conn.execute(_insert(conn.dialect.name, _Q).from_select(
+    await conn.execute(insert_for(conn, _Q).from_select(
         ["output_id", "task_type", "exchange_id"],
         select(_O.c.id, _X.c.task_type, _O.c.exchange_id)
         .join(_X, _X.c.id == _O.c.exchange_id)
@@ -228,9 +229,9 @@ async def existing_scores(
     return {(row[0], row[1]) for row in (await conn.execute(query)).all()}
 
 
-def _insert(dialect: str, table: Any) -> Any:
-    insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-    return insert(table)
+def insert_for(conn: AsyncConnection, table: Any) -> Any:
+    """``INSERT`` into ``table`` in the connection's dialect (for its ``ON CONFLICT``)."""
+    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
 
 
 async def insert_scores(
@@ -239,7 +240,7 @@ async def insert_scores(
     """Insert ``rows``; a score already stored (same output, scorer, version) is kept as is."""
     if not rows:
         return
-    statement = _insert(conn.dialect.name, _S).on_conflict_do_nothing()
+    statement = insert_for(conn, _S).on_conflict_do_nothing()
     payload = [
         {
             "output_id": r.output_id,
