@@ -21,7 +21,7 @@ from typing import Any
 
 import anyio
 import anyio.lowlevel
-from sqlalchemy import URL, Table, bindparam, select, text
+from sqlalchemy import URL, Table, bindparam, text
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import (
@@ -44,6 +44,7 @@ from .models import (
     clean_text,
 )
 from .queries.counts import candidate_spend_since, stored_counts
+from .queries.scores import enqueue_stored
 from .scoring_tables import ScoreQueue
 
 __all__ = ["Store"]
@@ -107,12 +108,8 @@ class Store:
         self._insert_batch = insert(_BATCHES).on_conflict_do_nothing().returning(_BATCHES.c.id)
         # Every output the batch names and the store holds (an output stored already is
         # queued again: the scoring job finds it complete and drops it).
-        self._enqueue = insert(_QUEUE).from_select(
-            ["output_id", "task_type", "exchange_id"],
-            select(_OUTPUTS.c.id, _EXCHANGES.c.task_type, _OUTPUTS.c.exchange_id)
-            .join(_EXCHANGES, _EXCHANGES.c.id == _OUTPUTS.c.exchange_id)
-            .where(_OUTPUTS.c.id.in_(bindparam("ids", expanding=True))),
-        ).on_conflict_do_nothing()
+        self._enqueue = enqueue_stored(
+            dialect.name, _OUTPUTS.c.id.in_(bindparam("ids", expanding=True)))
         self._copy = (
             {table: _CopyPlan(table, columns, dialect)
              for table, columns in {**_COLUMNS, _QUEUE: _QUEUE_COLUMNS}.items()}

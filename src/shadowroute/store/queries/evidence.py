@@ -249,7 +249,7 @@ async def add_into(conn: AsyncConnection, table: Table, route: str, counts: Coun
     for (task, model), values in sorted(counts.items()):
         if not any(values.get(name, 0) for name in COUNTS):
             continue
-        statement = insert_for(conn, table).values(
+        statement = insert_for(conn.dialect.name, table).values(
             task_type=task, model=model, route=route, keys_digest=digest_of(task),
             **{name: values.get(name, 0) for name in COUNTS})
         statement = statement.on_conflict_do_update(

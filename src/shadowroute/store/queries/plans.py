@@ -67,7 +67,7 @@ async def sync_plan(conn: AsyncConnection, task: str, keys: Keys, now: datetime)
     )).first()
     if row is None:
         inserted = await conn.scalar(
-            insert_for(conn, _P).values(
+            insert_for(conn.dialect.name, _P).values(
                 task_type=task, plan=wanted, updated_at=now, rolled_up=True
             ).on_conflict_do_nothing().returning(_P.c.task_type)
         )

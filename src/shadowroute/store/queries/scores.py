@@ -41,6 +41,7 @@ __all__ = [
     "ScoreRow",
     "count_queued",
     "dequeue",
+    "enqueue_stored",
     "exchange_metadata",
     "existing_scores",
     "has_outputs",
@@ -125,12 +126,7 @@ async def queued_task_types(conn: AsyncConnection) -> list[str]:
 async def requeue(conn: AsyncConnection, task: str, since: datetime | None) -> int:
     """Queue every stored output of the task (created since ``since``) again; returns how
     many the queue holds for it in that scope."""
-    await conn.execute(insert_for(conn, _Q).from_select(
-        ["output_id", "task_type", "exchange_id"],
-        select(_O.c.id, _X.c.task_type, _O.c.exchange_id)
-        .join(_X, _X.c.id == _O.c.exchange_id)
-        .where(*_scope(task, since)),
-    ).on_conflict_do_nothing())
+    await conn.execute(enqueue_stored(conn.dialect.name, *_scope(task, since)))
     return await count_queued(conn, task, since)
 
 
@@ -229,9 +225,21 @@ async def existing_scores(
     return {(row[0], row[1]) for row in (await conn.execute(query)).all()}
 
 
-def insert_for(conn: AsyncConnection, table: Any) -> Any:
-    """``INSERT`` into ``table`` in the connection's dialect (for its ``ON CONFLICT``)."""
-    return (postgresql.insert if conn.dialect.name == "postgresql" else sqlite.insert)(table)
+def insert_for(dialect: str, table: Any) -> Any:
+    """``INSERT`` into ``table`` in the dialect named (for its ``ON CONFLICT``)."""
+    return (postgresql.insert if dialect == "postgresql" else sqlite.insert)(table)
+
+
+def enqueue_stored(dialect: str, *where: Any) -> Any:
+    """``INSERT`` into the queue the stored outputs ``where`` picks (outputs joined to their
+    exchanges), with their exchange's task type; outputs queued already are skipped. The
+    writes queue a batch's outputs with it, ``requeue`` a task's."""
+    return insert_for(dialect, _Q).from_select(
+        ["output_id", "task_type", "exchange_id"],
+        select(_O.c.id, _X.c.task_type, _O.c.exchange_id)
+        .join(_X, _X.c.id == _O.c.exchange_id)
+        .where(*where),
+    ).on_conflict_do_nothing()
 
 
 async def insert_scores(
@@ -240,7 +248,7 @@ async def insert_scores(
     """Insert ``rows``; a score already stored (same output, scorer, version) is kept as is."""
     if not rows:
         return
-    statement = insert_for(conn, _S).on_conflict_do_nothing()
+    statement = insert_for(conn.dialect.name, _S).on_conflict_do_nothing()
     payload = [
         {
             "output_id": r.output_id,
