@@ -6,8 +6,9 @@ scorers at the scorer's current version (see :mod:`.plan`). Work comes from the 
 queued again, once), and an output leaves the queue with its last score, so a run costs what is
 queued, not what is stored: with nothing new it returns at once. Scores are written per batch,
 in one transaction with the batch's claim (and its outputs leaving the queue) on Postgres, so
-an interrupted run loses at most the batches in flight and the next run picks up the rest. Several workers (``--workers``, and
-several processes on Postgres) share the work without scoring anything twice.
+an interrupted run loses at most the batches in flight and the next run picks up the rest.
+Several workers (``--workers``, and several processes on Postgres) share the work without
+scoring anything twice.
 
 Per output: the deterministic scorers run first; a hard failure (schema) fails the judge score
 too, without a judge call, so no favourable judge can override it. Under ``[judge] when =
