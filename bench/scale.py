@@ -19,8 +19,11 @@
    score`` sharing the work through ``FOR UPDATE SKIP LOCKED``); ``--score-all`` then scores
    the rest with 2 workers. Rates are end to end, and net of the job's fixed cost (pending
    counts before and after, the summary) and of its pass over windows earlier slices scored.
+   These runs leave the report's days to step 3 (``ScoreOptions(report_days=False)``).
 3. Report: ANALYZE of ``scores`` (what autovacuum would do on a live server), then
-   ``build_report(config, store, since=None)`` over the whole store and ``render_html``.
+   ``build_report(config, store, since=None)`` over the whole store counted from the pairs,
+   the daily rollups counted (``refresh_days``, what the end of a ``score`` run does), and
+   ``build_report`` again, from them, and ``render_html``.
    Last, a summary: one line per figure, the database size and rows.
 
 4. ``--night N``: the nightly job's cost for one more day of N exchanges (through
@@ -66,8 +69,9 @@ from shadowroute.config import Config, StoreConfig
 from shadowroute.fakellm import EXTRACT_ORDER_SCHEMA
 from shadowroute.records import CandidateOutputRecord, ExchangeRecord, TrafficRecord, new_id
 from shadowroute.report import build_report, render_html
-from shadowroute.scoring import ScoreOptions, score
+from shadowroute.scoring import Plans, ScoreOptions, score
 from shadowroute.store import Store, migrate
+from shadowroute.store.queries.days import refresh_days
 
 POOL = 3_000
 """Distinct offline-answered requests the exchanges take their texts from."""
@@ -226,8 +230,11 @@ async def score_slice(store: Store, config: Config, workers: int, limit: int | N
     windows). ``advance(outputs claimed so far, outputs to do)`` reports progress."""
     outputs = rows = 0
     fixed = skipped = 0.0
-    calls = [ScoreOptions(task=task, workers=workers, limit=limit // len(TASKS))
-             for task in TASKS] if limit is not None else [ScoreOptions(workers=workers)]
+    # The report's days are counted once after the scoring (timed apart), not after each slice.
+    calls = [ScoreOptions(task=task, workers=workers, limit=limit // len(TASKS),
+                          report_days=False)
+             for task in TASKS] if limit is not None else [ScoreOptions(workers=workers,
+                                                                        report_days=False)]
     for options in calls:
         marks: list[tuple[float, int]] = []  # (when, claimed) after every batch
 
@@ -295,8 +302,10 @@ async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argp
         report, report_s = await timed(build_report(config, store, since=None))
     say(f"night {label:<12}: score with nothing new {noop_s:.2f}s ({noop.outputs} outputs); "
         f"{args.night:,} new exchanges: score {score_s:.1f}s ({scored.outputs:,} outputs, "
-        f"{scored.left_unscored:,} left), report {report_s:.1f}s "
-        f"({covered(report)['outputs']:,} pairs); ANALYZE before {analyze_s:.1f}s")
+        f"{scored.left_unscored:,} left; {scored.report_days} report days counted in "
+        f"{scored.report_days_seconds:.1f}s), report {report_s:.1f}s "
+        f"({covered(report)['outputs']:,} pairs, {report.overview['days_from_rollups']} days "
+        f"from rollups); ANALYZE before {analyze_s:.1f}s")
     return noop_s, score_s, report_s
 
 
@@ -346,16 +355,24 @@ async def after_fill(url: str, config: Config, schema_path: Path, args: argparse
             say_scoring("the rest, 2 workers", figures, seconds, *result)
 
         _, analyze_s = await timed(admin_sql(store, "ANALYZE scores"))
+        raw, raw_s = await timed(build_report(config, store, since=None))
+        days, days_s = await timed(refresh_days(store, Plans(config).keys_of))
         report, build_s = await timed(build_report(config, store, since=None))
         seen, began = covered(report), time.perf_counter()
         html = render_html(report)
         html_s = time.perf_counter() - began
-        say(f"report: ANALYZE scores {analyze_s:.1f}s; build_report {build_s:.1f}s ({seen['tasks']}"
-            f" task types, {seen['candidates']} task x candidate, {seen['outputs']:,} outputs, "
-            f"{seen['n']:,} scored pairs counted, {seen['unscored']:,} unscored); render_html "
-            f"{html_s:.2f}s ({len(html.encode()) / 1024:,.0f} KiB)")
-        figures.append(f"report   build_report {build_s:.1f}s + render_html {html_s:.2f}s over "
-                       f"{seen['outputs']:,} pairs ({seen['n']:,} scored)")
+        rolled = report.overview["days_from_rollups"]
+        say(f"report: ANALYZE scores {analyze_s:.1f}s; from the pairs {raw_s:.1f}s "
+            f"({raw.overview['days_from_rollups']} days from rollups); {len(days.refreshed)} "
+            f"days counted into rollups in {days_s:.1f}s; build_report {build_s:.1f}s "
+            f"({rolled} days from rollups; {seen['tasks']} task types, {seen['candidates']} task "
+            f"x candidate, {seen['outputs']:,} outputs, {seen['n']:,} scored pairs counted, "
+            f"{seen['unscored']:,} unscored); render_html {html_s:.2f}s "
+            f"({len(html.encode()) / 1024:,.0f} KiB)")
+        figures.append(f"report   build_report {build_s:.1f}s ({rolled} days from rollups; "
+                       f"{raw_s:.1f}s from the pairs alone) + render_html {html_s:.2f}s over "
+                       f"{seen['outputs']:,} pairs ({seen['n']:,} scored); rollups of "
+                       f"{len(days.refreshed)} days counted in {days_s:.1f}s")
         async with store.engine.connect() as conn:
             size = await conn.scalar(text("SELECT pg_database_size(current_database())"))
             rows = {t: await conn.scalar(text(f"SELECT count(*) FROM {t}")) for t in TABLES}

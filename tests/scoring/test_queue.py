@@ -19,7 +19,7 @@ from shadowroute.store import Store, make_engine, migrate
 from shadowroute.store.queries.plans import hold_plan, plan_text, sync_plan
 from shadowroute.store.queries.scores import dequeue
 from shadowroute.store.retention import prune
-from shadowroute.store.scoring_tables import ScorePlan, ScoreQueue
+from shadowroute.store.scoring_tables import ReportDay, ReportStale, ScorePlan, ScoreQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -127,24 +127,29 @@ async def test_upgrading_an_older_store_queues_every_output_once(
 ) -> None:
     await migrate(empty_db_url, "0011")
     engine = make_engine(empty_db_url)
-    now = utcnow().isoformat()
+    now = utcnow()
+    times = [now, now - timedelta(days=2), now - timedelta(days=2)]
     try:
         async with engine.begin() as conn:
             for i in range(3):
                 await conn.execute(text(
                     "INSERT INTO exchanges (id, created_at, task_type, primary_model, request, "
                     "primary_output, metadata, route) VALUES (:id, :at, 'classify', 'big', "
-                    "'{}', 'a', '{}', 'shadow')"), {"id": f"x{i}", "at": now})
+                    "'{}', 'a', '{}', 'shadow')"),
+                    {"id": f"x{i}", "at": times[i].isoformat()})
                 await conn.execute(text(
                     "INSERT INTO candidate_outputs (id, exchange_id, model, output, attempts, "
                     "created_at) VALUES (:id, :x, 'mini', 'a', 1, :at)"),
-                    {"id": f"o{i}", "x": f"x{i}", "at": now})
+                    {"id": f"o{i}", "x": f"x{i}", "at": now.isoformat()})
     finally:
         await engine.dispose()
     await migrate(empty_db_url)
     store = await Store.open(empty_db_url)
     try:
         assert await queued(store) == 3
+        async with store.connect() as conn:  # every day with exchanges: counted by the next run
+            stale = set((await conn.scalars(select(ReportStale.day))).all())
+        assert stale == {t.date() for t in times}
         config = make_config(store.url, scoring_preset, tasks=EXACT)
         report = await score(config, store)
         assert report.outputs == 3 and await queued(store) == 0
@@ -152,6 +157,9 @@ async def test_upgrading_an_older_store_queues_every_output_once(
             recorded = await conn.scalar(select(ScorePlan.plan))
         assert recorded == plan_text(plan_for(config, "classify").keys())
         assert recorded.startswith('[["exact", ')
+        async with store.connect() as conn:
+            assert set((await conn.scalars(select(ReportDay.day))).all()) == stale
+            assert not (await conn.scalars(select(ReportStale.day))).all()
     finally:
         await store.close()
 

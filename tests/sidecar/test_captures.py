@@ -11,7 +11,6 @@ import pytest
 from shadowroute.fakellm import FakeLLMServer, FakeModel, default_settings
 from support.sidecar import TASK
 
-
 # --------------------------------------------------------------------------- /v1/captures
 
 

@@ -43,7 +43,7 @@ async def test_migrate_creates_schema_on_empty_db_and_rerun_is_noop(empty_db_url
     assert {"exchanges", "candidate_outputs", "scores", "traffic_daily", "alembic_version"} <= tables
     store = await Store.open(empty_db_url, auto_migrate=False)
     try:
-        assert await store.revision() == _head() == "0013"
+        assert await store.revision() == _head() == "0014"
     finally:
         await store.close()
 

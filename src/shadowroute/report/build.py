@@ -23,20 +23,19 @@ from typing import Any
 from ..config import Config
 from ..decision import Policy, Verdict, decide, recommended_replay_share
 from ..decision.allocation import pass_chance
-from ..records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
+from ..records import NOISE_FLOOR_MODEL
 from ..routing.routemap import Route, routes_from_changes
-from ..scoring import plan_for
+from ..scoring import Plans
 from ..scoring.validity import MIN_KAPPA
 from ..store import Store
 from ..store.queries import report as q
 from ..store.queries.calibrations import latest_calibration, latest_scorer_calibrations
+from ..store.queries.days import window_figures
 from ..store.queries.evidence import TASK_ROW, add_counts, archived_counts
 from ..store.queries.history import decision_history
 from ..store.queries.plans import live_counts
 from ..store.queries.retirements import retired_models
 from ..store.queries.routes import route_changes
-from ..store.queries.scores import score_summary
-from ..store.queries.validity import scorer_failures
 from .evidence import candidate_evidence, family_size, noise_of
 from .examples import Example, build_example
 from .policies import what_if
@@ -279,28 +278,23 @@ async def build_report(
         row = await latest_calibration(store, config.judge.model)
         if row is not None:
             calibration = _describe_calibration(row, config.judge.min_agreement)
+    plans = Plans(config)
     async with q.reading(store) as conn:
-        primaries = await q.primary_totals(conn, since)
-        outputs = await q.output_totals(conn, since)
+        figures, rolled_days = await window_figures(conn, plans.keys_of, since, examples)
+        primaries, outputs = figures.primaries, figures.outputs
         tasks = sorted(set(primaries) | {t for t, c in config.tasks.items() if c.candidates})
-        plans = {t: plan_for(config, t) for t in set(tasks) | set(routes)}
-        with_outputs = {t for t, _ in outputs}
-        keys = {t: plans[t].keys() for t in tasks if t in with_outputs}
-        summaries = await score_summary(conn, keys, since, ROUTE_SHADOW)
-        counts, worst = await q.outcomes(conn, keys, since, examples)
+        keys = {t: plans.keys_of(t) for t in figures.tasks()}
+        worst = figures.worst
         evidence = add_counts(await live_counts(conn, keys),
                               await archived_counts(conn, keys))
-        rows = await q.example_rows(conn, [oid for _, _, oid in worst], keys)
+        rows = await q.example_rows(conn, [w.output_id for w in worst], keys)
         agg = _Aggregates(
-            primaries=primaries, outputs=outputs, counts=counts,
+            primaries=primaries, outputs=outputs, counts=figures.counts,
             traffic=await q.traffic_totals(conn, since),
-            latency=await q.latency_percentiles(conn, since, QUANTILES),
-            scorers={}, similarity=await q.score_histograms(conn, keys, "similarity", since),
-            schema=await q.primary_schema_checks(conn, keys, since),
-            judging=await q.scoring_spend(conn, since), examples={},
-            not_carried=await q.not_carried_counts(conn, since),
-            failures=await scorer_failures(conn, keys, since), evidence=evidence,
-            sources=await q.exchanges_by_source(conn, since),
+            latency=figures.percentiles(QUANTILES),
+            scorers={}, similarity=figures.similarity, schema=figures.schema,
+            judging=figures.judging, examples={}, not_carried=figures.not_carried,
+            failures=figures.failures, evidence=evidence, sources=figures.sources,
         )
         agg.models = {task: sorted({m for (t, m) in outputs if t == task and m != NOISE_FLOOR_MODEL}
                                    | set(config.task(task).candidates)) for task in tasks}
@@ -314,13 +308,13 @@ async def build_report(
             family=agg.family_size, baselines=evidence)
     agg.calibrations = await latest_scorer_calibrations(
         store, {t: plans[t].keys() for t in tasks})
-    for s in summaries:
+    for s in figures.summary_rows():
         agg.scorers.setdefault((s["task"], s["model"]), []).append(ScorerStat(
             s["scorer"], s["n"], s["passed"], s["failed"], s["ignored"], s["mean"],
             s["better"], s["same"], s["worse"]))
-    for task, model, oid in worst:
-        if oid in rows:
-            agg.examples.setdefault((task, model), []).append(build_example(rows[oid]))
+    for w in worst:
+        if w.output_id in rows:
+            agg.examples.setdefault((w.task, w.model), []).append(build_example(rows[w.output_id]))
     results = [_task_result(config, task, plans[task].keys(), routes.get(task), agg)
                for task in tasks]
     by_task = {t.task: t for t in results}
@@ -328,6 +322,7 @@ async def build_report(
         _money(p, by_task.get(p.task))
     overview = money_overview(results, promoted)
     overview["low_kappa"], overview["min_kappa"] = flagged_verdicts(results), MIN_KAPPA
+    overview["days_from_rollups"] = rolled_days
     overview["shadow_rates"] = shadow_rates(config, results, await retired_models(store))
     overview["policies"] = await what_if(store, config, results,
                                          {task: plans[task].keys() for task in tasks})

@@ -22,6 +22,7 @@ from ..decision import DriftVerdict, Evidence, Policy, check_drift
 from ..decision.bounds import sequential_lower
 from ..records import NOISE_FLOOR_MODEL, ROUTE_REVERSE
 from ..routing.routemap import MODE_CASCADE, MODE_PARTIAL, Route
+from ..store.figures import Worst
 from ..store.queries import Connection
 from ..store.queries import report as q
 from ..store.queries.evidence import Counts, nightly_counts
@@ -93,7 +94,7 @@ async def promoted_results(
         task_keys = keys.get(task)
         start = route.since if since is None else max(since, route.since)
         counts: dict[tuple[str, str], dict[str, int]] = {}
-        worst: list[tuple[str, str, str]] = []
+        worst: list[Worst] = []
         if task_keys:
             counts, worst = await q.outcomes(conn, {task: task_keys}, start, examples,
                                              route=ROUTE_REVERSE)
@@ -122,7 +123,7 @@ async def promoted_results(
         drift_n = sum(n for n, _ in nights)
         drift_passed = sum(passed for _, passed in nights)
         demote = check.verdict is DriftVerdict.DEMOTE
-        rows = await q.example_rows(conn, [oid for _, m, oid in worst if m == route.model],
+        rows = await q.example_rows(conn, [w.output_id for w in worst if w.model == route.model],
                                     {task: task_keys or []})
         out.append(PromotedResult(
             task=task, model=route.model, primary=route.primary, since=route.since,
@@ -131,8 +132,8 @@ async def promoted_results(
             recent_pass_rate=check.recent_pass_rate, reference=check.reference,
             alarm_night=check.alarm_night, noise_floor=check.noise_floor, noise_n=noise_n,
             command=f"shadowroute demote {shlex.quote(task)}" if demote else None,
-            examples=[build_example(rows[oid]) for _, model, oid in worst
-                      if model == route.model and oid in rows],  # worst first
+            examples=[build_example(rows[w.output_id]) for w in worst
+                      if w.model == route.model and w.output_id in rows],  # worst first
             mode=route.mode, served=served, **creep,
         ))
     return out

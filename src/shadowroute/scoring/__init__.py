@@ -13,7 +13,7 @@ stored per (candidate output, scorer, version); the noise floor is the same scor
 
 from .judge import BudgetExhausted, Judge, JudgeBudget, JudgeUnavailable
 from .options import ScoreOptions, ScoreRunReport
-from .plan import JudgeSpec, ScorerSpec, TaskPlan, plan_for
+from .plan import JudgeSpec, Plans, ScorerSpec, TaskPlan, plan_for
 from .plugins import PluginScorer, ScorerPlugin, plugin_info
 from .prompt import build_judge_messages, find_injection, parse_verdict
 from .runner import run_scoring, score
@@ -40,6 +40,7 @@ __all__ = [
     "ScorerPlugin",
     "ScorerSpec",
     "SimilarityScorer",
+    "Plans",
     "TaskPlan",
     "build_judge_messages",
     "find_injection",

@@ -32,6 +32,9 @@ class ScoreOptions:
     rescan: bool = False
     """Queue every stored output in scope again first, so the run checks each for missing
     scores (after scores were deleted by hand); costs a pass over the scope."""
+    report_days: bool = True
+    """At the end, count the report's figures of the days that changed since the last run
+    (:mod:`shadowroute.store.queries.days`); a day nobody counted is read from the pairs."""
 
 
 @dataclass
@@ -143,6 +146,12 @@ class ScoreRunReport:
     summary: list[dict[str, Any]] = field(default_factory=list)
     """What this run wrote, per task type, model and scorer (:class:`Tally`); the report
     gives the whole store's figures."""
+    report_days: int = 0
+    """UTC days whose report figures the run counted again (they had changed)."""
+    report_days_raced: int = 0
+    """Days written again while the run counted them: left stale for the next run."""
+    report_days_seconds: float = 0.0
+    """Time spent counting them (part of ``seconds``)."""
 
     def lines(self) -> list[str]:
         """The run in a few plain sentences, for the CLI and logs."""
@@ -195,6 +204,11 @@ class ScoreRunReport:
             )
         if self.scorer_errors:
             out.append(f"{self.scorer_errors:,} pairs could not be scored (see the log)")
+        if self.report_days or self.report_days_raced:
+            left = (f"; {self.report_days_raced:,} changed meanwhile, left for the next run"
+                    if self.report_days_raced else "")
+            out.append(f"report figures: {self.report_days:,} days counted again in "
+                       f"{self.report_days_seconds:.1f}s{left}")
         out += [failure.line() for _, failure in sorted(self.plugin_failures.items())]
         return out
 

@@ -88,6 +88,22 @@ class TaskPlan:
         return keys
 
 
+class Plans(dict[str, "TaskPlan"]):
+    """Task type -> :func:`plan_for` its task, built once, on first use."""
+
+    def __init__(self, config: Config) -> None:
+        super().__init__()
+        self.config = config
+
+    def __missing__(self, task: str) -> TaskPlan:
+        plan = self[task] = plan_for(self.config, task)
+        return plan
+
+    def keys_of(self, task: str) -> list[tuple[str, str]]:
+        """The task's (scorer, version) keys."""
+        return self[task].keys()
+
+
 def plan_for(config: Config, task: str) -> TaskPlan:
     """Build the task's scorers from the configuration (a :class:`ConfigError` names the key
     when a scorer cannot be built, e.g. an invalid JSON schema; a scorer plugin whose factory

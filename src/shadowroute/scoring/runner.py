@@ -40,6 +40,7 @@ from ..errors import raised_as_itself
 from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
+from ..store.queries.days import refresh_days
 from ..store.queries.plans import fold, hold_plan, touched_counts
 from ..store.queries.scores import (
     Pair,
@@ -56,7 +57,7 @@ from ..store.queries.scores import (
 )
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
 from .options import ScoreOptions, ScoreRunReport, Tally
-from .plan import ScorerSpec, TaskPlan
+from .plan import Plans, ScorerSpec, TaskPlan
 from .plugins import PluginError, add_failures_to_summary, broken_plugins, count_failure
 from .scope import DB as _DB
 from .scope import check_judge_is_not_primary, plan_scope
@@ -459,6 +460,14 @@ async def _score(
             for plan in plans.values():
                 report.left_unscored += await count_queued(conn, plan.task, since)
             report.stored = await has_outputs(conn, options.task, since)
+        # The report's figures of the days this run (and the writers since the last run) changed.
+        if options.report_days:
+            known = Plans(config)
+            known.update(plans)
+            began = time.monotonic()
+            days = await refresh_days(store, known.keys_of)
+            report.report_days, report.report_days_raced = len(days.refreshed), days.raced
+            report.report_days_seconds = time.monotonic() - began
         report.summary = run.tally.rows()
         add_failures_to_summary(report)
     finally:

@@ -19,6 +19,7 @@ from ..store.queries.scores import (
     queued_task_types,
     requeue,
 )
+from ..store.queries.stale import mark_all
 from .judge import Judge
 from .options import ScoreOptions
 from .plan import TaskPlan, plan_for
@@ -58,6 +59,9 @@ async def plan_scope(config: Config, store: Store, options: ScoreOptions) -> Sco
                 scope.requeued[plan.task] = requeued
             if options.rescan:
                 scope.rescanned += await requeue(conn, plan.task, since)
+    if options.rescan:  # scores deleted by hand: the report's days are counted again too
+        async with store.begin(**DB) as conn:
+            await mark_all(conn)
     return scope
 
 

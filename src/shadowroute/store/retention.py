@@ -45,6 +45,7 @@ from .models import (
 from .queries.evidence import archive_evidence
 from .queries.plans import unroll
 from .queries.scores import Keys
+from .queries.stale import mark_days, utc_day
 
 __all__ = ["DEFAULT_BATCH", "KEEP_BATCH_IDS", "PruneReport", "prune"]
 
@@ -172,17 +173,18 @@ async def prune(
     total = counted["exchanges"]
     while True:
         async with store.begin("prune", note=done) as conn:
-            ids = list(
-                (
-                    await conn.execute(
-                        select(_X.c.id)
-                        .where(*which)
-                        .order_by(_X.c.created_at, _X.c.id)
-                        .limit(batch)
-                    )
-                ).scalars()
-            )
+            found = (
+                await conn.execute(
+                    select(_X.c.id, _X.c.created_at)
+                    .where(*which)
+                    .order_by(_X.c.created_at, _X.c.id)
+                    .limit(batch)
+                )
+            ).all()
+            ids = [row.id for row in found]
             if ids:
+                # The report's figures of their days are stale (:mod:`.queries.days`).
+                await mark_days(conn, {utc_day(row.created_at) for row in found})
                 if keys_by_task and source is None:
                     report.archived += await archive_evidence(conn, keys_by_task, ids)
                 # Out of the live counts the scoring job keeps (the archive has them now).

@@ -3,18 +3,21 @@ which scorers (and versions) the queue was last emptied against, per task type
 (``score_plans``), and the decision counts of the stored outputs under those scorers
 (``evidence_rollup``), kept by the scoring job as it writes scores. With them a ``shadowroute
 score`` costs what is new, not what is stored (a run reads the queue, never walks the store:
-:mod:`shadowroute.scoring.runner`), and the report reads the counts instead of every score."""
+:mod:`shadowroute.scoring.runner`), and the report reads the counts instead of every score.
+The report's other figures (volumes, costs, latencies, per-scorer rates, worst examples) are
+kept per UTC day (``report_days``), refreshed at the end of a ``score`` run for the days that
+changed since (``report_stale``: every write marks the days it touched)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
-from sqlalchemy import Boolean, ForeignKey, Index, String, Text, false
+from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, false
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .models import Base, EvidenceCounts, UTCDateTime
 
-__all__ = ["EvidenceRollup", "ScorePlan", "ScoreQueue"]
+__all__ = ["EvidenceRollup", "ReportDay", "ReportStale", "ScorePlan", "ScoreQueue"]
 
 
 class ScoreQueue(Base):
@@ -63,3 +66,31 @@ class EvidenceRollup(EvidenceCounts, Base):
     model: Mapped[str] = mapped_column(String, primary_key=True)
     route: Mapped[str] = mapped_column(String, primary_key=True)
     keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+class ReportDay(Base):
+    """The report's figures over the exchanges of one UTC day
+    (:class:`~shadowroute.store.figures.Figures` as JSON), counted under the task types'
+    scorers of the time (``plans``: task -> its plan, as ``score_plans.plan`` holds it). A
+    report reads it for the day while the day is not stale and the plans are the config's."""
+
+    __tablename__ = "report_days"
+
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    version: Mapped[int] = mapped_column(Integer)
+    """Moves at every refresh: a refresh that read an older version stores nothing."""
+    plans: Mapped[str] = mapped_column(Text)
+    payload: Mapped[str] = mapped_column(Text)
+    refreshed_at: Mapped[datetime] = mapped_column(UTCDateTime())
+
+
+class ReportStale(Base):
+    """A day whose stored exchanges, outputs or scores changed after its ``report_days`` row
+    was counted (or that has none yet). Writers only insert (no row is contended); a refresh
+    deletes the marks it read, and a mark written meanwhile keeps the day stale."""
+
+    __tablename__ = "report_stale"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"),
+                                    primary_key=True, autoincrement=True)
+    day: Mapped[date] = mapped_column(Date, index=True)

@@ -45,6 +45,7 @@ from .models import (
 )
 from .queries.counts import candidate_spend_since, stored_counts
 from .queries.scores import enqueue_stored
+from .queries.stale import mark_days, utc_day
 from .scoring_tables import ScoreQueue
 
 __all__ = ["Store"]
@@ -310,6 +311,7 @@ class Store:
                     await self._insert_sliced(conn, self._inserts[table],
                                               [dict(zip(columns, row, strict=True)) for row in rows])
             await self._queue(conn, exchanges, output_rows, straight)
+            await mark_days(conn, {utc_day(x.created_at) for x in exchanges})
             await self._insert_sliced(conn, self._upsert_traffic, traffic_rows)
             await self._insert_sliced(conn, self._upsert_routed, routed_rows)
 

@@ -1,13 +1,13 @@
 """The report's aggregates, computed in SQL: one pass per question over the stored pairs.
 
-Every function takes the task types' current scorer keys (scorer, version) and a window start,
-and returns plain dicts keyed by task type (and model). They read shadow pairs only (the
+Every function takes the task types' current scorer keys (scorer, version) and the exchanges
+to read (a window start, or a :class:`~.span.Span` of time ranges: the days the daily rollups
+do not cover, :mod:`.days`), and returns plain dicts keyed by task type (and model). They read shadow pairs only (the
 primary served production); :func:`outcomes` reads the reverse-shadow pairs of promoted task
 types when asked (``route=ROUTE_REVERSE``), for the drift check. Only scores at the current versions
 count: an output *counts* when it holds a score from every current scorer of its task, and it
-*passes* when each of those that applied (``passed`` not null) passed. Percentiles come from
-window functions (``row_number`` over the sorted latencies), so they are exact on SQLite and
-Postgres alike. They run on the one connection :func:`reading` gives the report.
+*passes* when each of those that applied (``passed`` not null) passed. Latencies come back as
+histograms (:class:`~..figures.Histogram`) that add up across days. They run on the one connection :func:`reading` gives the report.
 """
 
 from __future__ import annotations
@@ -17,12 +17,14 @@ from collections.abc import AsyncIterator, Mapping, Sequence
 from datetime import datetime
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import ColumnElement, Select, and_, case, func, or_, select, tuple_
+from sqlalchemy import ColumnElement, and_, case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
+from ..figures import Histogram, LatencyKey, Worst
 from ..models import CandidateOutput, Exchange, Score, TrafficDaily
 from .scores import Keys
+from .span import Since, within
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -30,7 +32,7 @@ if TYPE_CHECKING:
 __all__ = [
     "REPORT_PRAGMAS",
     "example_rows",
-    "latency_percentiles",
+    "latency_histograms",
     "outcomes",
     "output_totals",
     "primary_schema_checks",
@@ -76,13 +78,13 @@ async def reading(store: Store) -> AsyncIterator[AsyncConnection]:
                 await conn.exec_driver_sql(f"PRAGMA {name}={int(value or 0)}")
 
 
-def _window(since: datetime | None, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:
-    """Exchanges created at or after ``since`` on ``route`` (``None``: every route)."""
-    where = [] if since is None else [_X.c.created_at >= since]
+def _window(since: Since, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:
+    """Exchanges in ``since`` (:mod:`.span`) on ``route`` (``None``: every route)."""
+    where = within(_X.c.created_at, since)
     return where if route is None else [*where, _X.c.route == route]
 
 
-def _per_output(task: str, keys: Keys, since: datetime | None, route: str) -> Any:
+def _per_output(task: str, keys: Keys, since: Since, route: str) -> Any:
     """One row per output of ``task`` holding current scores: model, how many of the keys it
     holds, 1/0/NULL for passed/failed/nothing applied, and its lowest score value.
 
@@ -107,18 +109,18 @@ def _per_output(task: str, keys: Keys, since: datetime | None, route: str) -> An
 
 
 async def outcomes(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None,
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: Since,
     worst_per_model: int = 3, route: str = ROUTE_SHADOW,
-) -> tuple[dict[tuple[str, str], dict[str, int]], list[tuple[str, str, str]]]:
+) -> tuple[dict[tuple[str, str], dict[str, int]], list[Worst]]:
     """One pass per task type over its current scores (of pairs on ``route``).
 
     Returns (task, model) -> ``complete`` (outputs holding every current score), ``counted``
     (complete and some scorer applied) and ``passed``; and the worst outputs: up to
-    ``worst_per_model`` (task, model, output id) per candidate (replays left out), the counted
-    outputs that failed first, then the lowest score values.
+    ``worst_per_model`` per candidate (replays left out), the counted outputs that failed
+    first, then the lowest score values (:class:`Worst`).
     """
     counts: dict[tuple[str, str], dict[str, int]] = {}
-    worst: list[tuple[str, str, str]] = []
+    worst: list[Worst] = []
     for task, keys in keys_by_task.items():
         if not keys:
             continue
@@ -128,7 +130,7 @@ async def outcomes(
         example = case((and_(counted, per.c.model != NOISE_FLOOR_MODEL), 0), else_=1)
         by_model = {"partition_by": per.c.model}
         ranked = select(
-            per.c.model, per.c.output_id, example.label("not_example"),
+            per.c.model, per.c.output_id, example.label("not_example"), per.c.ok, per.c.worst,
             func.row_number().over(
                 **by_model,
                 order_by=(example, per.c.ok, per.c.worst.asc().nulls_last(), per.c.output_id),
@@ -140,27 +142,30 @@ async def outcomes(
         ).subquery()
         query = select(ranked).where(ranked.c.rn <= max(worst_per_model, 1)).order_by(
             ranked.c.model, ranked.c.rn)
-        for model, output_id, not_example, rn, done, n, passed in (await conn.execute(query)).all():
+        for model, output_id, not_example, ok, value, rn, done, n, passed in (
+                await conn.execute(query)).all():
             if rn == 1:
                 counts[(task, model)] = {"complete": int(done), "counted": int(n),
                                          "passed": int(passed)}
             if not not_example and rn <= worst_per_model:
-                worst.append((task, model, output_id))
+                worst.append(Worst(task, model, output_id, int(ok),
+                                   None if value is None else float(value)))
     return counts, worst
 
 
 async def output_totals(
-    conn: AsyncConnection, since: datetime | None
+    conn: AsyncConnection, since: Since
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, model) -> stored outputs, errors, mean cost of a successful call whose cost is
-    known (``costed`` of them: an answer without usage has no cost and is left out of the
-    mean), total spend, and the first and last output time."""
+    """(task, model) -> stored outputs, errors, the summed cost (``cost_sum``) and mean cost
+    of the successful calls whose cost is known (``costed`` of them: an answer without usage
+    has no cost and is left out of the mean), total spend, and the first and last output
+    time."""
     ok = _O.c.error_kind.is_(None)
     query = (
         select(
             _X.c.task_type, _O.c.model, func.count(),
             func.sum(case((ok, 0), else_=1)),
-            func.avg(case((ok, _O.c.cost_usd))),
+            func.sum(case((ok, _O.c.cost_usd))),
             func.count(case((ok, _O.c.cost_usd))),
             func.coalesce(func.sum(_O.c.cost_usd), 0.0),
             func.min(_O.c.created_at), func.max(_O.c.created_at),
@@ -169,15 +174,16 @@ async def output_totals(
     )
     return {
         (task, model): {"outputs": int(n), "errors": int(errors or 0),
-                        "mean_cost": None if mean is None else float(mean),
+                        "cost_sum": float(total or 0.0),
+                        "mean_cost": float(total) / int(costed) if costed else None,
                         "costed": int(costed or 0),
                         "spend": float(spend), "first": first, "last": last}
-        for task, model, n, errors, mean, costed, spend, first, last
+        for task, model, n, errors, total, costed, spend, first, last
         in (await conn.execute(query)).all()
     }
 
 
-async def primary_totals(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, Any]]:
+async def primary_totals(conn: AsyncConnection, since: Since) -> dict[str, dict[str, Any]]:
     """Task -> stored exchanges, their primary models, mean primary cost over the ``costed``
     exchanges whose cost is known (a stream without usage has none), first/last time."""
     query = (
@@ -216,7 +222,7 @@ async def traffic_totals(conn: AsyncConnection, since: datetime | None) -> dict[
 
 
 async def not_carried_counts(
-    conn: AsyncConnection, since: datetime | None
+    conn: AsyncConnection, since: Since
 ) -> dict[tuple[str, str | None], dict[str, int]]:
     """(task, model) -> setting -> how many requests lacked it: the settings a candidate's API
     could not be given (``model`` its name), and those the canonical form could not hold for
@@ -238,7 +244,7 @@ async def not_carried_counts(
 
 
 async def exchanges_by_source(conn: AsyncConnection,
-                              since: datetime | None) -> dict[str, dict[str, int]]:
+                              since: Since) -> dict[str, dict[str, int]]:
     """task -> source -> shadow exchanges in the window (``unrecorded`` for exchanges stored
     before sources were recorded)."""
     query = (select(_X.c.task_type, _X.c.source, func.count()).where(*_window(since))
@@ -253,7 +259,7 @@ async def _all(conn: AsyncConnection, query: Any) -> list[Any]:
     return list((await conn.execute(query)).all())
 
 
-async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[str, dict[str, Any]]:
+async def scoring_spend(conn: AsyncConnection, since: Since) -> dict[str, dict[str, Any]]:
     """Task -> ``spend`` (what scoring its outputs cost: judge calls, every scorer version and
     both routes included), ``calls`` (the scores that cost something) and ``skipped`` (judge
     calls not made because a cheaper scorer decided the pair, ``[judge] when = "needed"``)."""
@@ -274,50 +280,27 @@ async def scoring_spend(conn: AsyncConnection, since: datetime | None) -> dict[s
     return out
 
 
-def _percentiles(select_from: Any, group: list[Any], value: Any, where: list[Any],
-                 quantiles: Sequence[float]) -> Select[Any]:
-    ranked = (
-        select(*group, value.label("v"),
-               func.row_number().over(partition_by=group, order_by=value).label("rn"),
-               func.count().over(partition_by=group).label("cnt"))
-        .select_from(select_from).where(value.is_not(None), *where)
-        .subquery()
-    )
-    # Nearest rank: the ceil(q * n)-th value, in integer arithmetic (q in whole per mille).
-    wanted = or_(*[ranked.c.rn == _rank(ranked.c.cnt, q) for q in quantiles])
-    return select(*[ranked.c[col.name] for col in group], ranked.c.rn, ranked.c.cnt,
-                  ranked.c.v).where(wanted)
-
-
-def _rank(count: Any, q: float) -> Any:
-    """ceil(q * count) for a per-mille q, valid in SQL (integer division) and Python."""
-    return (count * round(q * 1000) + 999) // 1000
-
-
-async def latency_percentiles(
-    conn: AsyncConnection, since: datetime | None, quantiles: Sequence[float] = (0.5, 0.95)
-) -> dict[tuple[str, str | None], dict[float, float]]:
-    """(task, model) -> {q: latency ms} for successful candidate calls, and (task, None) for the
-    primary."""
-    out: dict[tuple[str, str | None], dict[float, float]] = {}
+async def latency_histograms(conn: AsyncConnection, since: Since) -> dict[LatencyKey, Histogram]:
+    """(task, model) -> the latencies (ms) of successful candidate calls, and (task, None) ->
+    the primary's, as :class:`~..figures.Histogram` (percentiles within 1%, exact where a
+    bucket holds one value)."""
+    out: dict[LatencyKey, Histogram] = {}
     jobs = [
         (_OUTPUTS, [_X.c.task_type, _O.c.model], _O.c.latency_ms,
          [*_window(since), _O.c.error_kind.is_(None)]),
         (_X, [_X.c.task_type], _X.c.latency_ms, _window(since)),
     ]
     for select_from, group, value, where in jobs:
-        query = _percentiles(select_from, group, value, where, quantiles)
+        query = (select(*group, value, func.count()).select_from(select_from)
+                 .where(value.is_not(None), *where).group_by(*group, value))
         for row in (await conn.execute(query)).all():
             key = (row[0], row[1] if len(group) == 2 else None)
-            rn, cnt, v = row[-3], row[-2], row[-1]
-            for q in quantiles:
-                if rn == _rank(int(cnt), q):
-                    out.setdefault(key, {})[q] = float(v)
+            out.setdefault(key, Histogram()).add(float(row[-2]), int(row[-1]))
     return out
 
 
 async def score_histograms(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], scorer: str, since: datetime | None,
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], scorer: str, since: Since,
     buckets: int = 10,
 ) -> dict[tuple[str, str], list[int]]:
     """(task, model) -> counts of ``scorer``'s values (current version) in ``buckets`` equal
@@ -344,7 +327,7 @@ async def score_histograms(
 
 
 async def primary_schema_checks(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: Since
 ) -> dict[str, dict[str, int]]:
     """Task -> how often the schema scorer checked the primary's own output, and how often
     the primary failed (``details.primary_valid``), counted once per exchange."""

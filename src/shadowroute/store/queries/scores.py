@@ -35,6 +35,8 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import CandidateOutput, Exchange, Score
 from ..scoring_tables import ScorePlan, ScoreQueue
+from .span import Since, within
+from .stale import mark_outputs
 
 __all__ = [
     "Pair",
@@ -245,9 +247,11 @@ def enqueue_stored(dialect: str, *where: Any) -> Any:
 async def insert_scores(
     conn: AsyncConnection, rows: Sequence[ScoreRow], *, slice_rows: int = 500
 ) -> None:
-    """Insert ``rows``; a score already stored (same output, scorer, version) is kept as is."""
+    """Insert ``rows``; a score already stored (same output, scorer, version) is kept as is.
+    The days of their exchanges are marked for the report (:mod:`.stale`)."""
     if not rows:
         return
+    await mark_outputs(conn, [r.output_id for r in rows])
     statement = insert_for(conn.dialect.name, _S).on_conflict_do_nothing()
     payload = [
         {
@@ -267,7 +271,7 @@ async def insert_scores(
 
 
 async def score_summary(
-    conn: AsyncConnection, keys_by_task: dict[str, Keys], since: datetime | None = None,
+    conn: AsyncConnection, keys_by_task: dict[str, Keys], since: Since = None,
     route: str | None = None,
 ) -> list[dict[str, Any]]:
     """Per task type, model and scorer (current versions only; pairs on ``route``, or every
@@ -278,7 +282,8 @@ async def score_summary(
          "passed": 110, "failed": 6, "ignored": 4, "mean": 0.61, "cost_usd": 0.04,
          "better": 9, "same": 101, "worse": 6}
 
-    ``better`` / ``same`` / ``worse`` count judge values 1, 0.5 and 0.
+    ``better`` / ``same`` / ``worse`` count judge values 1, 0.5 and 0; ``valued`` the scores
+    with a value (the mean's own count).
     """
     wanted = [
         and_(_X.c.task_type == task, _S.c.scorer == name, _S.c.version == version)
@@ -300,18 +305,18 @@ async def score_summary(
             func.sum(case((_S.c.value == 1.0, 1), else_=0)),
             func.sum(case((_S.c.value == 0.5, 1), else_=0)),
             func.sum(case((and_(_S.c.value == 0.0, _S.c.passed.is_not(None)), 1), else_=0)),
+            func.count(_S.c.value),
         )
         .select_from(_S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id))
         .where(or_(*wanted))
         .group_by(_X.c.task_type, _O.c.model, _S.c.scorer)
         .order_by(_X.c.task_type, _O.c.model, _S.c.scorer)
     )
-    if since is not None:
-        query = query.where(_X.c.created_at >= since)
+    query = query.where(*within(_X.c.created_at, since))
     if route is not None:
         query = query.where(_X.c.route == route)
     out = []
-    for task, model, scorer, n, passed, failed, mean, cost, better, same, worse in (
+    for task, model, scorer, n, passed, failed, mean, cost, better, same, worse, valued in (
         await conn.execute(query)
     ).all():
         passed, failed = int(passed or 0), int(failed or 0)
@@ -325,6 +330,7 @@ async def score_summary(
                 "failed": failed,
                 "ignored": int(n) - passed - failed,
                 "mean": None if mean is None else float(mean),
+                "valued": int(valued or 0),
                 "cost_usd": float(cost),
                 "better": int(better or 0),
                 "same": int(same or 0),

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
 from sqlalchemy import and_, case, func, select, tuple_
@@ -25,6 +24,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..models import CandidateOutput, Exchange, Score
 from .scores import Keys
+from .span import Since, within
 
 __all__ = [
     "StoredOutput",
@@ -130,7 +130,7 @@ async def labelled_scores(
 
 
 async def scorer_failures(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: datetime | None,
+    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], since: Since,
 ) -> dict[tuple[str, str], dict[str, dict[str, int]]]:
     """(task, model) -> scorer -> ``failed`` and ``sole``: of the outputs that count and fail
     (shadow pairs since ``since``, every current score present, the primary's replays left
@@ -150,8 +150,7 @@ async def scorer_failures(
             continue
         where = [_X.c.task_type == task, _X.c.route == ROUTE_SHADOW,
                  _O.c.model != NOISE_FLOOR_MODEL, tuple_(_S.c.scorer, _S.c.version).in_(list(keys))]
-        if since is not None:
-            where.append(_X.c.created_at >= since)
+        where += within(_X.c.created_at, since)
         # One pass over the task's scores: per output, whether it counts and fails, and for
         # each scorer whether it failed the output itself (1/0).
         per = (
