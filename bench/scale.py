@@ -293,8 +293,9 @@ async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argp
     score s, report s)."""
     async with await Store.open(url) as store:
         noop, noop_s = await timed(score(config, store, ScoreOptions(workers=2)))
-        batches = build_batches(pool, 0, args.night, args.night, args.seed + 1, now,
-                                StoreConfig().batch_size, days=1)
+        # The day after the store's last (which ends at ``now``): what a nightly run finds.
+        batches = build_batches(pool, 0, args.night, args.night, args.seed + 1,
+                                now + timedelta(days=1), StoreConfig().batch_size, days=1)
         for xs, traffic in batches:
             await store.write(xs, traffic, batch_id=new_id())
         _, analyze_s = await timed(admin_sql(store, "ANALYZE"))

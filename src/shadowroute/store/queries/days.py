@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import delete, exists, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import ROUTE_SHADOW
@@ -171,12 +171,14 @@ async def window_figures(conn: AsyncConnection, keys_of: KeysOf, since: datetime
         first = None if since is None else utc_day(since)
         if since is not None and since != day_start(utc_day(since)):
             first = utc_day(since) + DAY  # the first day is partial: from the pairs
-        stale = set((await conn.scalars(select(_M.c.day).distinct())).all())
-        query = select(_D.c.day, _D.c.plans, _D.c.payload).order_by(_D.c.day)
+        # One statement, one snapshot: a row and the marks that make it stale.
+        stale = exists().where(_M.c.day == _D.c.day)
+        query = (select(_D.c.day, _D.c.plans, _D.c.payload).where(~stale)
+                 .order_by(_D.c.day))
         if first is not None:
             query = query.where(_D.c.day >= first)
         rows = [(day, payload) for day, plans, payload in (await conn.execute(query)).all()
-                if day not in stale and _current(json.loads(plans), keys_of)]
+                if _current(json.loads(plans), keys_of)]
     figures = await gather(conn, keys_of, _rest(since, [day for day, _ in rows]), examples)
     for _, payload in rows:
         figures.add(Figures.from_json(json.loads(payload)))
