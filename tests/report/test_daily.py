@@ -16,7 +16,7 @@ import pytest
 from sqlalchemy import delete, func, insert, select
 
 from shadowroute.records import NOISE_FLOOR_MODEL, CandidateOutputRecord, utcnow
-from shadowroute.report import build_report
+from shadowroute.report import build_report, render_html
 from shadowroute.scoring import score
 from shadowroute.store import Store
 from shadowroute.store.figures import Histogram
@@ -131,6 +131,8 @@ async def test_the_report_from_daily_rollups_is_the_report_from_the_pairs(
     used = await assert_rollups_are_the_pairs(config, store, [None, midday, midnight])
     assert used[0] >= 6 and used[1] >= 2 and used[2] >= 3  # rollups, not the fallback
     report = await build_report(config, store, since=None, now=NOW)
+    assert f"{used[0]} UTC days of this window were read from the daily" in " ".join(
+        render_html(report).split())  # the method section says where the figures came from
     classify = next(t for t in report.tasks if t.task == "classify")
     assert any(c.examples for c in classify.candidates)
     assert any(c.latency_p50 for c in classify.candidates)

@@ -2,12 +2,13 @@
 
 Every function takes the task types' current scorer keys (scorer, version) and the exchanges
 to read (a window start, or a :class:`~.span.Span` of time ranges: the days the daily rollups
-do not cover, :mod:`.days`), and returns plain dicts keyed by task type (and model). They read shadow pairs only (the
-primary served production); :func:`outcomes` reads the reverse-shadow pairs of promoted task
-types when asked (``route=ROUTE_REVERSE``), for the drift check. Only scores at the current versions
-count: an output *counts* when it holds a score from every current scorer of its task, and it
-*passes* when each of those that applied (``passed`` not null) passed. Latencies come back as
-histograms (:class:`~..figures.Histogram`) that add up across days. They run on the one connection :func:`reading` gives the report.
+do not cover, :mod:`.days`), and returns plain dicts keyed by task type (and model). They read
+shadow pairs only (the primary served production); :func:`outcomes` reads the reverse-shadow
+pairs of promoted task types when asked (``route=ROUTE_REVERSE``), for the drift check. Only
+scores at the current versions count: an output *counts* when it holds a score from every
+current scorer of its task, and it *passes* when each of those that applied (``passed`` not
+null) passed. Latencies come back as histograms (:class:`~..figures.Histogram`) that add up
+across days. They run on the one connection :func:`reading` gives the report.
 """
 
 from __future__ import annotations
