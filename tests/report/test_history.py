@@ -59,7 +59,8 @@ def _task(task: str, *models: tuple[str, str, float | None]) -> SimpleNamespace:
 
 
 def test_trends_take_the_last_report_of_each_day_and_mark_verdict_changes() -> None:
-    now = utcnow()
+    # Noon: "30 minutes later the same day" must not cross midnight (it did from 23:30 UTC).
+    now = utcnow().replace(hour=12, minute=0, second=0, microsecond=0)
     from datetime import timedelta
 
     def row(days: float, model: str, verdict: str, rate: float) -> dict:
