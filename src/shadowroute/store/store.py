@@ -73,8 +73,9 @@ _OUTPUT_COLUMNS = (
     "cost_usd", "error_kind", "error", "attempts", "created_at", "not_carried", "finish_reason",
 )
 _COLUMNS = {_EXCHANGES: _EXCHANGE_COLUMNS, _OUTPUTS: _OUTPUT_COLUMNS}
-_QUEUE_COLUMNS = ("output_id", "task_type", "exchange_id")
 """The order of the values in :meth:`Store.write`'s rows (every column of each table)."""
+_QUEUE_COLUMNS = ("output_id", "task_type", "exchange_id")
+"""The order of the values of the queue rows a new batch copies in (:meth:`Store._queue`)."""
 _UNIQUE_VIOLATION = "23505"
 """SQLSTATE of a row that is stored already (see :class:`_CopyPlan`)."""
 

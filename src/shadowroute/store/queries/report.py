@@ -157,10 +157,10 @@ async def outcomes(
 async def output_totals(
     conn: AsyncConnection, since: Since
 ) -> dict[tuple[str, str], dict[str, Any]]:
-    """(task, model) -> stored outputs, errors, the summed cost (``cost_sum``) and mean cost
-    of the successful calls whose cost is known (``costed`` of them: an answer without usage
-    has no cost and is left out of the mean), total spend, and the first and last output
-    time."""
+    """(task, model) -> stored outputs, errors, the summed cost (``cost_sum``) of the
+    successful calls whose cost is known (``costed`` of them: an answer without usage has no
+    cost and is left out of the mean :meth:`~..figures.Figures.finish` works out), total
+    spend, and the first and last output time."""
     ok = _O.c.error_kind.is_(None)
     query = (
         select(
@@ -176,7 +176,6 @@ async def output_totals(
     return {
         (task, model): {"outputs": int(n), "errors": int(errors or 0),
                         "cost_sum": float(total or 0.0),
-                        "mean_cost": float(total) / int(costed) if costed else None,
                         "costed": int(costed or 0),
                         "spend": float(spend), "first": first, "last": last}
         for task, model, n, errors, total, costed, spend, first, last
@@ -185,25 +184,23 @@ async def output_totals(
 
 
 async def primary_totals(conn: AsyncConnection, since: Since) -> dict[str, dict[str, Any]]:
-    """Task -> stored exchanges, their primary models, mean primary cost over the ``costed``
-    exchanges whose cost is known (a stream without usage has none), first/last time."""
+    """Task -> stored exchanges, their primary models, the summed primary cost of the
+    ``costed`` exchanges whose cost is known (a stream without usage has none; the mean is
+    :meth:`~..figures.Figures.finish`'s), first/last time."""
     query = (
-        select(_X.c.task_type, _X.c.primary_model, func.count(), func.avg(_X.c.cost_usd),
+        select(_X.c.task_type, _X.c.primary_model, func.count(), func.sum(_X.c.cost_usd),
                func.count(_X.c.cost_usd), func.min(_X.c.created_at), func.max(_X.c.created_at))
         .where(*_window(since)).group_by(_X.c.task_type, _X.c.primary_model)
     )
     out: dict[str, dict[str, Any]] = {}
-    for task, model, n, mean, costed, first, last in (await conn.execute(query)).all():
+    for task, model, n, total, costed, first, last in (await conn.execute(query)).all():
         row = out.setdefault(task, {"exchanges": 0, "models": {}, "cost_sum": 0.0, "costed": 0,
                                     "first": first, "last": last})
         row["exchanges"] += int(n)
         row["models"][model] = int(n)
-        if mean is not None:  # the mean of the calls whose cost is known
-            row["cost_sum"] += float(mean) * int(costed)
-            row["costed"] += int(costed)
+        row["cost_sum"] += float(total or 0.0)
+        row["costed"] += int(costed or 0)
         row["first"], row["last"] = min(row["first"], first), max(row["last"], last)
-    for row in out.values():
-        row["mean_cost"] = row["cost_sum"] / row["costed"] if row["costed"] else None
     return out
 
 

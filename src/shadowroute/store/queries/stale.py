@@ -4,10 +4,11 @@ own transaction. Insert only, so concurrent writers never wait on one another he
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from datetime import UTC, date, datetime
+from typing import Any
 
-from sqlalchemy import insert, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ..models import CandidateOutput, Exchange
@@ -44,11 +45,12 @@ async def mark_outputs(conn: AsyncConnection, ids: Sequence[str]) -> None:
                 .join(_O, _O.c.exchange_id == _X.c.id).where(_O.c.id.in_(chunk)), ids)
 
 
-async def _mark(conn: AsyncConnection, query_of: object, ids: Sequence[str]) -> None:
+async def _mark(conn: AsyncConnection, query_of: Callable[[list[str]], Select[Any]],
+                ids: Sequence[str]) -> None:
     unique = sorted(set(ids))
     days: set[date] = set()
     for start in range(0, len(unique), _SLICE):
-        query = query_of(unique[start : start + _SLICE])  # type: ignore[operator]
+        query = query_of(unique[start : start + _SLICE])
         days.update(utc_day(created) for created in (await conn.scalars(query)).all())
     await mark_days(conn, days)
 
