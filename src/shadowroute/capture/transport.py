@@ -37,7 +37,9 @@ __all__ = [
     "ShadowTransport",
     "SyncShadowTransport",
     "current_task",
+    "plan_call",
     "task",
+    "tee_async",
 ]
 
 TASK_HEADER = "x-shadowroute-task"
@@ -130,6 +132,26 @@ class _Plan:
             self.sink.count("capture_errors")
 
 
+def plan_call(sink: Sink, api: Api | None, body: bytes, task: str | None, *,
+              reverse_of: str | None = None, fallback: bool = False,
+              source: str = "transport") -> _Plan | None:
+    """Whether a call of ``api`` with this raw ``body`` is sampled, and how to finish its
+    capture: ``None`` when it is not a chat call, a fallback (counted already), or not drawn.
+    ``task``: the task type named for it (``None``: the :func:`task` context, else
+    ``"default"``). Never raises."""
+    if api is None or fallback:
+        return None
+    try:
+        name = task or _task.get() or "default"
+        model = model_from_body(body)
+        if not sink.sample(name, model, lambda: body, reverse=reverse_of is not None):
+            return None
+        return _Plan(sink, name, api, body, model, reverse_of, source)
+    except Exception:
+        sink.count("capture_errors")
+        return None
+
+
 def _plan(sink: Sink, request: Any, default_task: str | None,
           source: str = "transport") -> _Plan | None:
     """Strip our headers; decide whether this call is sampled. Never raises."""
@@ -147,14 +169,11 @@ def _plan(sink: Sink, request: Any, default_task: str | None,
         return None
     try:
         body: bytes = request.content
-        name = header_task or _task.get() or default_task or "default"
-        model = model_from_body(body)
-        if not sink.sample(name, model, lambda: body, reverse=reverse_of is not None):
-            return None
-        return _Plan(sink, name, api, body, model, reverse_of, source)
     except Exception:
         sink.count("capture_errors")
         return None
+    return plan_call(sink, api, body, header_task or _task.get() or default_task,
+                     reverse_of=reverse_of, source=source)
 
 
 def _default_transport(request: Any, kind: str) -> Any:
@@ -222,6 +241,26 @@ class _SyncTee(_Tee, *_bases("SyncByteStream")):  # type: ignore[misc]
             self._finish()
 
 
+def _tee(sink: Sink, response: Any, plan: _Plan | None, tee: type[_Tee]) -> Any:
+    if plan is None:
+        return response
+    if not 200 <= response.status_code < 300:
+        sink.count("primary_errors")
+    elif hasattr(response, "_content"):  # already read (e.g. MockTransport): nothing to tee
+        plan.finish(response, [response.content], True, len(response.content), decoded=True)
+    else:
+        response.stream = tee(response.stream, plan, response)
+    return response
+
+
+def tee_async(sink: Sink, response: Any, plan: _Plan | None) -> Any:
+    """Capture ``response`` (anything with ``status_code``, ``headers.get`` and an async
+    iterable ``stream`` with ``aclose()``) for ``plan``: a 2xx body is copied as the caller
+    reads it and offered once the stream is closed; another status is counted as a
+    primary error. Returns ``response``, its stream wrapped."""
+    return _tee(sink, response, plan, _AsyncTee)
+
+
 class _Wrapper:
     def __init__(self, shadow: Sink, transport: Any = None, *, task: str | None = None,
                  source: str = "transport") -> None:
@@ -232,15 +271,7 @@ class _Wrapper:
         self._source = source
 
     def _tee(self, response: Any, plan: _Plan | None, tee: type[_Tee]) -> Any:
-        if plan is None:
-            return response
-        if not 200 <= response.status_code < 300:
-            self._sink.count("primary_errors")
-        elif hasattr(response, "_content"):  # already read (e.g. MockTransport): nothing to tee
-            plan.finish(response, [response.content], True, len(response.content), decoded=True)
-        else:
-            response.stream = tee(response.stream, plan, response)
-        return response
+        return _tee(self._sink, response, plan, tee)
 
 
 class ShadowTransport(_Wrapper, *_bases("AsyncBaseTransport")):  # type: ignore[misc]

@@ -3,11 +3,13 @@ primary upstream, byte for byte, or to the promoted model the route map names fo
 type (by its answer or its request for a cascade or partial route: :mod:`.modes`), and mirrors
 a sample through the capture pipeline.
 
-Forwarding goes through :class:`~shadowroute.ShadowTransport`: the sidecar names the task type
-(header, config rules, default) and the transport does what it does under an SDK: tee the
-response while relaying it chunk by chunk, then offer the raw bodies to the :class:`Shadow`.
-A routed call carries the replaced primary's name in ``REVERSE_HEADER``, so the transport
-samples it for the reverse shadow (the primary is asked the same request in the background).
+Forwarding goes through an :class:`~.upstream.Upstream` (aiohttp, no httpx objects on the
+hot path) and captures the way :class:`~shadowroute.ShadowTransport` does under an SDK, with
+its functions: the sidecar names the task type (header, config rules, default), the sampling
+draw decides, and a sampled answer is teed while it is relayed chunk by chunk, its raw bodies
+offered to the :class:`Shadow` once relayed. A routed call carries the replaced primary's name
+in ``REVERSE_HEADER``, so it is sampled for the reverse shadow (the primary is asked the same
+request in the background).
 """
 
 from __future__ import annotations
@@ -19,10 +21,9 @@ import logging
 import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
-from urllib.parse import quote_from_bytes
+from urllib.parse import quote_from_bytes, urlsplit
 
 import anyio
-import httpx
 from starlette.applications import Starlette
 from starlette.exceptions import HTTPException
 from starlette.requests import ClientDisconnect, Request
@@ -30,7 +31,13 @@ from starlette.responses import JSONResponse, Response, StreamingResponse
 from starlette.routing import Route
 
 from ..capture.calls import Api, api_for
-from ..capture.transport import FALLBACK_HEADER, REVERSE_HEADER, TASK_HEADER, ShadowTransport
+from ..capture.transport import (
+    FALLBACK_HEADER,
+    REVERSE_HEADER,
+    TASK_HEADER,
+    plan_call,
+    tee_async,
+)
 from ..config import Config
 from ..formats.chat import stateful_feature
 from ..pipeline.core import Shadow
@@ -38,13 +45,21 @@ from ..routing.modes import BYPASSED, RouteModes
 from ..routing.routemap import Route as MapRoute
 from ..routing.routemap import RouteMap
 from .answers import api_error, daily_budgets, error_json, http_error, is_anthropic, unauthorized
-from .asgi import EveryMethod, Front, KnownLength
+from .asgi import EveryMethod, Front, KnownLength, Reply
 from .body import Body, BodyTooLarge, is_upgrade, read_head, readable
 from .ingest import ingest_captures
 from .metrics import Metrics
 from .modes import Routed, serve_by_mode
 from .trust import BearerToken, RateLimiter
-from .upstream import NoCookies, upstream_transport
+from .upstream import (
+    AiohttpUpstream,
+    Answer,
+    BadAnswer,
+    HttpxUpstream,
+    TimedOut,
+    Unreachable,
+    Upstream,
+)
 
 __all__ = ["Sidecar", "create_app"]
 
@@ -64,6 +79,10 @@ _HOP_BY_HOP = frozenset(
     )
 )
 _AUTH_HEADERS = frozenset({b"authorization", b"x-api-key"})
+_TASK, _REVERSE, _FALLBACK = TASK_HEADER.encode(), REVERSE_HEADER.encode(), FALLBACK_HEADER.encode()
+_SIGNALS = frozenset({_TASK, _REVERSE, _FALLBACK})
+"""Headers the sidecar sets on its own requests to say how to capture them (task type, the
+primary a routed call replaced, a fallback): read and removed before the request leaves."""
 _Headers = list[tuple[bytes, bytes]]
 """Request headers as bytes, as they came: a value that is not ASCII is forwarded, not a 500."""
 _CHAT_PATH = {"openai": "/chat/completions", "anthropic": "/v1/messages",
@@ -85,13 +104,12 @@ def _target(request: Request) -> tuple[str, str]:
     return quote_from_bytes(raw, safe=_PATH_SAFE), quote_from_bytes(query, safe=_QUERY_SAFE)
 
 
-def _timed_out(exc: httpx.TransportError) -> bool:
-    """Whether the upstream timed out (504) rather than refused or dropped us (502).
-    httpx-aiohttp maps every aiohttp connection error, a refused connection included, to
-    httpx.ConnectTimeout; the aiohttp cause tells which it was."""
-    if not isinstance(exc, httpx.TimeoutException):
-        return False
-    return exc.__cause__ is None or isinstance(exc.__cause__, TimeoutError)
+def _signals(headers: _Headers) -> tuple[_Headers, dict[bytes, str]]:
+    """The headers to send (the capture signals removed) and the signals' values."""
+    found = {k: v.decode("utf-8", "replace") for k, v in headers if k in _SIGNALS}
+    if not found:
+        return headers, found
+    return [(k, v) for k, v in headers if k not in _SIGNALS], found
 
 
 class Sidecar:
@@ -103,11 +121,12 @@ class Sidecar:
         config: Config,
         *,
         shadow: Shadow | None = None,
-        upstream_transport: httpx.AsyncBaseTransport | None = None,
+        upstream_transport: Any = None,
         routes: RouteMap | None = None,
         on_stop: Callable[[Shadow], None] | None = None,
     ) -> None:
-        """``on_stop(shadow)`` runs once the Shadow has stopped (its ledger is final)."""
+        """``on_stop(shadow)`` runs once the Shadow has stopped (its ledger is final);
+        ``upstream_transport``: an httpx transport to send through instead of aiohttp (tests)."""
         self.config = config
         self._on_stop = on_stop
         self.settings = config.sidecar
@@ -122,29 +141,25 @@ class Sidecar:
         self._upstream_transport = upstream_transport
         self._route_warned: set[tuple[str, str, str]] = set()
         self._fallback_warned: set[str] = set()
-        self.client: httpx.AsyncClient | None = None
-        self._inner: httpx.AsyncBaseTransport | None = None
-        self._capture: ShadowTransport | None = None
-        self._timeout: dict[str, float | None] = {}
+        self.upstream: Upstream | None = None
         self._ingest_key = BearerToken.from_env(self.settings.ingest_token_env)
         self._metrics_key = BearerToken.from_env(self.settings.metrics_token_env)
         self._limiter = RateLimiter(self.settings.captures_per_minute)
 
     @contextlib.asynccontextmanager
     async def lifespan(self, app: Starlette) -> AsyncIterator[None]:
-        # httpx's API over aiohttp's connection handling: measured with bench/proxy_overhead.py
-        # on 2 cores, ~2.4x the requests/s of httpx's own pool at ~40% of the CPU per request.
-        inner = self._upstream_transport or upstream_transport(
-            self.settings.max_connections, self.metrics.pool_wait)
-        self._inner = inner
-        self._timeout = httpx.Timeout(self.settings.upstream_timeout_s, connect=10.0).as_dict()
-        capture = ShadowTransport(self.shadow, inner, source="sidecar")
-        async with self.shadow, httpx.AsyncClient(
-            transport=capture, cookies=httpx.Cookies(NoCookies()),
-        ) as client:
-            self.client, self._capture = client, capture
-            yield
-        self.client = self._capture = None
+        timeout = self.settings.upstream_timeout_s
+        upstream: Upstream = (
+            HttpxUpstream(self._upstream_transport, timeout)
+            if self._upstream_transport is not None else
+            AiohttpUpstream(self.settings.max_connections, timeout, self.metrics.pool_wait))
+        async with self.shadow:
+            self.upstream = upstream
+            try:
+                yield
+            finally:
+                self.upstream = None
+                await upstream.aclose()
         if self._on_stop is not None:
             self._on_stop(self.shadow)
 
@@ -229,24 +244,33 @@ class Sidecar:
     async def _send(
         self, method: str, url: str, headers: _Headers, body: bytes | Body,
         *, capture: bool = True,
-    ) -> httpx.Response:
+    ) -> Answer:
         """Send a call upstream as the client sent it: its headers and nothing else (no
-        client defaults, no cookies of other calls). ``capture=False`` (a body larger than the
-        capture limit, or one the sidecar cannot read) goes past the capture transport."""
+        client defaults, no cookies of other calls), and capture it if it is sampled.
+        ``capture=False``: a body larger than the capture limit, or one the sidecar cannot
+        read; never captured."""
+        upstream = self.upstream
+        if upstream is None:
+            raise RuntimeError("the sidecar is not running (its lifespan has not started)")
+        headers, signals = _signals(headers)
+        plan = None
+        if capture and isinstance(body, bytes):
+            plan = plan_call(
+                self.shadow, api_for(method, urlsplit(url).path), body,
+                signals.get(_TASK), reverse_of=signals.get(_REVERSE),
+                fallback=_FALLBACK in signals, source="sidecar")
         content = body.stream() if isinstance(body, Body) else body
-        upstream_request = httpx.Request(method, url, headers=headers, content=content,
-                                         extensions={"timeout": self._timeout})
-        # Straight to the transport: the client's layers (auth, redirects, cookies, event
-        # hooks) are all things a relay must not do, and cost a tenth of the request path.
-        transport = self._capture if capture else self._inner
-        assert transport is not None
-        response = await transport.handle_async_request(upstream_request)
-        response.request = upstream_request
-        return response
+        try:
+            response = await upstream.send(method, url, headers, content)
+        except Exception:
+            if plan is not None:
+                self.shadow.count("primary_errors")
+            raise
+        return tee_async(self.shadow, response, plan)
 
     # ------------------------------------------------------------------ endpoints
 
-    async def proxy(self, request: Request) -> Response:
+    async def proxy(self, request: Request) -> Reply:
         api = api_for(request.method, request.scope["path"])
         path, query = _target(request)
         upstream = self.upstream_for(api, request.scope["path"], request.headers.raw)
@@ -313,7 +337,7 @@ class Sidecar:
 
     async def _promoted(self, routed: Routed, method: str, url: str, headers: _Headers,
                         body: bytes, route_header: str, primary_header: str,
-                        reached: Callable[[bool], None] | None = None) -> Response:
+                        reached: Callable[[bool], None] | None = None) -> Reply:
         """Answer with the promoted model; the primary (``url``, labelled ``primary_header``)
         when it cannot be reached. ``reached(whether the promoted model answered)``."""
         api = routed.model.api
@@ -337,7 +361,7 @@ class Sidecar:
 
     async def _forward(self, api: Api | None, method: str, url: str, headers: _Headers,
                        body: bytes | Body, route_header: str | None, *,
-                       capture: bool = True) -> Response:
+                       capture: bool = True) -> Reply:
         """Send a call to its upstream and relay the answer, or the error it became."""
         began = time.perf_counter()
         try:
@@ -348,17 +372,21 @@ class Sidecar:
             return self._failed(api, exc)
         return self._relayed(response, api, began, route_header)
 
-    def _relayed(self, response: httpx.Response, api: Api | None, began: float,
-                 route_header: str | None) -> Response:
+    def _relayed(self, response: Answer, api: Api | None, began: float,
+                 route_header: str | None) -> Reply:
         # A stream (SSE, or no length) keeps Starlette's disconnect watch, so a client that
         # goes away stops the relay (and the capture sees it abandoned); a body of known
         # length is relayed without that per-request task group.
         headers = response.headers
-        streamed = ("content-length" not in headers
-                    or headers.get("content-type", "").startswith("text/event-stream"))
-        kind = StreamingResponse if streamed else KnownLength
-        relayed = kind(self._relay(response, api, began), status_code=response.status_code)
-        raw = [(k, v) for k, v in response.headers.raw if k.lower() not in _RESPONSE_DROP]
+        length = headers.get("content-length", "")
+        body = self._relay(response, api, began)
+        relayed: StreamingResponse | KnownLength
+        if (length.isascii() and length.isdigit()
+                and not headers.get("content-type", "").startswith("text/event-stream")):
+            relayed = KnownLength(body, response.status_code, int(length))
+        else:
+            relayed = StreamingResponse(body, status_code=response.status_code)
+        raw = [(k, v) for k, v in response.raw_headers if k.lower() not in _RESPONSE_DROP]
         if route_header is not None:
             raw.append((ROUTE_HEADER.encode(), route_header.encode("latin-1", "replace")))
         relayed.raw_headers = raw  # every upstream header as sent, repeated ones included
@@ -366,13 +394,14 @@ class Sidecar:
 
     def _failed(self, api: Api | None, exc: Exception) -> Response:
         """Every failure on the upstream's side, as the documented 502 / 504, counted."""
-        if isinstance(exc, httpx.TransportError) and _timed_out(exc):
+        if isinstance(exc, TimedOut | Unreachable) and getattr(exc, "timeout", True):
             self.metrics.upstream_failure(api, "timeout")
-            return api_error(api, 504, f"upstream timed out: {type(exc).__name__}",
-                             "upstream_timeout")
-        if isinstance(exc, httpx.TransportError):
+            return api_error(api, 504, f"upstream timed out: {exc}", "upstream_timeout")
+        if isinstance(exc, Unreachable):
             self.metrics.upstream_failure(api, "connection")
             return api_error(api, 502, f"upstream unreachable: {exc}", "upstream_unreachable")
+        if isinstance(exc, BadAnswer):
+            exc = exc.__cause__ or exc  # the reader's own words
         self.metrics.upstream_failure(api, "bad_response")
         log.warning("shadowroute: unusable answer from the upstream: %s: %s",
                     type(exc).__name__, exc)
@@ -384,7 +413,7 @@ class Sidecar:
             api, 413, f"request body larger than {self.settings.max_request_bytes} bytes "
             "([sidecar] max_request_bytes)", "request_too_large")
 
-    async def _send_routed(self, routed: Routed, method: str) -> httpx.Response | None:
+    async def _send_routed(self, routed: Routed, method: str) -> Answer | None:
         """Send a routed call to its promoted model; ``None`` when it could not be reached
         (connection refused or timed out, DNS): the caller then asks the primary, once. Once
         connected, the promoted model's answer is the answer: an HTTP error status, or a read
@@ -393,26 +422,23 @@ class Sidecar:
         self.metrics.routed_to(name)
         try:
             response = await self._send(method, routed.url, routed.headers, routed.body)
-        except (httpx.ConnectError, httpx.ConnectTimeout) as exc:
+        except Unreachable as exc:
             self.metrics.route_fallback()
             if name not in self._fallback_warned:
                 self._fallback_warned.add(name)
-                log.warning("shadowroute: promoted model %r unreachable (%s: %s); its calls go "
+                log.warning("shadowroute: promoted model %r unreachable (%s); its calls go "
                             "to the primary meanwhile (counted in shadowroute_route_fallbacks)",
-                            name, type(exc).__name__, exc)
+                            name, exc)
             return None
         self._fallback_warned.discard(name)  # reachable again: the next outage is logged too
         return response
 
-    async def _relay(self, response: httpx.Response, api: Api | None, began: float) -> AsyncIterator[bytes]:
+    async def _relay(self, response: Answer, api: Api | None, began: float) -> AsyncIterator[bytes]:
         """The upstream body as it arrives, untouched (content-encoding included)."""
         self.metrics.in_flight.inc()
         try:
-            if response.is_stream_consumed:  # a transport that hands back read responses
-                yield response.content
-            else:
-                async for chunk in response.aiter_raw():
-                    yield chunk
+            async for chunk in response.aiter_raw():
+                yield chunk
         finally:
             with anyio.CancelScope(shield=True):
                 await response.aclose()
@@ -442,7 +468,7 @@ class Sidecar:
         captures go to the spool, and taking the sidecar out of rotation would break
         production for a shadowing problem."""
         health = await self._health()
-        ready = self.client is not None and (self.settings.upstream is not None
+        ready = self.upstream is not None and (self.settings.upstream is not None
                                              or self.settings.anthropic_upstream is not None)
         return JSONResponse({**health, "status": "ready" if ready else "not ready"},
                             status_code=200 if ready else 503)

@@ -41,9 +41,9 @@ from ..routing.routemap import MODE_PARTIAL
 from ..routing.routemap import Route as MapRoute
 
 if TYPE_CHECKING:
-    import httpx
-
     from .app import Sidecar
+    from .asgi import Reply
+    from .upstream import Answer
 
 __all__ = ["MAX_ANSWER_BYTES", "Routed", "serve_by_mode"]
 
@@ -69,13 +69,13 @@ class Routed:
 
 async def serve_by_mode(sidecar: Sidecar, routed: Routed, method: str, url: str,
                         headers: _Headers, body: bytes, parsed: dict[str, Any],
-                        task: str) -> Response:
+                        task: str) -> Reply:
     """Answer a call of a cascade or partial route (see the module docstring); ``url``,
     ``headers`` and ``body``: the call as it goes to the primary."""
     route, api = routed.route, routed.model.api
     client_model = str(parsed.get("model") or "")
 
-    async def primary(outcome: str) -> Response:
+    async def primary(outcome: str) -> Reply:
         sidecar.shadow.count_routed(task, route.model, outcome)
         return await sidecar._forward(
             api, method, url, headers, body,
@@ -128,7 +128,7 @@ async def serve_by_mode(sidecar: Sidecar, routed: Routed, method: str, url: str,
     route_header = (f"model={routed.model.model}; route=cascade; task={task}; "
                     f"primary={route.primary}; outcome={KEPT}")
     relayed.raw_headers = [
-        *((k, v) for k, v in response.headers.raw if k.lower() not in _DROP),
+        *((k, v) for k, v in response.raw_headers if k.lower() not in _DROP),
         (b"content-length", str(len(raw)).encode()),
         (b"x-shadowroute-route", route_header.encode("latin-1", "replace")),
     ]
@@ -136,7 +136,7 @@ async def serve_by_mode(sidecar: Sidecar, routed: Routed, method: str, url: str,
 
 
 async def _hold(sidecar: Sidecar, routed: Routed, method: str,
-                api: str) -> tuple[httpx.Response, bytes] | None:
+                api: str) -> tuple[Answer, bytes] | None:
     """The promoted model's whole answer, as sent (still content-encoded); ``None`` when the
     call failed or the answer is larger than :data:`MAX_ANSWER_BYTES`."""
     headers = [(k, v) for k, v in routed.headers if k not in _OURS]
@@ -160,7 +160,7 @@ async def _hold(sidecar: Sidecar, routed: Routed, method: str,
     return response, b"".join(chunks)
 
 
-def _offer_reverse(sidecar: Sidecar, routed: Routed, task: str, response: httpx.Response,
+def _offer_reverse(sidecar: Sidecar, routed: Routed, task: str, response: Answer,
                    raw: bytes, latency_ms: float) -> None:
     """Offer a kept answer for the reverse shadow, sampled as the capture transport samples a
     promoted model's calls (and counted in the day's traffic like them). Never raises."""
