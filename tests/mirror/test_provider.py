@@ -1,11 +1,17 @@
 import json
-from collections.abc import Callable
+import socket
+import time
+from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
 from email.utils import format_datetime
 
+import aiohttp
 import anyio
+import httpcore
 import httpx
 import pytest
+from anyio.abc import SocketAttribute, SocketStream
+from httpx_aiohttp import AiohttpTransport
 
 from shadowroute.config import ModelConfig
 from shadowroute.errors import (
@@ -17,6 +23,7 @@ from shadowroute.errors import (
     RateLimited,
     ServerError,
 )
+from shadowroute.fakellm import FakeLLMServer, default_settings, sample_requests
 from shadowroute.mirror.provider import ANTHROPIC_VERSION, Provider, parse_retry_after
 
 KEY = "sk-test-5up3r-s3cret-k3y"
@@ -232,6 +239,32 @@ async def test_transport_errors_are_provider_unavailable(exc: Exception) -> None
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize(
+    ("raised", "cause", "kind"),
+    [
+        # what httpx-aiohttp raises: a ConnectTimeout for any aiohttp connection error
+        (httpx.ConnectTimeout, aiohttp.ServerDisconnectedError(), ProviderUnavailable),
+        (httpx.ConnectTimeout, aiohttp.ClientOSError(104, "reset"), ProviderUnavailable),
+        (httpx.ConnectTimeout, aiohttp.ConnectionTimeoutError("slow"), ProviderTimeout),
+        (httpx.ReadTimeout, aiohttp.SocketTimeoutError("slow"), ProviderTimeout),
+        # httpx's own transport (kept when a proxy is configured)
+        (httpx.ReadTimeout, httpcore.ReadTimeout("slow"), ProviderTimeout),
+        (httpx.ConnectError, httpcore.ConnectError("refused"), ProviderUnavailable),
+    ],
+    ids=["disconnected", "reset", "connect-timeout", "read-timeout", "httpcore-timeout",
+         "httpcore-refused"],
+)
+async def test_timeout_or_unavailable_by_cause(
+    raised: type[httpx.TransportError], cause: Exception, kind: type[ProviderError]
+) -> None:
+    exc = raised("mapped")
+    exc.__cause__ = cause
+    error = await failure(raising(exc))
+    assert type(error) is kind
+    assert error.__cause__ is exc
+
+
+@pytest.mark.anyio
 async def test_429_with_retry_after_seconds() -> None:
     body = {"error": {"message": "Rate limit reached for gpt-4o-mini", "type": "requests"}}
     error = await failure(lambda request: json_response(429, body, **{"retry-after": "7"}))
@@ -372,6 +405,113 @@ async def test_owned_client_is_closed_and_given_client_is_not() -> None:
     await provider.aclose()
     assert not given.is_closed
     await given.aclose()
+
+
+# -- the provider's own client, against real servers on loopback ---------------------------------
+#
+# httpx-aiohttp reports every aiohttp connection error (refused, DNS, reset) as httpx's
+# ConnectTimeout: these tests check that only a real timeout is a ProviderTimeout.
+
+
+@pytest.fixture(scope="module")
+def fake_llm() -> Iterator[FakeLLMServer]:
+    with FakeLLMServer(default_settings(latency_scale=0)) as server:
+        yield server
+
+
+def free_port() -> int:
+    """A loopback port nobody listens on (bound, then closed)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+async def own_client_failure(base_url: str, **overrides: object) -> ProviderError:
+    async with Provider(make_model(base_url=base_url, **overrides)) as provider:
+        with pytest.raises(ProviderError) as info:
+            await provider.complete(REQUEST)
+    assert KEY not in str(info.value)
+    return info.value
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("api", ["openai", "anthropic"])
+async def test_own_client_calls_a_real_server(fake_llm: FakeLLMServer, api: str) -> None:
+    base_url = fake_llm.base_url + ("" if api == "anthropic" else "/v1")
+    provider = Provider(make_model(api, base_url=base_url, model="small"))
+    transport = provider.client._transport
+    assert isinstance(transport, AiohttpTransport)
+    assert not isinstance(transport.client, aiohttp.ClientSession)  # made on the first call
+    async with provider:
+        request = sample_requests(1, seed=3)[0].request
+        completions = [await provider.complete(request) for _ in range(2)]
+        session = transport.client
+        assert isinstance(session, aiohttp.ClientSession) and not session.closed
+    assert session.closed and provider.client.is_closed
+    for completion in completions:
+        assert completion.model == "cheap" and completion.text
+        assert completion.input_tokens and completion.output_tokens
+    assert completions[0].text == completions[1].text
+
+
+@pytest.mark.anyio
+async def test_refused_connection_is_provider_unavailable() -> None:
+    port = free_port()
+    error = await own_client_failure(f"http://127.0.0.1:{port}/v1")
+    assert type(error) is ProviderUnavailable
+    assert error.kind == "connection" and error.retryable
+    assert str(error).startswith(f"cheap: cannot reach http://127.0.0.1:{port}: ")
+    assert "Timeout" not in str(error)
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("answer", [b"", b"GARBAGE\r\n\r\n"], ids=["hang-up", "not-http"])
+async def test_server_hanging_up_or_not_speaking_http_is_unavailable(answer: bytes) -> None:
+    async def serve(stream: SocketStream) -> None:
+        async with stream:
+            await stream.receive()
+            if answer:
+                await stream.send(answer)
+
+    async with await anyio.create_tcp_listener(local_host="127.0.0.1") as listener:
+        port = listener.extra(SocketAttribute.local_port)
+        async with anyio.create_task_group() as tasks:
+            tasks.start_soon(listener.serve, serve)
+            error = await own_client_failure(f"http://127.0.0.1:{port}/v1")
+            tasks.cancel_scope.cancel()
+    assert type(error) is ProviderUnavailable
+    assert error.kind == "connection"
+
+
+@pytest.mark.anyio
+async def test_server_that_never_answers_is_provider_timeout() -> None:
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # the kernel accepts; nobody reads
+        port = silent.getsockname()[1]
+        start = time.perf_counter()
+        with anyio.fail_after(5):
+            error = await own_client_failure(f"http://127.0.0.1:{port}/v1", timeout_s=0.5)
+        elapsed = time.perf_counter() - start
+    assert type(error) is ProviderTimeout
+    assert error.kind == "timeout" and error.retryable
+    assert str(error).startswith("cheap: no answer within 0.5s")
+    assert 0.45 <= elapsed < 2.0
+
+
+@pytest.mark.anyio
+async def test_proxy_from_the_environment_still_applies(
+    fake_llm: FakeLLMServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    for name in ("http_proxy", "https_proxy", "all_proxy", "no_proxy"):
+        monkeypatch.delenv(name, raising=False)
+        monkeypatch.delenv(name.upper(), raising=False)
+    monkeypatch.setenv("HTTP_PROXY", f"http://127.0.0.1:{free_port()}")  # a proxy that is down
+    error = await own_client_failure(fake_llm.base_url + "/v1", model="small")
+    assert type(error) is ProviderUnavailable
+
+    monkeypatch.setenv("NO_PROXY", "127.0.0.1")
+    async with Provider(make_model(base_url=fake_llm.base_url + "/v1", model="small")) as provider:
+        assert isinstance(provider.client._transport, AiohttpTransport)
+        assert (await provider.complete(sample_requests(1, seed=3)[0].request)).text
 
 
 # -- parse_retry_after ---------------------------------------------------------------------------
