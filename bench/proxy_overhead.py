@@ -857,6 +857,43 @@ def report(
                 verdict += " (LiteLLM overloaded)"
             parts.append(f"{label} {mine:+.2f} vs {theirs:+.2f} ms {verdict}")
         print("aim, sidecar (pass) adds < half of LiteLLM's overhead: " + "; ".join(parts))
+    print_hot_path_aims(results, added)
+
+
+def print_hot_path_aims(results: list[PathResult],
+                        added: Callable[[PathResult, str, str], float | None]) -> None:
+    """The sidecar's hot-path aims, each met or NOT met in this run: added p50 (1 client) at
+    most 1.3x the minimal relay's, added p99 (open loop) at most 2 ms, requests/s at 16
+    clients at least 70% of the relay's; with every call mirrored to two candidates, the
+    primary's p50 (1 client, and open loop) at most 10% above pass-through's."""
+    by_name = {r.name: r for r in results if not r.skipped}
+    relay, sidecar = by_name.get("minimal python relay"), by_name.get("sidecar pass")
+    shadow = by_name.get("sidecar shadow 100%")
+    if relay is None or sidecar is None:
+        return
+    parts = []
+
+    def aim(label: str, value: float | None, limit: float, unit: str, at_most: bool = True) -> None:
+        if value is None:
+            return
+        met = value <= limit if at_most else value >= limit
+        parts.append(f"{label} {value:{unit}} (aim {'<=' if at_most else '>='} "
+                     f"{limit:{unit}}) {'met' if met else 'NOT met'}")
+
+    mine, floor = added(sidecar, "serial", "p50"), added(relay, "serial", "p50")
+    if mine is not None and floor is not None and floor > 0:
+        aim("added p50 (1 client) x relay", mine / floor, 1.3, ".2f")
+    aim("added p99 (open loop) ms", added(sidecar, "open", "p99"), 2.0, ".2f")
+    rps, floor_rps = sidecar.closed.get(16, {}).get("rps"), relay.closed.get(16, {}).get("rps")
+    if rps and floor_rps:
+        aim("RPS @16 clients / relay's", rps / floor_rps, 0.70, ".0%", at_most=False)
+    if shadow is not None:
+        for label, run in (("1 client", "serial"), ("open loop", "open")):
+            full = (getattr(shadow, run) or {}).get("p50")
+            base = (getattr(sidecar, run) or {}).get("p50")
+            if full and base:
+                aim(f"shadow 100% p50 ({label}) / pass", full / base, 1.10, ".2f")
+    print("aims, sidecar hot path: " + "; ".join(parts))
 
 
 def parse_args(argv: list[str]) -> argparse.Namespace:
