@@ -455,6 +455,33 @@ async def test_own_client_calls_a_real_server(fake_llm: FakeLLMServer, api: str)
 
 
 @pytest.mark.anyio
+async def test_own_client_sends_no_cookie_a_candidate_set(api_key: str) -> None:
+    """A provider acts for every captured call: a cookie one answer set must not go out with
+    the next call (its own client keeps none)."""
+    from starlette.applications import Starlette
+    from starlette.requests import Request
+    from starlette.responses import JSONResponse
+    from starlette.routing import Route
+
+    from shadowroute.serving import BackgroundServer
+
+    seen: list[dict[str, str]] = []
+
+    async def chat(request: Request) -> JSONResponse:
+        seen.append(dict(request.headers))
+        return JSONResponse(OPENAI_OK, headers={"set-cookie": f"session={len(seen)}; Path=/"})
+
+    app = Starlette(routes=[Route("/v1/chat/completions", chat, methods=["POST"])])
+    with BackgroundServer(app, lifespan="off") as server:
+        async with Provider(make_model(base_url=server.base_url + "/v1")) as provider:
+            first = await provider.complete(REQUEST)
+            await provider.complete(REQUEST)
+    assert first.text == "refund" and len(seen) == 2
+    assert "cookie" not in seen[1], seen[1]
+    assert seen[1]["authorization"] == f"Bearer {api_key}"
+
+
+@pytest.mark.anyio
 async def test_refused_connection_is_provider_unavailable() -> None:
     port = free_port()
     error = await own_client_failure(f"http://127.0.0.1:{port}/v1")
