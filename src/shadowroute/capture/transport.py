@@ -270,9 +270,6 @@ class _Wrapper:
         self._task = task
         self._source = source
 
-    def _tee(self, response: Any, plan: _Plan | None, tee: type[_Tee]) -> Any:
-        return _tee(self._sink, response, plan, tee)
-
 
 class ShadowTransport(_Wrapper, *_bases("AsyncBaseTransport")):  # type: ignore[misc]
     """An async httpx / httpx2 transport that shadows chat calls through a ``Shadow``.
@@ -292,7 +289,7 @@ class ShadowTransport(_Wrapper, *_bases("AsyncBaseTransport")):  # type: ignore[
             if plan is not None:
                 self._sink.count("primary_errors")
             raise
-        return self._tee(response, plan, _AsyncTee)
+        return _tee(self._sink, response, plan, _AsyncTee)
 
     async def aclose(self) -> None:
         if self._inner is not None:
@@ -313,7 +310,7 @@ class SyncShadowTransport(_Wrapper, *_bases("BaseTransport")):  # type: ignore[m
             if plan is not None:
                 self._sink.count("primary_errors")
             raise
-        return self._tee(response, plan, _SyncTee)
+        return _tee(self._sink, response, plan, _SyncTee)
 
     def close(self) -> None:
         if self._inner is not None:

@@ -20,7 +20,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import quote_from_bytes, urlsplit
 
 import anyio
@@ -60,6 +60,9 @@ from .upstream import (
     Unreachable,
     Upstream,
 )
+
+if TYPE_CHECKING:
+    import httpx
 
 __all__ = ["Sidecar", "create_app"]
 
@@ -121,7 +124,7 @@ class Sidecar:
         config: Config,
         *,
         shadow: Shadow | None = None,
-        upstream_transport: Any = None,
+        upstream_transport: httpx.AsyncBaseTransport | None = None,
         routes: RouteMap | None = None,
         on_stop: Callable[[Shadow], None] | None = None,
     ) -> None:
@@ -394,7 +397,7 @@ class Sidecar:
 
     def _failed(self, api: Api | None, exc: Exception) -> Response:
         """Every failure on the upstream's side, as the documented 502 / 504, counted."""
-        if isinstance(exc, TimedOut | Unreachable) and getattr(exc, "timeout", True):
+        if isinstance(exc, TimedOut) or (isinstance(exc, Unreachable) and exc.timeout):
             self.metrics.upstream_failure(api, "timeout")
             return api_error(api, 504, f"upstream timed out: {exc}", "upstream_timeout")
         if isinstance(exc, Unreachable):
