@@ -28,7 +28,6 @@ from typing import Any, Protocol
 
 import aiohttp
 import httpx
-from multidict import CIMultiDict
 
 __all__ = [
     "MAX_FIELD_BYTES", "MAX_HEADERS", "AiohttpUpstream", "Answer", "BadAnswer", "HttpxUpstream",
@@ -160,7 +159,7 @@ class AiohttpUpstream:
         session = self._session
         if session is None:
             session = self._session = self._open()
-        out = CIMultiDict((k.decode("latin-1"), _header_text(v)) for k, v in headers)
+        out = [(k.decode("latin-1"), _header_text(v)) for k, v in headers]
         try:
             response = await session.request(
                 method, url, headers=out, data=content or None, allow_redirects=False,
