@@ -213,8 +213,7 @@ class Provider:
                                           timeout=self._timeout)
         request = httpx.Request("POST", self.url, headers=headers, content=content,
                                 extensions={"timeout": self._timeout.as_dict()})
-        response = await self._direct.handle_async_request(request)
-        response.request = request
+        response = await self._direct.handle_async_request(request)  # request attached
         try:
             await response.aread()
         finally:

@@ -73,7 +73,8 @@ async def gather(conn: AsyncConnection, keys_of: KeysOf, since: Since,
         row["value_sum"] = 0.0 if mean is None else mean * row["valued"]
         summaries[(task, model, scorer)] = row
     return Figures(
-        primaries=await q.primary_totals(conn, since), outputs=outputs, counts=counts, worst=worst, summaries=summaries,
+        primaries=await q.primary_totals(conn, since), outputs=outputs, counts=counts,
+        worst=worst, summaries=summaries,
         latency=await q.latency_histograms(conn, since),
         similarity=await q.score_histograms(conn, keys, "similarity", since),
         schema=await q.primary_schema_checks(conn, keys, since),
