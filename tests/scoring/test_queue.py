@@ -197,3 +197,28 @@ async def test_a_second_answer_for_a_stored_exchange_and_model_is_neither_stored
         ids = set((await conn.scalars(select(ScoreQueue.output_id))).all())
     assert twin.id not in ids and len(ids) == 1
     assert (await score(config, store)).outputs == 1
+
+
+async def vacuums_of_the_queue(store: Store) -> int:
+    async with store.connect() as conn:
+        return int(await conn.scalar(text(
+            "SELECT vacuum_count FROM pg_stat_user_tables WHERE relname = 'score_queue'")))
+
+
+@pytest.mark.postgres
+async def test_a_run_that_took_outputs_off_the_queue_vacuums_it_on_postgres(
+    postgres_url: str, make_config, scoring_preset, scoring_exchange,
+) -> None:
+    # Dequeued rows stay dead tuples until vacuumed; where autovacuum lags (or is off) the next
+    # run with nothing new would read every one of them: the run that made them reclaims them.
+    config = make_config(postgres_url, scoring_preset, tasks=EXACT)
+    async with await Store.open(postgres_url) as store:
+        await store.write([scoring_exchange("classify", "a", {"mini": "a", "tiny": "b"})
+                           for _ in range(30)])
+        before = await vacuums_of_the_queue(store)
+        first = await score(config, store)
+        assert first.outputs == 60 and await queued(store) == 0
+        assert await vacuums_of_the_queue(store) == before + 1
+        again = await score(config, store)  # took nothing off: nothing to reclaim
+        assert again.outputs == 0
+        assert await vacuums_of_the_queue(store) == before + 1

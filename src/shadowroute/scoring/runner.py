@@ -4,7 +4,8 @@ Incremental and idempotent: an output is work while it lacks a score from one of
 scorers at the scorer's current version (see :mod:`.plan`). Work comes from the store's
 ``score_queue`` (every write queues its outputs; a task whose scorers changed has its outputs
 queued again, once), and an output leaves the queue with its last score, so a run costs what is
-queued, not what is stored: with nothing new it returns at once. Scores are written per batch,
+queued, not what is stored: with nothing new it returns at once (on Postgres a run that took
+outputs off the queue vacuums it as it ends, so the next one does not read the dead rows). Scores are written per batch,
 in one transaction with the batch's claim (and its outputs leaving the queue) on Postgres, so
 an interrupted run loses at most the batches in flight and the next run picks up the rest.
 Several workers (``--workers``, and several processes on Postgres) share the work without
@@ -53,6 +54,7 @@ from ..store.queries.scores import (
     insert_scores,
     load_pairs,
     lock_ids,
+    vacuum_queue,
     window_ids,
 )
 from .judge import BudgetExhausted, Judge, JudgeUnavailable
@@ -110,6 +112,7 @@ class _Run:
         self.total = 0
         self.claimed = 0
         self.done = 0
+        self.dequeued = 0
         self.locking = store.backend == "postgresql"
         self._schema_checked: set[str] = set()
 
@@ -201,6 +204,7 @@ class _Run:
             after = await touched_counts(conn, plan.task, keys, by_route, lock=False)
             await fold(conn, keys, before, after)
         await dequeue(conn, done)
+        self.dequeued += len(done)
 
     async def _claim(
         self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool
@@ -456,6 +460,11 @@ async def _score(
                 break
             await run.run_task(plan)
         report = run.report
+        if run.dequeued and store.backend == "postgresql":
+            # The rows taken off are dead until vacuumed; without this a run with nothing new
+            # would read every one of them (seconds per million) wherever autovacuum lags.
+            async with store.connect(**_DB) as conn:
+                await vacuum_queue(await conn.execution_options(isolation_level="AUTOCOMMIT"))
         async with store.connect(**_DB) as conn:
             for plan in plans.values():
                 report.left_unscored += await count_queued(conn, plan.task, since)

@@ -28,6 +28,7 @@ from sqlalchemy import (
     func,
     or_,
     select,
+    text,
     tuple_,
 )
 from sqlalchemy.dialects import postgresql, sqlite
@@ -169,6 +170,14 @@ async def dequeue(conn: AsyncConnection, ids: Sequence[str]) -> None:
     if conn.dialect.name == "postgresql":
         held = held.with_for_update(skip_locked=True)
     await conn.execute(delete(_Q).where(_Q.c.output_id.in_(held.scalar_subquery())))
+
+
+async def vacuum_queue(conn: AsyncConnection) -> None:
+    """Postgres: reclaim the rows runs took off the queue, so the next run's look at the
+    queue reads an index of live rows instead of every row ever dequeued (until autovacuum
+    gets there, or for ever where it is off). ``conn`` must be in autocommit; a table another
+    VACUUM holds is skipped (``SKIP_LOCKED``), not waited for."""
+    await conn.execute(text(f"VACUUM (SKIP_LOCKED) {_Q.name}"))
 
 
 async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime | None) -> bool:
