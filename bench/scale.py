@@ -29,7 +29,9 @@
 4. ``--night N``: the nightly job's cost for one more day of N exchanges (through
    ``Store.write``): a ``score`` run with nothing new, then the day scored (2 workers) and
    reported, on the filled store and on an empty database holding only that day; the ratio
-   of the two is the figure (the job should cost what the day costs).
+   of the two is the figure (the job should cost what the day costs). Then ``prune``: the
+   store's oldest of its 30 days, against the whole new day on the empty database (time per
+   exchange pruned; a nightly prune deletes one day).
 
     python bench/scale.py [--exchanges 1000000] [--writer-split 0.2] [--score-slice 200000]
         [--score-all] [--night 0] [--seed 11] [--keep] [--ingest-only]
@@ -72,6 +74,7 @@ from shadowroute.report import build_report, render_html
 from shadowroute.scoring import Plans, ScoreOptions, score
 from shadowroute.store import Store, migrate
 from shadowroute.store.queries.days import refresh_days
+from shadowroute.store.retention import prune
 
 POOL = 3_000
 """Distinct offline-answered requests the exchanges take their texts from."""
@@ -286,11 +289,13 @@ def say_scoring(label: str, figures: list[str], seconds: float, outputs: int, ro
 
 
 async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.Namespace,
-                now: datetime, label: str) -> tuple[float, float, float]:
+                now: datetime, label: str, prune_before: datetime
+                ) -> tuple[float, float, float, float]:
     """What the nightly job costs for one new day of ``--night`` exchanges on the store at
     ``url``: a ``score`` run with nothing new first, then the day written through
-    ``Store.write`` (not timed), scored (2 workers) and reported. Returns (no-op score s,
-    score s, report s)."""
+    ``Store.write`` (not timed), scored (2 workers) and reported, then a ``prune`` of what
+    was stored before ``prune_before`` (as the CLI runs it, decision counts archived).
+    Returns (no-op score s, score s, report s, seconds per 1,000 exchanges pruned)."""
     async with await Store.open(url) as store:
         noop, noop_s = await timed(score(config, store, ScoreOptions(workers=2)))
         # The day after the store's last (which ends at ``now``): what a nightly run finds.
@@ -301,24 +306,30 @@ async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argp
         _, analyze_s = await timed(admin_sql(store, "ANALYZE"))
         scored, score_s = await timed(score(config, store, ScoreOptions(workers=2)))
         report, report_s = await timed(build_report(config, store, since=None))
+        keys = {task: Plans(config).keys_of(task) for task in config.tasks}
+        pruned, prune_s = await timed(prune(store, prune_before, keys_by_task=keys))
     say(f"night {label:<12}: score with nothing new {noop_s:.2f}s ({noop.outputs} outputs); "
         f"{args.night:,} new exchanges: score {score_s:.1f}s ({scored.outputs:,} outputs, "
         f"{scored.left_unscored:,} left; {scored.report_days} report days counted in "
         f"{scored.report_days_seconds:.1f}s), report {report_s:.1f}s "
         f"({covered(report)['outputs']:,} pairs, {report.overview['days_from_rollups']} days "
-        f"from rollups); ANALYZE before {analyze_s:.1f}s")
-    return noop_s, score_s, report_s
+        f"from rollups); ANALYZE before {analyze_s:.1f}s; prune {prune_s:.1f}s "
+        f"({pruned.exchanges:,} exchanges, {pruned.outputs:,} outputs, {pruned.scores:,} scores)")
+    return noop_s, score_s, report_s, 1000 * prune_s / max(1, pruned.exchanges)
 
 
 def nights(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.Namespace,
            now: datetime, figures: list[str]) -> None:
-    """The same new day on the filled store and on an empty one."""
-    big = anyio.run(night, url, config, pool, args, now, "on the store")
+    """The same new day on the filled store and on an empty one; then the store's oldest
+    day pruned, against the new day pruned from the empty one (a nightly prune's work)."""
+    big = anyio.run(night, url, config, pool, args, now, "on the store",
+                    now - timedelta(days=DAYS - 1))
     empty_url = pg_create()
     assert empty_url is not None
     try:
         anyio.run(migrate, empty_url)
-        alone = anyio.run(night, empty_url, config, pool, args, now, "alone")
+        alone = anyio.run(night, empty_url, config, pool, args, now, "alone",
+                          now + timedelta(days=3))
     finally:
         pg_drop(empty_url)
     ratio = (big[1] + big[2]) / (alone[1] + alone[2])
@@ -327,6 +338,9 @@ def nights(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.
         f"night    {args.night:,} new exchanges: score {big[1]:.1f}s + report {big[2]:.1f}s on "
         f"the store vs {alone[1]:.1f}s + {alone[2]:.1f}s alone = x{ratio:.2f} (score alone "
         f"x{big[1] / alone[1]:.2f}, report alone x{big[2] / alone[2]:.2f})")
+    figures.append(
+        f"night    prune: {big[3]:.2f}s per 1,000 exchanges (the store's oldest day) vs "
+        f"{alone[3]:.2f}s (the new day, alone) = x{big[3] / alone[3]:.2f}")
 
 
 # --------------------------------------------------------------------------- main
