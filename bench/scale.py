@@ -7,8 +7,9 @@
    gives it (so ``applied_batches`` gets its row too): primary ``frontier``, candidates
    ``small`` and ``tiny``, task types classify_intent / extract_order / summarize_ticket,
    texts from a pool of 3,000 offline-answered requests (``sample_requests`` +
-   ``simulate``), every record with its own ids, timestamps (30 days), tokens, latency and
-   cost, plus ``traffic_daily`` increments.
+   ``simulate``), every record with its own id (as the pipeline makes it: ``new_id`` of the
+   record's time), timestamps (30 days), tokens, latency and cost, plus ``traffic_daily``
+   increments.
    Each writer is a process with its own Store, like a sidecar, and builds its records before
    the clock starts: the first ``--writer-split`` of the exchanges from 1 writer, the rest
    from 2 at once. Then ANALYZE (the bench server runs with autovacuum off). ``--ingest-only``
@@ -162,8 +163,8 @@ def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int
         sampled: Counter[tuple[Any, str]] = Counter()
         for i in range(start, min(start + batch_size, first + count)):
             t = pool[rng.randrange(len(pool))]
-            xid = f"{rng.getrandbits(128):032x}"
             created = now - timedelta(seconds=days * 86400 * (total - i) / total)
+            xid = new_id(created)  # as the pipeline makes it, at capture time
             p_ms = rng.lognormvariate(6.8, 0.35)  # ~900 ms
             t_in = len(t.request["messages"][-1]["content"]) // 4 + 60  # tokens
             t_out = len(t.primary_output or "") // 4 + 1
@@ -172,10 +173,10 @@ def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int
                                created_at=created)
             for o in t.outputs:
                 ms, o_out = rng.lognormvariate(6.0, 0.4), len(o.output or "") // 4 + 1  # ~400 ms
+                answered = created + timedelta(milliseconds=p_ms + ms)
                 x.outputs.append(CandidateOutputRecord(
                     xid, o.model, o.output, t_in, o_out, round(ms, 1), cost(o.model, t_in, o_out),
-                    id=f"{rng.getrandbits(128):032x}",
-                    created_at=created + timedelta(milliseconds=p_ms + ms)))
+                    id=new_id(answered), created_at=answered))
             xs.append(x)
             sampled[(created.date(), t.task_type)] += 1
         traffic = [TrafficRecord(day, task, PRIMARY, round(n / SAMPLE_RATE), n)
