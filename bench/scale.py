@@ -12,8 +12,8 @@
    increments.
    Each writer is a process with its own Store, like a sidecar, and builds its records before
    the clock starts: the first ``--writer-split`` of the exchanges from 1 writer, the rest
-   from 2 at once. Then ANALYZE (the bench server runs with autovacuum off). ``--ingest-only``
-   stops here.
+   from 2 at once, interleaved (both write the same stretch of time, as two sidecars do).
+   Then ANALYZE (the bench server runs with autovacuum off). ``--ingest-only`` stops here.
 2. Scoring with the real ``score()`` job and the deterministic scorers (no judge), each run on
    a slice of ``--score-slice`` outputs (a third per task type, ``ScoreOptions(task, limit)``):
    1 worker, then 2 workers in this process, then 2 processes of 1 worker (two ``shadowroute
@@ -152,16 +152,19 @@ def run_processes(target: Callable[..., None], jobs: list[tuple[Any, ...]],
 
 
 def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int, seed: int,
-                  now: datetime, batch_size: int, days: float = DAYS
-                  ) -> list[tuple[list[ExchangeRecord], list[TrafficRecord]]]:
-    """Exchanges ``first`` .. ``first + count`` of ``total`` (timestamps spread over ``days``
-    days in that order), in batches of ``batch_size`` with their traffic increments."""
-    rng = random.Random(f"{seed}:{first}")
+                  now: datetime, batch_size: int, days: float = DAYS, slot: int = 0,
+                  writers: int = 1) -> list[tuple[list[ExchangeRecord], list[TrafficRecord]]]:
+    """Exchange ``first + slot``, then every ``writers``-th up to ``first + count``, of
+    ``total`` (timestamps spread over ``days`` days in that order): one of ``writers``
+    sidecars writing the same stretch of time at once, as sidecars do. In batches of
+    ``batch_size`` with their traffic increments."""
+    rng = random.Random(f"{seed}:{first}:{slot}")
+    mine = range(first + slot, first + count, writers)
     batches = []
-    for start in range(first, first + count, batch_size):
+    for start in range(0, len(mine), batch_size):
         xs: list[ExchangeRecord] = []
         sampled: Counter[tuple[Any, str]] = Counter()
-        for i in range(start, min(start + batch_size, first + count)):
+        for i in mine[start : start + batch_size]:
             t = pool[rng.randrange(len(pool))]
             created = now - timedelta(seconds=days * 86400 * (total - i) / total)
             xid = new_id(created)  # as the pipeline makes it, at capture time
@@ -186,10 +189,12 @@ def build_batches(pool: list[ExchangeRecord], first: int, count: int, total: int
 
 
 def writer(results: Any, go: Any, done: Any, slot: int, url: str, pool: list[ExchangeRecord],
-           first: int, count: int, total: int, seed: int, now: datetime, batch_size: int) -> None:
+           first: int, count: int, total: int, seed: int, now: datetime, batch_size: int,
+           writers: int) -> None:
     """One sidecar's store: builds its batches, then writes them one after the other."""
     began = time.perf_counter()
-    batches = build_batches(pool, first, count, total, seed, now, batch_size)
+    batches = build_batches(pool, first, count, total, seed, now, batch_size, slot=slot,
+                            writers=writers)
     build_s = time.perf_counter() - began
 
     async def write() -> float:
@@ -210,9 +215,8 @@ def ingest(writers: int, first: int, count: int, pool: list[ExchangeRecord], url
            ) -> float:
     """``count`` exchanges through ``writers`` writer processes; returns exchanges/s."""
     batch_size = StoreConfig().batch_size
-    share = [count // writers + (w < count % writers) for w in range(writers)]
-    jobs = [(url, pool, first + sum(share[:w]), share[w], args.exchanges, args.seed, now,
-             batch_size) for w in range(writers)]
+    jobs = [(url, pool, first, count, args.exchanges, args.seed, now, batch_size, writers)
+            for _ in range(writers)]
     progress.base = first
     wall, out = run_processes(writer, jobs, progress)
     rate, label = count / wall, f"{writers} writer{'s' if writers > 1 else ''}"
