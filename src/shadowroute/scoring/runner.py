@@ -5,9 +5,10 @@ scorers at the scorer's current version (see :mod:`.plan`). Work comes from the 
 ``score_queue`` (every write queues its outputs; a task whose scorers changed has its outputs
 queued again, once), and an output leaves the queue with its last score, so a run costs what is
 queued, not what is stored: with nothing new it returns at once (on Postgres a run that took
-outputs off the queue vacuums it as it ends, so the next one does not read the dead rows). Scores are written per batch,
-in one transaction with the batch's claim (and its outputs leaving the queue) on Postgres, so
-an interrupted run loses at most the batches in flight and the next run picks up the rest.
+outputs off the queue vacuums it as it ends, so the next one does not read the dead rows).
+Scores are written per batch, in one transaction with the batch's claim (and its outputs
+leaving the queue) on Postgres, so an interrupted run loses at most the batches in flight and
+the next run picks up the rest.
 Several workers (``--workers``, and several processes on Postgres) share the work without
 scoring anything twice.
 
