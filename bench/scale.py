@@ -311,7 +311,8 @@ async def night(url: str, config: Config, pool: list[ExchangeRecord], args: argp
         _, analyze_s = await timed(admin_sql(store, "ANALYZE"))
         scored, score_s = await timed(score(config, store, ScoreOptions(workers=2)))
         report, report_s = await timed(build_report(config, store, since=None))
-        keys = {task: Plans(config).keys_of(task) for task in config.tasks}
+        plans = Plans(config)
+        keys = {task: plans.keys_of(task) for task in config.tasks}
         pruned, prune_s = await timed(prune(store, prune_before, keys_by_task=keys))
     say(f"night {label:<12}: score with nothing new {noop_s:.2f}s ({noop.outputs} outputs); "
         f"{args.night:,} new exchanges: score {score_s:.1f}s ({scored.outputs:,} outputs, "
