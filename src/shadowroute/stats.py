@@ -117,6 +117,9 @@ class Stats:
     """Remote mode: captures accepted by the sidecar."""
     dropped_forward: int = 0
     """Remote mode: captures given up after the sidecar failed twice to take them."""
+    mirror_process_exits: int = 0
+    """The sidecar's mirror process ended without being asked to (``[sidecar] mirror_process``);
+    another was started. Captures it held are counted as lost in the ledger."""
     spool_pending: int = 0
     """Exchanges waiting in the spool for the database to come back (a gauge)."""
     queue_depth: int = 0
@@ -168,6 +171,42 @@ class Stats:
             f"lost {ledger['lost'] + ledger['pending']}; "
             f"not accepted: queue full {self.dropped_queue_full}"
         )
+
+    def plus(self, other: Stats) -> Stats:
+        """A new :class:`Stats` adding ``other``'s counts to these (gauges added too)."""
+        out = Stats.restore(self.snapshot())
+        for name, value in vars(other).items():
+            mine = getattr(out, name)
+            if name == "models":
+                for model, theirs in value.items():
+                    ours = mine.setdefault(model, ModelStats())
+                    ours.calls += theirs.calls
+                    ours.errors.update(theirs.errors)
+                    ours.seconds_sum += theirs.seconds_sum
+                    ours.buckets = [a + b for a, b in zip(ours.buckets, theirs.buckets,
+                                                          strict=True)]
+                    ours.spend_usd += theirs.spend_usd
+            elif isinstance(mine, Counter):
+                mine.update(value)
+            else:
+                setattr(out, name, mine + value)
+        return out
+
+    @classmethod
+    def restore(cls, data: dict[str, Any]) -> Stats:
+        """The :class:`Stats` a :meth:`snapshot` was taken of (its JSON round trip included)."""
+        fields = {name: value for name, value in data.items()
+                  if name in cls.__dataclass_fields__}
+        for name in ("candidate_errors", "redactions", "discarded", "not_shadowable"):
+            fields[name] = Counter(fields.get(name) or {})
+        fields["routed"] = Counter({(r["task"], r["model"], r["outcome"]): r["calls"]
+                                    for r in fields.get("routed") or ()})
+        fields["models"] = {name: ModelStats(calls=m["calls"], errors=Counter(m["errors"]),
+                                             seconds_sum=m["seconds_sum"],
+                                             buckets=list(m["buckets"]),
+                                             spend_usd=m["spend_usd"])
+                            for name, m in (fields.get("models") or {}).items()}
+        return cls(**fields)
 
     def snapshot(self) -> dict[str, Any]:
         data = asdict(self)

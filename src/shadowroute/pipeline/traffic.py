@@ -16,6 +16,7 @@ from __future__ import annotations
 
 from collections import Counter
 from datetime import UTC, datetime
+from typing import Any
 
 import anyio
 
@@ -44,13 +45,31 @@ class DailyTraffic(dict[tuple[str, str], list[int]]):
         if not self and not self.routed:
             return
         today = datetime.now(UTC).date()
-        for (task, model), (requests, sampled, not_shadowable) in self.items():
+        traffic, routed = self.take()
+        for task, model, requests, sampled, not_shadowable in traffic:
             writer.add_traffic(TrafficRecord(today, task, model, requests, sampled,
                                              not_shadowable))
-        self.clear()
-        for (task, model, outcome), calls in self.routed.items():
+        for task, model, outcome, calls in routed:
             writer.add_routed(RoutedRecord(today, task, model, outcome, calls))
+
+    def take(self) -> tuple[list[list[Any]], list[list[Any]]]:
+        """The counts so far as plain lists (``[task, model, requests, sampled, not
+        shadowable]`` and ``[task, model, outcome, calls]``), starting again from zero: what the
+        sidecar hands its mirror process (:mod:`.handoff`)."""
+        traffic = [[task, model, *counts] for (task, model), counts in self.items()]
+        routed = [[*key, calls] for key, calls in self.routed.items()]
+        self.clear()
         self.routed.clear()
+        return traffic, routed
+
+    def add(self, traffic: list[list[Any]], routed: list[list[Any]]) -> None:
+        """Add counts :meth:`take` gave (in another process)."""
+        for task, model, *counts in traffic:
+            mine = self.setdefault((task, model), [0, 0, 0])
+            for i, n in enumerate(counts):
+                mine[i] += n
+        for task, model, outcome, calls in routed:
+            self.routed[(task, model, outcome)] += calls
 
     def count_not_shadowable(self, task: str, model: str) -> None:
         """A sampled call of ``task`` that depends on provider-side state (not mirrored)."""
