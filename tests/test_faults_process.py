@@ -39,15 +39,18 @@ LAST_WORDS = re.compile(
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mirror", ["off", "idle"])
 async def test_sigterm_under_load_finishes_calls_in_flight_and_accounts_for_every_capture(
     fault_llm: FakeLLMServer, fault_traffic: list[Any], tmp_path: Path, sqlite_url: str,
-    fault_table: Callable[[Row], None],
+    fault_table: Callable[[Row], None], mirror: str,
 ) -> None:
     """``shadowroute serve`` in its own process; its candidate is slower than the traffic, so a
     queue builds up. SIGTERM arrives while a wave of calls is in flight (each held 0.5 s on the
     way to the upstream) and no call is sent after it. The calls in flight are answered; the
     queue drains until the shutdown deadline (1 s) and what is left is discarded and counted;
-    the last line on stderr accounts for every capture, and the database agrees."""
+    the last line on stderr accounts for every capture, and the database agrees. With
+    ``mirror_process = "idle"`` the queue is drained in the mirror process, and the last line
+    accounts for both."""
     with tcp_socket("127.0.0.1", 0) as sock:  # a free port for `serve` to bind
         port = sock.getsockname()[1]
     config_file = tmp_path / "shadowroute.toml"
@@ -65,6 +68,7 @@ noise_floor_rate = 0.0
 [sidecar]
 upstream = "http://{held.url_host}"
 anthropic_upstream = "http://{held.url_host}"
+mirror_process = "{mirror}"
 [mirror]
 workers = 1
 shutdown_deadline_s = 1.0
@@ -112,7 +116,9 @@ flush_interval_s = 0.05
     assert discarded > 0 and words["why"] == f"shutdown {discarded}"  # the deadline cut the queue
     lost = accepted - exchanges - spooled - discarded
     ordered = sorted(latencies)
-    row = Row("SIGTERM under load (serve)", len(latencies), len(failures),
+    label = "SIGTERM under load (serve)" if mirror == "off" else \
+        "SIGTERM under load (serve, mirror process)"
+    row = Row(label, len(latencies), len(failures),
               sum(1 for s in latencies if s >= DELAY_BOUND_S), 1000 * ordered[len(ordered) // 2],
               1000 * ordered[-1], accepted, exchanges, spooled, discarded, lost,
               f"{len(wave)} calls in flight at SIGTERM all answered; queue drained 1 s, "

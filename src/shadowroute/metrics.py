@@ -17,7 +17,7 @@ primary ``shadowroute_escalations_total{task,reason}`` (reason: the failed check
 from __future__ import annotations
 
 from collections import Counter
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from prometheus_client.core import (
@@ -69,6 +69,9 @@ _COUNTERS = {
     "redaction_errors": (
         "redaction_errors", "Captures dropped: redaction failed (never stored unredacted)."
     ),
+    "mirror_process_exits": (
+        "mirror_process_exits", "Mirror processes that ended unasked and were started again."
+    ),
     "reverse_failed": (
         "reverse_failed", "Reverse shadows not stored: no answer from the replaced primary."
     ),
@@ -82,11 +85,12 @@ DISCARD_REASONS = (
 class StatsCollector(Collector):
     """The counters of one :class:`~shadowroute.stats.Stats` as Prometheus families."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats | Callable[[], Stats]) -> None:
+        """``stats``, or a function giving them at each collection."""
         self._stats = stats
 
     def collect(self) -> Iterator[Metric]:
-        stats = self._stats
+        stats = self._stats if isinstance(self._stats, Stats) else self._stats()
         for name, (field, doc) in _COUNTERS.items():
             metric = CounterMetricFamily(f"shadowroute_{name}", doc)
             metric.add_metric([], getattr(stats, field))
@@ -182,4 +186,5 @@ def collector(shadow: Any) -> StatsCollector:
     """A Prometheus collector for an in-process :class:`~shadowroute.Shadow` (or anything with
     ``.stats``): ``prometheus_client.REGISTRY.register(collector(shadow))`` and the app's own
     ``/metrics`` shows what the sidecar's does about its captures and model calls."""
-    return StatsCollector(shadow.stats)
+    totals = getattr(shadow, "totals", None)
+    return StatsCollector(totals if callable(totals) else shadow.stats)

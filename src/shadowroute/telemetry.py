@@ -185,6 +185,23 @@ span_context = _span_context
 path's only OpenTelemetry work; never raises (a failure is counted in ``stats``)."""
 
 
+def context_ids(origin: SpanContext | None) -> list[int] | None:
+    """A span context as ``[trace_id, span_id, trace_flags]`` (to cross to another process)."""
+    if origin is None:
+        return None
+    return [origin.trace_id, origin.span_id, int(origin.trace_flags)]
+
+
+def context_of(ids: list[int] | None) -> SpanContext | None:
+    """The span context :func:`context_ids` gave, as a remote one (``None`` without
+    OpenTelemetry)."""
+    if not ids or _otel_trace is None:
+        return None
+    trace_id, span_id, flags = ids
+    return _otel_trace.SpanContext(trace_id, span_id, is_remote=True,
+                                   trace_flags=_otel_trace.TraceFlags(flags))
+
+
 # ---------------------------------------------------------------------- the background
 
 

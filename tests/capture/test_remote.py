@@ -27,7 +27,7 @@ async def test_captures_are_forwarded_mirrored_and_stored_by_the_sidecar(
             "database_url": db_url,
             "models": {"small": {"base_url": llm.base_url + "/v1"}},
             "tasks": {"classify_intent": {"candidates": ["small"], "sample_rate": 0.0}},
-            "sidecar": {"upstream": llm.base_url},
+            "sidecar": {"upstream": llm.base_url, "mirror_process": "off"},
             "store": {"spool_dir": str(tmp_path / "sidecar-spool"), "flush_interval_s": 0.05},
         })
         app_config = load_config(data={
@@ -93,7 +93,7 @@ async def test_reverse_shadow_captures_travel_to_the_sidecar(
     with FakeLLMServer(default_settings(latency_scale=0.0)) as llm:
         models = {name: {"base_url": llm.base_url + "/v1"} for name in ("frontier", "small")}
         sidecar_config = load_config(data={
-            "database_url": sqlite_url, "models": models,
+            "database_url": sqlite_url, "models": models, "sidecar": {"mirror_process": "off"},
             "tasks": {"classify_intent": {"candidates": ["small"], "noise_floor_rate": 0.0}},
             "store": {"spool_dir": str(tmp_path / "sidecar-spool"), "flush_interval_s": 0.05},
         })

@@ -74,7 +74,8 @@ def sidecar_config(tmp_path: Path, upstream: str | None, **sidecar: Any) -> Conf
         "default_sample_rate": 1.0,  # every call is captured and resolved: the parsers see it all
         "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05},
         "mirror": {"shutdown_deadline_s": 2.0},
-        "sidecar": {"upstream": upstream, "anthropic_upstream": upstream, **sidecar},
+        "sidecar": {"upstream": upstream, "anthropic_upstream": upstream,
+                    "mirror_process": "off", **sidecar},
     })
 
 
@@ -321,7 +322,8 @@ def test_the_sidecar_only_ever_calls_the_configured_upstream(tmp_path: Path) -> 
             "models": {"cand": {"base_url": upstream.server.base_url + "/v1", "max_retries": 0}},
             "tasks": {"t": {"candidates": ["cand"], "sample_rate": 1.0}},
             "sidecar": {"upstream": upstream.server.base_url,
-                        "anthropic_upstream": upstream.server.base_url, "default_task": "t"},
+                        "anthropic_upstream": upstream.server.base_url, "default_task": "t",
+                        "mirror_process": "off"},
         })
         chat = {"model": "m", "messages": [{"role": "user", "content": "hi"}]}
         lures = {"base_url": evil_url, "api_base": evil_url, "api_url": evil_url, "url": evil_url,

@@ -34,13 +34,18 @@ def sse_payloads(body: bytes) -> list[bytes]:
 
 
 @pytest.mark.anyio
+@pytest.mark.parametrize("mirror", ["off", "normal"])
 async def test_async_sdks_get_what_the_upstream_gives_and_exchanges_are_stored(
     tmp_path: Path, db_url: str, recording_transport, twin_fakes, make_config, stored,
     spool_text, sidecar_preset, sidecar_server, stored_text, request_for, anthropic_kwargs,
+    mirror: str,
 ) -> None:
+    """OpenAI and Anthropic, streamed and not, through the sidecar; with ``mirror_process``
+    the same exchanges are stored by the mirror process from the bytes handed over."""
     recorder = recording_transport()
     with twin_fakes() as (direct, upstream):
-        config = make_config(db_url, sidecar_preset(upstream.base_url))
+        config = make_config(db_url, sidecar_preset(upstream.base_url),
+                             sidecar={"mirror_process": mirror})
         async with sidecar_server(config, upstream_transport=recorder) as sc:
             oa_direct = openai.AsyncOpenAI(base_url=direct.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0)
             oa = openai.AsyncOpenAI(base_url=sc.base_url + "/v1", api_key=OPENAI_KEY, max_retries=0)

@@ -31,6 +31,11 @@ BIG_MINI_TINY: dict[str, Any] = {
 }
 """``[models]`` of crafted stored data: primary ``big``, candidates ``mini`` and ``tiny``."""
 
+IN_PROCESS: dict[str, Any] = {"mirror_process": "off"}
+"""A test's sidecar mirrors in its own process (``[sidecar] mirror_process = "off"``), so the
+test can read its Shadow's counters and give it fake candidates; the tests of the mirror
+process (the shipped default) ask for it (tests/pipeline/test_handoff.py)."""
+
 ORDER_SCHEMA = {
     "type": "object",
     "properties": {"sku": {"type": "string"}, "qty": {"type": "integer"}},
@@ -42,13 +47,14 @@ ORDER_SCHEMA = {
 def make_config(database_url: str, /, *presets: Mapping[str, Any], **overrides: Any) -> Config:
     """A validated config on ``database_url``.
 
-    Starts from ``{"database_url": database_url, "models": MODELS}``; each preset then sets its
+    Starts from ``{"database_url": database_url, "models": MODELS, "sidecar":
+    IN_PROCESS}``; each preset then sets its
     keys whole, in order; then the overrides, one top-level key each: ``models=`` and ``tasks=``
     replace the table, any other mapping is merged one level deep into the section already
     there (``mirror={"workers": 1}`` changes one setting of the preset's ``[mirror]``), anything
     else replaces the key, and ``None`` leaves the key out.
     """
-    data: dict[str, Any] = {"database_url": database_url, "models": MODELS}
+    data: dict[str, Any] = {"database_url": database_url, "models": MODELS, "sidecar": IN_PROCESS}
     for preset in presets:
         data.update(preset)
     for key, value in overrides.items():
@@ -96,6 +102,7 @@ def sidecar_preset(tmp_path: Path, upstream: str | None, *,
             "upstream": upstream,
             "anthropic_upstream": upstream,
             "rules": [{"task": "sentiment", "model": "front*", "metadata": {"feature": "reviews"}}],
+            **IN_PROCESS,
         },
         "store": {"spool_dir": str(tmp_path / "spool"), "flush_interval_s": 0.05,
                   "retry_interval_s": 0.2},

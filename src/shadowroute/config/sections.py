@@ -478,6 +478,13 @@ class SidecarConfig(_Strict):
     one misbehaving app cannot spend the day's budget for everyone."""
     upstream_timeout_s: float = Field(600.0, gt=0)
     """Timeout of a relayed call to the upstream, in seconds."""
+    mirror_process: Literal["idle", "normal", "off"] = "idle"
+    """Where sampled calls are mirrored and stored: ``idle``, a child process at the idle
+    scheduling class (Linux; elsewhere the lowest priority), which uses only CPU the relay
+    leaves, so shadowing cannot slow the primary's calls; ``normal``, a child process at
+    normal priority; ``off``, in the sidecar's own process. The sidecar hands each sampled
+    call over unparsed; ``/metrics``, ``/healthz`` and the shutdown ledger cover both
+    processes."""
     max_connections: int = Field(0, ge=0)
     """Connections to the upstreams at once; 0: no limit (the process's file limit is the
     limit). Calls over it wait for a connection: ``shadowroute_upstream_pool_waiting`` and

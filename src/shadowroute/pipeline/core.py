@@ -29,6 +29,7 @@ from anyio.abc import ObjectReceiveStream, TaskGroup
 
 from .. import telemetry
 from ..capture.calls import Api, is_sampled, request_key, snapshot_request
+from ..capture.capture import Capture
 from ..config import Config, load_config
 from ..errors import StoreError
 from ..mirror.policy import Completer
@@ -40,6 +41,7 @@ from ..store.engine import safe_url
 from ..store.queries.retirements import retired_models
 from ..store.queries.routes import latest_report
 from ..store.redaction import Redactor
+from .handoff import EXIT_MARGIN_S, Handoff
 from .queue import CaptureQueue, TracedCapture
 from .rates import shadow_shares
 from .reverse import PrimaryCalls
@@ -100,7 +102,11 @@ class Shadow:
         *,
         providers: Mapping[str, Completer] | None = None,
         on_error: ErrorHook | None = None,
+        mirror_process: str = "off",
     ) -> None:
+        """``mirror_process``: ``idle`` or ``normal`` hands every capture, unparsed, to a
+        mirror process at that scheduling priority (:mod:`.handoff`; the sidecar's
+        ``[sidecar] mirror_process``); ``off`` mirrors and stores in this process."""
         self.config = config or load_config()
         self.stats = Stats()
         self.redactor = Redactor.from_config(self.config.redaction)
@@ -111,7 +117,7 @@ class Shadow:
             list(providers)
             if providers is not None
             else []
-            if self.config.remote  # the sidecar calls the candidates
+            if self.config.remote or mirror_process != "off"  # another process calls them
             else list(self.config.models)
         )
         self._wiring = wire_mirror(
@@ -128,6 +134,9 @@ class Shadow:
         )
         self._queue = CaptureQueue(self.config.mirror.queue_size, self.stats)
         self._traffic = DailyTraffic()
+        self._handoff = None if mirror_process == "off" else Handoff(
+            self.config, self.stats, self._traffic, on_error=self._on_error,
+            idle=mirror_process == "idle")
         self._workers: Workers | None = None
         self._task_group: TaskGroup | None = None
         self._store: Store | None = None
@@ -165,11 +174,15 @@ class Shadow:
         self._writer_done = anyio.Event()
         self._task_group = tg = anyio.create_task_group()
         await tg.__aenter__()
-        if self.config.remote:
+        if self._handoff is not None or self.config.remote:
             write_send.close()
             write_receive.close()
             self._writer_done.set()
-            tg.start_soon(workers.forward, self.config.remote)
+            if self._handoff is not None:
+                self._handoff.open()
+                tg.start_soon(self._handoff.run, self._queue.receiver())
+            else:
+                tg.start_soon(workers.forward, self.config.remote)
         else:
             if not await self._open_store():
                 log.warning("shadowroute: the database %s cannot be reached at start; captures "
@@ -210,6 +223,8 @@ class Shadow:
         timeout and cached for ``max_age_s``, so a health check cannot load the database."""
         if self.config.remote:
             return "remote"
+        if self._handoff is not None:
+            return self._handoff.database
         now = time.monotonic()
         if self._db_state is not None and now - self._db_state[1] < max_age_s:
             return self._db_state[0]
@@ -272,6 +287,9 @@ class Shadow:
         deadline = self.config.mirror.shutdown_deadline_s if deadline_s is None else deadline_s
         processed_before = self._processed()
         self._queue.close()
+        if self._handoff is not None:
+            await self._close_handoff(self._handoff, deadline)
+            workers.done.set()
         with anyio.move_on_after(deadline):
             await workers.done.wait()
         if not workers.done.is_set():
@@ -285,16 +303,48 @@ class Shadow:
         await self._wiring.aclose()
         if self._store is not None:
             await self._store.close()
+        totals = self.totals()
+        child = ((self._handoff.final or {}).get("report") or {}) if self._handoff else {}
         report = ShutdownReport(
-            drained=self._processed() - processed_before,
-            dropped=self.stats.dropped_shutdown,
+            drained=child.get("drained", self._processed() - processed_before),
+            dropped=totals.dropped_shutdown,
             spooled=self.spool.pending(),
             seconds=time.monotonic() - started,
-            lost=self.stats.lost_exchanges + self.stats.ledger()["pending"],
+            lost=totals.lost_exchanges + totals.ledger()["pending"],
         )
         self.shutdown_report = report
         (log.error if report.lost else log.info)("%s", report)
         return report
+
+    async def _close_handoff(self, handoff: Handoff, deadline: float) -> None:
+        """Write what waits to the mirror process within ``deadline``, then give it what is
+        left of it (past it: drop what waits, counted, and tell the child to cut)."""
+        handoff.closing(deadline)
+        with anyio.move_on_after(deadline):
+            await handoff.fed.wait()
+        if not handoff.fed.is_set():
+            handoff.stop_feeding()
+            self._queue.drop_waiting()
+        with anyio.move_on_after(deadline + EXIT_MARGIN_S):
+            await handoff.done.wait()
+        if not handoff.done.is_set():
+            log.error("shadowroute: the mirror process did not stop in time; killed")
+            handoff.kill()
+            await handoff.done.wait()
+
+    def totals(self) -> Stats:
+        """What :attr:`stats` counts, and with a mirror process, what it counted too (its
+        last report): for metrics, health and the shutdown ledger."""
+        return self._handoff.totals() if self._handoff is not None else self.stats
+
+    def add_counts(self, traffic: list[list[Any]], routed: list[list[Any]]) -> None:
+        """The mirror process: add traffic counts the sidecar handed over."""
+        self._traffic.add(traffic, routed)
+
+    async def accept(self, capture: Capture, cut: anyio.Event) -> None:
+        """The mirror process: queue a capture the sidecar handed over (already sampled and
+        counted there), waiting for room; dropped and counted once ``cut`` is set."""
+        await self._queue.put_wait(capture, cut)
 
     def _processed(self) -> int:
         """Captures taken off the queue and finished: mirrored, forwarded, or failed."""

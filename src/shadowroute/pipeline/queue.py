@@ -73,6 +73,34 @@ class CaptureQueue:
         self.stats.queue_depth += 1
         return True
 
+    async def put_wait(self, capture: Capture, cut: anyio.Event) -> None:
+        """Queue ``capture``, waiting for room (the mirror process: the sidecar's own queue
+        is where captures are dropped); once ``cut`` is set (the shutdown deadline passed) it
+        is dropped instead, counted. Counted as accepted either way, so the ledger holds it."""
+        self.stats.enqueued += 1
+        sent = False
+        if self._send is not None and not cut.is_set():
+            try:
+                self._send.send_nowait(capture)
+                sent = True
+            except anyio.WouldBlock:
+                async with anyio.create_task_group() as tg:
+                    async def until_cut() -> None:
+                        await cut.wait()
+                        tg.cancel_scope.cancel()
+
+                    tg.start_soon(until_cut)
+                    await self._send.send(capture)
+                    sent = True
+                    tg.cancel_scope.cancel()
+            except (anyio.ClosedResourceError, anyio.BrokenResourceError):
+                pass
+        if sent:
+            self.stats.queue_depth += 1
+        else:
+            self.stats.dropped_shutdown += 1
+            self.stats.discarded["shutdown"] += 1
+
     def _note_full(self) -> None:
         """A log line when captures start being dropped, then at most one a minute."""
         now = time.monotonic()

@@ -133,8 +133,8 @@ class Sidecar:
         self.config = config
         self._on_stop = on_stop
         self.settings = config.sidecar
-        self.shadow = shadow or Shadow(config)
-        self.metrics = Metrics(self.shadow.stats)
+        self.shadow = shadow or Shadow(config, mirror_process=config.sidecar.mirror_process)
+        self.metrics = Metrics(self.shadow.totals)
         # A malformed file does not stop the sidecar: every call goes to its primary until the
         # file is fixed (RouteMap logs it and keeps watching).
         self.routes = routes or RouteMap(config.routes_file(),
@@ -477,7 +477,7 @@ class Sidecar:
                             status_code=200 if ready else 503)
 
     async def _health(self) -> dict[str, Any]:
-        stats = self.shadow.stats
+        stats = self.shadow.totals()
         return (
             {
                 "status": "ok",

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 
 from ..metrics import StatsCollector
@@ -23,7 +25,7 @@ _WAIT_BUCKETS = (0.001, 0.005, 0.01, 0.05, 0.1, 0.5, 1, 5, 30)
 class Metrics:
     """One registry per sidecar (no process-global state)."""
 
-    def __init__(self, stats: Stats) -> None:
+    def __init__(self, stats: Stats | Callable[[], Stats]) -> None:
         self.registry = CollectorRegistry()
         self.registry.register(StatsCollector(stats))
         self.requests = Counter(

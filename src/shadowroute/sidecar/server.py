@@ -14,7 +14,8 @@ __all__ = ["serve"]
 
 def _last_words(shadow: Shadow) -> None:
     """One line on stderr accounting for every capture of this run."""
-    print(f"{shadow.shutdown_report}; {shadow.stats.ledger_line()}", file=sys.stderr, flush=True)
+    print(f"{shadow.shutdown_report}; {shadow.totals().ledger_line()}", file=sys.stderr,
+          flush=True)
 
 
 def serve(config: Config, *, host: str, port: int, log_level: str = "warning") -> None:
