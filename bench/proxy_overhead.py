@@ -8,7 +8,10 @@ default so the proxies' own cost is what shows), on loopback, in one run:
                       parsed: the floor of a Python proxy, the sidecar's target
   sidecar pass        ``shadowroute serve``, task sample rate 0 (forward only)
   sidecar shadow X%   the same, every task sampled at X and mirrored to ``small`` and ``tiny``
-                      (two candidates, same upstream)
+                      (two candidates on a second fake upstream, run at the idle scheduling
+                      class: in production the candidates are another provider's machines,
+                      not this machine's CPU), through the sidecar's mirror process
+                      (``--mirror-process``: idle as shipped, normal, or off: in process)
   portkey gateway     the Portkey OSS gateway (Node), ``x-portkey-custom-host`` at the upstream
                       (installed with npm into ``.bench-portkey`` on first use; skipped without
                       node/npm)
@@ -30,7 +33,8 @@ Requests are the fake server's sample chat bodies with ``"model": "frontier"`` a
 Every server runs in its own process, and so does the load generator (aiohttp over uvloop, one
 pooled session, the same client for every path), so none shares a GIL with another; on a 2-core
 machine they still share the CPU, which is part of what "max RPS" means here. CPU time per
-request of the proxy and of the upstream is read from /proc during the closed loop.
+request of the proxy (the sidecar's mirror process included) and of the upstreams is read from
+/proc during the closed loop.
 
 LiteLLM lives in its own virtualenv (``.venv-litellm`` next to this repo's ``.venv``, or
 ``--litellm-venv``), created with ``pip install 'litellm[proxy]'`` on first use; if that fails
@@ -149,15 +153,22 @@ class Server:
         return self.process.pid if self.process is not None else None
 
 
-def cpu_seconds(pid: int | None) -> float | None:
-    """utime + stime of ``pid`` (Linux /proc), or None when it cannot be read."""
+def cpu_seconds(pid: int | list[int] | None) -> float | None:
+    """utime + stime of ``pid`` (or of each pid of a list) and of its live child processes
+    (the sidecar's mirror process), from Linux /proc; None when it cannot be read."""
     if pid is None:
         return None
-    try:
-        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
+    total = 0.0
+    for one in pid if isinstance(pid, list) else [pid]:
+        try:
+            fields = Path(f"/proc/{one}/stat").read_text().rsplit(")", 1)[1].split()
+            total += (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+            children = Path(f"/proc/{one}/task/{one}/children").read_text().split()
+        except (OSError, ValueError, IndexError):
+            return None
+        for child in children:
+            total += cpu_seconds(int(child)) or 0.0
+    return total
 
 
 def system_busy_seconds() -> float | None:
@@ -340,8 +351,13 @@ def load_main(raw: str) -> None:
 # ---------------------------------------------------------------------------- fake upstream
 
 
-def upstream_main(port: int, latency_scale: float) -> None:
+def upstream_main(port: int, latency_scale: float, idle: bool = False) -> None:
+    """The fake upstream; ``idle``: at the idle scheduling class (the candidates' upstream,
+    which in production is another provider's machine, not this one's CPU)."""
     from shadowroute.fakellm import default_settings, run
+
+    if idle:
+        os.sched_setscheduler(0, os.SCHED_IDLE, os.sched_param(0))
 
     run(
         default_settings(latency_scale=latency_scale),
@@ -491,18 +507,21 @@ def litellm_server(binary: Path, upstream: str, port: int, key: str, tmp: Path) 
 # ---------------------------------------------------------------------------- sidecar
 
 
-def sidecar_server(upstream: str, port: int, sample_rate: float, tmp: Path, tag: str) -> Server:
+def sidecar_server(upstream: str, port: int, sample_rate: float, tmp: Path, tag: str,
+                   candidates: str, mirror_process: str) -> Server:
     work = tmp / f"sidecar-{tag}"
     work.mkdir()
     (work / "shadowroute.toml").write_text(
         f'database_url = "sqlite+aiosqlite:///{work / "bench.db"}"\n'
         "default_sample_rate = 0.0\n"
+        "[sidecar]\n"
+        f'mirror_process = "{mirror_process}"\n'
         "[store]\n"
         f'spool_dir = "{work / "spool"}"\n'
         "[models.small]\n"
-        f'base_url = "{upstream}/v1"\n'
+        f'base_url = "{candidates}/v1"\n'
         "[models.tiny]\n"
-        f'base_url = "{upstream}/v1"\n'
+        f'base_url = "{candidates}/v1"\n'
         "[tasks.default]\n"
         'candidates = ["small", "tiny"]\n'
         f"sample_rate = {sample_rate}\n"
@@ -599,7 +618,7 @@ class PathResult:
 
 
 def accounted_load(
-    spec: dict[str, Any], proxy_pid: int | None, upstream_pid: int | None
+    spec: dict[str, Any], proxy_pid: int | None, upstream_pid: int | list[int] | None
 ) -> dict[str, Any]:
     """``run_load`` plus CPU time: the proxy's and the upstream's, and how much CPU processes
     other than this benchmark's used meanwhile (``foreign_cores``: another job on the machine
@@ -660,7 +679,7 @@ def measure(
     args: argparse.Namespace,
     common: dict[str, Any],
     proxy_pid: int | None,
-    upstream_pid: int | None,
+    upstream_pid: int | list[int] | None,
     between: Any = None,
 ) -> None:
     base = {**common, "url": url, "warmup": args.warmup}
@@ -943,6 +962,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--no-sidecar", action="store_true", help="skip the shadowroute sidecar rows"
     )
+    parser.add_argument(
+        "--mirror-process", choices=("idle", "normal", "off"), default="idle",
+        help="the sidecar's [sidecar] mirror_process (default idle, as shipped)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM rows")
     parser.add_argument("--no-portkey", action="store_true", help="skip the Portkey row")
     parser.add_argument("--portkey-dir", type=Path, default=DEFAULT_PORTKEY_DIR,
@@ -1031,6 +1053,15 @@ def main(argv: list[str]) -> int:
             upstream.start(30)
             up_base = f"http://127.0.0.1:{up_port}"
             check_path(up_base + CHAT_PATH, headers, bodies[0])
+            cand_port = free_port()
+            cand_upstream = Server(
+                "candidates' fake upstream",
+                [sys.executable, __file__, "_upstream", str(cand_port),
+                 str(args.upstream_latency_scale), "idle"],
+                f"http://127.0.0.1:{cand_port}/v1/models", tmp / "candidates.log", tmp)
+            servers.append(cand_upstream)
+            cand_upstream.start(30)
+            cand_base = f"http://127.0.0.1:{cand_port}"
 
             direct = PathResult("direct")
             results.append(direct)
@@ -1060,7 +1091,8 @@ def main(argv: list[str]) -> int:
                     result = PathResult(name)
                     results.append(result)
                     port = free_port()
-                    sidecar = sidecar_server(up_base, port, rate, tmp, f"{rate:g}")
+                    sidecar = sidecar_server(up_base, port, rate, tmp, f"{rate:g}",
+                                             cand_base, args.mirror_process)
                     servers.append(sidecar)
                     base = f"http://127.0.0.1:{port}"
                     try:
@@ -1083,7 +1115,7 @@ def main(argv: list[str]) -> int:
                             args,
                             common,
                             sidecar.pid,
-                            upstream.pid,
+                            [upstream.pid, cand_upstream.pid],
                             between if rate > 0 else None,
                         )
                     except (RuntimeError, subprocess.SubprocessError) as exc:
@@ -1174,7 +1206,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "_upstream":
-        upstream_main(int(sys.argv[2]), float(sys.argv[3]))
+        upstream_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:] == ["idle"])
     elif len(sys.argv) > 1 and sys.argv[1] == "_relay":
         relay_main(int(sys.argv[2]), sys.argv[3])
     else:
