@@ -153,6 +153,19 @@ async def test_batches_give_the_same_result(store: Store, seed) -> None:
     assert (after["exchanges"], after["candidate_outputs"], after["scores"]) == (3, 6, 12)
 
 
+async def test_batches_split_exchanges_of_the_same_instant(
+    store: Store, exchange: Callable[..., Any],
+) -> None:
+    """Each batch starts after the last one's (created_at, id): exchanges stored in the same
+    instant are split across batches and every one is deleted, once."""
+    at = NOW - timedelta(days=40)
+    same = [exchange(created_at=at) for _ in range(5)]
+    await store.write([*same, exchange(created_at=NOW)], [])
+    report = await prune(store, CUTOFF, batch=2)
+    assert (report.batches, report.exchanges, report.outputs) == (3, 5, 10)
+    assert (await counts(store))["exchanges"] == 1
+
+
 async def test_foreign_keys_cascade_on_this_backend(store: Store, seed) -> None:
     """Deleting exchanges alone also removes their outputs and scores (ON DELETE CASCADE is
     enforced: SQLite foreign keys are on), so a crash mid-batch can leave no orphans."""

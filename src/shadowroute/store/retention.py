@@ -17,8 +17,10 @@ replayed, and prune must not forget a batch it could still meet.
 
 Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
 the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
-prune never holds a long lock, and an interrupted one keeps what it already deleted. A dry run
-counts the same rows and deletes nothing. SQLite files do not shrink after a prune: ``VACUUM``
+prune never holds a long lock, and an interrupted one keeps what it already deleted; each batch
+starts where the last one ended, so none walks over rows already deleted. A dry run counts the
+same rows and deletes nothing (a real prune counts only the exchanges up front, for its
+progress, and the rest as it deletes them). SQLite files do not shrink after a prune: ``VACUUM``
 reclaims the space (not run here, as it rewrites the whole file under an exclusive lock).
 """
 
@@ -29,7 +31,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import delete, func, select
+from sqlalchemy import delete, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from . import Store
@@ -162,7 +164,11 @@ async def prune(
 
     async with store.connect("prune", note=done) as conn:
         newest, newest_at = await _newest_report(conn)
-        counted = await _count(conn, cutoff, newest, which, source is None)
+        if dry_run:
+            counted = await _count(conn, cutoff, newest, which, source is None)
+        else:  # the progress total; outputs and scores are counted as they go
+            total = int(await conn.scalar(select(func.count()).select_from(_X).where(*which))
+                        or 0)
     if source is None and newest is not None and newest_at is not None and newest_at < cutoff:
         report.kept_report = newest
     if dry_run:
@@ -170,18 +176,21 @@ async def prune(
                     "batch_ids"):
             setattr(report, key, counted[key])
         return report
-    total = counted["exchanges"]
+    after: tuple[datetime, str] | None = None
     while True:
         async with store.begin("prune", note=done) as conn:
+            # Oldest first, each batch after the last one's (created_at, id): the scan never
+            # walks back over the rows it deleted (dead until vacuumed on Postgres).
+            query = select(_X.c.id, _X.c.created_at).where(*which)
+            if after is not None:
+                query = query.where(_X.c.created_at >= after[0],
+                                    tuple_(_X.c.created_at, _X.c.id) > after)
             found = (
-                await conn.execute(
-                    select(_X.c.id, _X.c.created_at)
-                    .where(*which)
-                    .order_by(_X.c.created_at, _X.c.id)
-                    .limit(batch)
-                )
+                await conn.execute(query.order_by(_X.c.created_at, _X.c.id).limit(batch))
             ).all()
             ids = [row.id for row in found]
+            if found:
+                after = (found[-1].created_at, found[-1].id)
             if ids:
                 # The report's figures of their days are stale (:mod:`.queries.days`).
                 await mark_days(conn, {utc_day(row.created_at) for row in found})
