@@ -765,7 +765,9 @@ def report(
     )
     print(
         f"upstream: fake-llm 'frontier', latency_scale={args.upstream_latency_scale:g}; client: {client}; "
-        f"{os.cpu_count()} CPUs; latencies in ms, '+' = added vs direct in this run"
+        f"{os.cpu_count()} CPUs; latencies in ms, '+' = added vs direct in this run\n"
+        f"sidecar: [sidecar] mirror_process = {args.mirror_process}; candidates' upstream at "
+        f"the {args.candidates_priority} scheduling class"
     )
     top = (
         f"{'':<20} | {f'open loop {args.rate:g} req/s':^35} | {'1 client':^13} | "
@@ -965,6 +967,10 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     parser.add_argument(
         "--mirror-process", choices=("idle", "normal", "off"), default="idle",
         help="the sidecar's [sidecar] mirror_process (default idle, as shipped)")
+    parser.add_argument(
+        "--candidates-priority", choices=("idle", "normal"), default="idle",
+        help="scheduling class of the candidates' fake upstream (default idle: in production "
+             "the candidates run on other machines; normal: they compete for this one)")
     parser.add_argument("--no-litellm", action="store_true", help="skip the LiteLLM rows")
     parser.add_argument("--no-portkey", action="store_true", help="skip the Portkey row")
     parser.add_argument("--portkey-dir", type=Path, default=DEFAULT_PORTKEY_DIR,
@@ -1057,7 +1063,7 @@ def main(argv: list[str]) -> int:
             cand_upstream = Server(
                 "candidates' fake upstream",
                 [sys.executable, __file__, "_upstream", str(cand_port),
-                 str(args.upstream_latency_scale), "idle"],
+                 str(args.upstream_latency_scale), args.candidates_priority],
                 f"http://127.0.0.1:{cand_port}/v1/models", tmp / "candidates.log", tmp)
             servers.append(cand_upstream)
             cand_upstream.start(30)
@@ -1206,7 +1212,7 @@ if __name__ == "__main__":
     if len(sys.argv) > 1 and sys.argv[1] == "_load":
         load_main(sys.argv[2])
     elif len(sys.argv) > 1 and sys.argv[1] == "_upstream":
-        upstream_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:] == ["idle"])
+        upstream_main(int(sys.argv[2]), float(sys.argv[3]), sys.argv[4:5] == ["idle"])
     elif len(sys.argv) > 1 and sys.argv[1] == "_relay":
         relay_main(int(sys.argv[2]), sys.argv[3])
     else:

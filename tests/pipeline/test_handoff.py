@@ -153,6 +153,22 @@ def _calls(n: int, request_for: Any, start: int = 0) -> list[dict[str, Any]]:
     return [{"model": "frontier", **request_for("classify_intent", start + i)} for i in range(n)]
 
 
+async def _send(client: httpx.AsyncClient, bodies: list[dict[str, Any]]) -> None:
+    for body in bodies:
+        answer = await client.post("/v1/chat/completions", json=body,
+                                   headers={TASK: "classify_intent"})
+        assert answer.status_code == 200, answer.text
+
+
+def _mirrored(db_url: str, upstream: Any, make_config: Any, sidecar_preset: Any,
+              sidecar_server: Any) -> Any:
+    """A sidecar in front of ``upstream`` handing its captures to a mirror process (at normal
+    priority: the test run's other processes must not starve it)."""
+    config = make_config(db_url, sidecar_preset(upstream.base_url),
+                         sidecar={"mirror_process": "normal"})
+    return sidecar_server(config)
+
+
 @pytest.mark.anyio
 async def test_the_mirror_process_stores_what_the_sidecar_captured_and_one_ledger_covers_both(
     db_url: str, make_config, sidecar_preset, sidecar_server, twin_fakes, request_for, stored,
@@ -162,15 +178,10 @@ async def test_the_mirror_process_stores_what_the_sidecar_captured_and_one_ledge
     child's side, SIGINT ignored by the child (a Ctrl-C reaches the whole group), and the
     shutdown ledger accounting for every capture across both processes."""
     with twin_fakes() as (_, upstream):
-        config = make_config(db_url, sidecar_preset(upstream.base_url),
-                             sidecar={"mirror_process": "normal"})
-        server = sidecar_server(config)
+        server = _mirrored(db_url, upstream, make_config, sidecar_preset, sidecar_server)
         async with server as sc, httpx.AsyncClient(base_url=sc.base_url, timeout=30) as client:
             sidecar: Sidecar = server.app.state.sidecar
-            for body in _calls(6, request_for):
-                answer = await client.post("/v1/chat/completions", json=body,
-                                           headers={TASK: "classify_intent"})
-                assert answer.status_code == 200, answer.text
+            await _send(client, _calls(6, request_for))
             answer = await client.post("/v1/chat/completions", headers={TASK: "classify_intent"},
                                        json={**_calls(1, request_for, 6)[0], "stream": True})
             assert answer.status_code == 200 and b"data: [DONE]" in answer.content
@@ -208,16 +219,12 @@ async def test_a_mirror_process_that_dies_is_counted_and_replaced(
     """SIGKILL to the mirror process: the relay goes on, the death is counted
     (``shadowroute_mirror_process_exits_total``), another process takes the next captures."""
     with twin_fakes() as (_, upstream):
-        config = make_config(db_url, sidecar_preset(upstream.base_url),
-                             sidecar={"mirror_process": "normal"})
-        server = sidecar_server(config)
+        server = _mirrored(db_url, upstream, make_config, sidecar_preset, sidecar_server)
         async with server as sc, httpx.AsyncClient(base_url=sc.base_url, timeout=30) as client:
             sidecar: Sidecar = server.app.state.sidecar
             handoff = sidecar.shadow._handoff
             assert handoff is not None
-            for body in _calls(2, request_for):
-                assert (await client.post("/v1/chat/completions", json=body,
-                                          headers={TASK: "classify_intent"})).status_code == 200
+            await _send(client, _calls(2, request_for))
             await _settled(client, "shadowroute_stored_exchanges_total", 2)
             first = handoff._process
             assert first is not None
@@ -225,9 +232,7 @@ async def test_a_mirror_process_that_dies_is_counted_and_replaced(
             # Once its end is seen (not in the instant it dies: a capture written then is
             # lost with it, and the ledger says so).
             await _settled(client, "shadowroute_mirror_process_exits_total", 1)
-            for body in _calls(3, request_for, 2):  # relayed while no mirror process runs
-                assert (await client.post("/v1/chat/completions", json=body,
-                                          headers={TASK: "classify_intent"})).status_code == 200
+            await _send(client, _calls(3, request_for, 2))
             text = await _settled(client, "shadowroute_stored_exchanges_total", 5)
             assert _metric(text, "shadowroute_mirror_process_exits_total") == 1
             assert handoff._process is not None and handoff._process.pid != first.pid
