@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import copy
 from bisect import bisect_left
 from collections import Counter
 from dataclasses import asdict, dataclass, field
@@ -34,6 +35,14 @@ class ModelStats:
         self.buckets[bisect_left(LATENCY_BUCKETS_S, seconds)] += 1
         if cost_usd:
             self.spend_usd += cost_usd
+
+    def merge(self, other: ModelStats) -> None:
+        """Add ``other``'s calls (the same model, counted in another process)."""
+        self.calls += other.calls
+        self.errors.update(other.errors)
+        self.seconds_sum += other.seconds_sum
+        self.buckets = [a + b for a, b in zip(self.buckets, other.buckets, strict=True)]
+        self.spend_usd += other.spend_usd
 
 
 @dataclass
@@ -172,20 +181,20 @@ class Stats:
             f"not accepted: queue full {self.dropped_queue_full}"
         )
 
+    def capture_failed(self) -> None:
+        """An accepted capture that could not be read or mirrored: counted, and discarded
+        (``capture_error``) in the ledger."""
+        self.capture_errors += 1
+        self.discarded["capture_error"] += 1
+
     def plus(self, other: Stats) -> Stats:
         """A new :class:`Stats` adding ``other``'s counts to these (gauges added too)."""
-        out = Stats.restore(self.snapshot())
+        out = copy.deepcopy(self)
         for name, value in vars(other).items():
             mine = getattr(out, name)
             if name == "models":
                 for model, theirs in value.items():
-                    ours = mine.setdefault(model, ModelStats())
-                    ours.calls += theirs.calls
-                    ours.errors.update(theirs.errors)
-                    ours.seconds_sum += theirs.seconds_sum
-                    ours.buckets = [a + b for a, b in zip(ours.buckets, theirs.buckets,
-                                                          strict=True)]
-                    ours.spend_usd += theirs.spend_usd
+                    mine.setdefault(model, ModelStats()).merge(theirs)
             elif isinstance(mine, Counter):
                 mine.update(value)
             else:

@@ -44,7 +44,7 @@ async def _frames(data: bytes) -> list[tuple[dict[str, Any], bytes, bytes]]:
     reader.feed_data(data)
     reader.feed_eof()
     out = []
-    while (got := await read_frame(reader.readexactly)) is not None:
+    while (got := await read_frame(reader)) is not None:
         out.append(got)
     return out
 

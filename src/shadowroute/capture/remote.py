@@ -84,8 +84,7 @@ class Forwarder:
                 self._stats.discarded["not_shadowable"] += 1
                 self._stats.not_shadowable[exc.feature] += 1
             except Exception as exc:
-                self._stats.capture_errors += 1
-                self._stats.discarded["capture_error"] += 1
+                self._stats.capture_failed()
                 self._on_error("capture", exc)
         if not items:
             return

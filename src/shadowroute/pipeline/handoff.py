@@ -27,6 +27,7 @@ then the bodies. Headers: ``{"k": "config"}`` (first frame; the pickled :class:`
 
 from __future__ import annotations
 
+import asyncio
 import json
 import logging
 import pickle
@@ -115,25 +116,18 @@ def capture_of(head: dict[str, Any], first: bytes, second: bytes) -> TracedCaptu
                          not_carried=list(head["not_carried"] or ()), **common)
 
 
-async def read_frame(receive: Callable[[int], Any]) -> tuple[dict[str, Any], bytes, bytes] | None:
-    """The next frame from ``receive(n)`` (an awaitable of exactly ``n`` bytes, raising
-    ``asyncio.IncompleteReadError`` or ``anyio.IncompleteRead`` at the end); ``None`` at a
-    clean end of the stream."""
+async def read_frame(reader: asyncio.StreamReader) -> tuple[dict[str, Any], bytes, bytes] | None:
+    """The next frame from ``reader``; ``None`` at a clean end of the stream (a stream that
+    ends inside a frame raises ``asyncio.IncompleteReadError``)."""
     try:
-        prefix = await receive(FRAME.size)
-    except Exception as exc:
-        if getattr(exc, "partial", b"") or not _at_end(exc):
+        prefix = await reader.readexactly(FRAME.size)
+    except asyncio.IncompleteReadError as exc:
+        if exc.partial:
             raise
         return None
     head_size, first_size, second_size = FRAME.unpack(prefix)
-    head = json.loads(await receive(head_size))
-    first = await receive(first_size) if first_size else b""
-    second = await receive(second_size) if second_size else b""
-    return head, first, second
-
-
-def _at_end(exc: BaseException) -> bool:
-    return type(exc).__name__ in ("IncompleteReadError", "IncompleteRead", "EndOfStream")
+    head = json.loads(await reader.readexactly(head_size))
+    return head, await reader.readexactly(first_size), await reader.readexactly(second_size)
 
 
 class Handoff:
@@ -280,8 +274,7 @@ class Handoff:
                 try:
                     frames.append(capture_frame(capture))
                 except Exception as exc:  # a parsed capture JSON cannot carry
-                    stats.capture_errors += 1
-                    stats.discarded["capture_error"] += 1
+                    stats.capture_failed()
                     self._on_error("capture", exc)
             # Kept until written: a batch the pipe refused (the child died) goes to the next
             # mirror process first. One whose write was cancelled at the deadline is in the

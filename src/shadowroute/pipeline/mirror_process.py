@@ -54,7 +54,7 @@ async def _take(reader: asyncio.StreamReader, shadow: Shadow, cut: anyio.Event) 
     """Queue the captures and add the counts the sidecar sends, until its close frame (its
     deadline) or the end of the stream (``None``: the sidecar is gone)."""
     while True:
-        got = await read_frame(reader.readexactly)
+        got = await read_frame(reader)
         if got is None:
             return None
         head, first, second = got
@@ -68,8 +68,7 @@ async def _take(reader: asyncio.StreamReader, shadow: Shadow, cut: anyio.Event) 
             capture = capture_of(head, first, second)
         except Exception as exc:  # counted as the sidecar would count an unreadable capture
             shadow.stats.enqueued += 1
-            shadow.stats.capture_errors += 1
-            shadow.stats.discarded["capture_error"] += 1
+            shadow.stats.capture_failed()
             shadow._on_error("capture", exc)
             continue
         await shadow.accept(capture, cut)
@@ -80,7 +79,7 @@ async def _run(out: IO[bytes]) -> None:
     reader = asyncio.StreamReader(limit=2**20)
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(reader),
                                  os.fdopen(0, "rb", buffering=0))
-    got = await read_frame(reader.readexactly)
+    got = await read_frame(reader)
     if got is None or got[0].get("k") != "config":
         raise SystemExit("shadowroute mirror process: no configuration on stdin")
     shadow = Shadow(pickle.loads(got[1]))

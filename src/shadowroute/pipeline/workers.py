@@ -134,8 +134,7 @@ class Workers:
                         self.traffic.count_not_shadowable(capture.task, capture.primary_model)
                     continue
                 except Exception as exc:
-                    stats.capture_errors += 1
-                    stats.discarded["capture_error"] += 1
+                    stats.capture_failed()
                     self._on_error("capture", exc)
                     continue
                 stats.mirrored += 1
