@@ -1,12 +1,13 @@
 """The decision counts the scoring job keeps (``evidence_rollup``) equal the counts taken from
 every stored score, and the report's verdicts from them equal its verdicts from the scores:
 after batches that split an exchange's candidate from its replay, several runs at once,
-answers stored late, a batch written twice, a change of scorer versions and a prune (SQLite
-and Postgres)."""
+answers stored late, a batch written twice, a change of scorer versions and a prune, which
+counts each exchange once for the rollup and the archive (SQLite and Postgres)."""
 
 from __future__ import annotations
 
 import random
+from collections import Counter
 from datetime import timedelta
 from typing import Any
 
@@ -14,18 +15,20 @@ import anyio
 import pytest
 from sqlalchemy import delete, func, select
 
-from shadowroute.records import NOISE_FLOOR_MODEL, CandidateOutputRecord, utcnow
+from shadowroute.records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, CandidateOutputRecord, utcnow
 from shadowroute.report import build_report
 from shadowroute.scoring import ScoreOptions, score
 from shadowroute.scoring.plan import plan_for
 from shadowroute.store import Store
 from shadowroute.store.models import CandidateOutput
+from shadowroute.store.queries import plans
 from shadowroute.store.queries.evidence import (
     COUNTS,
     ROUTES,
     add_counts,
     archived_counts,
     evidence_counts,
+    keys_digest,
 )
 from shadowroute.store.retention import prune
 from shadowroute.store.scoring_tables import EvidenceRollup, ScorePlan
@@ -56,8 +59,6 @@ async def rolled_up(store: Store, route: str) -> dict[tuple[str, str], dict[str,
 
 
 async def assert_rollup_is_the_store(store: Store, config: Any) -> None:
-    from shadowroute.store.queries.evidence import keys_digest
-
     keys = keys_of(config)
     for route in ROUTES:
         async with store.connect() as conn:
@@ -170,3 +171,51 @@ async def test_the_rollup_follows_a_change_of_scorers_and_a_prune(
     async with store.begin() as conn:
         await conn.execute(delete(ScorePlan))
     assert await verdicts(stricter, store) == from_rollup
+
+
+@pytest.mark.parametrize("archive", ["the plan's scorers", "older scorers"])
+async def test_prune_counts_each_exchange_once_per_scorer_set(
+    store: Store, make_config, scoring_preset, scoring_exchange, scripted_judge,
+    monkeypatch: pytest.MonkeyPatch, archive: str,
+) -> None:
+    """A prune batch counts its exchanges once for the rollup and the archive when both are
+    kept under the same scorers (a second time only for another set), per route: the rollup
+    still equals the store, and rollup plus archive hold what was counted before."""
+    config = make_config(store.url, scoring_preset, tasks=TASKS)
+    old = traffic(scoring_exchange, 30, seed=4, age_days=40)
+    for x in old[::3]:
+        x.route = ROUTE_REVERSE
+    await store.write(old + traffic(scoring_exchange, 20, seed=5))
+    await score(config, store, judge_provider=scripted_judge(judge_by_hash))
+    kept = config if archive == "the plan's scorers" else make_config(
+        store.url, scoring_preset, tasks={"classify": {**TASKS["classify"], "scorers": ["exact"]}})
+    keys = keys_of(kept)
+    before = {}
+    async with store.connect() as conn:
+        for route in ROUTES:
+            before[route] = await evidence_counts(conn, keys, route=route)
+
+    counted: Counter[tuple[str, str, str]] = Counter()
+    real = plans.evidence_counts
+
+    async def counting(conn: Any, keys_by_task: Any, **kw: Any) -> Any:
+        for i in kw["ids"]:
+            counted[(i, kw["route"], keys_digest(keys_by_task["classify"]))] += 1
+        return await real(conn, keys_by_task, **kw)
+
+    monkeypatch.setattr(plans, "evidence_counts", counting)
+    result = await prune(store, utcnow() - timedelta(days=30), batch=7, keys_by_task=keys)
+    monkeypatch.undo()
+
+    assert result.exchanges == 30 and result.batches == 5 and result.archived > 0
+    sets = 1 if archive == "the plan's scorers" else 2
+    assert len(counted) == 30 * sets and set(counted.values()) == {1}
+    assert {(route, digest) for _i, route, digest in counted} == {
+        (route, keys_digest(k)) for route in ROUTES for k in (keys["classify"],
+                                                                  keys_of(config)["classify"])}
+    await assert_rollup_is_the_store(store, config)
+    async with store.connect() as conn:
+        for route in ROUTES:
+            after = add_counts(await evidence_counts(conn, keys, route=route),
+                               await archived_counts(conn, keys, route=route))
+            assert norm(after) == norm(before[route]) and after, route

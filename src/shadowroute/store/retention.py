@@ -44,7 +44,6 @@ from .models import (
     StoredDecision,
     TrafficDaily,
 )
-from .queries.evidence import archive_evidence
 from .queries.plans import unroll
 from .queries.scores import Keys
 from .queries.stale import mark_days, utc_day
@@ -181,7 +180,7 @@ async def prune(
         async with store.begin("prune", note=done) as conn:
             # Oldest first, each batch after the last one's (created_at, id): the scan never
             # walks back over the rows it deleted (dead until vacuumed on Postgres).
-            query = select(_X.c.id, _X.c.created_at).where(*which)
+            query = select(_X.c.id, _X.c.created_at, _X.c.task_type, _X.c.route).where(*which)
             if after is not None:
                 query = query.where(_X.c.created_at >= after[0],
                                     tuple_(_X.c.created_at, _X.c.id) > after)
@@ -194,10 +193,12 @@ async def prune(
             if ids:
                 # The report's figures of their days are stale (:mod:`.queries.days`).
                 await mark_days(conn, {utc_day(row.created_at) for row in found})
-                if keys_by_task and source is None:
-                    report.archived += await archive_evidence(conn, keys_by_task, ids)
-                # Out of the live counts the scoring job keeps (the archive has them now).
-                await unroll(conn, ids)
+                groups: dict[tuple[str, str], list[str]] = {}
+                for row in found:
+                    groups.setdefault((row.task_type, row.route), []).append(row.id)
+                # Out of the live counts the scoring job keeps, into the archive.
+                report.archived += await unroll(
+                    conn, groups, archive=keys_by_task if source is None else None)
                 await _delete_exchanges(conn, ids, report)
         if not ids:
             break

@@ -3,7 +3,7 @@
 A decision is valid for *growing* evidence (see :mod:`shadowroute.decision`), so it never reads
 a sliding window: :func:`evidence_counts` counts every stored output of a task type under its
 current scorer versions, and :func:`archived_counts` adds what ``prune`` deleted, which
-:func:`archive_evidence` folded into ``evidence_archive`` (keyed by the digest of the scorer
+:func:`.plans.unroll` folded into ``evidence_archive`` (keyed by the digest of the scorer
 versions: a scorer change starts the evidence again) just before deleting it.
 
 Per (task, model): ``complete`` (outputs holding every current score), ``counted`` (complete,
@@ -30,8 +30,8 @@ from ...records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, ROUTE_SHADOW
 from ..models import CandidateOutput, EvidenceArchive, Exchange, Score
 from .scores import Keys, insert_for
 
-__all__ = ["COUNTS", "ROUTES", "TASK_ROW", "add_counts", "add_into", "archive_evidence",
-           "archived_counts", "evidence_counts", "keys_digest", "nightly_counts"]
+__all__ = ["COUNTS", "ROUTES", "TASK_ROW", "add_counts", "add_into", "archived_counts",
+           "evidence_counts", "keys_digest", "nightly_counts"]
 
 COUNTS = ("complete", "counted", "passed", "judged", "flipped", "flipped_passed", "pairs",
           "pairs_both_failed", "pairs_candidate_failed", "pairs_replay_failed",
@@ -223,21 +223,6 @@ def add_counts(*parts: Counts) -> Counts:
             for name in COUNTS:
                 total[name] += counts.get(name, 0)
     return out
-
-
-async def archive_evidence(
-    conn: AsyncConnection, keys_by_task: Mapping[str, Keys], ids: Sequence[str],
-    routes: Sequence[str] = ROUTES,
-) -> int:
-    """Fold the counts of the exchanges ``ids`` into ``evidence_archive`` (added to what is
-    there), in ``conn``'s transaction: ``prune`` calls it in the transaction that deletes
-    them, so no decision loses evidence and none is counted twice. Returns the rows written."""
-    written = 0
-    for route in routes:
-        counts = await evidence_counts(conn, keys_by_task, route=route, ids=ids)
-        written += await add_into(conn, _A, route, counts,
-                                  lambda task: keys_digest(keys_by_task[task]))
-    return written
 
 
 async def add_into(conn: AsyncConnection, table: Table, route: str, counts: Counts,

@@ -13,7 +13,7 @@ would count over every stored output under the plan's scorer versions, without r
   touched exchanges locked, so two batches on one exchange (a candidate and its replay) count
   its pair once;
 - ``prune`` takes out what it deletes (:func:`unroll`), in the transaction that deletes it,
-  while ``evidence_archive`` takes the same counts in.
+  while ``evidence_archive`` takes the same counts in (one count for both).
 
 A task type's rollup is read (:func:`live_counts`) only while the recorded plan is the
 config's; otherwise (scorers changed, no ``score`` run yet) the counts come from the store.
@@ -29,7 +29,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import ROUTE_SHADOW
-from ..models import Exchange
+from ..models import EvidenceArchive, Exchange
 from ..scoring_tables import EvidenceRollup, ScorePlan
 from .evidence import COUNTS, ROUTES, Counts, add_into, evidence_counts, keys_digest
 from .scores import Keys, insert_for, requeue
@@ -39,6 +39,7 @@ __all__ = ["fold", "hold_plan", "live_counts", "plan_text", "sync_plan",
 
 _P = ScorePlan.__table__
 _R = EvidenceRollup.__table__
+_A = EvidenceArchive.__table__
 _X = Exchange.__table__
 
 ByRoute = dict[str, Counts]
@@ -135,25 +136,38 @@ async def fold(conn: AsyncConnection, keys: Keys, before: ByRoute, after: ByRout
         await _add(conn, digest, route, _minus(after.get(route, {}), before.get(route, {})))
 
 
-async def unroll(conn: AsyncConnection, ids: Sequence[str]) -> None:
-    """Take the exchanges ``ids`` (about to be deleted) out of every rollup that holds them
-    (the task types' recorded plans).
+async def unroll(conn: AsyncConnection, batch: Mapping[tuple[str, str], Sequence[str]],
+                 archive: Mapping[str, Keys] | None = None) -> int:
+    """Take the exchanges of ``batch`` ((task type, route) -> exchange ids, about to be
+    deleted) out of the rollup of their task's recorded plan and, with ``archive`` (task type
+    -> its current (scorer, version) set), add their counts to ``evidence_archive`` under that
+    set. Each (task type, route, scorer set) is counted once: when the recorded plan is the
+    archive's set (the usual case, a ``score`` run having recorded the config's), one count
+    serves both, and the archive takes exactly what the rollup gives up. Returns the archive
+    rows written.
 
     On Postgres a scoring batch may commit scores of these exchanges between this count and
     the delete (prune waits for the batch's output locks, not the other way round): the rollup
     then keeps that batch's share of a deleted exchange, which the archive (counted at the same
     moment) lacks, so their sum, what the report reads, still counts it once."""
-    tasks = list((await conn.scalars(
-        select(_X.c.task_type).where(_X.c.id.in_(list(ids))).distinct())).all())
-    rows = (await conn.execute(select(_P.c.task_type, _P.c.plan).where(
-        _P.c.task_type.in_(tasks), _P.c.rolled_up.is_(True)))).all()
-    for task, plan in rows:
-        keys = plan_keys(plan)
-        if not keys:
-            continue
-        for route in ROUTES:
-            counts = await evidence_counts(conn, {task: keys}, route=route, ids=list(ids))
-            await _add(conn, keys_digest(keys), route, _minus({}, counts))
+    tasks = sorted({task for task, _route in batch})
+    plans = {task: plan_keys(plan) for task, plan in (await conn.execute(
+        select(_P.c.task_type, _P.c.plan).where(_P.c.task_type.in_(tasks),
+                                                 _P.c.rolled_up.is_(True)))).all()}
+    written = 0
+    for (task, route), ids in sorted(batch.items()):
+        rolled, kept = plans.get(task), (archive or {}).get(task)
+        # One count per scorer set: the plan's and the archive's are usually the same.
+        sets = {keys_digest(keys): keys for keys in (rolled, kept) if keys}
+        counted = {digest: await evidence_counts(conn, {task: keys}, route=route, ids=list(ids))
+                   for digest, keys in sets.items()}
+        if rolled:
+            await _add(conn, keys_digest(rolled), route, _minus({}, counted[keys_digest(rolled)]))
+        if kept:
+            digest = keys_digest(kept)
+            written += await add_into(conn, _A, route, counted[digest],
+                                      lambda _task, digest=digest: digest)
+    return written
 
 
 async def live_counts(conn: AsyncConnection, keys_by_task: Mapping[str, Keys],
