@@ -13,13 +13,14 @@ from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
-from sqlalchemy import delete, func, insert, select
+from sqlalchemy import delete, func, insert, select, text
 
 from shadowroute.records import NOISE_FLOOR_MODEL, CandidateOutputRecord, utcnow
 from shadowroute.report import build_report, render_html
 from shadowroute.scoring import score
 from shadowroute.store import Store
 from shadowroute.store.figures import Histogram
+from shadowroute.store.queries.report import PAGE_COST, reading
 from shadowroute.store.queries.scores import ScoreRow, insert_scores
 from shadowroute.store.retention import prune
 from shadowroute.store.scoring_tables import ReportDay, ReportStale
@@ -229,3 +230,22 @@ def test_latency_quantiles_are_exact_in_single_value_buckets_and_within_one_perc
     assert Histogram.from_json(json.loads(json.dumps(hist.to_json()))) == hist
     assert Histogram().quantile(0.5) is None
 
+
+
+@pytest.mark.postgres
+async def test_the_reports_reads_price_index_reads_as_on_an_ssd_for_their_transaction_only(
+    postgres_url: str,
+) -> None:
+    """At the server's default ``random_page_cost`` (4) Postgres reads a day's pairs by
+    scanning every score; the report's connection lowers it to ``PAGE_COST`` for its own
+    transaction (never raises it), and the pool's next connection has the server's again."""
+    async with await Store.open(postgres_url) as store:
+        async with store.connect() as conn:
+            server = float(await conn.scalar(text("SHOW random_page_cost")))
+        async with reading(store) as conn:
+            assert float(await conn.scalar(text("SHOW random_page_cost"))) == min(server,
+                                                                                 PAGE_COST)
+            assert await conn.scalar(text("SHOW work_mem")) == "64MB"
+        for _ in range(3):  # whichever pooled connection comes next
+            async with store.connect() as conn:
+                assert float(await conn.scalar(text("SHOW random_page_cost"))) == server
