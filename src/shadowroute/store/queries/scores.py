@@ -26,7 +26,6 @@ from sqlalchemy import (
     delete,
     exists,
     func,
-    or_,
     select,
     text,
     tuple_,
@@ -294,58 +293,59 @@ async def score_summary(
     ``better`` / ``same`` / ``worse`` count judge values 1, 0.5 and 0; ``valued`` the scores
     with a value (the mean's own count).
     """
-    wanted = [
-        and_(_X.c.task_type == task, _S.c.scorer == name, _S.c.version == version)
-        for task, keys in keys_by_task.items()
-        for name, version in keys
-    ]
-    if not wanted:
-        return []
-    query = (
-        select(
-            _X.c.task_type,
-            _O.c.model,
-            _S.c.scorer,
-            func.count(),
-            func.sum(case((_S.c.passed.is_(True), 1), else_=0)),
-            func.sum(case((_S.c.passed.is_(False), 1), else_=0)),
-            func.avg(_S.c.value),
-            func.coalesce(func.sum(_S.c.cost_usd), 0.0),
-            func.sum(case((_S.c.value == 1.0, 1), else_=0)),
-            func.sum(case((_S.c.value == 0.5, 1), else_=0)),
-            func.sum(case((and_(_S.c.value == 0.0, _S.c.passed.is_not(None)), 1), else_=0)),
-            func.count(_S.c.value),
-        )
-        .select_from(_S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id))
-        .where(or_(*wanted))
-        .group_by(_X.c.task_type, _O.c.model, _S.c.scorer)
-        .order_by(_X.c.task_type, _O.c.model, _S.c.scorer)
-    )
-    query = query.where(*within(_X.c.created_at, since))
-    if route is not None:
-        query = query.where(_X.c.route == route)
     out = []
-    for task, model, scorer, n, passed, failed, mean, cost, better, same, worse, valued in (
-        await conn.execute(query)
-    ).all():
-        passed, failed = int(passed or 0), int(failed or 0)
-        out.append(
-            {
-                "task": task,
-                "model": model,
-                "scorer": scorer,
-                "n": int(n),
-                "passed": passed,
-                "failed": failed,
-                "ignored": int(n) - passed - failed,
-                "mean": None if mean is None else float(mean),
-                "valued": int(valued or 0),
-                "cost_usd": float(cost),
-                "better": int(better or 0),
-                "same": int(same or 0),
-                "worse": int(worse or 0),
-            }
+    # One query per task type, as the report's other aggregates: over a day, Postgres then
+    # walks the day's exchanges, outputs and scores by their indexes; with every task's keys
+    # in one OR it misjudged the rows and scanned every score of the store.
+    for task in sorted(keys_by_task):
+        keys = list(set(keys_by_task[task]))
+        if not keys:
+            continue
+        query = (
+            select(
+                _O.c.model,
+                _S.c.scorer,
+                func.count(),
+                func.sum(case((_S.c.passed.is_(True), 1), else_=0)),
+                func.sum(case((_S.c.passed.is_(False), 1), else_=0)),
+                func.avg(_S.c.value),
+                func.coalesce(func.sum(_S.c.cost_usd), 0.0),
+                func.sum(case((_S.c.value == 1.0, 1), else_=0)),
+                func.sum(case((_S.c.value == 0.5, 1), else_=0)),
+                func.sum(case((and_(_S.c.value == 0.0, _S.c.passed.is_not(None)), 1),
+                              else_=0)),
+                func.count(_S.c.value),
+            )
+            .select_from(_S.join(_O, _O.c.id == _S.c.output_id)
+                         .join(_X, _X.c.id == _O.c.exchange_id))
+            .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(keys),
+                   *within(_X.c.created_at, since))
+            .group_by(_O.c.model, _S.c.scorer)
+            .order_by(_O.c.model, _S.c.scorer)
         )
+        if route is not None:
+            query = query.where(_X.c.route == route)
+        for model, scorer, n, passed, failed, mean, cost, better, same, worse, valued in (
+            await conn.execute(query)
+        ).all():
+            passed, failed = int(passed or 0), int(failed or 0)
+            out.append(
+                {
+                    "task": task,
+                    "model": model,
+                    "scorer": scorer,
+                    "n": int(n),
+                    "passed": passed,
+                    "failed": failed,
+                    "ignored": int(n) - passed - failed,
+                    "mean": None if mean is None else float(mean),
+                    "valued": int(valued or 0),
+                    "cost_usd": float(cost),
+                    "better": int(better or 0),
+                    "same": int(same or 0),
+                    "worse": int(worse or 0),
+                }
+            )
     return out
 
 
