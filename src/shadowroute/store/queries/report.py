@@ -52,7 +52,7 @@ PAGE_COST = 1.1
 """Postgres: the report's ``random_page_cost`` when the server's is higher (its default, 4, is
 the cost of a seek on a spinning disk). At 4 the planner reads a day's pairs by scanning every
 score (a hash or merge join) rather than walking the day's exchanges, outputs and scores by
-their indexes: 12-15 s a day instead of 2.5-3.3 s on a 1M-exchange store
+their indexes: 12-15 s a day instead of 2.2-3.3 s on a 1M-exchange store
 (``bench/scale.py``), and the scan grows with the store."""
 
 _X = Exchange.__table__
