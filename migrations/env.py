@@ -13,6 +13,7 @@ from alembic import context
 from sqlalchemy.engine import Connection, make_url
 
 from shadowroute.store.models import Base
+from shadowroute.store.partitions import compared
 
 config = context.config
 target_metadata = Base.metadata
@@ -21,6 +22,8 @@ target_metadata = Base.metadata
 def _options(dialect_name: str) -> dict[str, object]:
     return {
         "target_metadata": target_metadata,
+        # The monthly partitions are made at run time, not by the models.
+        "include_object": compared,
         # SQLite cannot ALTER most things: batch mode recreates the table instead.
         "render_as_batch": dialect_name == "sqlite",
         "compare_type": True,

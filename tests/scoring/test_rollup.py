@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 import anyio
@@ -21,6 +21,13 @@ from shadowroute.scoring import ScoreOptions, score
 from shadowroute.scoring.plan import plan_for
 from shadowroute.store import Store
 from shadowroute.store.models import CandidateOutput
+from shadowroute.store.partitions import (
+    AHEAD,
+    ensure_partitions,
+    month_partitions,
+    month_start,
+    next_month,
+)
 from shadowroute.store.queries import plans
 from shadowroute.store.queries.evidence import (
     COUNTS,
@@ -38,6 +45,17 @@ pytestmark = pytest.mark.anyio
 TASKS = {
     "classify": {"candidates": ["mini", "tiny"], "scorers": ["exact", "judge"]},
 }
+
+
+def at(month: date) -> datetime:
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
+
+
+def ahead_of(month: date) -> list[date]:
+    out = [next_month(month)]
+    while len(out) < AHEAD:
+        out.append(next_month(out[-1]))
+    return out
 
 
 def keys_of(config: Any) -> dict[str, list[tuple[str, str]]]:
@@ -219,3 +237,48 @@ async def test_prune_counts_each_exchange_once_per_scorer_set(
             after = add_counts(await evidence_counts(conn, keys, route=route),
                                await archived_counts(conn, keys, route=route))
             assert norm(after) == norm(before[route]) and after, route
+
+
+@pytest.mark.postgres
+async def test_prune_drops_whole_months_and_keeps_their_evidence(
+    postgres_url: str, make_config, scoring_preset, scoring_exchange, scripted_judge,
+) -> None:
+    """On Postgres a month wholly before the cutoff goes by dropping its partitions: its
+    exchanges, outputs and scores are counted in the prune's figures, its decision counts move
+    from the rollup to the archive (rollup + archive unchanged, the rollup still the store), and
+    what is younger than the month but older than the cutoff goes row by row."""
+    this = month_start(utcnow())
+    old = month_start(this - timedelta(days=40))  # two months back
+    middle = next_month(old)
+    async with await Store.open(postgres_url) as store:
+        async with store.begin() as conn:
+            assert await ensure_partitions(conn, now=at(old), ahead=1) == [old, middle]
+        config = make_config(store.url, scoring_preset, tasks=TASKS)
+        batch = traffic(scoring_exchange, 24, seed=6)
+        for i, x in enumerate(batch):  # 12 in the old month, 6 in the middle one, 6 now
+            x.created_at = (at(old) + timedelta(days=2, hours=i) if i < 12
+                            else at(middle) + timedelta(hours=i) if i < 18 else x.created_at)
+            if i % 4 == 0:
+                x.route = ROUTE_REVERSE
+        await store.write(batch)
+        await score(config, store, judge_provider=scripted_judge(judge_by_hash))
+        keys = keys_of(config)
+        async with store.connect() as conn:
+            before = {route: await evidence_counts(conn, keys, route=route) for route in ROUTES}
+            in_old = await conn.scalar(select(func.count()).select_from(CandidateOutput).where(
+                CandidateOutput.exchange_created_at < at(middle)))
+            rows = await conn.scalar(select(func.count()).select_from(CandidateOutput))
+
+        result = await prune(store, at(middle) + timedelta(days=1), keys_by_task=keys)
+
+        assert result.months == 1 and result.exchanges == 18 and result.archived > 0
+        async with store.connect() as conn:
+            assert await month_partitions(conn) == [middle, this, *ahead_of(this)]
+            assert await conn.scalar(select(func.count()).select_from(CandidateOutput)) == (
+                rows - result.outputs)
+            for route in ROUTES:
+                after = add_counts(await evidence_counts(conn, keys, route=route),
+                                   await archived_counts(conn, keys, route=route))
+                assert norm(after) == norm(before[route]) and after, route
+        assert result.outputs > in_old > 0 and result.scores > result.outputs
+        await assert_rollup_is_the_store(store, config)

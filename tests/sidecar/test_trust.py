@@ -210,7 +210,8 @@ async def test_prune_source_removes_exactly_one_source(store: Store, xchg, candi
     async with store.session() as s:
         for x in batch:
             s.add(Score(output_id=x.outputs[0].id, scorer="exact", version="1", value=1.0,
-                        passed=True, details={}, created_at=x.created_at))
+                        passed=True, details={}, created_at=x.created_at,
+                        exchange_created_at=x.created_at))
         await s.commit()
     dry = await prune(store, utcnow(), source="remote:evil", dry_run=True)
     assert (dry.exchanges, dry.outputs, dry.scores) == (4, 4, 4)

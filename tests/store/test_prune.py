@@ -62,7 +62,8 @@ def seed(exchange: Callable[..., Any]) -> Callable[..., Awaitable[dict[str, set[
                 for o in x.outputs:
                     for scorer in ("exact", "similarity"):
                         s.add(Score(output_id=o.id, scorer=scorer, version="1", value=1.0,
-                                    passed=True, details={}, created_at=x.created_at))
+                                    passed=True, details={}, created_at=x.created_at,
+                                    exchange_created_at=x.created_at))
             reports = [("r-60", 60), ("r-35", 35)] + ([("r-1", 1)] if new else [])
             for report_id, age in reports:
                 at = NOW - timedelta(days=age)

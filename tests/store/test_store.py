@@ -43,7 +43,7 @@ async def test_migrate_creates_schema_on_empty_db_and_rerun_is_noop(empty_db_url
     assert {"exchanges", "candidate_outputs", "scores", "traffic_daily", "alembic_version"} <= tables
     store = await Store.open(empty_db_url, auto_migrate=False)
     try:
-        assert await store.revision() == _head() == "0014"
+        assert await store.revision() == _head() == "0015"
     finally:
         await store.close()
 
@@ -63,7 +63,10 @@ async def test_upgrade_from_the_first_revision_keeps_stored_pairs(
             first_release = Table("exchanges", MetaData(), *columns)
             await conn.execute(first_release.insert(), [
                 {c.name: getattr(x, c.name) for c in columns} for x in first])
-            await conn.execute(CandidateOutput.__table__.insert(), [
+            first_outputs = Table("candidate_outputs", MetaData(), *[
+                c._copy() for c in CandidateOutput.__table__.columns
+                if c.name not in {"exchange_created_at", "not_carried", "finish_reason"}])
+            await conn.execute(first_outputs.insert(), [
                 {"id": o.id, "exchange_id": x.id, "model": o.model, "output": o.output,
                  "attempts": 1, "created_at": o.created_at} for x in first for o in x.outputs])
         assert await old.revision() == "0001"
@@ -86,12 +89,16 @@ async def test_migrations_match_models(db_url: str) -> None:
     from alembic.autogenerate import compare_metadata
     from alembic.runtime.migration import MigrationContext
 
+    from shadowroute.store.partitions import compared
+
     engine = make_engine(db_url)
     try:
         async with engine.connect() as conn:
             diff = await conn.run_sync(
                 lambda c: compare_metadata(
-                    MigrationContext.configure(c, opts={"compare_type": True}), Base.metadata
+                    MigrationContext.configure(c, opts={
+                        "compare_type": True, "include_object": compared}),
+                    Base.metadata
                 )
             )
     finally:
@@ -255,8 +262,8 @@ async def test_values_databases_refuse_are_made_storable(store: Store, exchange)
     x.outputs[0].output = "lone \ud800 surrogate"
     await store.write([x])
     async with store.session() as s:
-        got = await s.get(Exchange, x.id)
-        out = await s.get(CandidateOutput, x.outputs[0].id)
+        got = await s.get(Exchange, (x.id, x.created_at))
+        out = await s.get(CandidateOutput, (x.outputs[0].id, x.created_at))
     assert got is not None and out is not None
     assert got.request == {"content": "nul\ufffdbyte", "score": None, "when": "2024-01-01T00:00:00"}
     assert got.primary_output == "a\ufffdb"

@@ -54,7 +54,7 @@ def row(obj: Any) -> dict[str, Any]:
 
 async def read_back(store: Store, exchange_id: str) -> tuple[dict[str, Any], list[dict[str, Any]]]:
     async with store.session() as s:
-        x = await s.get(Exchange, exchange_id)
+        x = await s.scalar(select(Exchange).where(Exchange.id == exchange_id))
         outputs = (await s.scalars(select(CandidateOutput).where(
             CandidateOutput.exchange_id == exchange_id).order_by(CandidateOutput.model))).all()
     assert x is not None

@@ -35,6 +35,7 @@ from ..errors import ConfigError
 from ..records import CandidateOutputRecord, ExchangeRecord
 from ..scoring.scorers.correctness import OUTCOMES_KEY
 from ..store import Store
+from ..store.queries.imports import adopt_stored_times
 
 __all__ = [
     "CANDIDATE",
@@ -231,7 +232,9 @@ async def load(store: Store, data: Path, *, candidate: str = CANDIDATE) -> dict[
         counts[record.metadata["source"].split("/")[1]] += 1
         batch.append(record)
         if len(batch) >= _BATCH:
+            await adopt_stored_times(store, batch)
             await store.write(batch)
             batch = []
+    await adopt_stored_times(store, batch)
     await store.write(batch)
     return counts

@@ -45,7 +45,7 @@ from ..config import Config
 from ..errors import ConfigError
 from ..records import ExchangeRecord
 from ..store import Store
-from ..store.queries.imports import stored_exchange_ids, stored_output_models
+from ..store.queries.imports import adopt_stored_times, stored_output_models
 from ..store.redaction import Redactor, redact_or_drop
 from .candidates import candidate_outputs, declared
 from .lines import (
@@ -450,7 +450,7 @@ async def _write_new(config: Config, store: Store, records: list[ExchangeRecord]
         if kept is not record:
             models = {output.model for output in kept.outputs}
             kept.outputs.extend(o for o in record.outputs if o.model not in models)
-    stored = await stored_exchange_ids(store, list(unique))
+    stored = await adopt_stored_times(store, list(unique.values()))
     answered = [id_ for id_ in stored if unique[id_].outputs]
     have = await stored_output_models(store, answered) if answered else set()
     writes: list[ExchangeRecord] = []

@@ -42,6 +42,7 @@ from ..errors import raised_as_itself
 from ..mirror.policy import Completer
 from ..records import utcnow
 from ..store import Store
+from ..store.partitions import keep_ahead
 from ..store.queries.days import refresh_days
 from ..store.queries.plans import fold, hold_plan, touched_counts
 from ..store.queries.scores import (
@@ -408,6 +409,7 @@ def _row(pair: Pair, scorer: str, version: str, result: ScoreResult, now: dateti
         details=result.details,
         cost_usd=result.cost_usd,
         created_at=now,
+        exchange_created_at=pair.exchange_created_at,
     )
 
 
@@ -434,6 +436,7 @@ async def _score(
 ) -> ScoreRunReport:
     started = time.monotonic()
     since = options.since
+    await keep_ahead(store)  # Postgres: this month's partitions and the next ones
     scope = await plan_scope(config, store, options)
     plans = scope.plans
     judged = [task for task, plan in plans.items() if plan.judge is not None]

@@ -13,6 +13,7 @@ from sqlalchemy.engine import Connection
 
 from ..errors import StoreError
 from .engine import make_engine, parse_url, safe_url, translated, uncancellable
+from .partitions import ensure_partitions
 
 __all__ = ["migrate", "migrations_dir"]
 
@@ -92,6 +93,8 @@ async def migrate(url: str | URL, revision: str = "head") -> None:
             with translated(parsed, engine.dialect, "migrate"):
                 async with engine.begin() as conn:
                     await conn.run_sync(upgrade)
+                    if await conn.run_sync(_current_revision) == _head():
+                        await ensure_partitions(conn)  # the months ahead (Postgres)
         except CommandError as exc:
             raise StoreError(f"cannot migrate {safe_url(parsed)} to {revision!r}: {exc}") from exc
         finally:

@@ -21,16 +21,19 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
+    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
     String,
     Text,
     UniqueConstraint,
+    and_,
 )
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.ext.asyncio import AsyncAttrs
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.sql.elements import ColumnElement
 from sqlalchemy.types import TypeDecorator, TypeEngine
 
 __all__ = [
@@ -52,6 +55,8 @@ __all__ = [
     "UTCDateTime",
     "clean_text",
     "dumps_json",
+    "exchange_of",
+    "output_of",
 ]
 
 NAMING_CONVENTION: dict[str, str] = {
@@ -184,10 +189,13 @@ class Exchange(Base):
         Index("ix_exchanges_task_type_created_at", "task_type", "created_at"),
         # The scoring job walks a task type's exchanges in id order (keyset pagination).
         Index("ix_exchanges_task_type_id", "task_type", "id"),
+        {"postgresql_partition_by": "RANGE (created_at)"},
     )
 
+    # The key holds the capture time: on Postgres the table is partitioned by month of
+    # ``created_at`` (:mod:`.partitions`), and a partitioned table's keys hold its partition key.
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), index=True)
+    created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True, index=True)
     task_type: Mapped[str] = mapped_column(String)
     primary_model: Mapped[str] = mapped_column(String)
     request: Mapped[dict[str, Any]] = mapped_column(JSONType)
@@ -220,12 +228,18 @@ class CandidateOutput(Base):
     __tablename__ = "candidate_outputs"
     # The unique constraint's index leads with exchange_id, so it also serves lookups by
     # exchange and the ON DELETE CASCADE; a separate index on exchange_id would be redundant.
-    __table_args__ = (UniqueConstraint("exchange_id", "model"),)
+    __table_args__ = (
+        UniqueConstraint("exchange_id", "exchange_created_at", "model"),
+        ForeignKeyConstraint(["exchange_id", "exchange_created_at"],
+                             ["exchanges.id", "exchanges.created_at"], ondelete="CASCADE"),
+        {"postgresql_partition_by": "RANGE (exchange_created_at)"},
+    )
 
     id: Mapped[str] = mapped_column(String(32), primary_key=True)
-    exchange_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("exchanges.id", ondelete="CASCADE")
-    )
+    exchange_id: Mapped[str] = mapped_column(String(32))
+    exchange_created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    """The exchange's ``created_at``: the output lives in its exchange's month on Postgres
+    (where ``replay`` may add outputs to old exchanges), and goes with it."""
     model: Mapped[str] = mapped_column(String, index=True)
     output: Mapped[str | None] = mapped_column(Text)
     input_tokens: Mapped[int | None] = mapped_column(Integer)
@@ -296,12 +310,18 @@ class Score(Base):
     """
 
     __tablename__ = "scores"
-
-    output_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("candidate_outputs.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        ForeignKeyConstraint(["output_id", "exchange_created_at"],
+                             ["candidate_outputs.id", "candidate_outputs.exchange_created_at"],
+                             ondelete="CASCADE"),
+        {"postgresql_partition_by": "RANGE (exchange_created_at)"},
     )
+
+    output_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     scorer: Mapped[str] = mapped_column(String, primary_key=True)
     version: Mapped[str] = mapped_column(String, primary_key=True)
+    exchange_created_at: Mapped[datetime] = mapped_column(UTCDateTime(), primary_key=True)
+    """The ``created_at`` of the output's exchange (its month's partition on Postgres)."""
     value: Mapped[float | None] = mapped_column(Float)
     """In [0, 1]."""
     passed: Mapped[bool | None] = mapped_column(Boolean)
@@ -493,3 +513,19 @@ class EvidenceArchive(EvidenceCounts, Base):
     model: Mapped[str] = mapped_column(String, primary_key=True)
     route: Mapped[str] = mapped_column(String, primary_key=True)
     keys_digest: Mapped[str] = mapped_column(String(16), primary_key=True)
+
+
+def exchange_of(outputs: Any = None, exchanges: Any = None) -> ColumnElement[bool]:
+    """The join of candidate outputs (or a selectable with ``exchange_id`` and
+    ``exchange_created_at``) to their exchanges, on the exchange's whole key: on Postgres the
+    time lets the planner read one month's partition per exchange instead of every month's."""
+    o = CandidateOutput.__table__ if outputs is None else outputs
+    x = Exchange.__table__ if exchanges is None else exchanges
+    return and_(x.c.id == o.c.exchange_id, x.c.created_at == o.c.exchange_created_at)
+
+
+def output_of(scores: Any = None, outputs: Any = None) -> ColumnElement[bool]:
+    """The join of scores to their candidate outputs, on the output's whole key."""
+    s = Score.__table__ if scores is None else scores
+    o = CandidateOutput.__table__ if outputs is None else outputs
+    return and_(o.c.id == s.c.output_id, o.c.exchange_created_at == s.c.exchange_created_at)

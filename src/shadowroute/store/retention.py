@@ -28,7 +28,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import UTC, date, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import delete, func, select, tuple_
@@ -44,6 +44,7 @@ from .models import (
     StoredDecision,
     TrafficDaily,
 )
+from .partitions import drop_month, keep_ahead, lock_month, month_partitions, next_month
 from .queries.plans import unroll
 from .queries.scores import Keys
 from .queries.stale import mark_days, utc_day
@@ -83,6 +84,8 @@ class PruneReport:
     batches: int = 0
     archived: int = 0
     """Rows of ``evidence_archive`` the deleted exchanges' decision counts were added to."""
+    months: int = 0
+    """Months whose partitions were dropped whole (Postgres; counted in the figures above)."""
     batch_ids: int = 0
     """Rows of ``applied_batches`` (ids of batches whose counts were added; see
     :data:`KEEP_BATCH_IDS`)."""
@@ -175,6 +178,16 @@ async def prune(
                     "batch_ids"):
             setattr(report, key, counted[key])
         return report
+    if source is None and store.backend == "postgresql":
+        await keep_ahead(store)
+        async with store.connect("prune", note=done) as conn:
+            months = [m for m in await month_partitions(conn)
+                      if _utc(next_month(m)) <= cutoff]
+        for month in months:  # whole months: their partitions are dropped
+            async with store.begin("prune", note=done) as conn:
+                await _drop_month(conn, month, report, keys_by_task)
+            if progress is not None:
+                progress(report.exchanges, max(total, report.exchanges))
     after: tuple[datetime, str] | None = None
     while True:
         async with store.begin("prune", note=done) as conn:
@@ -226,6 +239,40 @@ async def prune(
             await conn.execute(delete(_B).where(_B.c.applied_at < _batch_ids_cutoff(cutoff)))
         )
     return report
+
+
+def _utc(month: date) -> datetime:
+    return datetime(month.year, month.month, month.day, tzinfo=UTC)
+
+
+async def _drop_month(conn: AsyncConnection, month: date, report: PruneReport,
+                      keys_by_task: Mapping[str, Keys] | None) -> None:
+    """One month (Postgres): its decision counts archived, then its partitions dropped, in one
+    transaction. Writes to the month's rows (a replay, a late score) wait for it, so nothing
+    is stored there between the counting and the drop."""
+    await lock_month(conn, month)
+    start, end = _utc(month), _utc(next_month(month))
+    after: tuple[datetime, str] | None = None
+    while True:
+        query = select(_X.c.id, _X.c.created_at, _X.c.task_type, _X.c.route).where(
+            _X.c.created_at >= start, _X.c.created_at < end)
+        if after is not None:
+            query = query.where(tuple_(_X.c.created_at, _X.c.id) > after)
+        found = (await conn.execute(
+            query.order_by(_X.c.created_at, _X.c.id).limit(DEFAULT_BATCH))).all()
+        if not found:
+            break
+        after = (found[-1].created_at, found[-1].id)
+        await mark_days(conn, {utc_day(row.created_at) for row in found})
+        groups: dict[tuple[str, str], list[str]] = {}
+        for row in found:
+            groups.setdefault((row.task_type, row.route), []).append(row.id)
+        report.archived += await unroll(conn, groups, archive=keys_by_task)
+    dropped = await drop_month(conn, month)
+    report.exchanges += dropped.exchanges
+    report.outputs += dropped.outputs
+    report.scores += dropped.scores
+    report.months += 1
 
 
 def _batch_ids_cutoff(cutoff: datetime) -> datetime:

@@ -12,7 +12,17 @@ from __future__ import annotations
 
 from datetime import date, datetime
 
-from sqlalchemy import BigInteger, Boolean, Date, ForeignKey, Index, Integer, String, Text, false
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    ForeignKeyConstraint,
+    Index,
+    Integer,
+    String,
+    Text,
+    false,
+)
 from sqlalchemy.orm import Mapped, mapped_column
 
 from .models import Base, EvidenceCounts, UTCDateTime
@@ -28,14 +38,19 @@ class ScoreQueue(Base):
     What a run leaves (a judge call that failed, a spent budget) stays for the next run."""
 
     __tablename__ = "score_queue"
-    __table_args__ = (Index("ix_score_queue_task_type_exchange_id_output_id",
-                            "task_type", "exchange_id", "output_id"),)
-
-    output_id: Mapped[str] = mapped_column(
-        String(32), ForeignKey("candidate_outputs.id", ondelete="CASCADE"), primary_key=True
+    __table_args__ = (
+        Index("ix_score_queue_task_type_exchange_id_output_id",
+              "task_type", "exchange_id", "output_id"),
+        ForeignKeyConstraint(["output_id", "exchange_created_at"],
+                             ["candidate_outputs.id", "candidate_outputs.exchange_created_at"],
+                             ondelete="CASCADE"),
     )
+
+    output_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     task_type: Mapped[str] = mapped_column(String)
     exchange_id: Mapped[str] = mapped_column(String(32))
+    exchange_created_at: Mapped[datetime] = mapped_column(UTCDateTime())
+    """The exchange's ``created_at`` (half of the output's key)."""
 
 
 class ScorePlan(Base):

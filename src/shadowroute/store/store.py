@@ -69,12 +69,12 @@ _EXCHANGE_COLUMNS = (
     "not_carried", "source",
 )
 _OUTPUT_COLUMNS = (
-    "id", "exchange_id", "model", "output", "input_tokens", "output_tokens", "latency_ms",
+    "id", "exchange_id", "exchange_created_at", "model", "output", "input_tokens", "output_tokens", "latency_ms",
     "cost_usd", "error_kind", "error", "attempts", "created_at", "not_carried", "finish_reason",
 )
 _COLUMNS = {_EXCHANGES: _EXCHANGE_COLUMNS, _OUTPUTS: _OUTPUT_COLUMNS}
 """The order of the values in :meth:`Store.write`'s rows (every column of each table)."""
-_QUEUE_COLUMNS = ("output_id", "task_type", "exchange_id")
+_QUEUE_COLUMNS = ("output_id", "task_type", "exchange_id", "exchange_created_at")
 """The order of the values of the queue rows a new batch copies in (:meth:`Store._queue`)."""
 _UNIQUE_VIOLATION = "23505"
 """SQLSTATE of a row that is stored already (see :class:`_CopyPlan`)."""
@@ -285,7 +285,7 @@ class Store:
             ))
             for o in x.outputs:
                 output_rows.append((
-                    o.id, x.id, o.model, clean_text(o.output), o.input_tokens, o.output_tokens,
+                    o.id, x.id, x.created_at, o.model, clean_text(o.output), o.input_tokens, o.output_tokens,
                     o.latency_ms, o.cost_usd, o.error_kind, clean_text(o.error), o.attempts,
                     o.created_at, o.not_carried or None, o.finish_reason,
                 ))
@@ -322,7 +322,8 @@ class Store:
         (all new), the queue rows go the same way; otherwise (some stored already: a replay)
         they are taken from what the store holds, ``INSERT ... SELECT``."""
         if straight and self._copy is not None:
-            rows = [(o.id, x.task_type, x.id) for x in exchanges for o in x.outputs]
+            rows = [(o.id, x.task_type, x.id, x.created_at)
+                    for x in exchanges for o in x.outputs]
             await self._copy[_QUEUE].insert(conn, rows)
             return
         for start in range(0, len(output_rows), _QUEUE_SLICE):

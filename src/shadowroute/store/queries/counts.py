@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import case, func, select
 
-from ..models import CandidateOutput, Exchange, TrafficDaily
+from ..models import CandidateOutput, Exchange, TrafficDaily, exchange_of
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -53,13 +53,13 @@ async def stored_counts(store: Store) -> dict[str, Any]:
             func.avg(case((o.c.error_kind.is_(None), o.c.latency_ms))),
             func.coalesce(func.sum(o.c.cost_usd), 0.0),
         )
-        .join(x, x.c.id == o.c.exchange_id)
+        .join(x, exchange_of(o, x))
         .group_by(x.c.task_type, o.c.model)
         .order_by(x.c.task_type, o.c.model)
     )
     errors = (
         select(x.c.task_type, o.c.error_kind, func.count())
-        .join(x, x.c.id == o.c.exchange_id)
+        .join(x, exchange_of(o, x))
         .where(o.c.error_kind.is_not(None))
         .group_by(x.c.task_type, o.c.error_kind)
         .order_by(x.c.task_type, o.c.error_kind)
@@ -129,7 +129,7 @@ async def candidate_spend_since(store: Store, since: datetime) -> dict[str, floa
     x, o = _EXCHANGES, _OUTPUTS
     query = (
         select(x.c.task_type, func.coalesce(func.sum(o.c.cost_usd), 0.0))
-        .join(x, x.c.id == o.c.exchange_id)
+        .join(x, exchange_of(o, x))
         .where(o.c.created_at >= since)
         .group_by(x.c.task_type)
     )

@@ -27,7 +27,7 @@ from sqlalchemy import Table, and_, case, func, or_, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, ROUTE_SHADOW
-from ..models import CandidateOutput, EvidenceArchive, Exchange, Score
+from ..models import CandidateOutput, EvidenceArchive, Exchange, Score, exchange_of, output_of
 from .scores import Keys, insert_for
 
 __all__ = ["COUNTS", "ROUTES", "TASK_ROW", "add_counts", "add_into", "archived_counts",
@@ -45,7 +45,7 @@ _X = Exchange.__table__
 _O = CandidateOutput.__table__
 _S = Score.__table__
 _A = EvidenceArchive.__table__
-_PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id)
+_PAIRS = _S.join(_O, output_of()).join(_X, exchange_of())
 
 Counts = dict[tuple[str, str], dict[str, int]]
 

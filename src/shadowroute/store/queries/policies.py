@@ -81,8 +81,9 @@ async def stored_pairs(conn: AsyncConnection, task: str, keys: Keys, model: str,
                _O.c.finish_reason, _O.c.error_kind, per.c.ok, per.c.flipped, _O.c.cost_usd,
                _O.c.latency_ms, _X.c.cost_usd, _X.c.latency_ms, rep.c.ok, rep.c.flipped)
         .select_from(
-            per.join(_X, _X.c.id == per.c.exchange_id)
-            .join(_O, (_O.c.exchange_id == per.c.exchange_id) & (_O.c.model == per.c.model))
+            per.join(_X, (_X.c.id == per.c.exchange_id) & (_X.c.created_at == per.c.created_at))
+            .join(_O, (_O.c.exchange_id == per.c.exchange_id)
+                  & (_O.c.exchange_created_at == per.c.created_at) & (_O.c.model == per.c.model))
             .outerjoin(rep, (rep.c.exchange_id == per.c.exchange_id)
                        & (rep.c.model == NOISE_FLOOR_MODEL)))
         .where(per.c.model == model)

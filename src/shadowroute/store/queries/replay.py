@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 
 from ...records import ROUTE_SHADOW, ExchangeRecord
-from ..models import CandidateOutput, Exchange
+from ..models import CandidateOutput, Exchange, exchange_of
 
 if TYPE_CHECKING:
     from ..store import Store
@@ -52,7 +52,7 @@ async def exchanges_and_stored_pairs(
     [(exchanges,)] = await _read(store, select(func.count()).select_from(_X).where(*scope))
     [(done,)] = await _read(
         store,
-        select(func.count()).select_from(_O.join(_X, _X.c.id == _O.c.exchange_id))
+        select(func.count()).select_from(_O.join(_X, exchange_of()))
         .where(*scope, _O.c.model.in_(candidates)))
     return exchanges, done
 
@@ -85,7 +85,7 @@ async def exchanges_lacking_outputs(
     """The next ``limit`` exchanges in scope (by id, after ``after``) lacking an output from at
     least one of ``candidates``, each with the candidates it lacks (in the given order)."""
     have = (select(func.count()).select_from(_O)
-            .where(_O.c.exchange_id == _X.c.id, _O.c.model.in_(candidates))
+            .where(exchange_of(), _O.c.model.in_(candidates))
             .scalar_subquery())
     rows = await _read(
         store,

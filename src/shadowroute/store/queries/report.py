@@ -23,7 +23,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
 from ..figures import Histogram, LatencyKey, Worst
-from ..models import CandidateOutput, Exchange, Score, TrafficDaily
+from ..models import CandidateOutput, Exchange, Score, TrafficDaily, exchange_of, output_of
 from .scores import Keys
 from .span import Since, within
 
@@ -59,8 +59,8 @@ _X = Exchange.__table__
 _O = CandidateOutput.__table__
 _S = Score.__table__
 _T = TrafficDaily.__table__
-_PAIRS = _S.join(_O, _O.c.id == _S.c.output_id).join(_X, _X.c.id == _O.c.exchange_id)
-_OUTPUTS = _O.join(_X, _X.c.id == _O.c.exchange_id)
+_PAIRS = _S.join(_O, output_of()).join(_X, exchange_of())
+_OUTPUTS = _O.join(_X, exchange_of())
 
 
 @contextlib.asynccontextmanager

@@ -33,10 +33,10 @@ from sqlalchemy import (
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..models import CandidateOutput, Exchange, Score
+from ..models import CandidateOutput, Exchange, Score, exchange_of, output_of
 from ..scoring_tables import ScorePlan, ScoreQueue
 from .span import Since, within
-from .stale import mark_outputs
+from .stale import mark_days, utc_day
 
 __all__ = [
     "Pair",
@@ -81,6 +81,7 @@ class Pair:
     primary_model: str
     primary_output: str | None
     route: str
+    exchange_created_at: datetime
     request: dict[str, Any] | None
     """Only loaded when the judge needs it."""
 
@@ -95,6 +96,9 @@ class ScoreRow:
     details: dict[str, Any]
     cost_usd: float
     created_at: datetime
+    exchange_created_at: datetime | None = None
+    """The output's exchange's ``created_at`` (half of the output's key); looked up when
+    ``None``."""
 
 
 def _scope(task: str, since: datetime | None) -> list[ColumnElement[bool]]:
@@ -109,7 +113,7 @@ async def output_task_types(conn: AsyncConnection, since: datetime | None) -> li
     store, for ``score --rescan``."""
     query = (
         select(_X.c.task_type)
-        .where(exists().where(_O.c.exchange_id == _X.c.id))
+        .where(exists().where(exchange_of()))
         .group_by(_X.c.task_type)
         .order_by(_X.c.task_type)
     )
@@ -135,7 +139,7 @@ async def requeue(conn: AsyncConnection, task: str, since: datetime | None) -> i
 def _queued(task: str, since: datetime | None) -> Any:
     query = select(_Q.c.exchange_id, _Q.c.output_id).where(_Q.c.task_type == task)
     if since is not None:
-        query = query.join(_X, _X.c.id == _Q.c.exchange_id).where(_X.c.created_at >= since)
+        query = query.join(_X, exchange_of(_Q)).where(_X.c.created_at >= since)
     return query
 
 
@@ -181,7 +185,7 @@ async def vacuum_queue(conn: AsyncConnection) -> None:
 
 async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime | None) -> bool:
     """Whether the store holds a candidate output (of ``task``, since ``since``)."""
-    query = select(_O.c.id).join(_X, _X.c.id == _O.c.exchange_id).limit(1)
+    query = select(_O.c.id).join(_X, exchange_of()).limit(1)
     if task is not None:
         query = query.where(_X.c.task_type == task)
     if since is not None:
@@ -215,10 +219,11 @@ async def load_pairs(
         _X.c.primary_model,
         _X.c.primary_output,
         _X.c.route,
+        _O.c.exchange_created_at,
     ]
     if with_request:
         columns.append(_X.c.request)
-    query = select(*columns).join(_X, _X.c.id == _O.c.exchange_id).where(_O.c.id.in_(ids))
+    query = select(*columns).join(_X, exchange_of()).where(_O.c.id.in_(ids))
     rows = (await conn.execute(query)).all()
     return [Pair(*row) if with_request else Pair(*row, None) for row in rows]
 
@@ -245,9 +250,9 @@ def enqueue_stored(dialect: str, *where: Any) -> Any:
     exchanges), with their exchange's task type; outputs queued already are skipped. The
     writes queue a batch's outputs with it, ``requeue`` a task's."""
     return insert_for(dialect, _Q).from_select(
-        ["output_id", "task_type", "exchange_id"],
-        select(_O.c.id, _X.c.task_type, _O.c.exchange_id)
-        .join(_X, _X.c.id == _O.c.exchange_id)
+        ["output_id", "task_type", "exchange_id", "exchange_created_at"],
+        select(_O.c.id, _X.c.task_type, _O.c.exchange_id, _O.c.exchange_created_at)
+        .join(_X, exchange_of())
         .where(*where),
     ).on_conflict_do_nothing()
 
@@ -259,7 +264,13 @@ async def insert_scores(
     The days of their exchanges are marked for the report (:mod:`.stale`)."""
     if not rows:
         return
-    await mark_outputs(conn, [r.output_id for r in rows])
+    times = {r.output_id: r.exchange_created_at for r in rows}
+    unknown = sorted(k for k, at in times.items() if at is None)
+    for start in range(0, len(unknown), slice_rows):
+        found = select(_O.c.id, _O.c.exchange_created_at).where(
+            _O.c.id.in_(unknown[start : start + slice_rows]))
+        times.update({row[0]: row[1] for row in (await conn.execute(found)).all()})
+    await mark_days(conn, {utc_day(at) for at in times.values() if at is not None})
     statement = insert_for(conn.dialect.name, _S).on_conflict_do_nothing()
     payload = [
         {
@@ -271,6 +282,7 @@ async def insert_scores(
             "details": r.details,
             "cost_usd": r.cost_usd,
             "created_at": r.created_at,
+            "exchange_created_at": times[r.output_id],
         }
         for r in rows
     ]
@@ -316,8 +328,7 @@ async def score_summary(
                               else_=0)),
                 func.count(_S.c.value),
             )
-            .select_from(_S.join(_O, _O.c.id == _S.c.output_id)
-                         .join(_X, _X.c.id == _O.c.exchange_id))
+            .select_from(_S.join(_O, output_of()).join(_X, exchange_of()))
             .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(keys),
                    *within(_X.c.created_at, since))
             .group_by(_O.c.model, _S.c.scorer)

@@ -11,14 +11,13 @@ from typing import Any
 from sqlalchemy import Select, insert, select
 from sqlalchemy.ext.asyncio import AsyncConnection
 
-from ..models import CandidateOutput, Exchange
+from ..models import Exchange
 from ..scoring_tables import ReportStale
 
-__all__ = ["mark_all", "mark_days", "mark_exchanges", "mark_outputs", "utc_day"]
+__all__ = ["mark_all", "mark_days", "mark_exchanges", "utc_day"]
 
 _M = ReportStale.__table__
 _X = Exchange.__table__
-_O = CandidateOutput.__table__
 _SLICE = 1000
 
 
@@ -37,12 +36,6 @@ async def mark_days(conn: AsyncConnection, days: Iterable[date]) -> None:
 async def mark_exchanges(conn: AsyncConnection, ids: Sequence[str]) -> None:
     """Mark the days of the exchanges ``ids``."""
     await _mark(conn, lambda chunk: select(_X.c.created_at).where(_X.c.id.in_(chunk)), ids)
-
-
-async def mark_outputs(conn: AsyncConnection, ids: Sequence[str]) -> None:
-    """Mark the days of the exchanges the candidate outputs ``ids`` answer."""
-    await _mark(conn, lambda chunk: select(_X.c.created_at).distinct()
-                .join(_O, _O.c.exchange_id == _X.c.id).where(_O.c.id.in_(chunk)), ids)
 
 
 async def _mark(conn: AsyncConnection, query_of: Callable[[list[str]], Select[Any]],

@@ -22,7 +22,7 @@ from sqlalchemy import and_, case, func, select, tuple_
 from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_SHADOW
-from ..models import CandidateOutput, Exchange, Score
+from ..models import CandidateOutput, Exchange, Score, exchange_of, output_of
 from .scores import Keys
 from .span import Since, within
 
@@ -64,7 +64,7 @@ def _slices(items: Sequence[T]) -> Iterator[Sequence[T]]:
 
 _COLUMNS = (_O.c.id, _O.c.exchange_id, _X.c.task_type, _O.c.model, _X.c.primary_model,
             _O.c.error_kind)
-_JOINED = _O.join(_X, _X.c.id == _O.c.exchange_id)
+_JOINED = _O.join(_X, exchange_of())
 _META = _X.c["metadata"]
 
 
@@ -157,7 +157,7 @@ async def scorer_failures(
             select(_O.c.model.label("model"), func.count().label("present"), ok.label("ok"),
                    *[func.max(case((and_(own, _S.c.scorer == name), 1), else_=0)).label(f"f{i}")
                      for i, name in enumerate(names)])
-            .select_from(_S.join(_JOINED, _O.c.id == _S.c.output_id))
+            .select_from(_S.join(_JOINED, output_of()))
             .where(*where)
             .group_by(_O.c.model, _S.c.output_id)
             .subquery()
