@@ -33,9 +33,11 @@
    of the two is the figure (the job should cost what the day costs). Then ``prune``: the
    store's oldest of its 30 days, against the whole new day on the empty database (time per
    exchange pruned; a nightly prune deletes one day).
+5. ``--prune-month``: last, ``prune`` of everything before the current month: the store's
+   30 days reach into the month before, whose partitions go whole (time per exchange pruned).
 
     python bench/scale.py [--exchanges 1000000] [--writer-split 0.2] [--score-slice 200000]
-        [--score-all] [--night 0] [--seed 11] [--keep] [--ingest-only]
+        [--score-all] [--night 0] [--prune-month] [--seed 11] [--keep] [--ingest-only]
 """
 
 from __future__ import annotations
@@ -76,6 +78,11 @@ from shadowroute.scoring import Plans, ScoreOptions, score
 from shadowroute.store import Store, migrate
 from shadowroute.store.queries.days import refresh_days
 from shadowroute.store.retention import prune
+
+try:
+    from shadowroute.store.partitions import ensure_partitions
+except ImportError:  # a shadowroute without monthly partitions (to compare with)
+    ensure_partitions = None
 
 POOL = 3_000
 """Distinct offline-answered requests the exchanges take their texts from."""
@@ -349,7 +356,37 @@ def nights(url: str, config: Config, pool: list[ExchangeRecord], args: argparse.
         f"{alone[3]:.2f}s (the new day, alone) = x{big[3] / alone[3]:.2f}")
 
 
+# --------------------------------------------------------------------------- a month's prune
+
+
+async def prune_month(url: str, config: Config, now: datetime, figures: list[str]) -> None:
+    """``prune`` of everything before this month (as the CLI runs it, decision counts
+    archived): on Postgres the store's earlier month goes whole, its partitions dropped."""
+    cutoff = datetime(now.year, now.month, 1, tzinfo=UTC)
+    async with await Store.open(url) as store:
+        plans = Plans(config)
+        keys = {task: plans.keys_of(task) for task in config.tasks}
+        pruned, seconds = await timed(prune(store, cutoff, keys_by_task=keys))
+    months = getattr(pruned, "months", 0)  # (older shadowroutes delete every row)
+    line = (f"prune    before {cutoff.date()}: {seconds:.1f}s for {pruned.exchanges:,} "
+            f"exchanges, {pruned.outputs:,} outputs, {pruned.scores:,} scores "
+            f"({1000 * seconds / max(1, pruned.exchanges):.3f}s per 1,000 exchanges; "
+            f"{months} month(s) dropped whole)")
+    say(line)
+    figures.append(line)
+
+
 # --------------------------------------------------------------------------- main
+
+
+async def make_months(url: str, now: datetime) -> None:
+    """Postgres partitions for every month of the store's days, as a store that has been
+    capturing for that long has them (each made ahead of its month)."""
+    if ensure_partitions is None:
+        return
+    async with await Store.open(url) as store, store.begin() as conn:
+        await ensure_partitions(conn, now=now - timedelta(days=DAYS + 1), ahead=3)
+
 
 
 async def after_fill(url: str, config: Config, schema_path: Path, args: argparse.Namespace,
@@ -419,6 +456,9 @@ def main() -> None:
     parser.add_argument("--night", type=int, default=0,
                         help="then one more day of this many exchanges, scored and reported on "
                              "the store and on an empty one (implies --score-all)")
+    parser.add_argument("--prune-month", action="store_true",
+                        help="last, prune everything before this month (on Postgres, the "
+                             "store's earlier month goes by dropping its partitions)")
     args = parser.parse_args()
     args.score_all = args.score_all or args.night > 0
     if not 0 < args.writer_split < 1:
@@ -433,6 +473,7 @@ def main() -> None:
     try:
         anyio.run(migrate, url)
         total, now = args.exchanges, datetime.now(UTC).replace(microsecond=0)
+        anyio.run(make_months, url, now)
         began = time.perf_counter()
         pool = generate_exchanges(POOL, args.seed)
         say(f"pool: {POOL:,} requests answered offline in {time.perf_counter() - began:.1f}s; "
@@ -449,6 +490,8 @@ def main() -> None:
                 anyio.run(after_fill, url, config, schema_path, args, figures)
                 if args.night:
                     nights(url, config, pool, args, now, figures)
+                if args.prune_month:
+                    anyio.run(prune_month, url, config, now, figures)
         say(f"\n== summary: {total:,} exchanges / {2 * total:,} pairs, one Postgres, "
             f"{mp.cpu_count()} CPUs ==")
         for line in figures:

@@ -223,7 +223,10 @@ END $$""")
     op.create_foreign_key("fk_score_queue_output_id_candidate_outputs", "score_queue",
                           "candidate_outputs", ["output_id", "exchange_created_at"],
                           ["id", "exchange_created_at"], ondelete="CASCADE")
-    op.execute("ANALYZE exchanges, candidate_outputs, scores")
+    # Statistics for what was copied. Not on an empty store: tables analyzed empty would have
+    # the first sessions cache plans (the foreign keys' lookups among them) that scan.
+    op.execute("DO $$ BEGIN IF EXISTS (SELECT 1 FROM exchanges) THEN "
+               "ANALYZE exchanges, candidate_outputs, scores; END IF; END $$")
 
 
 def downgrade() -> None:

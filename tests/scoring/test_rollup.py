@@ -272,6 +272,7 @@ async def test_prune_drops_whole_months_and_keeps_their_evidence(
         result = await prune(store, at(middle) + timedelta(days=1), keys_by_task=keys)
 
         assert result.months == 1 and result.exchanges == 18 and result.archived > 0
+        assert result.summary().endswith("; 1 month dropped whole (partitions)")
         async with store.connect() as conn:
             assert await month_partitions(conn) == [middle, this, *ahead_of(this)]
             assert await conn.scalar(select(func.count()).select_from(CandidateOutput)) == (

@@ -171,9 +171,9 @@ async def test_limit_holds_with_several_workers(
 
     real_lock_ids = runner.lock_ids
 
-    async def slow_lock_ids(conn: Any, ids: list[str]) -> list[str]:
+    async def slow_lock_ids(conn: Any, ids: list[str], **kw: Any) -> list[str]:
         await anyio.sleep(0.05)
-        return await real_lock_ids(conn, ids)
+        return await real_lock_ids(conn, ids, **kw)
 
     monkeypatch.setattr(runner, "lock_ids", slow_lock_ids)
     config = make_config(db_url, scoring_preset, tasks={"classify": {"candidates": ["mini", "tiny"],

@@ -48,6 +48,7 @@ from ..store.queries.plans import fold, hold_plan, touched_counts
 from ..store.queries.scores import (
     Pair,
     ScoreRow,
+    Span,
     count_queued,
     dequeue,
     exchange_metadata,
@@ -56,6 +57,7 @@ from ..store.queries.scores import (
     insert_scores,
     load_pairs,
     lock_ids,
+    span_of,
     vacuum_queue,
     window_ids,
 )
@@ -93,6 +95,14 @@ class _Cursor:
     after: tuple[str, str] = ("", "")
     done: bool = False
     lock: anyio.Lock = field(default_factory=anyio.Lock)
+
+
+@dataclass(slots=True)
+class _Window:
+    """A window of queued outputs, and the span of their exchanges' times."""
+
+    ids: list[str]
+    span: Span
 
 
 class _Run:
@@ -148,7 +158,7 @@ class _Run:
                     async with cursor.lock:
                         window = await self._window(conn, plan, cursor)
                     ids, have, complete = await self._claim(conn, plan, window, lock=True)
-                    pairs, metadata = await self._load(conn, plan, ids, have)
+                    pairs, metadata = await self._load(conn, plan, ids, have, window.span)
                     rows = await self._score(plan, pairs, have, metadata)
                     await self._write(conn, plan, cursor, pairs, rows,
                                       complete + _completed(plan, ids, have, rows))
@@ -157,7 +167,7 @@ class _Run:
                     async with self.store.connect(**_DB) as conn:
                         window = await self._window(conn, plan, cursor)
                         ids, have, complete = await self._claim(conn, plan, window, lock=False)
-                        pairs, metadata = await self._load(conn, plan, ids, have)
+                        pairs, metadata = await self._load(conn, plan, ids, have, window.span)
                 rows = await self._score(plan, pairs, have, metadata)
                 done = complete + _completed(plan, ids, have, rows)
                 if rows or done:
@@ -165,20 +175,21 @@ class _Run:
                         await self._write(conn, plan, cursor, pairs, rows, done)
             self._count(pairs, rows, len(ids))
 
-    async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> list[str]:
+    async def _window(self, conn: Any, plan: TaskPlan, cursor: _Cursor) -> _Window:
         """The task's next window of queued outputs (scored or not); moves the cursor."""
         take = self._take(plan)
         if cursor.done or take <= 0:
             cursor.done = True
-            return []
+            return _Window([], None)
         window = await window_ids(
             conn, plan.task, self.options.since, after=cursor.after, limit=take
         )
         if len(window) < take:
             cursor.done = True
         if window:
-            cursor.after = window[-1]
-        return [output_id for _, output_id in window]
+            cursor.after = window[-1][:2]
+        return _Window([output_id for _, output_id, _ in window],
+                       span_of(at for _, _, at in window))
 
     async def _write(self, conn: Any, plan: TaskPlan, cursor: _Cursor, pairs: list[Pair],
                      rows: list[ScoreRow], done: list[str]) -> None:
@@ -209,17 +220,17 @@ class _Run:
         self.dequeued += len(done)
 
     async def _claim(
-        self, conn: Any, plan: TaskPlan, window: list[str], *, lock: bool
+        self, conn: Any, plan: TaskPlan, window: _Window, *, lock: bool
     ) -> tuple[list[str], set[tuple[str, str]], list[str]]:
         """The window's outputs that lack a score (locked on Postgres), their scores, and
         the window's outputs that hold every score already."""
-        if not window:
+        if not window.ids:
             return [], set(), []
         keys = plan.keys()
         names = [name for name, _ in keys]
-        have = await existing_scores(conn, window, keys)
-        ids = [i for i in window if any((i, name) not in have for name in names)]
-        complete = [i for i in window if all((i, name) in have for name in names)]
+        have = await existing_scores(conn, window.ids, keys, span=window.span)
+        ids = [i for i in window.ids if any((i, name) not in have for name in names)]
+        complete = [i for i in window.ids if all((i, name) in have for name in names)]
         if self.options.limit is not None:
             ids = ids[: max(0, self.options.limit - self.claimed)]
         # Counted before the next await, so workers of this run never overshoot ``limit``
@@ -227,16 +238,17 @@ class _Run:
         reserved = len(ids)
         self.claimed += reserved
         if lock and ids:
-            ids = await lock_ids(conn, ids)
+            ids = await lock_ids(conn, ids, span=window.span)
             # Read again under the lock: this sees every score another process committed
             # before it released these rows.
-            have = await existing_scores(conn, ids, keys)
+            have = await existing_scores(conn, ids, keys, span=window.span)
             ids = [i for i in ids if any((i, name) not in have for name in names)]
             self.claimed -= reserved - len(ids)
         return ids, have, complete
 
     async def _load(
-        self, conn: Any, plan: TaskPlan, ids: list[str], have: set[tuple[str, str]]
+        self, conn: Any, plan: TaskPlan, ids: list[str], have: set[tuple[str, str]],
+        span: Span,
     ) -> tuple[list[Pair], _Meta]:
         """The pairs to score, and the metadata of their exchanges when a scorer of the plan
         needs it (``uses_context``) and some output still lacks that scorer's score."""
@@ -245,13 +257,13 @@ class _Run:
         needs_request = plan.judge is not None and any(
             (output_id, plan.judge.name) not in have for output_id in ids
         )
-        pairs = await load_pairs(conn, ids, with_request=needs_request)
+        pairs = await load_pairs(conn, ids, with_request=needs_request, span=span)
         # Candidates of one exchange side by side: scorers cache the last primary they saw.
         pairs.sort(key=lambda pair: pair.exchange_id)
         context_scorers = [spec.name for spec in plan.scorers if spec.uses_context]
         wanted = {pair.exchange_id for pair in pairs
                   if any((pair.output_id, name) not in have for name in context_scorers)}
-        return pairs, await exchange_metadata(conn, sorted(wanted))
+        return pairs, await exchange_metadata(conn, sorted(wanted), span=span)
 
     def _count(self, pairs: list[Pair], rows: list[ScoreRow], claimed: int) -> None:
         self.report.outputs += len({row.output_id for row in rows})

@@ -15,6 +15,10 @@ stop a replayed spool file from adding its counts twice) go when they are older 
 cutoff and :data:`KEEP_BATCH_IDS`: a spool file can wait out a long outage before it is
 replayed, and prune must not forget a batch it could still meet.
 
+On Postgres a month wholly before the cutoff goes whole (:mod:`.partitions`): one transaction
+holds off writes to its partitions, counts its evidence into the archive (as below, batch by
+batch) and drops them; nothing of it is left half-done. The rest goes row by row.
+
 Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
 the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
 prune never holds a long lock, and an interrupted one keeps what it already deleted; each batch
@@ -110,6 +114,9 @@ class PruneReport:
         kept = f" (kept the newest report {self.kept_report})" if self.kept_report else ""
         archived = (f"; their decision counts kept in {self.archived:,} evidence rows"
                     if self.archived else "")
+        if self.months:
+            archived += (f"; {self.months:,} month{'s' if self.months != 1 else ''} dropped "
+                         "whole (partitions)")
         return (
             f"{verb} {self.exchanges:,} exchanges, {self.outputs:,} candidate outputs, "
             f"{self.scores:,} scores, {self.traffic_days:,} traffic rows, "
@@ -212,7 +219,8 @@ async def prune(
                 # Out of the live counts the scoring job keeps, into the archive.
                 report.archived += await unroll(
                     conn, groups, archive=keys_by_task if source is None else None)
-                await _delete_exchanges(conn, ids, report)
+                await _delete_exchanges(conn, [(row.id, row.created_at) for row in found],
+                                        report)
         if not ids:
             break
         report.batches += 1
@@ -281,14 +289,23 @@ def _batch_ids_cutoff(cutoff: datetime) -> datetime:
     return min(cutoff, datetime.now(UTC) - KEEP_BATCH_IDS)
 
 
-async def _delete_exchanges(conn: AsyncConnection, ids: Sequence[str], report: PruneReport) -> None:
-    """Scores, then outputs, then the exchanges themselves (children first)."""
-    for start in range(0, len(ids), _ID_SLICE):
-        chunk = ids[start : start + _ID_SLICE]
-        outputs = select(_O.c.id).where(_O.c.exchange_id.in_(chunk))
-        report.scores += _rows(await conn.execute(delete(_S).where(_S.c.output_id.in_(outputs))))
-        report.outputs += _rows(await conn.execute(delete(_O).where(_O.c.exchange_id.in_(chunk))))
-        report.exchanges += _rows(await conn.execute(delete(_X).where(_X.c.id.in_(chunk))))
+async def _delete_exchanges(conn: AsyncConnection, rows: Sequence[tuple[str, datetime]],
+                            report: PruneReport) -> None:
+    """Scores, then outputs, then the exchanges themselves (children first), given their
+    (id, created_at): each statement is bounded by the span of times too, so that on Postgres
+    it reads the partitions of those months only."""
+    for start in range(0, len(rows), _ID_SLICE):
+        chunk = [row[0] for row in rows[start : start + _ID_SLICE]]
+        times = [row[1] for row in rows[start : start + _ID_SLICE]]
+        lo, hi = min(times), max(times)
+        outputs = select(_O.c.id).where(_O.c.exchange_id.in_(chunk),
+                                        _O.c.exchange_created_at.between(lo, hi))
+        report.scores += _rows(await conn.execute(delete(_S).where(
+            _S.c.output_id.in_(outputs), _S.c.exchange_created_at.between(lo, hi))))
+        report.outputs += _rows(await conn.execute(delete(_O).where(
+            _O.c.exchange_id.in_(chunk), _O.c.exchange_created_at.between(lo, hi))))
+        report.exchanges += _rows(await conn.execute(delete(_X).where(
+            _X.c.id.in_(chunk), _X.c.created_at.between(lo, hi))))
 
 
 async def _count(conn: AsyncConnection, cutoff: datetime, newest: str | None,

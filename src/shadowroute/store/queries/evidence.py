@@ -56,8 +56,8 @@ def keys_digest(keys: Keys) -> str:
     return hashlib.sha256(text.encode()).hexdigest()[:16]
 
 
-Some = tuple[Sequence[str], Sequence[str]]
-"""Exchange ids and the ids of their outputs: counts of those only."""
+Some = tuple[Sequence[str], datetime, datetime]
+"""Exchange ids and the span of their times: counts of those only."""
 
 
 def _window(since: datetime | None, until: datetime | None, route: str,
@@ -67,7 +67,13 @@ def _window(since: datetime | None, until: datetime | None, route: str,
         # The output ids too: the planner then reads the scores by their primary key instead
         # of scanning them all (it does not carry an IN list across a join, and it misjudges
         # a scores table that a scoring run is filling).
-        where += [_X.c.id.in_(list(ids[0])), _S.c.output_id.in_(list(ids[1]))]
+        # With their span of time on every table: the planner walks the exchanges of that
+        # span by index and each one's outputs and scores by key (on Postgres in the months
+        # it covers only). Without the span it scanned every score; with the outputs' ids
+        # as an IN list on the scores, each probe of the scores sorted the whole list again.
+        where += [_X.c.id.in_(list(ids[0]))]
+        where += [column.between(ids[1], ids[2]) for column in (
+            _X.c.created_at, _O.c.exchange_created_at, _S.c.exchange_created_at)]
     if since is not None:
         where.append(_X.c.created_at >= since)
     if until is not None:
@@ -111,10 +117,11 @@ async def evidence_counts(
     out: Counts = {}
     some: Some | None = None
     if ids is not None:
-        outputs = select(_O.c.id).where(_O.c.exchange_id.in_(list(ids)))
-        some = (ids, list((await conn.scalars(outputs)).all()))
-        if not some[1]:
+        lo, hi = (await conn.execute(select(func.min(_X.c.created_at), func.max(_X.c.created_at))
+                                     .where(_X.c.id.in_(list(ids))))).one()
+        if lo is None:
             return out
+        some = (ids, lo, hi)
     for task, keys in keys_by_task.items():
         if not keys:
             continue

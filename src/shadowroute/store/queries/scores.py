@@ -14,7 +14,7 @@ the lock is taken, an output scored by another process in the meantime is not sc
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -51,6 +51,7 @@ __all__ = [
     "insert_scores",
     "load_pairs",
     "lock_ids",
+    "span_of",
     "output_task_types",
     "queued_primaries",
     "queued_task_types",
@@ -66,6 +67,9 @@ _Q = ScoreQueue.__table__
 _P = ScorePlan.__table__
 Keys = Sequence[tuple[str, str]]
 """(scorer, version) pairs an output should have scores for."""
+Span = tuple[datetime, datetime] | None
+"""The earliest and latest time of the exchanges a batch of ids belongs to (``None``: not
+known)."""
 
 
 @dataclass(slots=True)
@@ -152,16 +156,29 @@ async def count_queued(conn: AsyncConnection, task: str, since: datetime | None)
 async def window_ids(
     conn: AsyncConnection, task: str, since: datetime | None, *, after: tuple[str, str],
     limit: int,
-) -> list[tuple[str, str]]:
-    """The task's next ``limit`` queued (exchange id, output id) past ``after``, in that
-    order (a range scan of the queue's index: the outputs of an exchange come together)."""
+) -> list[tuple[str, str, datetime]]:
+    """The task's next ``limit`` queued (exchange id, output id, exchange's time) past
+    ``after`` (an (exchange id, output id)), in that order (a range scan of the queue's index:
+    the outputs of an exchange come together)."""
     query = (
-        _queued(task, since)
+        _queued(task, since).add_columns(_Q.c.exchange_created_at)
         .where(tuple_(_Q.c.exchange_id, _Q.c.output_id) > after)
         .order_by(_Q.c.exchange_id, _Q.c.output_id)
         .limit(limit)
     )
-    return [(row[0], row[1]) for row in (await conn.execute(query)).all()]
+    return [(row[0], row[1], row[2]) for row in (await conn.execute(query)).all()]
+
+
+def span_of(times: Iterable[datetime]) -> Span:
+    """The earliest and latest of ``times`` (``None`` when there are none)."""
+    ordered = sorted(times)
+    return (ordered[0], ordered[-1]) if ordered else None
+
+
+def _in_span(column: Any, span: Span) -> list[ColumnElement[bool]]:
+    # Redundant with the ids it comes with, but on Postgres it leaves the planner the
+    # partitions of those months only, instead of every month's.
+    return [] if span is None else [column.between(*span)]
 
 
 async def dequeue(conn: AsyncConnection, ids: Sequence[str]) -> None:
@@ -193,13 +210,14 @@ async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime |
     return (await conn.scalar(query)) is not None
 
 
-async def lock_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
-    """Lock ``ids`` for this transaction (Postgres), skipping rows another worker holds."""
+async def lock_ids(conn: AsyncConnection, ids: Sequence[str], *, span: Span = None) -> list[str]:
+    """Lock ``ids`` for this transaction (Postgres), skipping rows another worker holds
+    (``span``: the earliest and latest time of their exchanges, when known)."""
     if not ids:
         return []
     query = (
         select(_O.c.id)
-        .where(_O.c.id.in_(list(ids)))
+        .where(_O.c.id.in_(list(ids)), *_in_span(_O.c.exchange_created_at, span))
         .order_by(_O.c.id)
         .with_for_update(skip_locked=True)
     )
@@ -207,7 +225,7 @@ async def lock_ids(conn: AsyncConnection, ids: Sequence[str]) -> list[str]:
 
 
 async def load_pairs(
-    conn: AsyncConnection, ids: Sequence[str], *, with_request: bool
+    conn: AsyncConnection, ids: Sequence[str], *, with_request: bool, span: Span = None,
 ) -> list[Pair]:
     columns = [
         _O.c.id,
@@ -223,19 +241,22 @@ async def load_pairs(
     ]
     if with_request:
         columns.append(_X.c.request)
-    query = select(*columns).join(_X, exchange_of()).where(_O.c.id.in_(ids))
+    query = select(*columns).join(_X, exchange_of()).where(
+        _O.c.id.in_(ids), *_in_span(_O.c.exchange_created_at, span),
+        *_in_span(_X.c.created_at, span))
     rows = (await conn.execute(query)).all()
     return [Pair(*row) if with_request else Pair(*row, None) for row in rows]
 
 
 async def existing_scores(
-    conn: AsyncConnection, ids: Sequence[str], keys: Keys
+    conn: AsyncConnection, ids: Sequence[str], keys: Keys, *, span: Span = None,
 ) -> set[tuple[str, str]]:
     """(output id, scorer) of the scores already stored for ``ids`` at the versions in ``keys``."""
     if not ids or not keys:
         return set()
     query = select(_S.c.output_id, _S.c.scorer).where(
-        _S.c.output_id.in_(ids), tuple_(_S.c.scorer, _S.c.version).in_(list(keys))
+        _S.c.output_id.in_(ids), tuple_(_S.c.scorer, _S.c.version).in_(list(keys)),
+        *_in_span(_S.c.exchange_created_at, span),
     )
     return {(row[0], row[1]) for row in (await conn.execute(query)).all()}
 
@@ -374,10 +395,12 @@ async def queued_primaries(conn: AsyncConnection, tasks: Sequence[str]) -> dict[
     return found
 
 
-async def exchange_metadata(conn: AsyncConnection, ids: Sequence[str]) -> dict[str, dict[str, Any]]:
+async def exchange_metadata(conn: AsyncConnection, ids: Sequence[str], *,
+                            span: Span = None) -> dict[str, dict[str, Any]]:
     """Exchange id -> its ``metadata`` (``{}`` when not a mapping), for the scorers that use the
     exchange's context."""
     if not ids:
         return {}
-    rows = await conn.execute(select(Exchange.id, Exchange.meta).where(Exchange.id.in_(ids)))
+    rows = await conn.execute(select(Exchange.id, Exchange.meta).where(
+        Exchange.id.in_(ids), *_in_span(_X.c.created_at, span)))
     return {exchange_id: meta if isinstance(meta, dict) else {} for exchange_id, meta in rows}
