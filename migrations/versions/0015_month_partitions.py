@@ -3,7 +3,10 @@
 ``candidate_outputs``, ``scores`` and ``score_queue`` gain ``exchange_created_at`` (their
 exchange's ``created_at``); the keys become ``exchanges (id, created_at)``,
 ``candidate_outputs (id, exchange_created_at)`` and ``scores (output_id, scorer, version,
-exchange_created_at)``, and the foreign keys follow. On Postgres ``exchanges``,
+exchange_created_at)``. The foreign keys from ``candidate_outputs``, ``scores`` and
+``score_queue`` to their parents go (on Postgres each check of a partitioned table is a query
+of its own: they halved the ingest rate; the write path and ``prune`` keep the rows together).
+On Postgres ``exchanges``,
 ``candidate_outputs`` and ``scores`` are rebuilt as tables partitioned by month of that time
 (see ``shadowroute.store.partitions``): one partition per month from the oldest stored
 exchange to two months ahead, and a default one; every row is copied (the upgrade takes about
@@ -60,9 +63,6 @@ def _sqlite() -> None:
             "uq_candidate_outputs_exchange_id_exchange_created_at_model",
             ["exchange_id", "exchange_created_at", "model"])
         batch.drop_constraint("fk_candidate_outputs_exchange_id_exchanges", type_="foreignkey")
-        batch.create_foreign_key("fk_candidate_outputs_exchange_id_exchanges", "exchanges",
-                                 ["exchange_id", "exchange_created_at"], ["id", "created_at"],
-                                 ondelete="CASCADE")
         batch.drop_constraint("pk_candidate_outputs", type_="primary")
         batch.create_primary_key("pk_candidate_outputs", ["id", "exchange_created_at"])
     for table, name in (("scores", "fk_scores_output_id_candidate_outputs"),
@@ -70,9 +70,6 @@ def _sqlite() -> None:
         with op.batch_alter_table(table, recreate="always") as batch:
             batch.alter_column("exchange_created_at", existing_type=_TIME, nullable=False)
             batch.drop_constraint(name, type_="foreignkey")
-            batch.create_foreign_key(name, "candidate_outputs",
-                                     ["output_id", "exchange_created_at"],
-                                     ["id", "exchange_created_at"], ondelete="CASCADE")
             if table == "scores":
                 batch.drop_constraint("pk_scores", type_="primary")
                 batch.create_primary_key(
@@ -206,25 +203,16 @@ END $$""")
                                 "candidate_outputs",
                                 ["exchange_id", "exchange_created_at", "model"])
     op.create_index("ix_candidate_outputs_model", "candidate_outputs", ["model"])
-    op.create_foreign_key("fk_candidate_outputs_exchange_id_exchanges", "candidate_outputs",
-                          "exchanges", ["exchange_id", "exchange_created_at"],
-                          ["id", "created_at"], ondelete="CASCADE")
     op.create_primary_key("pk_scores", "scores",
                           ["output_id", "scorer", "version", "exchange_created_at"])
-    op.create_foreign_key("fk_scores_output_id_candidate_outputs", "scores",
-                          "candidate_outputs", ["output_id", "exchange_created_at"],
-                          ["id", "exchange_created_at"], ondelete="CASCADE")
 
     op.add_column("score_queue", sa.Column("exchange_created_at", _TIME, nullable=True))
     op.execute("UPDATE score_queue q SET exchange_created_at = o.exchange_created_at "
                "FROM candidate_outputs o WHERE o.id = q.output_id")
     op.execute("DELETE FROM score_queue WHERE exchange_created_at IS NULL")
     op.alter_column("score_queue", "exchange_created_at", existing_type=_TIME, nullable=False)
-    op.create_foreign_key("fk_score_queue_output_id_candidate_outputs", "score_queue",
-                          "candidate_outputs", ["output_id", "exchange_created_at"],
-                          ["id", "exchange_created_at"], ondelete="CASCADE")
     # Statistics for what was copied. Not on an empty store: tables analyzed empty would have
-    # the first sessions cache plans (the foreign keys' lookups among them) that scan.
+    # the first sessions cache plans that scan.
     op.execute("DO $$ BEGIN IF EXISTS (SELECT 1 FROM exchanges) THEN "
                "ANALYZE exchanges, candidate_outputs, scores; END IF; END $$")
 

@@ -9,7 +9,7 @@ from typing import Any
 
 import anyio
 import pytest
-from sqlalchemy import delete, func, select
+from sqlalchemy import func, select
 
 from shadowroute.errors import StoreError
 from shadowroute.records import TrafficRecord
@@ -25,7 +25,9 @@ from shadowroute.store.models import (
     StoredDecision,
     TrafficDaily,
 )
+from shadowroute.store.queries.scores import enqueue_stored
 from shadowroute.store.retention import prune
+from shadowroute.store.scoring_tables import ScoreQueue
 
 pytestmark = pytest.mark.anyio
 
@@ -167,14 +169,23 @@ async def test_batches_split_exchanges_of_the_same_instant(
     assert (await counts(store))["exchanges"] == 1
 
 
-async def test_foreign_keys_cascade_on_this_backend(store: Store, seed) -> None:
-    """Deleting exchanges alone also removes their outputs and scores (ON DELETE CASCADE is
-    enforced: SQLite foreign keys are on), so a crash mid-batch can leave no orphans."""
+async def test_prune_leaves_no_row_of_what_it_deleted(store: Store, seed) -> None:
+    """The tables have no foreign keys between them (each key check of a partitioned table
+    costs a query on Postgres): prune itself deletes the outputs, scores and queue rows of the
+    exchanges it deletes, and nothing of them is left anywhere."""
     await seed(store, old=2, new=1)
-    async with store.engine.begin() as conn:
-        await conn.execute(delete(Exchange.__table__).where(Exchange.created_at < CUTOFF))
-    after = await counts(store)
-    assert (after["exchanges"], after["candidate_outputs"], after["scores"]) == (1, 2, 4)
+    async with store.begin() as conn:  # every output waiting for scores
+        await conn.execute(enqueue_stored(conn.dialect.name))
+    report = await prune(store, CUTOFF, batch=1)
+    assert (report.exchanges, report.outputs, report.scores) == (2, 4, 8)
+    async with store.connect() as conn:
+        kept = set((await conn.scalars(select(Exchange.id))).all())
+        outputs = (await conn.execute(select(CandidateOutput.id, CandidateOutput.exchange_id)))
+        owners = dict(outputs.all())
+        scored = set((await conn.scalars(select(Score.output_id))).all())
+        queued = set((await conn.scalars(select(ScoreQueue.output_id))).all())
+    assert len(kept) == 1 and set(owners.values()) == kept
+    assert scored == set(owners) and queued == set(owners)
 
 
 async def test_batch_ids_go_with_the_cutoff_but_are_kept_30_days_at_least(store: Store) -> None:

@@ -21,7 +21,6 @@ from sqlalchemy import (
     Dialect,
     Float,
     ForeignKey,
-    ForeignKeyConstraint,
     Index,
     Integer,
     MetaData,
@@ -215,23 +214,28 @@ class Exchange(Base):
     ``import:<file>``); NULL for exchanges stored before sources were recorded."""
 
     outputs: Mapped[list[CandidateOutput]] = relationship(
-        back_populates="exchange",
-        cascade="all, delete-orphan",
-        passive_deletes=True,
+        primaryjoin="and_(Exchange.id == foreign(CandidateOutput.exchange_id), "
+                    "Exchange.created_at == foreign(CandidateOutput.exchange_created_at))",
+        viewonly=True,
         order_by="CandidateOutput.model",
     )
+    """Read only (no foreign key holds them together: see :class:`CandidateOutput`)."""
 
 
 class CandidateOutput(Base):
-    """A candidate model's answer to an exchange's request, or how the call failed."""
+    """A candidate model's answer to an exchange's request, or how the call failed.
+
+    No foreign key to ``exchanges`` (nor from ``scores`` and ``score_queue`` to here): on
+    Postgres each key check of a partitioned table is a query of its own, which halved the
+    ingest rate (``bench/scale.py``). :meth:`.Store.write` stores an exchange and its outputs
+    in one transaction, and ``prune`` deletes the scores, queue rows and outputs of what it
+    deletes itself (it never relied on ``ON DELETE CASCADE``)."""
 
     __tablename__ = "candidate_outputs"
     # The unique constraint's index leads with exchange_id, so it also serves lookups by
-    # exchange and the ON DELETE CASCADE; a separate index on exchange_id would be redundant.
+    # exchange; a separate index on exchange_id would be redundant.
     __table_args__ = (
         UniqueConstraint("exchange_id", "exchange_created_at", "model"),
-        ForeignKeyConstraint(["exchange_id", "exchange_created_at"],
-                             ["exchanges.id", "exchanges.created_at"], ondelete="CASCADE"),
         {"postgresql_partition_by": "RANGE (exchange_created_at)"},
     )
 
@@ -255,8 +259,6 @@ class CandidateOutput(Base):
     finish_reason: Mapped[str | None] = mapped_column(String, nullable=True)
     """Why the answer ended (``stop``, ``length``, ``tool_calls``; NULL: unknown or not
     recorded, outputs stored before revision 0010)."""
-
-    exchange: Mapped[Exchange] = relationship(back_populates="outputs")
 
 
 class TrafficDaily(Base):
@@ -310,12 +312,7 @@ class Score(Base):
     """
 
     __tablename__ = "scores"
-    __table_args__ = (
-        ForeignKeyConstraint(["output_id", "exchange_created_at"],
-                             ["candidate_outputs.id", "candidate_outputs.exchange_created_at"],
-                             ondelete="CASCADE"),
-        {"postgresql_partition_by": "RANGE (exchange_created_at)"},
-    )
+    __table_args__ = ({"postgresql_partition_by": "RANGE (exchange_created_at)"},)
 
     output_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     scorer: Mapped[str] = mapped_column(String, primary_key=True)

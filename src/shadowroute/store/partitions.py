@@ -185,7 +185,5 @@ async def drop_month(conn: AsyncConnection, month: date) -> Dropped:
                                  strict=True):
         name = _name(table, month)
         setattr(dropped, field, int(await conn.scalar(text(f"SELECT count(*) FROM {name}")) or 0))
-        # Detached first: a partition referenced by a foreign key cannot be dropped in place.
-        await conn.execute(text(f"ALTER TABLE {table} DETACH PARTITION {name}"))
         await conn.execute(text(f"DROP TABLE {name}"))
     return dropped

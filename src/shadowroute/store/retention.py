@@ -19,8 +19,9 @@ On Postgres a month wholly before the cutoff goes whole (:mod:`.partitions`): on
 holds off writes to its partitions, counts its evidence into the archive (as below, batch by
 batch) and drops them; nothing of it is left half-done. The rest goes row by row.
 
-Exchanges go in batches, one transaction each (scores, then outputs, then exchanges, by id, so
-the result does not depend on the foreign keys' ``ON DELETE CASCADE`` being enforced): a large
+Exchanges go in batches, one transaction each (their outputs locked, then their scores and
+queue rows, the outputs and the exchanges deleted, by id: the tables have no foreign keys
+between them, see :class:`.models.CandidateOutput`): a large
 prune never holds a long lock, and an interrupted one keeps what it already deleted; each batch
 starts where the last one ended, so none walks over rows already deleted. A dry run counts the
 same rows and deletes nothing (a real prune counts only the exchanges up front, for its
@@ -49,9 +50,11 @@ from .models import (
     TrafficDaily,
 )
 from .partitions import drop_month, keep_ahead, lock_month, month_partitions, next_month
+from .queries.evidence import ROUTES
 from .queries.plans import unroll
 from .queries.scores import Keys
 from .queries.stale import mark_days, utc_day
+from .scoring_tables import ScorePlan, ScoreQueue
 
 __all__ = ["DEFAULT_BATCH", "KEEP_BATCH_IDS", "PruneReport", "prune"]
 
@@ -70,6 +73,7 @@ _T = TrafficDaily.__table__
 _R = ReportRun.__table__
 _D = StoredDecision.__table__
 _B = AppliedBatch.__table__
+_Q = ScoreQueue.__table__
 
 
 @dataclass
@@ -257,25 +261,18 @@ async def _drop_month(conn: AsyncConnection, month: date, report: PruneReport,
                       keys_by_task: Mapping[str, Keys] | None) -> None:
     """One month (Postgres): its decision counts archived, then its partitions dropped, in one
     transaction. Writes to the month's rows (a replay, a late score) wait for it, so nothing
-    is stored there between the counting and the drop."""
+    is stored there between the counting and the drop. Every day of the month is marked for
+    the report's rollups."""
     await lock_month(conn, month)
     start, end = _utc(month), _utc(next_month(month))
-    after: tuple[datetime, str] | None = None
-    while True:
-        query = select(_X.c.id, _X.c.created_at, _X.c.task_type, _X.c.route).where(
-            _X.c.created_at >= start, _X.c.created_at < end)
-        if after is not None:
-            query = query.where(tuple_(_X.c.created_at, _X.c.id) > after)
-        found = (await conn.execute(
-            query.order_by(_X.c.created_at, _X.c.id).limit(DEFAULT_BATCH))).all()
-        if not found:
-            break
-        after = (found[-1].created_at, found[-1].id)
-        await mark_days(conn, {utc_day(row.created_at) for row in found})
-        groups: dict[tuple[str, str], list[str]] = {}
-        for row in found:
-            groups.setdefault((row.task_type, row.route), []).append(row.id)
-        report.archived += await unroll(conn, groups, archive=keys_by_task)
+    await mark_days(conn, [month + timedelta(days=d) for d in range((end - start).days)])
+    # Every task type that has a rollup or an archive to keep, on every route: one pass over
+    # the month each (a task type with neither keeps nothing of it).
+    tasks = set(keys_by_task or {}) | set(
+        (await conn.scalars(select(ScorePlan.task_type))).all())
+    groups: dict[tuple[str, str], list[str]] = {
+        (task, route): [] for task in sorted(tasks) for route in ROUTES}
+    report.archived += await unroll(conn, groups, archive=keys_by_task, span=(start, end))
     dropped = await drop_month(conn, month)
     report.exchanges += dropped.exchanges
     report.outputs += dropped.outputs
@@ -298,10 +295,18 @@ async def _delete_exchanges(conn: AsyncConnection, rows: Sequence[tuple[str, dat
         chunk = [row[0] for row in rows[start : start + _ID_SLICE]]
         times = [row[1] for row in rows[start : start + _ID_SLICE]]
         lo, hi = min(times), max(times)
+        # The outputs first, locked on Postgres: a scoring batch that holds some commits its
+        # scores before this goes on, so none is written after they are deleted.
         outputs = select(_O.c.id).where(_O.c.exchange_id.in_(chunk),
                                         _O.c.exchange_created_at.between(lo, hi))
-        report.scores += _rows(await conn.execute(delete(_S).where(
-            _S.c.output_id.in_(outputs), _S.c.exchange_created_at.between(lo, hi))))
+        if conn.dialect.name == "postgresql":
+            outputs = outputs.with_for_update()
+        ids = list((await conn.scalars(outputs)).all())
+        for first in range(0, len(ids), _ID_SLICE):
+            some = ids[first : first + _ID_SLICE]
+            report.scores += _rows(await conn.execute(delete(_S).where(
+                _S.c.output_id.in_(some), _S.c.exchange_created_at.between(lo, hi))))
+            await conn.execute(delete(_Q).where(_Q.c.output_id.in_(some)))
         report.outputs += _rows(await conn.execute(delete(_O).where(
             _O.c.exchange_id.in_(chunk), _O.c.exchange_created_at.between(lo, hi))))
         report.exchanges += _rows(await conn.execute(delete(_X).where(

@@ -16,7 +16,6 @@ from sqlalchemy import (
     BigInteger,
     Boolean,
     Date,
-    ForeignKeyConstraint,
     Index,
     Integer,
     String,
@@ -38,13 +37,8 @@ class ScoreQueue(Base):
     What a run leaves (a judge call that failed, a spent budget) stays for the next run."""
 
     __tablename__ = "score_queue"
-    __table_args__ = (
-        Index("ix_score_queue_task_type_exchange_id_output_id",
-              "task_type", "exchange_id", "output_id"),
-        ForeignKeyConstraint(["output_id", "exchange_created_at"],
-                             ["candidate_outputs.id", "candidate_outputs.exchange_created_at"],
-                             ondelete="CASCADE"),
-    )
+    __table_args__ = (Index("ix_score_queue_task_type_exchange_id_output_id",
+                            "task_type", "exchange_id", "output_id"),)
 
     output_id: Mapped[str] = mapped_column(String(32), primary_key=True)
     task_type: Mapped[str] = mapped_column(String)

@@ -74,10 +74,13 @@ def _window(since: datetime | None, until: datetime | None, route: str,
         where += [_X.c.id.in_(list(ids[0]))]
         where += [column.between(ids[1], ids[2]) for column in (
             _X.c.created_at, _O.c.exchange_created_at, _S.c.exchange_created_at)]
+    # The joined tables' copies of the time too: on Postgres the planner then reads the
+    # span's months of every table.
+    times = (_X.c.created_at, _O.c.exchange_created_at, _S.c.exchange_created_at)
     if since is not None:
-        where.append(_X.c.created_at >= since)
+        where += [column >= since for column in times]
     if until is not None:
-        where.append(_X.c.created_at < until)
+        where += [column < until for column in times]
     return where
 
 
@@ -117,11 +120,12 @@ async def evidence_counts(
     out: Counts = {}
     some: Some | None = None
     if ids is not None:
-        lo, hi = (await conn.execute(select(func.min(_X.c.created_at), func.max(_X.c.created_at))
-                                     .where(_X.c.id.in_(list(ids))))).one()
-        if lo is None:
+        # Their times, by key (``min()`` and ``max()`` here were planned as a walk of the
+        # time index, filtering every row by the ids: 0.1 s a batch).
+        times = (await conn.scalars(select(_X.c.created_at).where(_X.c.id.in_(list(ids))))).all()
+        if not times:
             return out
-        some = (ids, lo, hi)
+        some = (ids, min(times), max(times))
     for task, keys in keys_by_task.items():
         if not keys:
             continue

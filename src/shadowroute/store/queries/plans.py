@@ -24,6 +24,7 @@ from __future__ import annotations
 import json
 from collections.abc import Mapping, Sequence
 from datetime import datetime
+from typing import Any
 
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncConnection
@@ -137,7 +138,8 @@ async def fold(conn: AsyncConnection, keys: Keys, before: ByRoute, after: ByRout
 
 
 async def unroll(conn: AsyncConnection, batch: Mapping[tuple[str, str], Sequence[str]],
-                 archive: Mapping[str, Keys] | None = None) -> int:
+                 archive: Mapping[str, Keys] | None = None, *,
+                 span: tuple[datetime, datetime] | None = None) -> int:
     """Take the exchanges of ``batch`` ((task type, route) -> exchange ids, about to be
     deleted) out of the rollup of their task's recorded plan and, with ``archive`` (task type
     -> its current (scorer, version) set), add their counts to ``evidence_archive`` under that
@@ -145,6 +147,10 @@ async def unroll(conn: AsyncConnection, batch: Mapping[tuple[str, str], Sequence
     archive's set (the usual case, a ``score`` run having recorded the config's), one count
     serves both, and the archive takes exactly what the rollup gives up. Returns the archive
     rows written.
+
+    ``span`` ((since, until)): the exchanges are all those created in it, per (task type,
+    route) of ``batch`` (whose ids are not read): a whole month about to be dropped, counted
+    in one pass per task type and route instead of by ids.
 
     On Postgres a scoring batch may commit scores of these exchanges between this count and
     the delete (prune waits for the batch's output locks, not the other way round): the rollup
@@ -159,7 +165,9 @@ async def unroll(conn: AsyncConnection, batch: Mapping[tuple[str, str], Sequence
         rolled, kept = plans.get(task), (archive or {}).get(task)
         # One count per scorer set: the plan's and the archive's are usually the same.
         sets = {keys_digest(keys): keys for keys in (rolled, kept) if keys}
-        counted = {digest: await evidence_counts(conn, {task: keys}, route=route, ids=list(ids))
+        which: dict[str, Any] = (
+            {"ids": list(ids)} if span is None else {"since": span[0], "until": span[1]})
+        counted = {digest: await evidence_counts(conn, {task: keys}, route=route, **which)
                    for digest, keys in sets.items()}
         if rolled:
             await _add(conn, keys_digest(rolled), route, _minus({}, counted[keys_digest(rolled)]))

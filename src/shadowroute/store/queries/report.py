@@ -90,9 +90,17 @@ async def reading(store: Store) -> AsyncIterator[AsyncConnection]:
                 await conn.exec_driver_sql(f"PRAGMA {name}={int(value or 0)}")
 
 
-def _window(since: Since, route: str | None = ROUTE_SHADOW) -> list[ColumnElement[bool]]:
-    """Exchanges in ``since`` (:mod:`.span`) on ``route`` (``None``: every route)."""
-    where = within(_X.c.created_at, since)
+_OUTPUT_TIMES = (_O.c.exchange_created_at,)
+_PAIR_TIMES = (_O.c.exchange_created_at, _S.c.exchange_created_at)
+
+
+def _window(since: Since, route: str | None = ROUTE_SHADOW,
+            times: Sequence[Any] = ()) -> list[ColumnElement[bool]]:
+    """Exchanges in ``since`` (:mod:`.span`) on ``route`` (``None``: every route). ``times``:
+    the joined tables' copies of the exchange's time (:data:`_OUTPUT_TIMES`,
+    :data:`_PAIR_TIMES`), bounded the same way: on Postgres the planner then reads the
+    window's months of every table, not only of ``exchanges``."""
+    where = [*within(_X.c.created_at, since), *(c for t in times for c in within(t, since))]
     return where if route is None else [*where, _X.c.route == route]
 
 
@@ -114,7 +122,7 @@ def _per_output(task: str, keys: Keys, since: Since, route: str) -> Any:
         .select_from(_PAIRS)
         .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(list(keys)),
                or_(_O.c.model != NOISE_FLOOR_MODEL, _O.c.error_kind.is_(None)),
-               *_window(since, route))
+               *_window(since, route, _PAIR_TIMES))
         .group_by(_O.c.model, _S.c.output_id)
         .subquery()
     )
@@ -182,7 +190,8 @@ async def output_totals(
             func.coalesce(func.sum(_O.c.cost_usd), 0.0),
             func.min(_O.c.created_at), func.max(_O.c.created_at),
         )
-        .select_from(_OUTPUTS).where(*_window(since)).group_by(_X.c.task_type, _O.c.model)
+        .select_from(_OUTPUTS).where(*_window(since, times=_OUTPUT_TIMES))
+        .group_by(_X.c.task_type, _O.c.model)
     )
     return {
         (task, model): {"outputs": int(n), "errors": int(errors or 0),
@@ -237,7 +246,8 @@ async def not_carried_counts(
     could not be given (``model`` its name), and those the canonical form could not hold for
     the primary's request (``model`` ``None``). Empty when everything was carried."""
     outputs = (select(_X.c.task_type, _O.c.model, _O.c.not_carried, func.count())
-               .select_from(_OUTPUTS).where(*_window(since), _O.c.not_carried.is_not(None))
+               .select_from(_OUTPUTS)
+               .where(*_window(since, times=_OUTPUT_TIMES), _O.c.not_carried.is_not(None))
                .group_by(_X.c.task_type, _O.c.model, _O.c.not_carried))
     exchanges = (select(_X.c.task_type, _X.c.not_carried, func.count())
                  .where(*_window(since), _X.c.not_carried.is_not(None))
@@ -274,7 +284,7 @@ async def scoring_spend(conn: AsyncConnection, since: Since) -> dict[str, dict[s
     calls not made because a cheaper scorer decided the pair, ``[judge] when = "needed"``)."""
     # Only judge scores cost anything: filter on the scores first, then join the few left.
     query = (select(_X.c.task_type, func.sum(_S.c.cost_usd), func.count())
-             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since, None))
+             .select_from(_PAIRS).where(_S.c.cost_usd > 0, *_window(since, None, _PAIR_TIMES))
              .group_by(_X.c.task_type))
     out: dict[str, dict[str, Any]] = {
         task: {"spend": float(spend), "calls": int(calls), "skipped": 0}
@@ -282,7 +292,7 @@ async def scoring_spend(conn: AsyncConnection, since: Since) -> dict[str, dict[s
     skipped = (select(_X.c.task_type, func.count()).select_from(_PAIRS)
                .where(_S.c.scorer == "judge", _S.c.cost_usd == 0,
                       _S.c.details["skipped"].as_string().like("decided by %"),
-                      *_window(since, None))
+                      *_window(since, None, _PAIR_TIMES))
                .group_by(_X.c.task_type))
     for task, n in await _all(conn, skipped):
         out.setdefault(task, {"spend": 0.0, "calls": 0, "skipped": 0})["skipped"] = int(n)
@@ -296,7 +306,7 @@ async def latency_histograms(conn: AsyncConnection, since: Since) -> dict[Latenc
     out: dict[LatencyKey, Histogram] = {}
     jobs = [
         (_OUTPUTS, [_X.c.task_type, _O.c.model], _O.c.latency_ms,
-         [*_window(since), _O.c.error_kind.is_(None)]),
+         [*_window(since, times=_OUTPUT_TIMES), _O.c.error_kind.is_(None)]),
         (_X, [_X.c.task_type], _X.c.latency_ms, _window(since)),
     ]
     for select_from, group, value, where in jobs:
@@ -326,7 +336,7 @@ async def score_histograms(
         query = (
             select(_O.c.model, bucket, func.count()).select_from(_PAIRS)
             .where(_X.c.task_type == task, _S.c.scorer == scorer, _S.c.version.in_(versions),
-                   _S.c.value.is_not(None), *_window(since))
+                   _S.c.value.is_not(None), *_window(since, times=_PAIR_TIMES))
             .group_by(_O.c.model, bucket)
         )
         for model, b, n in (await conn.execute(query)).all():
@@ -351,7 +361,7 @@ async def primary_schema_checks(
                    .label("valid"))
             .select_from(_PAIRS)
             .where(_X.c.task_type == task, _S.c.scorer == "schema", _S.c.version.in_(versions),
-                   *_window(since))
+                   *_window(since, times=_PAIR_TIMES))
             .group_by(_O.c.exchange_id)
             .subquery()
         )

@@ -351,7 +351,8 @@ async def score_summary(
             )
             .select_from(_S.join(_O, output_of()).join(_X, exchange_of()))
             .where(_X.c.task_type == task, tuple_(_S.c.scorer, _S.c.version).in_(keys),
-                   *within(_X.c.created_at, since))
+                   *within(_X.c.created_at, since), *within(_O.c.exchange_created_at, since),
+                   *within(_S.c.exchange_created_at, since))
             .group_by(_O.c.model, _S.c.scorer)
             .order_by(_O.c.model, _S.c.scorer)
         )

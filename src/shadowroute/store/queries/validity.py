@@ -150,7 +150,8 @@ async def scorer_failures(
             continue
         where = [_X.c.task_type == task, _X.c.route == ROUTE_SHADOW,
                  _O.c.model != NOISE_FLOOR_MODEL, tuple_(_S.c.scorer, _S.c.version).in_(list(keys))]
-        where += within(_X.c.created_at, since)
+        where += [*within(_X.c.created_at, since), *within(_O.c.exchange_created_at, since),
+                  *within(_S.c.exchange_created_at, since)]
         # One pass over the task's scores: per output, whether it counts and fails, and for
         # each scorer whether it failed the output itself (1/0).
         per = (
