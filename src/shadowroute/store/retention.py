@@ -16,8 +16,9 @@ cutoff and :data:`KEEP_BATCH_IDS`: a spool file can wait out a long outage befor
 replayed, and prune must not forget a batch it could still meet.
 
 On Postgres a month wholly before the cutoff goes whole (:mod:`.partitions`): one transaction
-holds off writes to its partitions, counts its evidence into the archive (as below, batch by
-batch) and drops them; nothing of it is left half-done. The rest goes row by row.
+holds off writes to its partitions, counts its evidence into the archive (as below, one pass
+over the month per task type and route) and drops them; nothing of it is left half-done. The
+rest goes row by row.
 
 Exchanges go in batches, one transaction each (their outputs locked, then their scores and
 queue rows, the outputs and the exchanges deleted, by id: the tables have no foreign keys
@@ -288,9 +289,10 @@ def _batch_ids_cutoff(cutoff: datetime) -> datetime:
 
 async def _delete_exchanges(conn: AsyncConnection, rows: Sequence[tuple[str, datetime]],
                             report: PruneReport) -> None:
-    """Scores, then outputs, then the exchanges themselves (children first), given their
-    (id, created_at): each statement is bounded by the span of times too, so that on Postgres
-    it reads the partitions of those months only."""
+    """The exchanges ``rows`` ((id, created_at)) with everything of theirs: their outputs
+    locked, then their scores and queue rows, the outputs and the exchanges deleted. Each
+    statement is bounded by the span of times too, so that on Postgres it reads the
+    partitions of those months only."""
     for start in range(0, len(rows), _ID_SLICE):
         chunk = [row[0] for row in rows[start : start + _ID_SLICE]]
         times = [row[1] for row in rows[start : start + _ID_SLICE]]

@@ -41,6 +41,7 @@ from .stale import mark_days, utc_day
 __all__ = [
     "Pair",
     "ScoreRow",
+    "Span",
     "count_queued",
     "dequeue",
     "enqueue_stored",
@@ -51,12 +52,12 @@ __all__ = [
     "insert_scores",
     "load_pairs",
     "lock_ids",
-    "span_of",
     "output_task_types",
     "queued_primaries",
     "queued_task_types",
     "requeue",
     "score_summary",
+    "span_of",
     "window_ids",
 ]
 
