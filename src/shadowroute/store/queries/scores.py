@@ -203,11 +203,16 @@ async def vacuum_queue(conn: AsyncConnection) -> None:
 
 async def has_outputs(conn: AsyncConnection, task: str | None, since: datetime | None) -> bool:
     """Whether the store holds a candidate output (of ``task``, since ``since``)."""
-    query = select(_O.c.id).join(_X, exchange_of()).limit(1)
-    if task is not None:
-        query = query.where(_X.c.task_type == task)
-    if since is not None:
-        query = query.where(_X.c.created_at >= since)
+    if task is None and since is None:
+        query = select(_O.c.id).limit(1)
+    else:
+        # The exchanges in scope that have an output (an EXISTS: as a join of the two, the
+        # planner hashed every exchange of the task on a partitioned store, 0.8 s at 1M).
+        query = select(_X.c.id).where(exists().where(exchange_of())).limit(1)
+        if task is not None:
+            query = query.where(_X.c.task_type == task)
+        if since is not None:
+            query = query.where(_X.c.created_at >= since)
     return (await conn.scalar(query)) is not None
 
 
