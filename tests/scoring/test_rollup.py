@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import random
 from collections import Counter
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import anyio
@@ -23,6 +23,7 @@ from shadowroute.store import Store
 from shadowroute.store.models import CandidateOutput
 from shadowroute.store.partitions import (
     AHEAD,
+    begins,
     ensure_partitions,
     month_partitions,
     month_start,
@@ -45,10 +46,6 @@ pytestmark = pytest.mark.anyio
 TASKS = {
     "classify": {"candidates": ["mini", "tiny"], "scorers": ["exact", "judge"]},
 }
-
-
-def at(month: date) -> datetime:
-    return datetime(month.year, month.month, 1, tzinfo=UTC)
 
 
 def ahead_of(month: date) -> list[date]:
@@ -252,12 +249,12 @@ async def test_prune_drops_whole_months_and_keeps_their_evidence(
     middle = next_month(old)
     async with await Store.open(postgres_url) as store:
         async with store.begin() as conn:
-            assert await ensure_partitions(conn, now=at(old), ahead=1) == [old, middle]
+            assert await ensure_partitions(conn, now=begins(old), ahead=1) == [old, middle]
         config = make_config(store.url, scoring_preset, tasks=TASKS)
         batch = traffic(scoring_exchange, 24, seed=6)
         for i, x in enumerate(batch):  # 12 in the old month, 6 in the middle one, 6 now
-            x.created_at = (at(old) + timedelta(days=2, hours=i) if i < 12
-                            else at(middle) + timedelta(hours=i) if i < 18 else x.created_at)
+            x.created_at = (begins(old) + timedelta(days=2, hours=i) if i < 12
+                            else begins(middle) + timedelta(hours=i) if i < 18 else x.created_at)
             if i % 4 == 0:
                 x.route = ROUTE_REVERSE
         await store.write(batch)
@@ -266,10 +263,10 @@ async def test_prune_drops_whole_months_and_keeps_their_evidence(
         async with store.connect() as conn:
             before = {route: await evidence_counts(conn, keys, route=route) for route in ROUTES}
             in_old = await conn.scalar(select(func.count()).select_from(CandidateOutput).where(
-                CandidateOutput.exchange_created_at < at(middle)))
+                CandidateOutput.exchange_created_at < begins(middle)))
             rows = await conn.scalar(select(func.count()).select_from(CandidateOutput))
 
-        result = await prune(store, at(middle) + timedelta(days=1), keys_by_task=keys)
+        result = await prune(store, begins(middle) + timedelta(days=1), keys_by_task=keys)
 
         assert result.months == 1 and result.exchanges == 18 and result.archived > 0
         assert result.summary().endswith("; 1 month dropped whole (partitions)")

@@ -5,7 +5,7 @@ job that cannot take the lock to make months ahead goes on."""
 from __future__ import annotations
 
 import logging
-from datetime import UTC, date, datetime, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 
 import pytest
@@ -17,6 +17,7 @@ from shadowroute.store import partitions as parts
 from shadowroute.store.engine import make_engine
 from shadowroute.store.models import CandidateOutput, Exchange
 from shadowroute.store.partitions import (
+    begins,
     ensure_partitions,
     keep_ahead,
     month_partitions,
@@ -28,7 +29,7 @@ pytestmark = [pytest.mark.anyio, pytest.mark.postgres]
 
 
 def at(month: date, days: int = 0) -> datetime:
-    return datetime(month.year, month.month, 1, tzinfo=UTC) + timedelta(days=days)
+    return begins(month) + timedelta(days=days)
 
 
 async def homes(store: Store, table: str, key: str) -> dict[str, str]:

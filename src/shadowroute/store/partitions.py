@@ -31,7 +31,7 @@ from ..errors import StoreError
 if TYPE_CHECKING:
     from .store import Store
 
-__all__ = ["AHEAD", "TABLES", "Dropped", "compared", "drop_month", "ensure_partitions",
+__all__ = ["AHEAD", "TABLES", "Dropped", "begins", "compared", "drop_month", "ensure_partitions",
            "is_partition", "keep_ahead", "lock_month", "month_partitions", "next_month"]
 
 TABLES = (("exchanges", "created_at"), ("candidate_outputs", "exchange_created_at"),
@@ -59,12 +59,10 @@ def is_partition(name: str) -> bool:
 
 def compared(obj: Any, name: str | None, type_: str, reflected: bool,
              compare_to: Any) -> bool:
-    """Alembic's ``include_object``: leaves out the partitions, their indexes and the foreign
-    keys Postgres keeps to each partition of a referenced table (none are in the models)."""
+    """Alembic's ``include_object``: leaves out the partitions and their indexes (none are in
+    the models)."""
     if type_ == "table":
         return name is None or not is_partition(name)
-    if type_ == "foreign_key_constraint" and is_partition(obj.referred_table.name):
-        return False
     table = getattr(obj, "table", None)
     return table is None or not is_partition(table.name)
 
@@ -81,8 +79,13 @@ def _name(table: str, month: date) -> str:
     return f"{table}_y{month.year:04d}m{month.month:02d}"
 
 
+def begins(month: date) -> datetime:
+    """The first instant of ``month`` (UTC)."""
+    return datetime(month.year, month.month, 1, tzinfo=UTC)
+
+
 def _bound(month: date) -> str:
-    return f"'{month.isoformat()} 00:00:00+00'"
+    return f"'{begins(month).isoformat()}'"
 
 
 async def month_partitions(conn: AsyncConnection) -> list[date]:

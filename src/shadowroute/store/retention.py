@@ -50,7 +50,14 @@ from .models import (
     StoredDecision,
     TrafficDaily,
 )
-from .partitions import drop_month, keep_ahead, lock_month, month_partitions, next_month
+from .partitions import (
+    begins,
+    drop_month,
+    keep_ahead,
+    lock_month,
+    month_partitions,
+    next_month,
+)
 from .queries.evidence import ROUTES
 from .queries.plans import unroll
 from .queries.scores import Keys
@@ -194,7 +201,7 @@ async def prune(
         await keep_ahead(store)
         async with store.connect("prune", note=done) as conn:
             months = [m for m in await month_partitions(conn)
-                      if _utc(next_month(m)) <= cutoff]
+                      if begins(next_month(m)) <= cutoff]
         for month in months:  # whole months: their partitions are dropped
             async with store.begin("prune", note=done) as conn:
                 await _drop_month(conn, month, report, keys_by_task)
@@ -254,10 +261,6 @@ async def prune(
     return report
 
 
-def _utc(month: date) -> datetime:
-    return datetime(month.year, month.month, month.day, tzinfo=UTC)
-
-
 async def _drop_month(conn: AsyncConnection, month: date, report: PruneReport,
                       keys_by_task: Mapping[str, Keys] | None) -> None:
     """One month (Postgres): its decision counts archived, then its partitions dropped, in one
@@ -265,7 +268,7 @@ async def _drop_month(conn: AsyncConnection, month: date, report: PruneReport,
     is stored there between the counting and the drop. Every day of the month is marked for
     the report's rollups."""
     await lock_month(conn, month)
-    start, end = _utc(month), _utc(next_month(month))
+    start, end = begins(month), begins(next_month(month))
     await mark_days(conn, [month + timedelta(days=d) for d in range((end - start).days)])
     # Every task type that has a rollup or an archive to keep, on every route: one pass over
     # the month each (a task type with neither keeps nothing of it).

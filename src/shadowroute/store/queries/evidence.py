@@ -28,7 +28,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection
 
 from ...records import NOISE_FLOOR_MODEL, ROUTE_REVERSE, ROUTE_SHADOW
 from ..models import CandidateOutput, EvidenceArchive, Exchange, Score, exchange_of, output_of
-from .scores import Keys, insert_for
+from .scores import Keys, insert_for, span_of
 
 __all__ = ["COUNTS", "ROUTES", "TASK_ROW", "add_counts", "add_into", "archived_counts",
            "evidence_counts", "keys_digest", "nightly_counts"]
@@ -64,9 +64,6 @@ def _window(since: datetime | None, until: datetime | None, route: str,
             ids: Some | None = None) -> list[Any]:
     where: list[Any] = [_X.c.route == route]
     if ids is not None:
-        # The output ids too: the planner then reads the scores by their primary key instead
-        # of scanning them all (it does not carry an IN list across a join, and it misjudges
-        # a scores table that a scoring run is filling).
         # With their span of time on every table: the planner walks the exchanges of that
         # span by index and each one's outputs and scores by key (on Postgres in the months
         # it covers only). Without the span it scanned every score; with the outputs' ids
@@ -122,10 +119,10 @@ async def evidence_counts(
     if ids is not None:
         # Their times, by key (``min()`` and ``max()`` here were planned as a walk of the
         # time index, filtering every row by the ids: 0.1 s a batch).
-        times = (await conn.scalars(select(_X.c.created_at).where(_X.c.id.in_(list(ids))))).all()
-        if not times:
+        span = span_of(await conn.scalars(select(_X.c.created_at).where(_X.c.id.in_(list(ids)))))
+        if span is None:
             return out
-        some = (ids, min(times), max(times))
+        some = (ids, *span)
     for task, keys in keys_by_task.items():
         if not keys:
             continue

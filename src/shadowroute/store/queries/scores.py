@@ -172,8 +172,8 @@ async def window_ids(
 
 def span_of(times: Iterable[datetime]) -> Span:
     """The earliest and latest of ``times`` (``None`` when there are none)."""
-    ordered = sorted(times)
-    return (ordered[0], ordered[-1]) if ordered else None
+    seen = list(times)
+    return (min(seen), max(seen)) if seen else None
 
 
 def _in_span(column: Any, span: Span) -> list[ColumnElement[bool]]:
